@@ -1,0 +1,42 @@
+# The two commands of the README: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+YEARS ?= 1
+RAW_DIR := data/raw
+export FEATURESTORE_DUCKDB_PATH ?= $(CURDIR)/warehouse/featurestore.duckdb
+export FEATURESTORE_RAW_DIR ?= $(CURDIR)/$(RAW_DIR)
+
+.PHONY: demo test venv data build clean
+
+$(BIN)/featurestore: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,demo]'
+	touch $@
+
+venv: $(BIN)/featurestore
+
+# Jaffle Shop data from jafgen (YEARS=3 make data for more). Regenerated only when missing.
+$(RAW_DIR)/raw_orders.csv: | $(BIN)/featurestore
+	mkdir -p $(RAW_DIR) data/.jafgen
+	cd data/.jafgen && ../../$(BIN)/jafgen $(YEARS) > /dev/null
+	mv data/.jafgen/jaffle-data/raw_{customers,orders,items,products,stores}.csv $(RAW_DIR)/
+	rm -rf data/.jafgen
+
+data: $(RAW_DIR)/raw_orders.csv
+
+build: venv data
+	$(BIN)/featurestore build
+
+demo: build
+	$(BIN)/featurestore validate
+	$(BIN)/featurestore list
+	$(BIN)/featurestore describe churn_model
+
+test: venv
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf target logs warehouse data $(VENV)

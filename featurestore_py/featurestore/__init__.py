@@ -1,0 +1,25 @@
+"""featurestore: a dbt-centric, warehouse-native feature store.
+
+Features are dbt models; `target/manifest.json` is the registry.
+"""
+
+from .errors import FeatureStoreError, InvalidRegistryError, ManifestError, RegistryError
+from .registry import Entity, Feature, FeatureService, FeatureView, Registry
+from .store import FeatureStore
+from .validate import Problem, validate
+
+__all__ = [
+    "Entity",
+    "Feature",
+    "FeatureService",
+    "FeatureStore",
+    "FeatureStoreError",
+    "FeatureView",
+    "InvalidRegistryError",
+    "ManifestError",
+    "Problem",
+    "Registry",
+    "RegistryError",
+    "validate",
+]
+__version__ = "0.1.0"

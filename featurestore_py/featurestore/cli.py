@@ -1,0 +1,169 @@
+"""The `featurestore` command: thin, each command opens a FeatureStore and calls one method."""
+
+from __future__ import annotations
+
+import json
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .describe import registry_dict, service_dict, view_dict
+from .errors import FeatureStoreError
+from .store import FeatureStore
+from .validate import ERROR
+
+app = typer.Typer(
+    help="A dbt-centric feature store: features are dbt models, the dbt manifest is the registry.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ProjectDir = typer.Option(".", "--project-dir", "-p", envvar="FEATURESTORE_PROJECT_DIR",
+                          help="The dbt project (folder with dbt_project.yml).")
+Target = typer.Option(None, "--target", "-t", envvar="FEATURESTORE_TARGET", help="dbt target of profiles/profiles.yml.")
+AsJson = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _fail(exc: Exception) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def _store(project_dir: str, target: Optional[str], strict: bool = True) -> FeatureStore:
+    try:
+        return FeatureStore(project_dir, target, strict=strict)
+    except FeatureStoreError as exc:
+        _fail(exc)
+
+
+def _registry(store: FeatureStore):
+    try:
+        return store.registry
+    except FeatureStoreError as exc:
+        _fail(exc)
+
+
+@app.command("list")
+def list_(project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+    """List feature views, entities and feature services.
+
+    Example: featurestore list --json
+    """
+    registry = _registry(_store(project_dir, target))
+    data = registry_dict(registry)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    views = Table(title="Feature views")
+    for column in ("view", "entities", "features", "ttl", "online", "owner"):
+        views.add_column(column)
+    for view in data["feature_views"]:
+        views.add_row(view["name"], ", ".join(view["entities"]), str(len(view["features"])),
+                      view["ttl"] or "-", "yes" if view["online"] else "no", view["owner"] or "-")
+    entities = Table(title="Entities")
+    for column in ("entity", "join keys", "declared in", "description"):
+        entities.add_column(column)
+    for entity in data["entities"]:
+        entities.add_row(entity["name"], ", ".join(entity["join_keys"]), entity["declared_in"], entity["description"])
+    services = Table(title="Feature services")
+    for column in ("service", "features", "owner"):
+        services.add_column(column)
+    for service in data["feature_services"]:
+        services.add_row(service["name"], str(len(service["features"])), service["owner"] or "-")
+    for table in (views, entities, services):
+        console.print(table)
+
+
+@app.command()
+def describe(name: str = typer.Argument(..., help="A feature view or feature service name."),
+             project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+    """Show one feature view (its features, keys, TTL) or one feature service.
+
+    Example: featurestore describe customer_features
+    """
+    registry = _registry(_store(project_dir, target))
+    if name in registry.feature_views:
+        data = view_dict(registry, registry.feature_views[name])
+    elif name in registry.services:
+        data = service_dict(registry.services[name])
+    else:
+        _fail(FeatureStoreError(
+            f"'{name}' is neither a feature view ({', '.join(sorted(registry.feature_views))}) "
+            f"nor a feature service ({', '.join(sorted(registry.services)) or 'none'})."))
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    console.print(f"[bold]{name}[/]  {data['description']}", highlight=False)
+    for key, value in data.items():
+        if key not in ("name", "description", "features"):
+            console.print(f"  {key}: {value}", highlight=False)
+    features = data["features"]
+    table = Table(title="Features")
+    if features and isinstance(features[0], dict):
+        for column in ("feature", "type", "window", "description"):
+            table.add_column(column)
+        for feature in features:
+            table.add_row(feature["name"], feature["type"] or "-", feature["window"] or "-", feature["description"])
+    else:
+        table.add_column("feature")
+        for reference in features:
+            table.add_row(reference)
+    console.print(table)
+
+
+@app.command()
+def validate(project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+    """Check the feature metadata in the dbt YAML; exit 1 on errors, 0 on warnings only.
+
+    Example: featurestore validate
+    """
+    store = _store(project_dir, target, strict=False)
+    try:
+        problems = store.validate()
+    except FeatureStoreError as exc:
+        _fail(exc)
+    n_errors = sum(problem.severity == ERROR for problem in problems)
+    if as_json:
+        typer.echo(json.dumps([problem.as_dict() for problem in problems], indent=2))
+    else:
+        for problem in problems:
+            colour = "red" if problem.severity == ERROR else "yellow"
+            console.print(f"[{colour}]{escape(str(problem))}[/]", highlight=False, soft_wrap=True)
+        summary = f"{n_errors} error(s), {len(problems) - n_errors} warning(s)"
+        console.print(f"[bold {'red' if n_errors else 'green'}]{summary}[/]")
+    raise typer.Exit(code=1 if n_errors else 0)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def build(ctx: typer.Context, project_dir: str = ProjectDir, target: Optional[str] = Target):
+    """Run `dbt build` with the project's profiles; extra arguments go to dbt.
+
+    Example: featurestore build --select customer_features+
+    """
+    store = _store(project_dir, target, strict=False)
+    try:
+        store.build(*ctx.args)
+    except FeatureStoreError as exc:
+        _fail(exc)
+
+
+@app.command()
+def parse(project_dir: str = ProjectDir, target: Optional[str] = Target):
+    """Run `dbt parse` to refresh target/manifest.json, then validate.
+
+    Example: featurestore parse
+    """
+    store = _store(project_dir, target, strict=False)
+    try:
+        store.project.run("parse")
+    except FeatureStoreError as exc:
+        _fail(exc)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    app(argv)

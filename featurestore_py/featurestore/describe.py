@@ -1,0 +1,63 @@
+"""Plain-data descriptions of registry objects, shared by `list --json`, `describe` and the catalog."""
+
+from __future__ import annotations
+
+from .registry import Entity, FeatureService, FeatureView, Registry
+
+
+def entity_dict(entity: Entity) -> dict:
+    return {
+        "name": entity.name,
+        "join_keys": list(entity.join_keys),
+        "description": entity.description,
+        "declared_in": entity.declared_in,
+        "yaml_path": entity.yaml_path,
+    }
+
+
+def view_dict(registry: Registry, view: FeatureView) -> dict:
+    return {
+        "name": view.name,
+        "description": view.description,
+        "entities": list(view.entities),
+        "join_keys": [k for name in view.entities if name in registry.entities for k in registry.entities[name].join_keys],
+        "event_timestamp": view.event_timestamp,
+        "created_timestamp": view.created_timestamp,
+        "ttl": view.ttl_text,
+        "online": view.online,
+        "owner": view.owner,
+        "tags": list(view.tags),
+        "relation": view.relation_name,
+        "yaml_path": view.yaml_path,
+        "features": [
+            {
+                "name": feature.name,
+                "reference": feature.reference,
+                "type": feature.dtype,
+                "description": feature.description,
+                "window": feature.window,
+            }
+            for feature in view.features
+        ],
+    }
+
+
+def service_dict(service: FeatureService) -> dict:
+    return {
+        "name": service.name,
+        "description": service.description,
+        "owner": service.owner,
+        "features": list(service.feature_refs),
+        "depends_on": list(service.depends_on),
+        "yaml_path": service.yaml_path,
+    }
+
+
+def registry_dict(registry: Registry) -> dict:
+    return {
+        "project": registry.project_name,
+        "adapter": registry.adapter_type,
+        "entities": [entity_dict(e) for e in registry.entities.values()],
+        "feature_views": [view_dict(registry, v) for v in registry.feature_views.values()],
+        "feature_services": [service_dict(s) for s in registry.services.values()],
+    }

@@ -1,0 +1,318 @@
+"""The feature registry: the only reader of dbt's `manifest.json`.
+
+Feature-store metadata lives in dbt YAML under `config: meta: featurestore:`:
+
+* on any model, `entities: [{name, join_keys, description}]` declares entities;
+* on a feature-view model, `entities: [names]`, `event_timestamp`, `created_timestamp`, `ttl`,
+  `online`, `owner`, `tags` make it a feature view; every column that is neither a join key nor
+  a timestamp is a feature;
+* an exposure of `type: ml` is a feature service; `features: ["view:feature", ...]` in its meta
+  picks features, otherwise it uses every feature of the views it depends on.
+
+This module turns that into frozen objects and reads nothing else of the manifest. It does not
+judge the metadata: `validate.py` does, so that one run can report every problem at once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .durations import parse_duration
+from .errors import ManifestError, RegistryError
+
+META_KEY = "featurestore"
+
+
+@dataclass(frozen=True)
+class Entity:
+    """Something features describe, identified by one or more join keys."""
+
+    name: str
+    join_keys: tuple[str, ...]
+    description: str
+    declared_in: str  # the model whose YAML declares it
+    yaml_path: str
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature column of a feature view."""
+
+    name: str
+    view: str
+    dtype: str | None
+    description: str
+    window: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def reference(self) -> str:
+        return f"{self.view}:{self.name}"
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """A dbt model whose rows are feature values of one or more entities over time."""
+
+    name: str
+    unique_id: str
+    relation_name: str
+    description: str
+    entities: tuple[str, ...]
+    event_timestamp: str | None
+    created_timestamp: str | None
+    ttl_text: str | None
+    online: bool
+    owner: str | None
+    tags: tuple[str, ...]
+    features: tuple[Feature, ...]
+    columns: Mapping[str, str | None]  # every declared column -> data_type
+    materialized: str
+    yaml_path: str
+    sql_path: str
+
+    @property
+    def ttl(self) -> timedelta | None:
+        """The TTL as a timedelta, None when the view has none; ValueError if it is malformed."""
+        return parse_duration(self.ttl_text) if self.ttl_text else None
+
+    def feature(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        known = ", ".join(f.name for f in self.features)
+        raise RegistryError(f"Feature view '{self.name}' has no feature '{name}'; it has: {known}.")
+
+
+@dataclass(frozen=True)
+class FeatureService:
+    """An ML model (a dbt exposure of type `ml`) and the features it is trained and served on."""
+
+    name: str
+    description: str
+    owner: str | None
+    feature_refs: tuple[str, ...]
+    depends_on: tuple[str, ...]  # model names
+    explicit: bool  # True when the YAML lists features; False when derived from depends_on
+    yaml_path: str
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Everything the feature store knows about the dbt project, read from one manifest."""
+
+    project_name: str
+    adapter_type: str
+    entities: Mapping[str, Entity]
+    feature_views: Mapping[str, FeatureView]
+    services: Mapping[str, FeatureService]
+    entity_declarations: tuple[Entity, ...]  # every declaration, duplicates included
+    model_columns: Mapping[str, tuple[str, ...]]  # model name -> declared columns
+
+    # -- lookups -----------------------------------------------------------------------------
+    def view(self, name: str) -> FeatureView:
+        try:
+            return self.feature_views[name]
+        except KeyError:
+            raise RegistryError(
+                f"No feature view named '{name}'. Feature views: {', '.join(sorted(self.feature_views)) or 'none'}."
+            ) from None
+
+    def entity(self, name: str) -> Entity:
+        try:
+            return self.entities[name]
+        except KeyError:
+            raise RegistryError(
+                f"No entity named '{name}'. Entities: {', '.join(sorted(self.entities)) or 'none'}."
+            ) from None
+
+    def service(self, name: str) -> FeatureService:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise RegistryError(
+                f"No feature service named '{name}'. Services (exposures of type ml): "
+                f"{', '.join(sorted(self.services)) or 'none'}."
+            ) from None
+
+    def join_keys(self, view: FeatureView) -> tuple[str, ...]:
+        """The view's join keys: its entities' keys in the order the entities are listed."""
+        keys: list[str] = []
+        for entity_name in view.entities:
+            for key in self.entity(entity_name).join_keys:
+                if key not in keys:
+                    keys.append(key)
+        return tuple(keys)
+
+    def resolve(self, reference: str) -> tuple[FeatureView, Feature]:
+        """`view:feature` -> (view, feature), with an error that names what is missing."""
+        view_name, sep, feature_name = reference.partition(":")
+        if not sep or not view_name or not feature_name:
+            raise RegistryError(
+                f"Feature reference '{reference}' is not of the form 'view:feature', "
+                "e.g. 'customer_features:total_orders_30d'."
+            )
+        view = self.view(view_name)
+        return view, view.feature(feature_name)
+
+    def service_features(self, name: str) -> tuple[str, ...]:
+        return self.service(name).feature_refs
+
+
+# -- reading the manifest ------------------------------------------------------------------------
+
+
+def load_manifest(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise ManifestError(f"No dbt manifest at {path}; run `featurestore parse` (dbt parse).") from None
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"Cannot read the dbt manifest {path}: {exc}") from None
+
+
+def registry_from_manifest(manifest: Mapping[str, Any]) -> Registry:
+    metadata = manifest.get("metadata", {})
+    nodes = manifest.get("nodes", {})
+    models = [node for node in nodes.values() if node.get("resource_type") == "model"]
+
+    declarations = tuple(
+        declaration for model in models for declaration in _entity_declarations(model)
+    )
+    entities: dict[str, Entity] = {}
+    for declaration in declarations:
+        entities.setdefault(declaration.name, declaration)
+
+    views = {}
+    for model in models:
+        meta = _featurestore_meta(model.get("config", {}))
+        if "event_timestamp" in meta or ("entities" in meta and _is_view_meta(meta)):
+            view = _feature_view(model, meta, entities)
+            views[view.name] = view
+
+    services = {}
+    for exposure in manifest.get("exposures", {}).values():
+        if exposure.get("type") == "ml":
+            service = _feature_service(exposure, nodes, views)
+            services[service.name] = service
+
+    return Registry(
+        project_name=metadata.get("project_name", ""),
+        adapter_type=metadata.get("adapter_type", ""),
+        entities=MappingProxyType(entities),
+        feature_views=MappingProxyType(views),
+        services=MappingProxyType(services),
+        entity_declarations=declarations,
+        model_columns=MappingProxyType(
+            {model["name"]: tuple(model.get("columns", {})) for model in models}
+        ),
+    )
+
+
+def _featurestore_meta(config: Mapping[str, Any]) -> dict:
+    meta = (config or {}).get("meta") or {}
+    value = meta.get(META_KEY) or {}
+    return value if isinstance(value, dict) else {}
+
+
+def _is_view_meta(meta: Mapping[str, Any]) -> bool:
+    """`entities` on a feature view is a list of names; on a dimension model, of declarations."""
+    entities = meta.get("entities")
+    return isinstance(entities, list) and all(isinstance(item, str) for item in entities)
+
+
+def _yaml_path(node: Mapping[str, Any]) -> str:
+    patch = node.get("patch_path") or ""
+    return patch.split("://", 1)[-1] if patch else node.get("original_file_path", "")
+
+
+def _entity_declarations(model: Mapping[str, Any]) -> list[Entity]:
+    meta = _featurestore_meta(model.get("config", {}))
+    if _is_view_meta(meta):
+        return []
+    declared = []
+    for item in meta.get("entities") or []:
+        if not isinstance(item, dict):
+            continue
+        keys = item.get("join_keys") or []
+        declared.append(
+            Entity(
+                name=str(item.get("name", "")),
+                join_keys=tuple(str(k) for k in (keys if isinstance(keys, list) else [keys])),
+                description=str(item.get("description") or ""),
+                declared_in=model["name"],
+                yaml_path=_yaml_path(model),
+            )
+        )
+    return declared
+
+
+def _feature_view(model: Mapping[str, Any], meta: Mapping[str, Any], entities: Mapping[str, Entity]) -> FeatureView:
+    entity_names = tuple(str(name) for name in meta.get("entities") or [])
+    join_keys = {key for name in entity_names if name in entities for key in entities[name].join_keys}
+    event_ts, created_ts = meta.get("event_timestamp"), meta.get("created_timestamp")
+    not_features = join_keys | {event_ts, created_ts}
+    columns = model.get("columns", {})
+    features = tuple(
+        Feature(
+            name=name,
+            view=model["name"],
+            dtype=column.get("data_type"),
+            description=column.get("description") or "",
+            window=_featurestore_meta(column.get("config") or column).get("window"),
+            meta=MappingProxyType(dict(_featurestore_meta(column.get("config") or column))),
+        )
+        for name, column in columns.items()
+        if name not in not_features
+    )
+    ttl = meta.get("ttl")
+    return FeatureView(
+        name=model["name"],
+        unique_id=model["unique_id"],
+        relation_name=model.get("relation_name") or model["name"],
+        description=model.get("description") or "",
+        entities=entity_names,
+        event_timestamp=event_ts,
+        created_timestamp=created_ts,
+        ttl_text=None if ttl in (None, "") else str(ttl),
+        online=bool(meta.get("online", False)),
+        owner=meta.get("owner"),
+        tags=tuple(meta.get("tags") or ()),
+        features=features,
+        columns=MappingProxyType({name: column.get("data_type") for name, column in columns.items()}),
+        materialized=model.get("config", {}).get("materialized", ""),
+        yaml_path=_yaml_path(model),
+        sql_path=model.get("original_file_path", ""),
+    )
+
+
+def _feature_service(
+    exposure: Mapping[str, Any], nodes: Mapping[str, Any], views: Mapping[str, FeatureView]
+) -> FeatureService:
+    meta = _featurestore_meta(exposure.get("config") or exposure)
+    depends_on = tuple(
+        nodes[uid]["name"]
+        for uid in exposure.get("depends_on", {}).get("nodes", [])
+        if uid in nodes and nodes[uid].get("resource_type") == "model"
+    )
+    listed = meta.get("features")
+    if listed:
+        refs = tuple(str(ref) for ref in listed)
+    else:
+        refs = tuple(f.reference for name in depends_on if name in views for f in views[name].features)
+    owner = exposure.get("owner") or {}
+    return FeatureService(
+        name=exposure["name"],
+        description=exposure.get("description") or "",
+        owner=owner.get("email") or owner.get("name"),
+        feature_refs=refs,
+        depends_on=depends_on,
+        explicit=bool(listed),
+        yaml_path=exposure.get("original_file_path", ""),
+    )

@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: deterministic data, local servers. Not needed at run time."""

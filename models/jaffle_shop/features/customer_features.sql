@@ -1,0 +1,57 @@
+-- Customer features on a daily spine: one row per customer and day, as of midnight at the
+-- end of that day (feature_ts), from the day of the customer's first order to the last day
+-- with data. Every value uses only orders placed at or before feature_ts.
+with orders as (
+    select customer_id, ordered_at, order_total from {{ ref('stg_orders') }}
+),
+
+bounds as (
+    select
+        customer_id,
+        cast(min(ordered_at) as date) as first_day,
+        (select cast(max(ordered_at) as date) from orders) as last_day
+    from orders
+    group by customer_id
+),
+
+spine as (
+    select
+        customer_id,
+        {{ featurestore.timestamp_series(
+            "cast(first_day as timestamp) + " ~ featurestore.interval('1d'),
+            "cast(last_day as timestamp) + " ~ featurestore.interval('1d'),
+            '1d') }} as feature_ts
+    from bounds
+),
+
+windowed as (
+    {{ featurestore.rolling_window(
+        source='orders',
+        partition_by='customer_id',
+        timestamp_column='ordered_at',
+        spine='(select customer_id, feature_ts as ordered_at from spine)',
+        aggregates=[
+            {'name': 'total_orders_30d', 'fn': 'count', 'window': '30d'},
+            {'name': 'order_value_sum_30d', 'fn': 'sum', 'column': 'order_total', 'window': '30d'},
+            {'name': 'total_orders', 'fn': 'count'},
+            {'name': 'lifetime_value', 'fn': 'sum', 'column': 'order_total'},
+            {'name': 'days_since_last_order', 'fn': 'days_since'},
+        ]) }}
+)
+
+select
+    customer_id,
+    ordered_at as feature_ts,
+    ordered_at as loaded_at,
+    total_orders_30d,
+    cast(case when total_orders_30d > 0 then order_value_sum_30d / total_orders_30d end as decimal(18, 2))
+        as avg_order_value_30d,
+    cast(days_since_last_order as integer) as days_since_last_order,
+    cast(case
+        when total_orders <= 1 then 'new'
+        when total_orders_30d >= 8 then 'loyal'
+        when days_since_last_order > 30 then 'lapsed'
+        else 'regular'
+    end as varchar(16)) as customer_segment,
+    cast(lifetime_value as decimal(18, 2)) as lifetime_value
+from windowed

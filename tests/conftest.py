@@ -1,0 +1,42 @@
+"""Shared fixtures: a built copy of the demo project on DuckDB (built once per run)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from featurestore.dbt import DbtProject
+from featurestore.testing.jaffle import JaffleSize, write_raw_files
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "profiles")
+
+
+def copy_project(source: Path, destination: Path) -> Path:
+    """Copy the dbt parts of a project (no target/, no warehouse) so a test cannot touch the repo's."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for part in PROJECT_PARTS:
+        path = source / part
+        if path.is_dir():
+            shutil.copytree(path, destination / part, dirs_exist_ok=True)
+        elif path.is_file():
+            shutil.copy2(path, destination / part)
+    if not (destination / "profiles").exists():
+        shutil.copytree(REPO / "profiles", destination / "profiles")
+    return destination
+
+
+@pytest.fixture(scope="session")
+def demo_project(tmp_path_factory) -> Path:
+    """The demo project on deterministic synthetic Jaffle Shop data, `dbt build` run once."""
+    root = tmp_path_factory.mktemp("demo")
+    project_dir = copy_project(REPO, root / "project")
+    write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)
+    os.environ["FEATURESTORE_DUCKDB_PATH"] = str(project_dir / "warehouse" / "featurestore.duckdb")
+    os.environ["FEATURESTORE_RAW_DIR"] = str(project_dir / "data" / "raw")
+    DbtProject.at(project_dir).run("build", "--quiet")
+    return project_dir
