@@ -1,0 +1,150 @@
+{#
+  materialized='feature_view': the model's rows become a point-in-time snapshot table
+  (see macros/snapshot.sql for the columns and rules).
+
+  Full build: every row, versions ranked, intervals computed, swapped in like dbt's `table`.
+  Incremental (the default once the table exists and the view has a created_timestamp): only
+  rows created after the table's latest created timestamp are read; for the keys they touch,
+  the rows from the last event before the earliest new event onwards are recomputed and
+  replaced. The result equals a full build. `--full-refresh` rebuilds.
+
+  Rows with a NULL key, event timestamp or created timestamp go to `<table>__rejected`, which
+  the `featurestore.feature_view_keys_not_null` test checks.
+#}
+
+{% materialization feature_view, default %}
+    {%- set spec = featurestore.feature_view_spec(model) -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set rejected = featurestore.rejected_relation(target_relation) -%}
+    {%- set columns = featurestore._model_columns(spec, sql) -%}
+    {%- set incremental = existing_relation is not none
+                          and existing_relation.is_table
+                          and spec['created_timestamp']
+                          and not should_full_refresh()
+                          and featurestore._is_snapshot_table(existing_relation) -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {%- if incremental -%}
+        {{ featurestore._feature_view_incremental(spec, sql, columns, target_relation, rejected) }}
+    {%- else -%}
+        {{ featurestore._feature_view_full(spec, sql, columns, existing_relation, target_relation, rejected) }}
+    {%- endif -%}
+
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {% do persist_docs(target_relation, model) %}
+    {{ adapter.commit() }}
+    {{ drop_relation_if_exists(make_backup_relation(target_relation, 'table')) }}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+
+{% macro _model_columns(spec, sql) %}
+    {%- if not execute -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set columns = get_columns_in_query(sql) -%}
+    {%- set lowered = columns | map('lower') | list -%}
+    {%- for reserved in ['valid_from', 'valid_to', 'superseded_at'] if reserved in lowered -%}
+        {{ exceptions.raise_compiler_error("featurestore: " ~ spec['where'] ~ " returns a column named '" ~ reserved ~ "', which the snapshot table adds itself; rename it") }}
+    {%- endfor -%}
+    {%- for required in spec['keys'] + [spec['event_timestamp']] + ([spec['created_timestamp']] if spec['created_timestamp'] else []) -%}
+        {%- if required | lower not in lowered -%}
+            {{ exceptions.raise_compiler_error("featurestore: " ~ spec['where'] ~ " must return column '" ~ required ~ "' (a join key or timestamp in its YAML); it returns: " ~ (columns | join(', '))) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(columns) }}
+{% endmacro %}
+
+
+{% macro _is_snapshot_table(relation) %}
+    {#- A table built by another materialization (e.g. before switching to feature_view) is rebuilt. -#}
+    {%- set names = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    {{ return('valid_to' in names and 'superseded_at' in names) }}
+{% endmacro %}
+
+
+{% macro _feature_view_full(spec, sql, columns, existing_relation, target_relation, rejected) %}
+    {%- set intermediate = make_intermediate_relation(target_relation) -%}
+    {%- set backup = make_backup_relation(target_relation, 'table') -%}
+    {{ drop_relation_if_exists(load_cached_relation(intermediate)) }}
+    {{ drop_relation_if_exists(load_cached_relation(backup)) }}
+    {%- set source_sql = 'select ' ~ (columns | join(', ')) ~ ' from (' ~ sql ~ ') as _fs_model' -%}
+
+    {% call statement('main') -%}
+        {{ get_create_table_as_sql(False, intermediate,
+            featurestore.snapshot_versions_sql(spec,
+                source_sql ~ ' where ' ~ featurestore._row_is_valid(spec), columns)) }}
+    {%- endcall %}
+
+    {{ drop_relation_if_exists(adapter.get_relation(rejected.database, rejected.schema, rejected.identifier)) }}
+    {% call statement('rejected') -%}
+        {{ get_create_table_as_sql(False, rejected, source_sql ~ ' where not ' ~ featurestore._row_is_valid(spec)) }}
+    {%- endcall %}
+
+    {%- if existing_relation is not none -%}
+        {{ adapter.rename_relation(existing_relation, backup) }}
+    {%- endif -%}
+    {{ adapter.rename_relation(intermediate, target_relation) }}
+{% endmacro %}
+
+
+{% macro _feature_view_incremental(spec, sql, columns, target_relation, rejected) %}
+    {%- set created = spec['created_timestamp'] -%}
+    {%- set column_list = columns | join(', ') -%}
+    {%- set new_rows = make_temp_relation(target_relation, '__fs_new') -%}
+    {%- set bounds = make_temp_relation(target_relation, '__fs_bounds') -%}
+    {%- set recomputed = make_temp_relation(target_relation, '__fs_recomputed') -%}
+    {%- for relation in [new_rows, bounds, recomputed] -%}
+        {{ drop_relation_if_exists(relation) }}
+    {%- endfor -%}
+
+    {# 1. the batch: rows created after the latest created timestamp already in the table #}
+    {% call statement('new_rows') -%}
+        {{ get_create_table_as_sql(True, new_rows,
+            'select ' ~ column_list ~ ' from (' ~ sql ~ ') as _fs_model where ' ~ created
+            ~ ' > (select max(' ~ created ~ ') from ' ~ target_relation ~ ')') }}
+    {%- endcall %}
+
+    {%- if adapter.get_relation(rejected.database, rejected.schema, rejected.identifier) is none -%}
+        {% call statement('create_rejected') -%}
+            {{ get_create_table_as_sql(False, rejected, 'select ' ~ column_list ~ ' from ' ~ new_rows ~ ' where 1 = 0') }}
+        {%- endcall %}
+    {%- endif -%}
+    {% call statement('rejected') -%}
+        insert into {{ rejected }} ({{ column_list }})
+        select {{ column_list }} from {{ new_rows }} where not {{ featurestore._row_is_valid(spec) }}
+    {%- endcall %}
+
+    {# 2. per key in the batch, its earliest new event #}
+    {% call statement('bounds') -%}
+        {{ get_create_table_as_sql(True, bounds,
+            'select ' ~ (spec['keys'] | join(', ')) ~ ', min(' ~ spec['event_timestamp'] ~ ') as _fs_min_new_event from '
+            ~ new_rows ~ ' where ' ~ featurestore._row_is_valid(spec) ~ ' group by ' ~ (spec['keys'] | join(', '))) }}
+    {%- endcall %}
+
+    {# 3. recompute the affected suffix of each touched key: old rows from the last event
+          before the batch onwards, plus the batch #}
+    {%- set affected_sql -%}
+        select {{ column_list }} from {{ target_relation }} as _fs_old
+        where {{ featurestore._affected_rows_predicate(spec, '_fs_old', bounds) }}
+        union all
+        select {{ column_list }} from {{ new_rows }} where {{ featurestore._row_is_valid(spec) }}
+    {%- endset -%}
+    {% call statement('recomputed') -%}
+        {{ get_create_table_as_sql(True, recomputed, featurestore.snapshot_versions_sql(spec, affected_sql, columns)) }}
+    {%- endcall %}
+
+    {# 4. swap the affected rows #}
+    {% call statement('delete_affected') -%}
+        delete from {{ target_relation }}
+        where {{ featurestore._affected_rows_predicate(spec, target_relation, bounds) }}
+    {%- endcall %}
+    {% call statement('main') -%}
+        insert into {{ target_relation }} ({{ column_list }}, valid_from, valid_to, superseded_at)
+        select {{ column_list }}, valid_from, valid_to, superseded_at from {{ recomputed }}
+    {%- endcall %}
+{% endmacro %}

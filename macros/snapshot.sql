@@ -1,0 +1,150 @@
+{#
+  Point-in-time snapshot tables.
+
+  A feature view's snapshot table keeps every row the model produced, with three columns added:
+    valid_from     the row's event timestamp
+    valid_to       the next later event timestamp of the same key (NULL for the current row);
+                   a superseded version gets valid_to = valid_from, an empty interval
+    superseded_at  the created timestamp of the version that replaced this one (NULL if none)
+
+  Versions: rows with the same key and event timestamp are versions of one value. The winner is
+  the row with the latest created timestamp; among equal created timestamps, the row whose
+  feature values are greatest, compared column by column in the model's column order with
+  NULLs lowest. Exact duplicates are indistinguishable, so any of them may win.
+
+  Reading it:
+    latest knowledge   valid_from <= t and (valid_to is null or t < valid_to)
+    as known at time t also created_at <= t and (superseded_at is null or superseded_at > t),
+                       then the greatest valid_from (one visible version per event time)
+    current rows       valid_to is null
+#}
+
+{% macro feature_view_spec(node) %}
+    {{ return(adapter.dispatch('feature_view_spec', 'featurestore')(node)) }}
+{% endmacro %}
+
+{% macro default__feature_view_spec(node) %}
+    {#- Keys and timestamps of a feature-view model, from its YAML metadata and the entities
+        declared on other models (the same rules as the Python registry). -#}
+    {%- set meta = (node.config.meta or {}).get('featurestore', {}) -%}
+    {%- set where = "model '" ~ node.name ~ "' (" ~ (node.patch_path or node.original_file_path) ~ ")" -%}
+    {%- if not meta.get('event_timestamp') -%}
+        {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " is materialized as a feature_view but has no `event_timestamp` under config.meta.featurestore") }}
+    {%- endif -%}
+    {%- set entity_names = meta.get('entities') or [] -%}
+    {%- if entity_names is string or (entity_names | length) == 0 -%}
+        {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " needs `entities: [<entity name>, ...]` under config.meta.featurestore") }}
+    {%- endif -%}
+    {%- set declared = {} -%}
+    {%- for other in graph.nodes.values() if other.resource_type == 'model' -%}
+        {%- for entity in ((other.config.meta or {}).get('featurestore', {}).get('entities') or []) if entity is mapping -%}
+            {%- do declared.update({entity.name: entity.join_keys}) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {%- set keys = [] -%}
+    {%- for name in entity_names -%}
+        {%- if name not in declared -%}
+            {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " uses entity '" ~ name ~ "', which no model declares; declared: " ~ (declared.keys() | list | join(', '))) }}
+        {%- endif -%}
+        {%- for key in declared[name] if key not in keys -%}
+            {%- do keys.append(key) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return({
+        'name': node.name,
+        'keys': keys,
+        'event_timestamp': meta.get('event_timestamp'),
+        'created_timestamp': meta.get('created_timestamp'),
+        'where': where,
+    }) }}
+{% endmacro %}
+
+
+{% macro snapshot_versions_sql(spec, rows_sql, columns) %}
+    {{ return(adapter.dispatch('snapshot_versions_sql', 'featurestore')(spec, rows_sql, columns)) }}
+{% endmacro %}
+
+{% macro default__snapshot_versions_sql(spec, rows_sql, columns) %}
+    {#- rows_sql: valid rows (keys and event timestamp not null) with exactly `columns`.
+        All rows of a key from some event time onwards must be present: valid_to of the
+        earliest is computed from the next ones. -#}
+    {%- set keys = spec['keys'] | join(', ') -%}
+    {%- set event = spec['event_timestamp'] -%}
+    {%- set created = spec['created_timestamp'] -%}
+    {%- set version_order = featurestore._version_order(spec, columns) -%}
+select
+    {%- for column in columns %}
+    {{ column }},
+    {%- endfor %}
+    {{ event }} as valid_from,
+    lead({{ event }}) over (partition by {{ keys }} order by {{ event }}, _fs_version_rank desc) as valid_to,
+    superseded_at
+from (
+    select
+        _fs_rows.*,
+        row_number() over (partition by {{ keys }}, {{ event }} order by {{ version_order }}) as _fs_version_rank,
+        {%- if created %}
+        lag({{ created }}) over (partition by {{ keys }}, {{ event }} order by {{ version_order }}) as superseded_at
+        {%- else %}
+        cast(null as {{ dbt.type_timestamp() }}) as superseded_at
+        {%- endif %}
+    from ({{ rows_sql }}) as _fs_rows
+) as _fs_ranked
+{% endmacro %}
+
+
+{% macro _version_order(spec, columns) %}
+    {%- set parts = [] -%}
+    {%- if spec['created_timestamp'] -%}
+        {%- do parts.append(spec['created_timestamp'] ~ ' desc nulls last') -%}
+    {%- endif -%}
+    {%- for column in columns if column not in spec['keys'] and column not in [spec['event_timestamp'], spec['created_timestamp']] -%}
+        {%- do parts.append(column ~ ' desc nulls last') -%}
+    {%- endfor -%}
+    {%- if parts | length == 0 -%}
+        {%- do parts.append(spec['event_timestamp']) -%}
+    {%- endif -%}
+    {{ return(parts | join(', ')) }}
+{% endmacro %}
+
+
+{% macro _row_is_valid(spec, prefix='') %}
+    {%- set checks = [] -%}
+    {%- for key in spec['keys'] -%}
+        {%- do checks.append(prefix ~ key ~ ' is not null') -%}
+    {%- endfor -%}
+    {%- do checks.append(prefix ~ spec['event_timestamp'] ~ ' is not null') -%}
+    {%- if spec['created_timestamp'] -%}
+        {%- do checks.append(prefix ~ spec['created_timestamp'] ~ ' is not null') -%}
+    {%- endif -%}
+    {{ return('(' ~ (checks | join(' and ')) ~ ')') }}
+{% endmacro %}
+
+
+{% macro current_rows(relation) %}
+    {#- The rows the online store serves: the latest version of every key. -#}
+    (select * from {{ relation }} where valid_to is null)
+{% endmacro %}
+
+
+{% macro rejected_relation(relation) %}
+    {#- Where a feature view keeps rows it cannot place: a NULL key, event or created timestamp. -#}
+    {{ return(api.Relation.create(database=relation.database, schema=relation.schema,
+                                  identifier=relation.identifier ~ '__rejected', type='table')) }}
+{% endmacro %}
+
+
+{% macro _affected_rows_predicate(spec, table_alias, bounds_relation) %}
+    {#- Rows of the snapshot that an incremental batch can change: for each key in the batch,
+        every row from the last event before the batch's earliest event onwards. -#}
+    exists (
+        select 1 from {{ bounds_relation }} as _fs_bounds
+        where
+            {%- for key in spec['keys'] %}
+            _fs_bounds.{{ key }} = {{ table_alias }}.{{ key }} and
+            {%- endfor %}
+            ({{ table_alias }}.valid_from >= _fs_bounds._fs_min_new_event
+             or {{ table_alias }}.valid_to is null
+             or {{ table_alias }}.valid_to >= _fs_bounds._fs_min_new_event)
+    )
+{% endmacro %}
