@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -36,7 +35,15 @@ def demo_project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo")
     project_dir = copy_project(REPO, root / "project")
     write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)
-    os.environ["FEATURESTORE_DUCKDB_PATH"] = str(project_dir / "warehouse" / "featurestore.duckdb")
-    os.environ["FEATURESTORE_RAW_DIR"] = str(project_dir / "data" / "raw")
-    DbtProject.at(project_dir).run("build", "--quiet")
+    project_env(project_dir).run("build", "--quiet")
     return project_dir
+
+
+def project_env(project_dir: Path, target: str | None = None, **extra: str) -> DbtProject:
+    """A project whose warehouse and raw files live inside its own folder, whatever os.environ says."""
+    env = {
+        "FEATURESTORE_DUCKDB_PATH": str(project_dir / "warehouse" / "featurestore.duckdb"),
+        "FEATURESTORE_RAW_DIR": str(project_dir / "data" / "raw"),
+        **extra,
+    }
+    return DbtProject.at(project_dir, target, env)

@@ -8,8 +8,11 @@ from any working directory.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 from .errors import ManifestError
 
@@ -24,13 +27,16 @@ class DbtProject:
 
     project_dir: Path
     target: str | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def at(cls, project_dir: str | os.PathLike = ".", target: str | None = None) -> "DbtProject":
+    def at(cls, project_dir: str | os.PathLike = ".", target: str | None = None,
+           env: Mapping[str, str] | None = None) -> "DbtProject":
+        """A project; `env` overrides environment variables for this project only (tests use it)."""
         path = Path(project_dir).resolve()
         if not (path / "dbt_project.yml").is_file():
             raise ManifestError(f"{path} is not a dbt project: it has no dbt_project.yml.")
-        return cls(path, target)
+        return cls(path, target, MappingProxyType(dict(env or {})))
 
     @property
     def profiles_dir(self) -> Path:
@@ -48,11 +54,29 @@ class DbtProject:
             "FEATURESTORE_RAW_DIR": str(self.project_dir / "data" / "raw"),
         }
 
-    def apply_environment(self) -> None:
-        for name, value in self.environment_defaults().items():
-            os.environ.setdefault(name, value)
-        duckdb_path = Path(os.environ["FEATURESTORE_DUCKDB_PATH"])
-        duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    def variables(self) -> dict[str, str]:
+        """The environment as this project sees it: process env, then overrides, then defaults."""
+        values = {name: os.environ.get(name, default) for name, default in self.environment_defaults().items()}
+        values.update(self.env)
+        if self.target:
+            values["FEATURESTORE_TARGET"] = self.target
+        return values
+
+    @contextmanager
+    def environment(self):
+        """Set this project's variables in os.environ (dbt reads them there), restore them after."""
+        wanted = self.variables()
+        saved = {name: os.environ.get(name) for name in wanted}
+        os.environ.update(wanted)
+        Path(wanted["FEATURESTORE_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            yield wanted
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
     # -- manifest ----------------------------------------------------------------------------
     def manifest_is_stale(self) -> bool:
@@ -89,8 +113,8 @@ class DbtProject:
         """Run one dbt command in-process and return dbt's result object."""
         from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
-        self.apply_environment()
-        result = dbtRunner().invoke(self.command_args(command, *args))
+        with self.environment():
+            result = dbtRunner().invoke(self.command_args(command, *args))
         if raise_on_failure and not result.success:
             detail = f": {result.exception}" if result.exception else "; see the dbt output above"
             raise ManifestError(f"`dbt {command}` failed in {self.project_dir}{detail}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
+from typing import Mapping
 
 from .dbt import DbtProject
 from .errors import InvalidRegistryError
@@ -18,8 +19,9 @@ class FeatureStore:
     >>> store.registry.view("customer_features").features
     """
 
-    def __init__(self, project_dir: str | os.PathLike = ".", target: str | None = None, *, strict: bool = True):
-        self.project = DbtProject.at(project_dir, target)
+    def __init__(self, project_dir: str | os.PathLike = ".", target: str | None = None, *,
+                 strict: bool = True, env: Mapping[str, str] | None = None):
+        self.project = DbtProject.at(project_dir, target, env)
         self.strict = strict
 
     @cached_property

@@ -102,18 +102,29 @@
         {{ drop_relation_if_exists(relation) }}
     {%- endfor -%}
 
-    {# 1. the batch: rows created after the latest created timestamp already in the table #}
-    {% call statement('new_rows') -%}
-        {{ get_create_table_as_sql(True, new_rows,
-            'select ' ~ column_list ~ ' from (' ~ sql ~ ') as _fs_model where ' ~ created
-            ~ ' > (select max(' ~ created ~ ') from ' ~ target_relation ~ ')') }}
-    {%- endcall %}
-
     {%- if adapter.get_relation(rejected.database, rejected.schema, rejected.identifier) is none -%}
         {% call statement('create_rejected') -%}
-            {{ get_create_table_as_sql(False, rejected, 'select ' ~ column_list ~ ' from ' ~ new_rows ~ ' where 1 = 0') }}
+            {{ get_create_table_as_sql(False, rejected, 'select ' ~ column_list ~ ' from (' ~ sql ~ ') as _fs_model where 1 = 0') }}
         {%- endcall %}
     {%- endif -%}
+
+    {# 1. the batch: rows created after the latest created timestamp already placed or rejected #}
+    {%- set batch_sql -%}
+        select {{ column_list }}
+        from ({{ sql }}) as _fs_model
+        cross join (
+            select max(_fs_created) as _fs_watermark from (
+                select max({{ created }}) as _fs_created from {{ target_relation }}
+                union all
+                select max({{ created }}) from {{ rejected }}
+            ) as _fs_maxima
+        ) as _fs_loaded
+        where _fs_loaded._fs_watermark is null or _fs_model.{{ created }} > _fs_loaded._fs_watermark
+    {%- endset -%}
+    {% call statement('new_rows') -%}
+        {{ get_create_table_as_sql(True, new_rows, batch_sql) }}
+    {%- endcall %}
+
     {% call statement('rejected') -%}
         insert into {{ rejected }} ({{ column_list }})
         select {{ column_list }} from {{ new_rows }} where not {{ featurestore._row_is_valid(spec) }}

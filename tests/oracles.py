@@ -1,0 +1,134 @@
+"""Brute-force reference implementations, written from the rules in the README, not from the SQL.
+
+They loop over plain Python rows; slow and obviously right is the point.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+T0 = datetime(2024, 3, 1)
+EVENT_COLUMNS = ("case_id", "entity_id", "ev", "created", "f_int", "f_str")
+
+
+# -- randomized rows -----------------------------------------------------------------------------
+
+
+@dataclass
+class Cases:
+    batches: list[list[tuple]]  # batch -> rows (EVENT_COLUMNS); batch b is loaded by run b
+    spine: list[tuple]  # (case_id, entity_id, ev)
+
+
+def generate_cases(n_cases: int, seed: int, max_batches: int = 4) -> Cases:
+    """Cases with ties, versions, exact duplicates, NULLs, late rows and unknown keys.
+
+    Created timestamps grow from batch to batch (rows loaded later are created later), but
+    event times are drawn from the same 2-day range in every batch, so later batches carry
+    late rows that must split earlier intervals.
+    """
+    rng = random.Random(seed)
+    batches: list[list[tuple]] = [[] for _ in range(max_batches)]
+    spine = []
+    for case_id in range(n_cases):
+        n_keys = rng.randint(1, 3)
+        n_batches = rng.randint(1, max_batches)
+        seen_events: dict[int, list[datetime]] = {}
+        for batch in range(n_batches):
+            created_base = T0 + timedelta(days=10 * (batch + 1))
+            for _ in range(rng.randint(0, 7)):
+                entity_id = rng.randint(1, n_keys)
+                if seen_events.get(entity_id) and rng.random() < 0.3:
+                    ev = rng.choice(seen_events[entity_id])  # another version of a known event
+                else:
+                    ev = T0 + timedelta(minutes=15 * rng.randint(0, 4 * 48))
+                seen_events.setdefault(entity_id, []).append(ev)
+                created = created_base + timedelta(minutes=rng.randint(0, 2))
+                row = [case_id, entity_id, ev, created,
+                       None if rng.random() < 0.2 else rng.randint(0, 5),
+                       None if rng.random() < 0.2 else rng.choice("abc")]
+                roll = rng.random()
+                if roll < 0.03:
+                    row[1] = None  # NULL key
+                elif roll < 0.06:
+                    row[2] = None  # NULL event time
+                elif roll < 0.08 and batch == 0:
+                    row[3] = None  # NULL created time (only in the first, full, build)
+                batches[batch].append(tuple(row))
+                if rng.random() < 0.05:
+                    batches[batch].append(tuple(row))  # exact duplicate
+        for entity_id in range(1, n_keys + 2):  # n_keys + 1 is a key with no rows
+            for _ in range(rng.randint(1, 4)):
+                spine.append((case_id, entity_id, T0 + timedelta(minutes=15 * rng.randint(-8, 4 * 52))))
+    return Cases(batches, spine)
+
+
+# -- snapshot ------------------------------------------------------------------------------------
+
+
+def _values_rank_key(row: tuple) -> tuple:
+    """Feature values compared column by column, NULL lowest."""
+    return tuple((value is not None, value if value is not None else 0) for value in row[4:6])
+
+
+def snapshot(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """(snapshot rows = EVENT_COLUMNS + (valid_from, valid_to, superseded_at), rejected rows)."""
+    valid = [r for r in rows if r[0] is not None and r[1] is not None and r[2] is not None and r[3] is not None]
+    rejected = [r for r in rows if None in (r[0], r[1], r[2], r[3])]
+    by_key: dict[tuple, dict[datetime, list[tuple]]] = {}
+    for row in valid:
+        by_key.setdefault((row[0], row[1]), {}).setdefault(row[2], []).append(row)
+    out = []
+    for versions_by_event in by_key.values():
+        events = sorted(versions_by_event)
+        for i, ev in enumerate(events):
+            next_ev = events[i + 1] if i + 1 < len(events) else None
+            versions = sorted(versions_by_event[ev], key=lambda r: (r[3], _values_rank_key(r)), reverse=True)
+            for rank, row in enumerate(versions):
+                superseded_at = versions[rank - 1][3] if rank > 0 else None
+                valid_to = next_ev if rank == 0 else ev
+                out.append(row + (ev, valid_to, superseded_at))
+    return out, rejected
+
+
+# -- rolling windows -----------------------------------------------------------------------------
+
+
+def rolling(rows: list[tuple], spine: list[tuple]) -> list[tuple]:
+    """The aggregates of tests/fixtures/snapshot_project/models/rolling.sql, point by point."""
+    events: dict[tuple, list[tuple]] = {}
+    for row in rows:
+        if row[0] is not None and row[1] is not None and row[2] is not None:
+            events.setdefault((row[0], row[1]), []).append(row)
+    out = []
+    for case_id, entity_id, t in sorted(set(spine)):
+        mine = events.get((case_id, entity_id), [])
+
+        def window(width):
+            return [r for r in mine if (width is None or t - width <= r[2]) and r[2] <= t]
+
+        two_h, one_d, half_h, ever = (window(timedelta(hours=2)), window(timedelta(days=1)),
+                                      window(timedelta(minutes=30)), window(None))
+        ints_1d = [r[4] for r in one_d if r[4] is not None]
+        ints_30m = [r[4] for r in half_h if r[4] is not None]
+        last_ever = max((r[2] for r in ever), default=None)
+        out.append((
+            case_id, entity_id, t,
+            len(two_h),
+            len(ints_1d),
+            sum(r[4] for r in two_h if r[4] is not None),
+            (sum(ints_1d) / len(ints_1d)) if ints_1d else None,
+            min(ints_1d, default=None),
+            max(ints_30m, default=None),
+            (t.date() - last_ever.date()).days if last_ever else None,
+            max((r[2] for r in two_h), default=None),
+            sum(r[4] for r in ever if r[4] is not None),
+        ))
+    return out
+
+
+def sort_rows(rows) -> list[tuple]:
+    """Rows in a total order that tolerates NULLs, for comparing multisets."""
+    return sorted((tuple(r) for r in rows), key=lambda r: tuple((v is None, str(type(v)), v if v is not None else 0) for v in r))
