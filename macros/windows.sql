@@ -29,7 +29,7 @@ with _fs_events as (
         {{ column }} as _fs_value_{{ loop.index }},
         {%- endfor %}
         1 as _fs_is_event
-    from {{ source }}
+    from {{ source }} as _fs_source
     where {{ timestamp_column }} is not null
 ),
 
@@ -37,7 +37,7 @@ _fs_points as (
     {%- if spine is none %}
     select distinct {{ key_list }}, _fs_ts from _fs_events
     {%- else %}
-    select distinct {{ key_list }}, {{ timestamp_column }} as _fs_ts from {{ spine }}
+    select distinct {{ key_list }}, {{ timestamp_column }} as _fs_ts from {{ spine }} as _fs_spine
     {%- endif %}
 ),
 

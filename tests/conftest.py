@@ -47,3 +47,13 @@ def project_env(project_dir: Path, target: str | None = None, **extra: str) -> D
         **extra,
     }
     return DbtProject.at(project_dir, target, env)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL on 127.0.0.1 for the whole run."""
+    from featurestore.testing.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()

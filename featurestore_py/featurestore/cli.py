@@ -165,5 +165,22 @@ def parse(project_dir: str = ProjectDir, target: Optional[str] = Target):
         _fail(exc)
 
 
+@app.command("load-raw")
+def load_raw(directory: Optional[str] = typer.Option(None, "--dir", help="Folder of raw_*.csv (default: FEATURESTORE_RAW_DIR)."),
+             project_dir: str = ProjectDir, target: Optional[str] = Target):
+    """Load the demo's raw CSV files into the warehouse's `raw` schema.
+
+    DuckDB reads the files in place and needs no load; PostgreSQL does.
+    Example: featurestore load-raw --target postgres
+    """
+    store = _store(project_dir, target, strict=False)
+    try:
+        counts = store.load_raw(directory)
+    except FeatureStoreError as exc:
+        _fail(exc)
+    for name, count in counts.items():
+        console.print(f"raw.{name}: {count} rows")
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     app(argv)

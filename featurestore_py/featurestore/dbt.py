@@ -114,8 +114,29 @@ class DbtProject:
         from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
         with self.environment():
-            result = dbtRunner().invoke(self.command_args(command, *args))
+            try:
+                result = dbtRunner().invoke(self.command_args(command, *args))
+            finally:
+                _release_duckdb()
         if raise_on_failure and not result.success:
             detail = f": {result.exception}" if result.exception else "; see the dbt output above"
             raise ManifestError(f"`dbt {command}` failed in {self.project_dir}{detail}")
         return result
+
+
+def _release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after a command.
+
+    Otherwise the file stays open with dbt-duckdb's settings and the same process cannot open it
+    again with others (the SDK, the tests). dbt-duckdb reopens it on its next command.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    environment = DuckDBConnectionManager._ENV
+    if environment is not None:
+        try:
+            environment.close()
+        finally:
+            DuckDBConnectionManager._ENV = None

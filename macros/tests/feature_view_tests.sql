@@ -24,7 +24,11 @@
 {% test feature_view_keys_not_null(model) %}
     {#- Rows with a NULL join key, event or created timestamp are set aside in
         <table>__rejected by the materialization; this test fails while any are there. -#}
+    {%- if execute %}
     select * from {{ featurestore.rejected_relation(model) }}
+    {%- else %}
+    select * from {{ model }}
+    {%- endif %}
 {% endtest %}
 
 

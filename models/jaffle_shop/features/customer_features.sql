@@ -44,7 +44,8 @@ select
     ordered_at as feature_ts,
     ordered_at as loaded_at,
     total_orders_30d,
-    cast(case when total_orders_30d > 0 then order_value_sum_30d / total_orders_30d end as decimal(18, 2))
+    -- double, not decimal: IEEE division gives the same bits on every warehouse
+    case when total_orders_30d > 0 then cast(order_value_sum_30d as double precision) / total_orders_30d end
         as avg_order_value_30d,
     cast(days_since_last_order as integer) as days_since_last_order,
     cast(case

@@ -1,0 +1,78 @@
+"""The same project on PostgreSQL: the demo's snapshot tables equal DuckDB's, and the snapshot
+materialization agrees with the oracle there too (a smaller set of cases)."""
+
+from __future__ import annotations
+
+import duckdb
+import psycopg2
+import pytest
+
+from featurestore import FeatureStore
+from featurestore.testing.jaffle import JaffleSize, write_raw_files
+
+from conftest import REPO, copy_project, project_env
+from test_snapshots import check_rolling, make_props_project, run_snapshot_properties
+
+COMPARED = {
+    "customer_features": "customer_id, feature_ts",
+    "store_features": "store_id, feature_ts",
+    "customer_product_features": "customer_id, product_type, feature_ts",
+    "churn_labels": "customer_id, label_ts",
+}
+
+
+class PostgresTables:
+    def __init__(self, server, schema: str):
+        self.server, self.schema = server, schema
+
+    def _connect(self):
+        connection = psycopg2.connect(host=self.server.host, port=self.server.port, user=self.server.user,
+                                      dbname=self.server.database)
+        connection.autocommit = True
+        return connection
+
+    def load(self, ddl: str, table: str, rows):
+        with self._connect() as con, con.cursor() as cur:
+            cur.execute(f"create schema if not exists {self.schema}")
+            cur.execute(ddl.format(schema=self.schema).replace("create or replace table", f"drop table if exists {self.schema}.{table}; create table"))
+            if rows:
+                marks = ", ".join(["%s"] * len(rows[0]))
+                cur.executemany(f"insert into {self.schema}.{table} values ({marks})", rows)
+
+    def fetch(self, sql: str):
+        with self._connect() as con, con.cursor() as cur:
+            cur.execute(sql.format(schema=self.schema))
+            return cur.fetchall()
+
+
+@pytest.fixture(scope="module")
+def demo_on_postgres(tmp_path_factory, postgres_server):
+    project_dir = copy_project(REPO, tmp_path_factory.mktemp("pgdemo") / "project")
+    write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)  # the same rows as demo_project
+    env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo"}
+    store = FeatureStore(project_dir, "postgres", env=env, strict=False)
+    store.load_raw()
+    project_env(project_dir, "postgres", **env).run("build", "--quiet")
+    return PostgresTables(postgres_server, "demo")
+
+
+@pytest.mark.parametrize("table", sorted(COMPARED))
+def test_demo_tables_identical_on_duckdb_and_postgres(demo_project, demo_on_postgres, table):
+    with duckdb.connect(str(demo_project / "warehouse" / "featurestore.duckdb"), read_only=True) as con:
+        columns = [row[0] for row in con.execute(f"describe {table}").fetchall()]
+        on_duckdb = con.execute(f"select * from {table} order by {COMPARED[table]}, valid_from, superseded_at nulls first"
+                                if "valid_from" in columns else
+                                f"select * from {table} order by {COMPARED[table]}").fetchall()
+    order = (f"{COMPARED[table]}, valid_from, superseded_at nulls first" if "valid_from" in columns
+             else COMPARED[table])
+    on_postgres = demo_on_postgres.fetch(f"select {', '.join(columns)} from {{schema}}.{table} order by {order}")
+    assert len(on_duckdb) > 100
+    assert on_postgres == on_duckdb
+
+
+def test_snapshot_and_rolling_match_the_oracle_on_postgres(tmp_path_factory, postgres_server):
+    env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "props"}
+    dbt = make_props_project(tmp_path_factory.mktemp("pgprops") / "project", "postgres", **env)
+    tables = PostgresTables(postgres_server, "props")
+    cases, loaded = run_snapshot_properties(dbt, tables, n_cases=60, seed=99)
+    check_rolling(dbt, tables, cases, loaded)
