@@ -108,18 +108,18 @@
         {%- endcall %}
     {%- endif -%}
 
-    {# 1. the batch: rows created after the latest created timestamp already placed or rejected #}
+    {# 1. the batch: rows created after the latest created timestamp already placed or rejected
+          (a scalar subquery, which DuckDB pushes into the scan as a filter) #}
     {%- set batch_sql -%}
         select {{ column_list }}
         from ({{ sql }}) as _fs_model
-        cross join (
-            select max(_fs_created) as _fs_watermark from (
+        where {{ created }} > (
+            select coalesce(max(_fs_created), cast('0001-01-01 00:00:00' as {{ dbt.type_timestamp() }})) from (
                 select max({{ created }}) as _fs_created from {{ target_relation }}
                 union all
                 select max({{ created }}) from {{ rejected }}
             ) as _fs_maxima
-        ) as _fs_loaded
-        where _fs_loaded._fs_watermark is null or _fs_model.{{ created }} > _fs_loaded._fs_watermark
+        )
     {%- endset -%}
     {% call statement('new_rows') -%}
         {{ get_create_table_as_sql(True, new_rows, batch_sql) }}
@@ -130,29 +130,31 @@
         select {{ column_list }} from {{ new_rows }} where not {{ featurestore._row_is_valid(spec) }}
     {%- endcall %}
 
-    {# 2. per key in the batch, its earliest new event #}
+    {# 2. per key in the batch: its earliest and latest new event, the next existing event #}
     {% call statement('bounds') -%}
-        {{ get_create_table_as_sql(True, bounds,
-            'select ' ~ (spec['keys'] | join(', ')) ~ ', min(' ~ spec['event_timestamp'] ~ ') as _fs_min_new_event from '
-            ~ new_rows ~ ' where ' ~ featurestore._row_is_valid(spec) ~ ' group by ' ~ (spec['keys'] | join(', '))) }}
+        {{ get_create_table_as_sql(True, bounds, featurestore.batch_bounds_sql(spec, target_relation, new_rows)) }}
     {%- endcall %}
 
-    {# 3. recompute the affected suffix of each touched key: old rows from the last event
-          before the batch onwards, plus the batch #}
+    {# 3. recompute the changed rows of each touched key: old rows from the last event before
+          the batch to the batch's latest event (and the next event, read only), plus the batch #}
     {%- set affected_sql -%}
-        select {{ column_list }} from {{ target_relation }} as _fs_old
-        where {{ featurestore._affected_rows_predicate(spec, '_fs_old', bounds) }}
+        {{ featurestore.affected_rows_sql(spec, target_relation, bounds, columns) }}
         union all
         select {{ column_list }} from {{ new_rows }} where {{ featurestore._row_is_valid(spec) }}
     {%- endset -%}
+    {%- set recomputed_sql -%}
+        select {% for column in columns + ['valid_from', 'valid_to', 'superseded_at'] %}_fs_versions.{{ column }}{% if not loop.last %}, {% endif %}{% endfor %}
+        from ({{ featurestore.snapshot_versions_sql(spec, affected_sql, columns) }}) as _fs_versions
+        inner join {{ bounds }} as _fs_bounds on {{ featurestore._keys_match(spec, '_fs_bounds', '_fs_versions') }}
+        where _fs_versions.valid_from <= _fs_bounds._fs_max_new_event
+    {%- endset -%}
     {% call statement('recomputed') -%}
-        {{ get_create_table_as_sql(True, recomputed, featurestore.snapshot_versions_sql(spec, affected_sql, columns)) }}
+        {{ get_create_table_as_sql(True, recomputed, recomputed_sql) }}
     {%- endcall %}
 
     {# 4. swap the affected rows #}
     {% call statement('delete_affected') -%}
-        delete from {{ target_relation }}
-        where {{ featurestore._affected_rows_predicate(spec, target_relation, bounds) }}
+        {{ featurestore.delete_affected_rows(spec, target_relation, bounds) }}
     {%- endcall %}
     {% call statement('main') -%}
         insert into {{ target_relation }} ({{ column_list }}, valid_from, valid_to, superseded_at)
