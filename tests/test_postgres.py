@@ -44,6 +44,9 @@ class PostgresTables:
             cur.execute(sql.format(schema=self.schema))
             return cur.fetchall()
 
+    def table_id(self, table: str):
+        return self.fetch(f"select '{{schema}}.{table}'::regclass::oid")
+
 
 @pytest.fixture(scope="module")
 def demo_on_postgres(tmp_path_factory, postgres_server):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import Mapping
+from datetime import datetime
+from typing import Mapping, Sequence
 
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from .profiles import load_target
 from .registry import Registry, load_manifest, registry_from_manifest
 from .validate import Problem, errors, validate
 from .warehouse import Warehouse, connect
+from .entity_frame import entity_source
+from .training import RetrievalJob, plan_retrieval, time_spine_source
 
 RAW_TABLES = ("raw_customers", "raw_orders", "raw_items", "raw_products", "raw_stores")
 
@@ -72,3 +75,29 @@ class FeatureStore:
                 warehouse.load_csv(table, folder / f"{name}.csv")
                 counts[name] = warehouse.fetch_all(f"select count(*) from {table}")[0][0]
         return counts
+
+    # -- training sets -----------------------------------------------------------------------
+    def get_historical_features(self, entity_df=None, features: Sequence[str] | None = None, *,
+                                feature_service: str | None = None, full_feature_names: bool = False,
+                                timestamp_column: str | None = None, knowledge_guard: bool = False,
+                                start: datetime | None = None, end: datetime | None = None,
+                                every: str = "1d", strategy: str = "auto") -> RetrievalJob:
+        """A point-in-time training set (lazy): `.to_df()`, `.to_arrow()`, `.to_parquet(path)`,
+        `.to_table(name)`, `.sql`.
+
+        entity_df: a DataFrame, Arrow table, .parquet/.csv path, SQL query or relation name with the
+        join keys and a timestamp column (`timestamp_column`, else `event_timestamp`, else the only
+        timestamp column). Without entity_df, pass start and end: every key of the views at every
+        `every` between them. knowledge_guard=True uses only rows created at or before each
+        entity timestamp.
+        """
+        requests = plan_retrieval(self.registry, features, feature_service, full_feature_names)
+        dialect = self.target["type"]
+        if entity_df is None:
+            if start is None or end is None:
+                raise FeatureStoreError("Pass entity_df, or start and end for a time spine.")
+            source = time_spine_source(requests, start, end, every, dialect)
+        else:
+            source = entity_source(entity_df)
+        return RetrievalJob(self.connect, dialect, requests, source, timestamp_column,
+                            knowledge_guard=knowledge_guard, strategy=strategy)

@@ -22,7 +22,7 @@
                           and existing_relation.is_table
                           and spec['created_timestamp']
                           and not should_full_refresh()
-                          and featurestore._is_snapshot_table(existing_relation) -%}
+                          and featurestore._is_snapshot_table(existing_relation, sql) -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
@@ -60,10 +60,29 @@
 {% endmacro %}
 
 
-{% macro _is_snapshot_table(relation) %}
-    {#- A table built by another materialization (e.g. before switching to feature_view) is rebuilt. -#}
-    {%- set names = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
-    {{ return('valid_to' in names and 'superseded_at' in names) }}
+{% macro _is_snapshot_table(relation, sql) %}
+    {#- Incremental only onto a table built by feature_view from the same columns and types; a
+        table from another materialization, or a model whose columns changed, is rebuilt. -#}
+    {%- set existing = {} -%}
+    {#- both sides read the same way, so type names compare (information_schema spells them differently) -#}
+    {%- for column in get_column_schema_from_query('select * from ' ~ relation) -%}
+        {%- do existing.update({column.name | lower: column.dtype | lower}) -%}
+    {%- endfor -%}
+    {%- if 'valid_to' not in existing or 'superseded_at' not in existing -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set model_columns = get_column_schema_from_query(sql) -%}
+    {%- if (model_columns | length) + 3 != (existing | length) -%}
+        {{ log("featurestore: columns of " ~ relation ~ " changed; rebuilding it", info=true) }}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- for column in model_columns -%}
+        {%- if existing.get(column.name | lower) != column.dtype | lower -%}
+            {{ log("featurestore: column " ~ column.name ~ " of " ~ relation ~ " changed type; rebuilding it", info=true) }}
+            {{ return(false) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(true) }}
 {% endmacro %}
 
 

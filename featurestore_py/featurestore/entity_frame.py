@@ -1,0 +1,185 @@
+"""The entity frame: whatever the user passes as `entity_df`, made into one Arrow table or one
+warehouse query, with its timestamp column chosen and normalised to naive UTC.
+
+Accepted: a pandas DataFrame, a pyarrow Table, a path to a .parquet or .csv file, a SQL query
+(`select ...` / `with ...`) or a relation name already in the warehouse. Frames and files are
+loaded into the warehouse as a temporary relation; queries and relations never leave it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import FeatureStoreError
+
+DEFAULT_TIMESTAMP = "event_timestamp"
+ROW_COLUMN = "_fs_row"
+_RELATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
+_SQL_START = re.compile(r"^\s*(\(\s*)*(select|with|values|from)\b", re.IGNORECASE)
+
+
+class EntityFrameError(FeatureStoreError):
+    """The entity frame cannot be used: a missing or mistyped column, an unreadable file."""
+
+
+@dataclass(frozen=True)
+class EntitySource:
+    """Either rows to load (`table`) or SQL that yields them inside the warehouse (`sql`)."""
+
+    table: pa.Table | None
+    sql: str | None
+    description: str  # for messages: "DataFrame", "file train.csv", "query", "relation x"
+    parameters: tuple = ()  # bind parameters of `sql`
+
+
+def entity_source(entity_df: Any) -> EntitySource:
+    """Recognise the kind of entity frame without touching the warehouse."""
+    if isinstance(entity_df, pa.Table):
+        return EntitySource(entity_df, None, "Arrow table")
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(entity_df, pd.DataFrame):
+        return EntitySource(_from_pandas(entity_df), None, "DataFrame")
+    if isinstance(entity_df, Path) or (isinstance(entity_df, str) and Path(entity_df).suffix.lower() in (".parquet", ".csv")):
+        return EntitySource(_read_file(Path(entity_df)), None, f"file {entity_df}")
+    if isinstance(entity_df, str):
+        text = entity_df.strip().rstrip(";")
+        if _SQL_START.match(text):
+            return EntitySource(None, text, "query")
+        if _RELATION_NAME.match(text):
+            quoted = ".".join('"' + part + '"' for part in text.split("."))
+            return EntitySource(None, f"select * from {quoted}", f"relation {text}")
+        raise EntityFrameError(
+            f"entity_df '{entity_df[:80]}' is neither a .parquet/.csv path, a SQL query (select/with ...) "
+            "nor a relation name (schema.table)."
+        )
+    raise EntityFrameError(
+        f"entity_df of type {type(entity_df).__name__} is not supported; pass a pandas DataFrame, a pyarrow "
+        "Table, a .parquet/.csv path, a SQL query or a relation name."
+    )
+
+
+def _from_pandas(frame) -> pa.Table:
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise EntityFrameError(f"The entity DataFrame cannot be converted to Arrow: {exc}") from None
+
+
+def _read_file(path: Path) -> pa.Table:
+    if not path.is_file():
+        raise EntityFrameError(f"Entity file {path} does not exist.")
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path)
+        import pyarrow.csv as pacsv
+
+        return pacsv.read_csv(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise EntityFrameError(f"Cannot read entity file {path}: {exc}") from None
+
+
+def choose_timestamp_column(schema: pa.Schema, requested: str | None, description: str) -> str:
+    """The explicit column; else `event_timestamp`; else the one timestamp-typed column."""
+    names = schema.names
+    if requested:
+        if requested not in names:
+            raise EntityFrameError(
+                f"The entity {description} has no timestamp column '{requested}'; its columns: {', '.join(names)}."
+            )
+        return requested
+    if DEFAULT_TIMESTAMP in names:
+        return DEFAULT_TIMESTAMP
+    candidates = [f.name for f in schema if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)]
+    if len(candidates) == 1:
+        return candidates[0]
+    raise EntityFrameError(
+        f"Cannot tell which column of the entity {description} is the point in time "
+        f"({'several: ' + ', '.join(candidates) if candidates else 'none is a timestamp'}); "
+        f"pass timestamp_column=..."
+    )
+
+
+def normalise_timestamp(table: pa.Table, column: str, description: str) -> pa.Table:
+    """Make the timestamp column naive UTC microseconds: tz-aware values are converted to UTC,
+    naive values are taken as UTC, dates are midnight, strings must parse as ISO 8601."""
+    index = table.schema.get_field_index(column)
+    values = table.column(index)
+    kind = values.type
+    try:
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            import pandas as pd
+
+            parsed = pd.to_datetime(values.to_pandas(), utc=True, format="ISO8601")
+            values = pa.chunked_array([pa.array(parsed.dt.tz_localize(None), type=pa.timestamp("us"))])
+        elif pa.types.is_date(kind):
+            values = pc.cast(values, pa.timestamp("us"))
+        elif pa.types.is_timestamp(kind):
+            # Arrow keeps tz-aware values as UTC instants; dropping the zone leaves naive UTC
+            values = pc.cast(values, pa.timestamp(kind.unit)) if kind.tz is not None else values
+            values = pc.cast(values, pa.timestamp("us"), safe=False)
+        else:
+            raise EntityFrameError(
+                f"The timestamp column '{column}' of the entity {description} has type {kind}; "
+                "use timestamps, dates or ISO 8601 strings."
+            )
+    except (ValueError, pa.ArrowInvalid) as exc:
+        raise EntityFrameError(
+            f"The timestamp column '{column}' of the entity {description} has values that are not timestamps: {exc}"
+        ) from None
+    return table.set_column(index, pa.field(column, pa.timestamp("us")), values)
+
+
+def with_row_numbers(table: pa.Table) -> pa.Table:
+    """Number the rows so the result keeps the input's order and duplicates."""
+    if ROW_COLUMN in table.schema.names:
+        raise EntityFrameError(f"The entity frame has a column named {ROW_COLUMN}, which featurestore uses itself.")
+    return table.append_column(ROW_COLUMN, pa.array(range(table.num_rows), type=pa.int64()))
+
+
+# -- key types ------------------------------------------------------------------------------------
+
+
+def type_family(kind: pa.DataType) -> str:
+    """Coarse families whose members compare correctly with each other in SQL."""
+    if pa.types.is_integer(kind):
+        return "integer"
+    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return "number"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return "string"
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        return "timestamp"
+    if pa.types.is_boolean(kind):
+        return "boolean"
+    if pa.types.is_null(kind):
+        return "null"
+    return str(kind)
+
+
+def check_key_types(entity_schema: pa.Schema, view_name: str, view_schema: pa.Schema,
+                    keys: list[tuple[str, str]], description: str) -> None:
+    for entity_key, view_key in keys:
+        if entity_key not in entity_schema.names:
+            raise EntityFrameError(
+                f"The entity {description} has no column '{entity_key}', a join key of feature view "
+                f"'{view_name}'; its columns: {', '.join(n for n in entity_schema.names if n != ROW_COLUMN)}."
+            )
+        mine = type_family(entity_schema.field(entity_key).type)
+        theirs = type_family(view_schema.field(view_key).type)
+        if mine not in (theirs, "null") and {mine, theirs} != {"integer", "number"}:
+            raise EntityFrameError(
+                f"Join key '{entity_key}' of the entity {description} is {entity_schema.field(entity_key).type} "
+                f"but '{view_name}.{view_key}' is {view_schema.field(view_key).type}; convert the column "
+                f"(e.g. df['{entity_key}'] = df['{entity_key}'].astype(str))."
+            )

@@ -1,0 +1,304 @@
+"""Point-in-time training sets, computed inside the warehouse.
+
+`plan_retrieval` resolves feature references against the registry; `RetrievalJob` loads the
+entity frame into the warehouse, renders `sql/point_in_time.sql.j2` and returns the result as
+Arrow, pandas, Parquet or a warehouse table. Semantics are in the README ("Training sets").
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import sql as sqlgen
+from .entity_frame import (
+    ROW_COLUMN,
+    EntityFrameError,
+    EntitySource,
+    check_key_types,
+    choose_timestamp_column,
+    entity_source,
+    normalise_timestamp,
+    with_row_numbers,
+)
+from .errors import FeatureStoreError, RegistryError
+from .registry import FeatureView, Registry
+from .warehouse import Warehouse
+
+ENTITY_RELATION = "_fs_entities"
+MATCH_PREFIX = "_fs_match_"
+STRATEGIES = ("auto", "interval", "asof")
+# DuckDB: above this many rows per key the ASOF join beats the interval join (benchmarks/).
+ASOF_ROWS_PER_KEY = 40
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """One feature view of a retrieval: which of its features, under which output names."""
+
+    view: FeatureView
+    alias: str
+    keys: tuple[tuple[str, str], ...]  # (entity column, view column)
+    features: tuple[tuple[str, str], ...]  # (view column, output column)
+
+
+def plan_retrieval(registry: Registry, features: Sequence[str] | None, feature_service: str | None,
+                   full_feature_names: bool) -> list[ViewRequest]:
+    """Group the requested `view:feature` references by view, with checked output names."""
+    if bool(features) == bool(feature_service):
+        raise FeatureStoreError("Pass either features=[...] or feature_service=..., not both and not neither.")
+    references = list(registry.service(feature_service).feature_refs) if feature_service else list(features)
+    by_view: dict[str, list[str]] = {}
+    for reference in references:
+        view, feature = registry.resolve(reference)
+        names = by_view.setdefault(view.name, [])
+        if feature.name not in names:
+            names.append(feature.name)
+    requests, outputs = [], {}
+    for index, (view_name, names) in enumerate(by_view.items()):
+        view = registry.view(view_name)
+        keys = tuple((key, key) for key in registry.join_keys(view))
+        pairs = []
+        for name in names:
+            output = f"{view_name}__{name}" if full_feature_names else name
+            if output in outputs:
+                raise FeatureStoreError(
+                    f"Feature '{name}' is requested from both '{outputs[output]}' and '{view_name}'; "
+                    "pass full_feature_names=True to name columns view__feature."
+                )
+            outputs[output] = view_name
+            pairs.append((name, output))
+        requests.append(ViewRequest(view, f"_fs_v{index}", keys, tuple(pairs)))
+    return requests
+
+
+@dataclass
+class RetrievalSummary:
+    rows: int = 0
+    null_key_rows: int = 0
+    match_rate: dict[str, float] = field(default_factory=dict)  # view -> share of rows with a value
+    null_rate: dict[str, float] = field(default_factory=dict)  # output column -> share of NULLs
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"rows": self.rows, "null_key_rows": self.null_key_rows, "match_rate": self.match_rate,
+                "null_rate": self.null_rate, "seconds": round(self.seconds, 3)}
+
+
+class RetrievalJob:
+    """A lazy point-in-time retrieval: nothing runs until `to_arrow`/`to_df`/`to_parquet`/`to_table`."""
+
+    def __init__(self, connect: Callable[[], Warehouse], dialect: str, requests: list[ViewRequest],
+                 entities: EntitySource, timestamp_column: str | None, knowledge_guard: bool = False,
+                 strategy: str = "auto"):
+        if strategy not in STRATEGIES:
+            raise FeatureStoreError(f"strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'.")
+        if knowledge_guard:
+            for request in requests:
+                if not request.view.created_timestamp:
+                    raise FeatureStoreError(
+                        f"Feature view '{request.view.name}' has no created_timestamp ({request.view.yaml_path}); "
+                        "the knowledge-time guard needs one."
+                    )
+        self._connect = connect
+        self.dialect = dialect
+        self.requests = requests
+        self.entities = entities
+        self.knowledge_guard = knowledge_guard
+        self.strategy = strategy
+        self.summary: RetrievalSummary | None = None
+        self._table: pa.Table | None = None
+        self._timestamp_requested = timestamp_column
+        if entities.table is not None:
+            self._timestamp = choose_timestamp_column(entities.table.schema, timestamp_column, entities.description)
+            self._prepared = with_row_numbers(normalise_timestamp(entities.table, self._timestamp, entities.description))
+        else:
+            self._timestamp, self._prepared = timestamp_column, None
+
+    # -- the SQL -----------------------------------------------------------------------------
+    @property
+    def sql(self) -> str:
+        """The point-in-time query, as it runs against the loaded entity relation `_fs_entities`."""
+        columns = self._prepared.schema.names if self._prepared is not None else None
+        return self._render(columns, {r.alias: self._default_strategy() for r in self.requests}, match_columns=False)
+
+    def _default_strategy(self) -> str:
+        if self.knowledge_guard:
+            return "knowledge"
+        if self.dialect != "duckdb":
+            return "interval"
+        return "interval" if self.strategy == "auto" else self.strategy
+
+    def _render(self, entity_columns, strategies: dict[str, str], match_columns: bool) -> str:
+        views = [
+            {
+                "alias": request.alias,
+                "relation": request.view.relation_name,
+                "join_keys": request.keys,
+                "features": request.features,
+                "ttl_seconds": int(request.view.ttl.total_seconds()) if request.view.ttl else None,
+                "strategy": strategies[request.alias],
+                "created": request.view.created_timestamp,
+            }
+            for request in self.requests
+        ]
+        shown = [c for c in (entity_columns or ["<entity columns>"]) if c != ROW_COLUMN]
+        return sqlgen.render("point_in_time", dialect=self.dialect, entities=ENTITY_RELATION,
+                             entity_columns=shown, timestamp=self._timestamp or "<timestamp>",
+                             views=views, match_columns=match_columns)
+
+    # -- running -----------------------------------------------------------------------------
+    def _load_entities(self, warehouse: Warehouse) -> list[str]:
+        """Put the entity rows into the warehouse as `_fs_entities`; return its columns."""
+        if self._prepared is not None:
+            warehouse.load_arrow(ENTITY_RELATION, self._prepared, temporary=True)
+            return self._prepared.schema.names
+        parameters = self.entities.parameters
+        schema = warehouse.fetch_arrow(f"select * from ({self.entities.sql}) as _fs_query limit 0", parameters).schema
+        self._timestamp = choose_timestamp_column(schema, self._timestamp_requested, self.entities.description)
+        select = []
+        for field_ in schema:
+            name = sqlgen.quote_identifier(field_.name)
+            if field_.name == self._timestamp:
+                if pa.types.is_timestamp(field_.type) and field_.type.tz is not None:
+                    select.append(f"timezone('UTC', {name}) as {name}")
+                elif pa.types.is_timestamp(field_.type) or pa.types.is_date(field_.type):
+                    select.append(f"cast({name} as timestamp) as {name}")
+                else:
+                    raise EntityFrameError(
+                        f"The timestamp column '{field_.name}' of the entity {self.entities.description} has type "
+                        f"{field_.type}; cast it to a timestamp in the query."
+                    )
+            else:
+                select.append(name)
+        warehouse.execute(
+            f"create temporary table {ENTITY_RELATION} as select {', '.join(select)}, "
+            f"row_number() over () - 1 as {ROW_COLUMN} from ({self.entities.sql}) as _fs_query",
+            parameters,
+        )
+        return schema.names + [ROW_COLUMN]
+
+    def _check_and_choose(self, warehouse: Warehouse, entity_columns: list[str]) -> dict[str, str]:
+        entity_schema = warehouse.fetch_arrow(f"select * from {ENTITY_RELATION} limit 0").schema
+        strategies = {}
+        for request in self.requests:
+            relation = request.view.relation_name
+            view_schema = warehouse.fetch_arrow(f"select * from {relation} limit 0").schema
+            check_key_types(entity_schema, request.view.name, view_schema, list(request.keys), self.entities.description)
+            strategies[request.alias] = self._strategy_for(warehouse, request)
+        return strategies
+
+    def _strategy_for(self, warehouse: Warehouse, request: ViewRequest) -> str:
+        chosen = self._default_strategy()
+        if chosen != "interval" or self.strategy != "auto" or self.dialect != "duckdb":
+            return chosen
+        keys = ", ".join(sqlgen.quote_identifier(view_key) for _, view_key in request.keys)
+        rows, distinct = warehouse.fetch_all(
+            f"select count(*), approx_count_distinct(hash({keys})) from {request.view.relation_name} "
+            "where valid_to is null or valid_to > valid_from")[0]
+        return "asof" if distinct and rows / distinct > ASOF_ROWS_PER_KEY else "interval"
+
+    def _run(self, sink: Callable[[Warehouse, str], Any], match_columns: bool):
+        started = time.perf_counter()
+        with self._connect() as warehouse:
+            try:
+                columns = self._load_entities(warehouse)
+                strategies = self._check_and_choose(warehouse, columns)
+                query = self._render(columns, strategies, match_columns)
+                return sink(warehouse, query)
+            finally:
+                self._elapsed = time.perf_counter() - started
+
+    def to_arrow(self) -> pa.Table:
+        """The training set: every entity column, then the features, in the entity frame's row order."""
+        if self._table is None:
+            raw = self._run(lambda warehouse, query: warehouse.fetch_arrow(query), match_columns=True)
+            self._table, self.summary = self._finish(raw)
+        return self._table
+
+    def to_df(self):
+        return self.to_arrow().to_pandas()
+
+    def to_parquet(self, path: str | os.PathLike) -> Path:
+        """Write the training set to Parquet atomically (temp file in the same folder, then rename)."""
+        import pyarrow.parquet as pq
+
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        table = self.to_arrow()
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(handle)
+        try:
+            pq.write_table(table, temporary)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return target
+
+    def to_table(self, name: str) -> str:
+        """Materialise the training set as a warehouse table `name` without a round trip through Python."""
+        parts = name.split(".")
+        if not all(part and part.replace("_", "").isalnum() for part in parts) or len(parts) > 3:
+            raise FeatureStoreError(f"'{name}' is not a table name of the form [schema.]table.")
+        relation = ".".join(sqlgen.quote_identifier(part) for part in parts)
+
+        def create(warehouse: Warehouse, query: str) -> None:
+            warehouse.execute(f"drop table if exists {relation}")
+            warehouse.execute(f"create table {relation} as {query}")
+            warehouse.execute(f"alter table {relation} drop column {ROW_COLUMN}")
+
+        self._run(create, match_columns=False)
+        return relation
+
+    def _finish(self, raw: pa.Table) -> tuple[pa.Table, RetrievalSummary]:
+        rows = raw.num_rows
+        summary = RetrievalSummary(rows=rows, seconds=self._elapsed)
+        key_columns = {entity_key for request in self.requests for entity_key, _ in request.keys}
+        if rows:
+            null_keys = None
+            for key in key_columns:
+                mask = pc.is_null(raw.column(key))
+                null_keys = mask if null_keys is None else pc.or_(null_keys, mask)
+            summary.null_key_rows = int(pc.sum(null_keys).as_py() or 0) if null_keys is not None else 0
+        for request in self.requests:
+            match = raw.column(MATCH_PREFIX + request.alias)
+            summary.match_rate[request.view.name] = (1 - match.null_count / rows) if rows else 0.0
+            for _, output in request.features:
+                summary.null_rate[output] = (raw.column(output).null_count / rows) if rows else 0.0
+        keep = [name for name in raw.schema.names if not name.startswith(MATCH_PREFIX) and name != ROW_COLUMN]
+        table = raw.select(keep)
+        index = table.schema.get_field_index(self._timestamp)
+        utc = pc.cast(table.column(index), pa.timestamp("us"), safe=False).cast(pa.timestamp("us", tz="UTC"))
+        table = table.set_column(index, pa.field(self._timestamp, pa.timestamp("us", tz="UTC")), utc)
+        return table, summary
+
+
+def time_spine_source(requests: list[ViewRequest], start: datetime, end: datetime, every: str,
+                      dialect: str) -> EntitySource:
+    """Entity rows for retrieval without an entity frame: every key of the views x a time spine
+    from start to end (inclusive) every `every`, as `event_timestamp`."""
+    from .durations import parse_duration
+
+    key_sets = {tuple(view_key for _, view_key in request.keys) for request in requests}
+    if len(key_sets) != 1:
+        raise FeatureStoreError(
+            "Retrieval on a time spine needs feature views with the same join keys; got "
+            + "; ".join(f"{r.view.name} ({', '.join(k for _, k in r.keys)})" for r in requests)
+        )
+    if end < start:
+        raise FeatureStoreError(f"The spine ends ({end}) before it starts ({start}).")
+    step = int(parse_duration(every).total_seconds())
+    placeholder = "?" if dialect == "duckdb" else "%s"
+    text = sqlgen.render("entity_spine", dialect=dialect, keys=sorted(key_sets)[0],
+                         relations=[r.view.relation_name for r in requests], param=placeholder)
+    return EntitySource(None, text, f"time spine {start} to {end} every {every}",
+                        parameters=(start, end, step))
