@@ -132,3 +132,99 @@ def rolling(rows: list[tuple], spine: list[tuple]) -> list[tuple]:
 def sort_rows(rows) -> list[tuple]:
     """Rows in a total order that tolerates NULLs, for comparing multisets."""
     return sorted((tuple(r) for r in rows), key=lambda r: tuple((v is None, str(type(v)), v if v is not None else 0) for v in r))
+
+
+# -- point-in-time joins -------------------------------------------------------------------------
+
+PIT_VIEWS = {
+    # view: (key columns, feature columns, ttl)
+    "thing_features": (("case_id", "thing_id"), ("size", "colour"), timedelta(hours=2)),
+    "place_features": (("case_id", "place_id"), ("size",), None),
+    "pair_features": (("case_id", "thing_id", "place_id"), ("visits",), timedelta(days=1)),
+}
+GRID = timedelta(minutes=15)
+
+
+@dataclass
+class PitCases:
+    rows: dict[str, list[dict]]  # view -> rows with keys, ev, created, features
+    entities: list[dict]  # case_id, thing_id, place_id, event_timestamp, label
+
+
+def generate_pit_cases(n_cases: int, seed: int) -> PitCases:
+    """Feature rows on a 15-minute grid (so entity times hit TTL edges exactly), versions with
+    later created times, NULL values; entity rows with unknown and NULL keys, duplicates,
+    times before any row and exactly at events and at event + TTL."""
+    rng = random.Random(seed)
+    rows: dict[str, list[dict]] = {view: [] for view in PIT_VIEWS}
+    entities = []
+    for case_id in range(n_cases):
+        things, places = rng.randint(1, 3), rng.randint(1, 2)
+        events: list[datetime] = []
+
+        def add(view, keys):
+            for _ in range(rng.randint(0, 5)):
+                if events and rng.random() < 0.25:
+                    ev = rng.choice(events)
+                else:
+                    ev = T0 + GRID * rng.randint(0, 4 * 24)
+                events.append(ev)
+                row = dict(keys, ev=ev, created=ev + GRID * rng.randint(0, 8))
+                for feature in PIT_VIEWS[view][1]:
+                    row[feature] = None if rng.random() < 0.2 else (
+                        rng.choice("xyz") if feature == "colour" else rng.randint(0, 4))
+                rows[view].append(row)
+
+        for thing_id in range(1, things + 1):
+            add("thing_features", {"case_id": case_id, "thing_id": thing_id})
+            for place_id in range(1, places + 1):
+                if rng.random() < 0.6:
+                    add("pair_features", {"case_id": case_id, "thing_id": thing_id, "place_id": place_id})
+        for place_id in range(1, places + 1):
+            add("place_features", {"case_id": case_id, "place_id": place_id})
+
+        for _ in range(rng.randint(3, 8)):
+            roll = rng.random()
+            if events and roll < 0.2:
+                t = rng.choice(events)
+            elif events and roll < 0.4:
+                t = rng.choice(events) + rng.choice([timedelta(hours=2), timedelta(days=1)])  # TTL edge
+            elif events and roll < 0.5:
+                t = rng.choice(events) + rng.choice([timedelta(hours=2), timedelta(days=1)]) + GRID  # just past
+            else:
+                t = T0 + GRID * rng.randint(-4, 4 * 24 + 12)
+            entity = {
+                "case_id": case_id,
+                "thing_id": None if rng.random() < 0.05 else rng.randint(1, things + 1),  # things + 1: unknown
+                "place_id": None if rng.random() < 0.05 else rng.randint(1, places + 1),
+                "event_timestamp": t,
+                "label": rng.randint(0, 1),
+            }
+            entities.append(entity)
+            if rng.random() < 0.1:
+                entities.append(dict(entity))  # duplicate entity row
+    return PitCases(rows, entities)
+
+
+def point_in_time(cases: PitCases, knowledge_guard: bool) -> list[dict]:
+    """For each entity row and view: the row with the largest event time <= t (and >= t - TTL),
+    ties to the latest created time, then to the greatest feature values (NULL lowest); with the
+    knowledge guard only rows created at or before t count. No match: NULL features."""
+    out = []
+    for entity in cases.entities:
+        t = entity["event_timestamp"]
+        result = dict(entity)
+        for view, (keys, features, ttl) in PIT_VIEWS.items():
+            candidates = [
+                row for row in cases.rows[view]
+                if all(entity[k] is not None and row[k] == entity[k] for k in keys)
+                and row["ev"] <= t
+                and (ttl is None or row["ev"] >= t - ttl)
+                and (not knowledge_guard or row["created"] <= t)
+            ]
+            best = max(candidates, default=None, key=lambda row: (
+                row["ev"], row["created"], tuple((row[f] is not None, row[f] if row[f] is not None else 0) for f in features)))
+            for feature in features:
+                result[f"{view}__{feature}"] = best[feature] if best else None
+        out.append(result)
+    return out

@@ -1,0 +1,180 @@
+"""Training sets against the brute-force point-in-time oracle, and the SDK's behaviour on bad input."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import oracles
+from conftest import FIXTURES, REPO, copy_project, project_env
+from featurestore import FeatureStore, FeatureStoreError
+from featurestore.entity_frame import EntityFrameError
+
+N_CASES = 320
+FEATURES = [f"{view}:{feature}" for view, (_, features, _) in oracles.PIT_VIEWS.items() for feature in features]
+TYPES = {"case_id": "integer", "thing_id": "integer", "place_id": "integer", "ev": "timestamp",
+         "created": "timestamp", "size": "integer", "colour": "varchar", "visits": "integer"}
+
+
+def build_training_project(root: Path, cases, load, target=None, **env) -> FeatureStore:
+    """Copy the fixture project, load the cases' rows with `load(table, columns, rows)`, dbt build."""
+    project = copy_project(FIXTURES / "training_project", root)
+    (project / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
+    dbt = project_env(project, target, **env)
+    dbt.run("deps", "--quiet")
+    for view, (keys, features, _) in oracles.PIT_VIEWS.items():
+        columns = list(keys) + ["ev", "created"] + list(features)
+        load(view.replace("_features", "_events"), columns, [tuple(row[c] for c in columns) for row in cases.rows[view]])
+    dbt.run("build", "--quiet")
+    return FeatureStore(project, target, env=dict(dbt.env))
+
+
+def entity_frame(cases) -> pd.DataFrame:
+    frame = pd.DataFrame(cases.entities)
+    for key in ("thing_id", "place_id"):
+        frame[key] = frame[key].astype("Int64")
+    return frame
+
+
+def assert_matches_oracle(result: pa.Table, expected: list[dict]):
+    got = result.to_pylist()
+    assert len(got) == len(expected)
+    for row, want in zip(got, expected):
+        row = dict(row, event_timestamp=row["event_timestamp"].replace(tzinfo=None))
+        assert row == want
+
+
+@pytest.fixture(scope="module")
+def training_duckdb(tmp_path_factory):
+    cases = oracles.generate_pit_cases(N_CASES, seed=4242)
+    root = tmp_path_factory.mktemp("training") / "project"
+    database = root / "warehouse" / "featurestore.duckdb"
+    database.parent.mkdir(parents=True)
+
+    def load(table, columns, rows):
+        with duckdb.connect(str(database)) as con:
+            con.execute(f"create or replace table main.{table} ({', '.join(f'{c} {TYPES[c]}' for c in columns)})")
+            con.executemany(f"insert into main.{table} values ({', '.join('?' * len(columns))})", rows)
+
+    return build_training_project(root, cases, load), cases
+
+
+@pytest.mark.parametrize("strategy", ["interval", "asof"])
+def test_point_in_time_matches_the_oracle_on_duckdb(training_duckdb, strategy):
+    store, cases = training_duckdb
+    assert len(cases.entities) > 1500
+    job = store.get_historical_features(entity_frame(cases), FEATURES, full_feature_names=True, strategy=strategy)
+    assert_matches_oracle(job.to_arrow(), oracles.point_in_time(cases, knowledge_guard=False))
+    assert job.summary.rows == len(cases.entities)
+    assert job.summary.null_key_rows == sum(e["thing_id"] is None or e["place_id"] is None for e in cases.entities)
+
+
+def test_knowledge_guard_matches_the_oracle_on_duckdb(training_duckdb):
+    store, cases = training_duckdb
+    job = store.get_historical_features(entity_frame(cases), FEATURES, full_feature_names=True, knowledge_guard=True)
+    expected = oracles.point_in_time(cases, knowledge_guard=True)
+    assert_matches_oracle(job.to_arrow(), expected)
+    # the guard changes answers on these cases (rows are created up to 2 hours after their event)
+    assert expected != oracles.point_in_time(cases, knowledge_guard=False)
+
+
+def test_every_entity_input_kind_gives_the_same_rows(training_duckdb, tmp_path):
+    store, cases = training_duckdb
+    frame = entity_frame(cases)
+    expected = store.get_historical_features(frame, FEATURES, full_feature_names=True).to_arrow()
+    frame.to_parquet(tmp_path / "entities.parquet")
+    frame.to_csv(tmp_path / "entities.csv", index=False)
+    with store.connect() as warehouse:
+        warehouse.load_arrow("main.entity_rows", pa.Table.from_pandas(frame, preserve_index=False))
+    for source in (pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "entities.parquet",
+                   str(tmp_path / "entities.csv")):
+        got = store.get_historical_features(source, FEATURES, full_feature_names=True).to_arrow()
+        assert got.to_pylist() == expected.to_pylist(), source
+    # inside the warehouse the order of an unordered relation is not defined: compare sorted
+    for source in ("main.entity_rows", "select * from main.entity_rows where label >= 0"):
+        got = store.get_historical_features(source, FEATURES, full_feature_names=True).to_df()
+        want = expected.to_pandas()
+        order = ["case_id", "thing_id", "place_id", "event_timestamp", "label"]
+        pd.testing.assert_frame_equal(got.sort_values(order, ignore_index=True).astype(str),
+                                      want.sort_values(order, ignore_index=True).astype(str))
+
+
+def test_timezones_are_one_rule_utc(training_duckdb):
+    store, cases = training_duckdb
+    frame = entity_frame(cases).head(50)
+    naive = store.get_historical_features(frame, FEATURES, full_feature_names=True).to_arrow()
+    aware = frame.assign(event_timestamp=frame.event_timestamp.dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo"))
+    shifted = store.get_historical_features(aware, FEATURES, full_feature_names=True).to_arrow()
+    assert shifted.to_pylist() == naive.to_pylist()
+    as_text = frame.assign(event_timestamp=frame.event_timestamp.dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert store.get_historical_features(as_text, FEATURES, full_feature_names=True).to_arrow().to_pylist() == naive.to_pylist()
+    assert naive.schema.field("event_timestamp").type == pa.timestamp("us", tz="UTC")
+
+
+def test_outputs_parquet_table_and_sql(training_duckdb, tmp_path):
+    store, cases = training_duckdb
+    job = store.get_historical_features(entity_frame(cases), FEATURES, full_feature_names=True)
+    path = job.to_parquet(tmp_path / "out" / "train.parquet")
+    assert pq.read_table(path).to_pylist() == job.to_arrow().to_pylist()
+    assert [p.name for p in path.parent.iterdir()] == ["train.parquet"]  # no temp file left
+    assert "valid_from <=" in job.sql and "_fs_entities" in job.sql
+    relation = job.to_table("main.training_set")
+    with store.connect() as warehouse:
+        rows = warehouse.fetch_all(f"select count(*) from {relation}")[0][0]
+        columns = [f.name for f in warehouse.fetch_arrow(f"select * from {relation} limit 0").schema]
+    assert rows == len(cases.entities) and "_fs_row" not in columns
+
+
+def test_spine_retrieval_without_an_entity_frame(training_duckdb):
+    store, _ = training_duckdb
+    job = store.get_historical_features(features=["place_features:size"], start=datetime(2024, 3, 1),
+                                        end=datetime(2024, 3, 2), every="6h")
+    table = job.to_arrow()
+    with store.connect() as warehouse:
+        places = warehouse.fetch_all("select count(*) from (select distinct case_id, place_id from main.place_features)")[0][0]
+    assert table.num_rows == places * 5
+    assert set(table.column_names) == {"case_id", "place_id", "event_timestamp", "size"}
+    with pytest.raises(FeatureStoreError, match="same join keys"):
+        store.get_historical_features(features=["place_features:size", "thing_features:colour"],
+                                      start=datetime(2024, 3, 1), end=datetime(2024, 3, 2))
+
+
+def test_bad_input_is_refused_with_a_clear_error(training_duckdb, tmp_path):
+    store, cases = training_duckdb
+    frame = entity_frame(cases).head(20)
+    with pytest.raises(FeatureStoreError, match="full_feature_names=True"):
+        store.get_historical_features(frame, ["thing_features:size", "place_features:size"])
+    with pytest.raises(FeatureStoreError, match="no feature 'weight'"):
+        store.get_historical_features(frame, ["thing_features:weight"])
+    with pytest.raises(FeatureStoreError, match="No feature service named 'nope'"):
+        store.get_historical_features(frame, feature_service="nope")
+    with pytest.raises(EntityFrameError, match="no column 'place_id'"):
+        store.get_historical_features(frame.drop(columns=["place_id"]), ["place_features:size"]).to_arrow()
+    with pytest.raises(EntityFrameError, match="no timestamp column 'when'"):
+        store.get_historical_features(frame, ["place_features:size"], timestamp_column="when")
+    with pytest.raises(EntityFrameError, match="Join key 'place_id'.*string"):
+        store.get_historical_features(frame.assign(place_id=frame.place_id.astype(str)), ["place_features:size"]).to_arrow()
+    with pytest.raises(EntityFrameError, match="not timestamps"):
+        store.get_historical_features(frame.assign(event_timestamp="yesterday"), ["place_features:size"])
+    with pytest.raises(EntityFrameError, match="does not exist"):
+        store.get_historical_features(str(tmp_path / "missing.parquet"), ["place_features:size"])
+    target = tmp_path / "keep.parquet"
+    target.write_bytes(b"old")
+    with pytest.raises(EntityFrameError):
+        store.get_historical_features(frame.drop(columns=["case_id"]), ["place_features:size"]).to_parquet(target)
+    assert target.read_bytes() == b"old"  # nothing half-written
+
+
+def test_empty_frame_gives_an_empty_result_with_the_schema(training_duckdb):
+    store, cases = training_duckdb
+    empty = entity_frame(cases).head(0)
+    job = store.get_historical_features(empty, FEATURES, full_feature_names=True)
+    table = job.to_arrow()
+    assert table.num_rows == 0
+    assert "thing_features__colour" in table.column_names and job.summary.rows == 0
