@@ -79,3 +79,36 @@ def test_snapshot_and_rolling_match_the_oracle_on_postgres(tmp_path_factory, pos
     tables = PostgresTables(postgres_server, "props")
     cases, loaded = run_snapshot_properties(dbt, tables, n_cases=60, seed=99)
     check_rolling(dbt, tables, cases, loaded)
+
+
+def test_point_in_time_matches_the_oracle_on_postgres(tmp_path_factory, postgres_server):
+    from test_training import FEATURES, TYPES, assert_matches_oracle, build_training_project, entity_frame
+
+    import oracles
+
+    cases = oracles.generate_pit_cases(60, seed=777)
+    tables = PostgresTables(postgres_server, "training")
+    env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "training"}
+
+    def load(table, columns, rows):
+        ddl = f"create or replace table {{schema}}.{table} ({', '.join(f'{c} {TYPES[c]}' for c in columns)})"
+        tables.load(ddl, table, rows)
+
+    store = build_training_project(tmp_path_factory.mktemp("pgtraining") / "project", cases, load, "postgres", **env)
+    frame = entity_frame(cases)
+    for guard in (False, True):
+        job = store.get_historical_features(frame, FEATURES, full_feature_names=True, knowledge_guard=guard)
+        assert_matches_oracle(job.to_arrow(), oracles.point_in_time(cases, knowledge_guard=guard))
+    with pytest.raises(Exception, match="Join key 'place_id'.*string"):
+        store.get_historical_features(frame.assign(place_id=frame.place_id.astype(str)), ["place_features:size"]).to_arrow()
+
+
+def test_churn_training_set_identical_on_duckdb_and_postgres(demo_project, demo_on_postgres, postgres_server):
+    duck = FeatureStore(demo_project)
+    with duck.connect() as warehouse:
+        labels = warehouse.fetch_arrow("select * from main.churn_labels order by customer_id, label_ts").to_pandas()
+    on_duckdb = duck.get_historical_features(labels, feature_service="churn_model", timestamp_column="label_ts")
+    pg = FeatureStore(demo_project, "postgres", env={**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo"})
+    on_postgres = pg.get_historical_features(labels, feature_service="churn_model", timestamp_column="label_ts")
+    assert on_duckdb.to_arrow().num_rows > 100
+    assert on_postgres.to_arrow().to_pylist() == on_duckdb.to_arrow().to_pylist()

@@ -96,9 +96,27 @@ class DbtProject:
                         return True
         return False
 
+    @property
+    def _parsed_for_path(self) -> Path:
+        return self.project_dir / "target" / "featurestore_parsed_for.txt"
+
+    def target_fingerprint(self) -> str:
+        """What the manifest's relation names depend on: the rendered target, secrets left out."""
+        import json
+
+        from .profiles import load_target  # profiles imports this module
+
+        target = {key: value for key, value in load_target(self).items() if "pass" not in key and "token" not in key}
+        return json.dumps(target, sort_keys=True, default=str)
+
     def ensure_manifest(self) -> Path:
-        """The manifest path, running `dbt parse` first when it is missing or older than the project."""
-        if self.manifest_is_stale():
+        """The manifest path, running `dbt parse` first when it is missing, older than the project,
+        or written for another target (relation names depend on the target's database and schema)."""
+        marker = self._parsed_for_path
+        same_target = (marker.is_file() and self.manifest_path.is_file()
+                       and self.manifest_path.stat().st_mtime <= marker.stat().st_mtime
+                       and marker.read_text() == self.target_fingerprint())
+        if self.manifest_is_stale() or not same_target:
             self.run("parse", "--quiet")
         return self.manifest_path
 
@@ -118,6 +136,9 @@ class DbtProject:
                 result = dbtRunner().invoke(self.command_args(command, *args))
             finally:
                 _release_duckdb()
+        if self.manifest_path.is_file() and command not in ("deps", "clean", "debug"):
+            # remember which target wrote the manifest (dbt rewrites it on most commands)
+            self._parsed_for_path.write_text(self.target_fingerprint())
         if raise_on_failure and not result.success:
             detail = f": {result.exception}" if result.exception else "; see the dbt output above"
             raise ManifestError(f"`dbt {command}` failed in {self.project_dir}{detail}")

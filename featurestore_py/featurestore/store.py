@@ -36,7 +36,7 @@ class FeatureStore:
     @cached_property
     def registry(self) -> Registry:
         """The registry, validated: an error in the YAML raises InvalidRegistryError (unless strict=False)."""
-        registry = registry_from_manifest(load_manifest(self.project.ensure_manifest()))
+        registry = registry_from_manifest(load_manifest(self._manifest()))
         if self.strict:
             found = errors(validate(registry, self.project.project_dir))
             if found:
@@ -45,8 +45,12 @@ class FeatureStore:
 
     def validate(self) -> list[Problem]:
         """Every problem of the project's feature metadata, errors and warnings."""
-        registry = registry_from_manifest(load_manifest(self.project.ensure_manifest()))
+        registry = registry_from_manifest(load_manifest(self._manifest()))
         return validate(registry, self.project.project_dir)
+
+    def _manifest(self):
+        """The manifest, parsed for this store's target."""
+        return self.project.ensure_manifest()
 
     def build(self, *dbt_args: str):
         """`dbt build` with the project's profiles; returns dbt's result."""
