@@ -34,6 +34,8 @@ demo: build
 	$(BIN)/featurestore validate
 	$(BIN)/featurestore list
 	$(BIN)/featurestore describe churn_model
+	$(BIN)/featurestore export --entities main.churn_labels --timestamp-column label_ts \
+		--service churn_model --out out/churn_training.parquet
 
 test: venv
 	$(BIN)/pytest -q

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import List, Optional
 
 import typer
@@ -180,6 +181,56 @@ def load_raw(directory: Optional[str] = typer.Option(None, "--dir", help="Folder
         _fail(exc)
     for name, count in counts.items():
         console.print(f"raw.{name}: {count} rows")
+
+
+@app.command()
+def export(
+    out: str = typer.Option(..., "--out", "-o", help="Parquet file to write (atomically)."),
+    entities: Optional[str] = typer.Option(None, "--entities", "-e",
+                                           help="Entity rows: a .parquet/.csv file, a SQL query or a relation name."),
+    service: Optional[str] = typer.Option(None, "--service", "-s", help="A feature service (exposure of type ml)."),
+    features: Optional[List[str]] = typer.Option(None, "--features", "-f", help="view:feature, repeatable."),
+    timestamp_column: Optional[str] = typer.Option(None, "--timestamp-column",
+                                                   help="The entity rows' point in time (default: event_timestamp)."),
+    knowledge_guard: bool = typer.Option(False, "--knowledge-guard",
+                                         help="Use only rows created at or before each entity timestamp."),
+    full_feature_names: bool = typer.Option(False, "--full-feature-names", help="Name columns view__feature."),
+    start: Optional[datetime] = typer.Option(None, help="Without --entities: first time of the spine."),
+    end: Optional[datetime] = typer.Option(None, help="Without --entities: last time of the spine."),
+    every: str = typer.Option("1d", help="Without --entities: spine step."),
+    project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson,
+):
+    """Export a point-in-time training set to Parquet, computed inside the warehouse.
+
+    Example: featurestore export --entities main.churn_labels --timestamp-column label_ts
+    --service churn_model --out churn.parquet
+    """
+    store = _store(project_dir, target)
+    try:
+        job = store.get_historical_features(
+            entities, features or None, feature_service=service, full_feature_names=full_feature_names,
+            timestamp_column=timestamp_column, knowledge_guard=knowledge_guard, start=start, end=end, every=every)
+        with err_console.status("Point-in-time join in the warehouse…"):
+            job.to_arrow()
+        with err_console.status(f"Writing {out}…"):
+            path = job.to_parquet(out)
+    except FeatureStoreError as exc:
+        _fail(exc)
+    summary = job.summary
+    if as_json:
+        typer.echo(json.dumps({"out": str(path), **summary.as_dict()}, indent=2))
+        return
+    console.print(f"[bold green]wrote[/] {path}: {summary.rows:,} rows in {summary.seconds:.2f} s"
+                  f" ({summary.null_key_rows:,} with a NULL join key)", highlight=False)
+    table = Table(title="Training set summary")
+    for column in ("feature view", "match rate", "null rate", "features"):
+        table.add_column(column)
+    for request in job.requests:
+        outputs = [output for _, output in request.features]
+        null_rate = sum(summary.null_rate[o] for o in outputs) / len(outputs)
+        table.add_row(request.view.name, f"{summary.match_rate[request.view.name]:.1%}", f"{null_rate:.1%}",
+                      ", ".join(outputs))
+    console.print(table)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
