@@ -38,6 +38,8 @@ MATCH_PREFIX = "_fs_match_"
 STRATEGIES = ("auto", "interval", "asof")
 # DuckDB: above this many rows per key the ASOF join beats the interval join (benchmarks/).
 ASOF_ROWS_PER_KEY = 40
+# rows per key of a snapshot table, measured once per process (it changes slowly)
+_ROWS_PER_KEY: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,8 @@ class RetrievalJob:
     def sql(self) -> str:
         """The point-in-time query, as it runs against the loaded entity relation `_fs_entities`."""
         columns = self._prepared.schema.names if self._prepared is not None else None
-        return self._render(columns, {r.alias: self._default_strategy() for r in self.requests}, match_columns=False)
+        return self._render(columns, {r.alias: self._default_strategy() for r in self.requests},
+                            match_columns=False, ordered=True)
 
     def _default_strategy(self) -> str:
         if self.knowledge_guard:
@@ -137,7 +140,7 @@ class RetrievalJob:
             return "interval"
         return "interval" if self.strategy == "auto" else self.strategy
 
-    def _render(self, entity_columns, strategies: dict[str, str], match_columns: bool) -> str:
+    def _render(self, entity_columns, strategies: dict[str, str], match_columns: bool, ordered: bool) -> str:
         views = [
             {
                 "alias": request.alias,
@@ -153,7 +156,7 @@ class RetrievalJob:
         shown = [c for c in (entity_columns or ["<entity columns>"]) if c != ROW_COLUMN]
         return sqlgen.render("point_in_time", dialect=self.dialect, entities=ENTITY_RELATION,
                              entity_columns=shown, timestamp=self._timestamp or "<timestamp>",
-                             views=views, match_columns=match_columns)
+                             views=views, match_columns=match_columns, ordered=ordered)
 
     # -- running -----------------------------------------------------------------------------
     def _load_entities(self, warehouse: Warehouse) -> list[str]:
@@ -200,19 +203,21 @@ class RetrievalJob:
         chosen = self._default_strategy()
         if chosen != "interval" or self.strategy != "auto" or self.dialect != "duckdb":
             return chosen
-        keys = ", ".join(sqlgen.quote_identifier(view_key) for _, view_key in request.keys)
-        rows, distinct = warehouse.fetch_all(
-            f"select count(*), approx_count_distinct(hash({keys})) from {request.view.relation_name} "
-            "where valid_to is null or valid_to > valid_from")[0]
-        return "asof" if distinct and rows / distinct > ASOF_ROWS_PER_KEY else "interval"
+        cached = _ROWS_PER_KEY.get(request.view.relation_name)
+        if cached is None:
+            keys = ", ".join(sqlgen.quote_identifier(view_key) for _, view_key in request.keys)
+            distinct = f"approx_count_distinct({keys})" if len(request.keys) == 1 else f"approx_count_distinct(hash({keys}))"
+            rows, keys_seen = warehouse.fetch_all(f"select count(*), {distinct} from {request.view.relation_name}")[0]
+            cached = _ROWS_PER_KEY[request.view.relation_name] = rows / keys_seen if keys_seen else 0.0
+        return "asof" if cached > ASOF_ROWS_PER_KEY else "interval"
 
-    def _run(self, sink: Callable[[Warehouse, str], Any], match_columns: bool):
+    def _run(self, sink: Callable[[Warehouse, str], Any], match_columns: bool, ordered: bool):
         started = time.perf_counter()
         with self._connect() as warehouse:
             try:
                 columns = self._load_entities(warehouse)
                 strategies = self._check_and_choose(warehouse, columns)
-                query = self._render(columns, strategies, match_columns)
+                query = self._render(columns, strategies, match_columns, ordered)
                 return sink(warehouse, query)
             finally:
                 self._elapsed = time.perf_counter() - started
@@ -220,7 +225,10 @@ class RetrievalJob:
     def to_arrow(self) -> pa.Table:
         """The training set: every entity column, then the features, in the entity frame's row order."""
         if self._table is None:
-            raw = self._run(lambda warehouse, query: warehouse.fetch_arrow(query), match_columns=True)
+            # sorting in Python by the dense row numbers is cheaper than an ORDER BY in the warehouse
+            raw = self._run(lambda warehouse, query: warehouse.fetch_arrow(query), match_columns=True, ordered=False)
+            if self._prepared is not None:
+                raw = _restore_order(raw)
             self._table, self.summary = self._finish(raw)
         return self._table
 
@@ -256,7 +264,7 @@ class RetrievalJob:
             warehouse.execute(f"create table {relation} as {query}")
             warehouse.execute(f"alter table {relation} drop column {ROW_COLUMN}")
 
-        self._run(create, match_columns=False)
+        self._run(create, match_columns=False, ordered=True)
         return relation
 
     def _finish(self, raw: pa.Table) -> tuple[pa.Table, RetrievalSummary]:
@@ -270,8 +278,8 @@ class RetrievalJob:
                 null_keys = mask if null_keys is None else pc.or_(null_keys, mask)
             summary.null_key_rows = int(pc.sum(null_keys).as_py() or 0) if null_keys is not None else 0
         for request in self.requests:
-            match = raw.column(MATCH_PREFIX + request.alias)
-            summary.match_rate[request.view.name] = (1 - match.null_count / rows) if rows else 0.0
+            matched = pc.sum(raw.column(MATCH_PREFIX + request.alias)).as_py() or 0
+            summary.match_rate[request.view.name] = matched / rows if rows else 0.0
             for _, output in request.features:
                 summary.null_rate[output] = (raw.column(output).null_count / rows) if rows else 0.0
         keep = [name for name in raw.schema.names if not name.startswith(MATCH_PREFIX) and name != ROW_COLUMN]
@@ -280,6 +288,17 @@ class RetrievalJob:
         utc = pc.cast(table.column(index), pa.timestamp("us"), safe=False).cast(pa.timestamp("us", tz="UTC"))
         table = table.set_column(index, pa.field(self._timestamp, pa.timestamp("us", tz="UTC")), utc)
         return table, summary
+
+
+def _restore_order(table: pa.Table) -> pa.Table:
+    """Put rows back in entity-frame order: _fs_row is a permutation of 0..n-1, so its inverse
+    is computed in one pass (no sort)."""
+    import numpy as np
+
+    positions = table.column(ROW_COLUMN).to_numpy()
+    inverse = np.empty(len(positions), dtype=np.int64)
+    inverse[positions] = np.arange(len(positions), dtype=np.int64)
+    return table.take(pa.array(inverse))
 
 
 def time_spine_source(requests: list[ViewRequest], start: datetime, end: datetime, every: str,
