@@ -36,10 +36,11 @@ from .warehouse import Warehouse
 ENTITY_RELATION = "_fs_entities"
 MATCH_PREFIX = "_fs_match_"
 STRATEGIES = ("auto", "interval", "asof")
-# DuckDB: above this many rows per key the ASOF join beats the interval join (benchmarks/).
-ASOF_ROWS_PER_KEY = 40
-# rows per key of a snapshot table, measured once per process (it changes slowly)
-_ROWS_PER_KEY: dict[str, float] = {}
+# DuckDB: entity rows x rows per key above this multiple of (entity rows + feature rows) and
+# the ASOF join beats the interval join (see _strategy_for and benchmarks/bench_training.py).
+ASOF_CROSSOVER = 150
+# (rows, rows per key) of a snapshot table, measured once per process (they change slowly)
+_VIEW_STATS: dict[str, tuple[int, float]] = {}
 
 
 @dataclass(frozen=True)
@@ -191,25 +192,32 @@ class RetrievalJob:
 
     def _check_and_choose(self, warehouse: Warehouse, entity_columns: list[str]) -> dict[str, str]:
         entity_schema = warehouse.fetch_arrow(f"select * from {ENTITY_RELATION} limit 0").schema
+        entity_rows = self._prepared.num_rows if self._prepared is not None else \
+            warehouse.fetch_all(f"select count(*) from {ENTITY_RELATION}")[0][0]
         strategies = {}
         for request in self.requests:
             relation = request.view.relation_name
             view_schema = warehouse.fetch_arrow(f"select * from {relation} limit 0").schema
             check_key_types(entity_schema, request.view.name, view_schema, list(request.keys), self.entities.description)
-            strategies[request.alias] = self._strategy_for(warehouse, request)
+            strategies[request.alias] = self._strategy_for(warehouse, request, entity_rows)
         return strategies
 
-    def _strategy_for(self, warehouse: Warehouse, request: ViewRequest) -> str:
+    def _strategy_for(self, warehouse: Warehouse, request: ViewRequest, entity_rows: int) -> str:
+        """DuckDB: the interval join's work grows with entity rows x rows per key (the hash join
+        fans out), the ASOF join's with entity rows + feature rows (it sorts both). Measured
+        crossover (benchmarks/bench_training.py): ASOF wins once the first is ~150x the second."""
         chosen = self._default_strategy()
         if chosen != "interval" or self.strategy != "auto" or self.dialect != "duckdb":
             return chosen
-        cached = _ROWS_PER_KEY.get(request.view.relation_name)
-        if cached is None:
+        stats = _VIEW_STATS.get(request.view.relation_name)
+        if stats is None:
             keys = ", ".join(sqlgen.quote_identifier(view_key) for _, view_key in request.keys)
             distinct = f"approx_count_distinct({keys})" if len(request.keys) == 1 else f"approx_count_distinct(hash({keys}))"
             rows, keys_seen = warehouse.fetch_all(f"select count(*), {distinct} from {request.view.relation_name}")[0]
-            cached = _ROWS_PER_KEY[request.view.relation_name] = rows / keys_seen if keys_seen else 0.0
-        return "asof" if cached > ASOF_ROWS_PER_KEY else "interval"
+            stats = _VIEW_STATS[request.view.relation_name] = (rows, rows / keys_seen if keys_seen else 0.0)
+        rows, rows_per_key = stats
+        fan_out = entity_rows * rows_per_key
+        return "asof" if fan_out > ASOF_CROSSOVER * (entity_rows + rows) else "interval"
 
     def _run(self, sink: Callable[[Warehouse, str], Any], match_columns: bool, ordered: bool):
         started = time.perf_counter()
