@@ -17,6 +17,10 @@ from .validate import Problem, errors, validate
 from .warehouse import Warehouse, connect
 from .entity_frame import entity_source
 from .training import RetrievalJob, plan_retrieval, time_spine_source
+from .online import OnlineStore
+from .online.config import load_online_config
+from .online_response import OnlineResponse
+from .sync import Syncer, SyncResult, online_table
 
 RAW_TABLES = ("raw_customers", "raw_orders", "raw_items", "raw_products", "raw_stores")
 
@@ -105,3 +109,57 @@ class FeatureStore:
             source = entity_source(entity_df)
         return RetrievalJob(self.connect, dialect, requests, source, timestamp_column,
                             knowledge_guard=knowledge_guard, strategy=strategy)
+
+    # -- online store ------------------------------------------------------------------------
+    @cached_property
+    def online_config(self):
+        return load_online_config(self.project.project_dir, dict(self.project.env))
+
+    @cached_property
+    def online(self) -> OnlineStore:
+        """The online store (DynamoDB; the local moto endpoint by default)."""
+        from .online.dynamodb import DynamoDBOnlineStore
+
+        return DynamoDBOnlineStore(self.online_config)
+
+    def local_online_store(self):
+        """The local DynamoDB endpoint of this project (`featurestore online up/down`)."""
+        from .online.local import LocalDynamoDB
+
+        return LocalDynamoDB(self.project.project_dir / ".featurestore", self.online_config.local_port)
+
+    def syncer(self) -> Syncer:
+        return Syncer(self.registry, self.connect, self.target["type"], self.online)
+
+    def sync(self, views: Sequence[str] | None = None, full: bool = False, **callbacks) -> list[SyncResult]:
+        """Push the current rows of online views (all of them by default) to the online store."""
+        syncer = self.syncer()
+        return [syncer.sync_view(view, full=full, **callbacks) for view in syncer.online_views(views)]
+
+    def sync_status(self, views: Sequence[str] | None = None) -> list[dict]:
+        return self.syncer().status(views)
+
+    def get_online_features(self, features: Sequence[str] | None = None, *, entity_rows: Sequence[dict],
+                            feature_service: str | None = None, full_feature_names: bool = False,
+                            now: datetime | None = None) -> OnlineResponse:
+        """The latest feature values for each entity row, from the online store.
+
+        Missing keys give None; so do values older than the view's TTL at `now` (default: the
+        current time), even before DynamoDB's own TTL deletes them.
+        """
+        requests = plan_retrieval(self.registry, features, feature_service, full_feature_names)
+        rows = list(entity_rows)
+        columns: dict[str, list] = {}
+        for request in requests:
+            for entity_key, _ in request.keys:
+                if any(entity_key not in row for row in rows):
+                    raise FeatureStoreError(
+                        f"Entity rows need '{entity_key}' for feature view '{request.view.name}'; "
+                        f"got keys {sorted(set().union(*[r.keys() for r in rows])) if rows else []}.")
+                columns.setdefault(entity_key, [row[entity_key] for row in rows])
+        for request in requests:
+            table = online_table(self.registry, request.view)
+            values = self.online.read(table, rows, [name for name, _ in request.features], now=now)
+            for name, output in request.features:
+                columns[output] = [value[name] if value else None for value in values]
+        return OnlineResponse(columns)

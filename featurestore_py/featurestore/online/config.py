@@ -1,0 +1,72 @@
+"""Online-store settings: `vars: featurestore_online:` in dbt_project.yml, overridden by environment.
+
+| setting | var | environment |
+|---|---|---|
+| endpoint URL (empty: AWS's own endpoint) | endpoint_url | FEATURESTORE_DYNAMODB_ENDPOINT |
+| region | region | FEATURESTORE_AWS_REGION, then AWS_REGION / AWS_DEFAULT_REGION |
+| table name prefix | table_prefix | FEATURESTORE_TABLE_PREFIX |
+
+Credentials are never read from our files: boto3's standard chain applies. Against a local
+endpoint (127.0.0.1/localhost) without credentials, dummy ones are used, as moto accepts any.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..errors import FeatureStoreError
+
+DEFAULTS = {"endpoint_url": "http://127.0.0.1:8766", "region": "us-east-1", "table_prefix": "featurestore_"}
+# DynamoDB table names: 3-255 characters of a-z, A-Z, 0-9, '_', '-', '.'
+TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    endpoint_url: str | None
+    region: str
+    table_prefix: str
+
+    @property
+    def is_local(self) -> bool:
+        return bool(self.endpoint_url) and any(h in self.endpoint_url for h in ("127.0.0.1", "localhost", "[::1]"))
+
+    @property
+    def local_port(self) -> int | None:
+        match = re.search(r":(\d+)", (self.endpoint_url or "").split("//", 1)[-1])
+        return int(match.group(1)) if match else None
+
+    def table_name(self, view: str) -> str:
+        name = f"{self.table_prefix}{view}"
+        if not TABLE_NAME.match(name):
+            raise FeatureStoreError(
+                f"DynamoDB table name '{name}' (prefix '{self.table_prefix}' + view '{view}') is invalid: "
+                "it must be 3-255 characters of letters, digits, '_', '-' and '.'."
+            )
+        return name
+
+    @property
+    def state_table(self) -> str:
+        return self.table_name("_sync_state")
+
+
+def load_online_config(project_dir: Path, env: dict | None = None) -> OnlineConfig:
+    env = {**os.environ, **(env or {})}
+    values = dict(DEFAULTS)
+    project_file = Path(project_dir) / "dbt_project.yml"
+    if project_file.is_file():
+        settings = ((yaml.safe_load(project_file.read_text()) or {}).get("vars") or {}).get("featurestore_online") or {}
+        values.update({k: v for k, v in settings.items() if k in DEFAULTS and v is not None})
+    if "FEATURESTORE_DYNAMODB_ENDPOINT" in env:
+        values["endpoint_url"] = env["FEATURESTORE_DYNAMODB_ENDPOINT"]
+    region = env.get("FEATURESTORE_AWS_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        values["region"] = region
+    if "FEATURESTORE_TABLE_PREFIX" in env:
+        values["table_prefix"] = env["FEATURESTORE_TABLE_PREFIX"]
+    return OnlineConfig(values["endpoint_url"] or None, values["region"], values["table_prefix"])
