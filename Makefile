@@ -8,7 +8,7 @@ RAW_DIR := data/raw
 export FEATURESTORE_DUCKDB_PATH ?= $(CURDIR)/warehouse/featurestore.duckdb
 export FEATURESTORE_RAW_DIR ?= $(CURDIR)/$(RAW_DIR)
 
-.PHONY: demo test venv data build clean
+.PHONY: demo test venv data build clean online-down
 
 $(BIN)/featurestore: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,8 @@ $(RAW_DIR)/raw_orders.csv: | $(BIN)/featurestore
 	cd data/.jafgen && ../../$(BIN)/jafgen $(YEARS) > /dev/null
 	mv data/.jafgen/jaffle-data/raw_{customers,orders,items,products,stores}.csv $(RAW_DIR)/
 	rm -rf data/.jafgen
+	$(BIN)/python -m featurestore.testing.jaffle shift $(RAW_DIR)
+	rm -f $(FEATURESTORE_DUCKDB_PATH)  # new raw data: rebuild the warehouse from scratch
 
 data: $(RAW_DIR)/raw_orders.csv
 
@@ -36,9 +38,16 @@ demo: build
 	$(BIN)/featurestore describe churn_model
 	$(BIN)/featurestore export --entities main.churn_labels --timestamp-column label_ts \
 		--service churn_model --out out/churn_training.parquet
+	$(BIN)/featurestore online up
+	$(BIN)/featurestore sync
+	$(BIN)/featurestore sync status
+	@echo "featurestore get --service churn_model (the most recent customer of the churn labels):"
+	@row=$$($(BIN)/python -c "import duckdb; print(*duckdb.connect('$(FEATURESTORE_DUCKDB_PATH)', read_only=True).sql('select customer_id, store_id from main.churn_labels order by label_ts desc, customer_id limit 1').fetchall()[0])"); \
+	$(BIN)/featurestore get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }
 
-test: venv
-	$(BIN)/pytest -q
+online-down:
+	$(BIN)/featurestore online down
 
 clean:
-	rm -rf target logs warehouse data $(VENV)
+	-$(BIN)/featurestore online down
+	rm -rf target logs warehouse data out .featurestore $(VENV)

@@ -64,3 +64,14 @@ def postgres_server():
     server = PostgresServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    """moto's DynamoDB server on 127.0.0.1 and a free port, for the whole run."""
+    from featurestore.online.local import LocalDynamoDB, free_port
+
+    server = LocalDynamoDB(tmp_path_factory.mktemp("moto"), free_port())
+    url = server.start()
+    yield url
+    server.stop()

@@ -233,5 +233,146 @@ def export(
     console.print(table)
 
 
+online_app = typer.Typer(help="The local DynamoDB endpoint (moto's server on 127.0.0.1).", no_args_is_help=True)
+app.add_typer(online_app, name="online")
+
+
+@online_app.command("up")
+def online_up(project_dir: str = ProjectDir, port: Optional[int] = typer.Option(None, help="Port (default: the configured endpoint's).")):
+    """Start the local DynamoDB in the background (pid file under .featurestore/) and wait until it answers.
+
+    Example: featurestore online up
+    """
+    store = _store(project_dir, None, strict=False)
+    if not store.online_config.is_local:
+        _fail(FeatureStoreError(f"The configured endpoint {store.online_config.endpoint_url or '(AWS)'} is not local."))
+    local = store.local_online_store()
+    if port:
+        local.port = port
+    try:
+        url = local.start()
+    except FeatureStoreError as exc:
+        _fail(exc)
+    console.print(f"local DynamoDB answering on {url}")
+
+
+@online_app.command("down")
+def online_down(project_dir: str = ProjectDir):
+    """Stop the local DynamoDB started by `online up` (its data is lost).
+
+    Example: featurestore online down
+    """
+    store = _store(project_dir, None, strict=False)
+    console.print("stopped" if store.local_online_store().stop() else "not running")
+
+
+@app.command()
+def sync(
+    views: Optional[List[str]] = typer.Argument(None, help="Online feature views (default: all); `status` shows the sync state."),
+    full: bool = typer.Option(False, "--full", help="Push every current row, not only those created since the watermark."),
+    every: Optional[str] = typer.Option(None, "--every", help="Run until SIGTERM/SIGINT: a duration (15m) or a cron expression."),
+    build: bool = typer.Option(False, "--build", help="Run `dbt build` for the online views (and what they depend on) first."),
+    project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson,
+):
+    """Push the latest row of every key of the online feature views to DynamoDB.
+
+    Example: featurestore sync --every 15m --build      (featurestore sync status: watermarks and lag)
+    """
+    import logging
+    import sys
+
+    from .sync import Schedule, run_forever
+
+    store = _store(project_dir, target)
+    if views and views[0] == "status":
+        try:
+            rows = store.sync_status(views[1:] or None)
+        except FeatureStoreError as exc:
+            _fail(exc)
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2, default=str))
+            return
+        table = Table(title="Sync status")
+        for column in ("view", "watermark", "rows last pushed", "last sync finished", "lag behind warehouse"):
+            table.add_column(column)
+        for row in rows:
+            lag = "never synced" if row["watermark"] is None else (
+                "-" if row["lag_seconds"] is None else f"{row['lag_seconds'] / 3600:.1f} h")
+            table.add_row(row["view"], str(row["watermark"]), str(row["rows_last_pushed"]),
+                          str(row["last_sync_finished"]), lag)
+        console.print(table)
+        return
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("featurestore.sync")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+    def once(should_stop) -> None:
+        if build:
+            selected = [f"+{view.name}" for view in store.syncer().online_views(views)]
+            store.project.run("build", "--select", *selected, "--quiet")
+        for result in _sync_with_progress(store, views, full, should_stop):
+            if as_json:
+                typer.echo(json.dumps(result.__dict__))
+            else:
+                console.print(f"{result.view}: {result.mode}, {result.rows_read} rows read, {result.written} written, "
+                              f"{result.skipped_stale} already current, {result.seconds:.2f} s", highlight=False)
+
+    try:
+        if every:
+            run_forever(Schedule(every), once)
+        else:
+            once(lambda: False)
+    except FeatureStoreError as exc:
+        _fail(exc)
+
+
+def _sync_with_progress(store: FeatureStore, views, full: bool, should_stop):
+    """Sync view by view, with a progress bar on an interactive terminal."""
+    syncer = store.syncer()
+    selected = syncer.online_views(views)
+    if not err_console.is_terminal:
+        return [syncer.sync_view(view, full=full, should_stop=should_stop) for view in selected]
+    from rich.progress import Progress
+
+    results = []
+    with Progress(console=err_console, transient=True) as progress:
+        for view in selected:
+            task = progress.add_task(f"sync {view.name}", total=None)
+            results.append(syncer.sync_view(
+                view, full=full, should_stop=should_stop,
+                on_rows=lambda n, task=task: progress.update(task, total=n),
+                on_batch=lambda n, task=task: progress.advance(task, n)))
+    return results
+
+
+@app.command()
+def get(
+    entity: List[str] = typer.Option(..., "--entity", "-e", help="key=value, repeatable (one entity row)."),
+    service: Optional[str] = typer.Option(None, "--service", "-s"),
+    features: Optional[List[str]] = typer.Option(None, "--features", "-f", help="view:feature, repeatable."),
+    project_dir: str = ProjectDir, target: Optional[str] = Target,
+):
+    """Read one feature vector from the online store (JSON).
+
+    Example: featurestore get --service churn_model -e customer_id=42 -e store_id=7
+    """
+    row = {}
+    for pair in entity:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            _fail(FeatureStoreError(f"--entity '{pair}' is not key=value."))
+        row[name] = value
+    store = _store(project_dir, target)
+    try:
+        response = store.get_online_features(features or None, feature_service=service, entity_rows=[row])
+    except FeatureStoreError as exc:
+        _fail(exc)
+    vector = {name: values[0] for name, values in response.to_dict().items()}
+    typer.echo(json.dumps(vector, indent=2, default=str))
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     app(argv)

@@ -40,6 +40,7 @@ class LocalDynamoDB:
         self.port_file = self.state_dir / "moto.port"
         self.log_file = self.state_dir / "moto.log"
         self.port = port
+        self._process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -66,6 +67,7 @@ class LocalDynamoDB:
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(self.port)], stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._process = process
         self.pid_file.write_text(str(process.pid))
         self.port_file.write_text(str(self.port))
         deadline = time.monotonic() + timeout
@@ -82,6 +84,8 @@ class LocalDynamoDB:
         pid = self.running_pid()
         if pid:
             os.killpg(pid, signal.SIGTERM)
+            if self._process is not None:  # our child: reap it
+                self._process.wait(timeout=10)
             for _ in range(50):
                 try:
                     os.kill(pid, 0)

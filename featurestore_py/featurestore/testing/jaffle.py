@@ -10,7 +10,7 @@ import csv
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 PRODUCTS = [
@@ -85,3 +85,34 @@ def _write(path: Path, header: list[str], rows) -> None:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
+
+
+def shift_to_recent(directory: str | Path, today: date | None = None) -> int:
+    """Move every timestamp of the raw files by whole days so the last order falls yesterday.
+
+    jafgen simulates from 2018; the demo's online reads apply TTLs against the clock, so the demo
+    data is made recent once, when it is generated. Returns the number of days shifted.
+    """
+    import pandas as pd
+
+    folder = Path(directory)
+    orders = pd.read_csv(folder / "raw_orders.csv")
+    ordered_at = pd.to_datetime(orders["ordered_at"])
+    days = ((today or date.today()) - ordered_at.max().date()).days - 1
+    if days == 0:
+        return 0
+    orders["ordered_at"] = (ordered_at + pd.Timedelta(days=days)).dt.strftime("%Y-%m-%dT%H:%M:%S")
+    orders.to_csv(folder / "raw_orders.csv", index=False)
+    stores = pd.read_csv(folder / "raw_stores.csv")
+    stores["opened_at"] = (pd.to_datetime(stores["opened_at"]) + pd.Timedelta(days=days)).dt.strftime("%Y-%m-%dT%H:%M:%S")
+    stores.to_csv(folder / "raw_stores.csv", index=False)
+    return days
+
+
+if __name__ == "__main__":  # python -m featurestore.testing.jaffle shift DIR
+    import sys
+
+    if sys.argv[1:2] == ["shift"] and len(sys.argv) == 3:
+        print(f"shifted the Jaffle Shop by {shift_to_recent(sys.argv[2])} days so it ends yesterday")
+    else:
+        sys.exit("usage: python -m featurestore.testing.jaffle shift DIR")
