@@ -150,6 +150,9 @@ class FeatureStore:
         requests = plan_retrieval(self.registry, features, feature_service, full_feature_names)
         rows = list(entity_rows)
         columns: dict[str, list] = {}
+        offline = [request.view.name for request in requests if not request.view.online]
+        if offline:
+            raise FeatureStoreError(f"Feature view(s) {', '.join(offline)} are not online (`online: true` in their YAML).")
         for request in requests:
             for entity_key, _ in request.keys:
                 if any(entity_key not in row for row in rows):
