@@ -42,3 +42,14 @@
 {% macro duckdb__timestamp_series(start_expression, stop_expression, step) -%}
     unnest(generate_series({{ start_expression }}, {{ stop_expression }}, {{ featurestore.interval(step) }}))
 {%- endmacro %}
+
+
+{% macro entity_spine(bounds, partition_by, start_expression, stop_expression, step, column) %}
+    {#- One row per key of `bounds` and time from start to stop (inclusive) every `step`:
+        the points of a daily (or hourly, weekly) feature spine. -#}
+    {%- set keys = featurestore._as_list(partition_by, 'entity_spine', 'partition_by') -%}
+    select
+        {{ keys | join(', ') }},
+        {{ featurestore.timestamp_series(start_expression, stop_expression, step) }} as {{ column }}
+    from {{ bounds }}
+{% endmacro %}

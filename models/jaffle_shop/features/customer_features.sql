@@ -5,23 +5,10 @@ with orders as (
     select customer_id, ordered_at, order_total from {{ ref('stg_orders') }}
 ),
 
-bounds as (
-    select
-        customer_id,
-        cast(min(ordered_at) as date) as first_day,
-        (select cast(max(ordered_at) as date) from orders) as last_day
-    from orders
-    group by customer_id
-),
-
 spine as (
-    select
-        customer_id,
-        {{ featurestore.timestamp_series(
-            "cast(first_day as timestamp) + " ~ featurestore.interval('1d'),
-            "cast(last_day as timestamp) + " ~ featurestore.interval('1d'),
-            '1d') }} as feature_ts
-    from bounds
+    {{ featurestore.entity_spine(ref('int_customer_order_days'), 'customer_id',
+        "cast(first_day as timestamp) + " ~ featurestore.interval('1d'),
+        "cast(last_day as timestamp) + " ~ featurestore.interval('1d'), '1d', 'feature_ts') }}
 ),
 
 windowed as (

@@ -13,13 +13,9 @@ bounds as (
 ),
 
 spine as (
-    select
-        store_id,
-        {{ featurestore.timestamp_series(
-            "cast(first_day as timestamp) + " ~ featurestore.interval('1d'),
-            "cast(last_day as timestamp) + " ~ featurestore.interval('1d'),
-            '1d') }} as feature_ts
-    from bounds
+    {{ featurestore.entity_spine('bounds', 'store_id',
+        "cast(first_day as timestamp) + " ~ featurestore.interval('1d'),
+        "cast(last_day as timestamp) + " ~ featurestore.interval('1d'), '1d', 'feature_ts') }}
 ),
 
 windowed as (

@@ -1,4 +1,4 @@
--- Churn labels: for each customer and each Monday after their first order (and at least 30
+-- Churn labels: for each customer, every 7 days from the day after their first order (to 30
 -- days before the end of the data), did the customer order again within the next 30 days?
 -- `label_ts` is the prediction time; the customer's usual store is the store of their latest
 -- order at or before label_ts, so the label frame can join store features too.
@@ -6,24 +6,10 @@ with orders as (
     select customer_id, store_id, ordered_at from {{ ref('stg_orders') }}
 ),
 
-bounds as (
-    select
-        customer_id,
-        cast(min(ordered_at) as date) as first_day,
-        (select cast(max(ordered_at) as date) from orders) as last_day
-    from orders
-    group by customer_id
-),
-
 spine as (
-    select
-        customer_id,
-        last_day,
-        {{ featurestore.timestamp_series(
-            "cast(first_day as timestamp) + " ~ featurestore.interval('1d'),
-            "cast(last_day as timestamp) - " ~ featurestore.interval('30d'),
-            '7d') }} as label_ts
-    from bounds
+    {{ featurestore.entity_spine(ref('int_customer_order_days'), 'customer_id',
+        "cast(first_day as timestamp) + " ~ featurestore.interval('1d'),
+        "cast(last_day as timestamp) - " ~ featurestore.interval('30d'), '7d', 'label_ts') }}
 ),
 
 labelled as (
