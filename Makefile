@@ -45,6 +45,9 @@ demo: build
 	@row=$$($(BIN)/python -c "import duckdb; print(*duckdb.connect('$(FEATURESTORE_DUCKDB_PATH)', read_only=True).sql('select customer_id, store_id from main.churn_labels order by label_ts desc, customer_id limit 1').fetchall()[0])"); \
 	$(BIN)/featurestore get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }
 
+test: venv
+	$(BIN)/pytest -q
+
 online-down:
 	$(BIN)/featurestore online down
 
