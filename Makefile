@@ -5,8 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 YEARS ?= 1
 RAW_DIR := data/raw
-export FEATURESTORE_DUCKDB_PATH ?= $(CURDIR)/warehouse/featurestore.duckdb
-export FEATURESTORE_RAW_DIR ?= $(CURDIR)/$(RAW_DIR)
+# featurestore's own defaults (FEATURESTORE_DUCKDB_PATH, FEATURESTORE_RAW_DIR) point inside this folder
+DUCKDB_PATH := $(CURDIR)/warehouse/featurestore.duckdb
 
 .PHONY: demo test venv data build clean online-down
 
@@ -25,7 +25,7 @@ $(RAW_DIR)/raw_orders.csv: | $(BIN)/featurestore
 	mv data/.jafgen/jaffle-data/raw_{customers,orders,items,products,stores}.csv $(RAW_DIR)/
 	rm -rf data/.jafgen
 	$(BIN)/python -m featurestore.testing.jaffle shift $(RAW_DIR)
-	rm -f $(FEATURESTORE_DUCKDB_PATH)  # new raw data: rebuild the warehouse from scratch
+	rm -f $(DUCKDB_PATH)  # new raw data: rebuild the warehouse from scratch
 
 data: $(RAW_DIR)/raw_orders.csv
 
@@ -42,7 +42,7 @@ demo: build
 	$(BIN)/featurestore sync
 	$(BIN)/featurestore sync status
 	@echo "featurestore get --service churn_model (the most recent customer of the churn labels):"
-	@row=$$($(BIN)/python -c "import duckdb; print(*duckdb.connect('$(FEATURESTORE_DUCKDB_PATH)', read_only=True).sql('select customer_id, store_id from main.churn_labels order by label_ts desc, customer_id limit 1').fetchall()[0])"); \
+	@row=$$($(BIN)/python -c "import duckdb; print(*duckdb.connect('$(DUCKDB_PATH)', read_only=True).sql('select customer_id, store_id from main.churn_labels order by label_ts desc, customer_id limit 1').fetchall()[0])"); \
 	$(BIN)/featurestore get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }
 
 test: venv

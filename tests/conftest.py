@@ -16,6 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "profiles")
 
+# The tests choose their own warehouses, raw files and endpoints: ignore the caller's settings.
+for _name in [name for name in os.environ if name.startswith("FEATURESTORE_")]:
+    del os.environ[_name]
+
 
 def copy_project(source: Path, destination: Path) -> Path:
     """Copy the dbt parts of a project (no target/, no warehouse) so a test cannot touch the repo's."""
