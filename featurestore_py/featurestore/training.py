@@ -25,11 +25,10 @@ from .entity_frame import (
     EntitySource,
     check_key_types,
     choose_timestamp_column,
-    entity_source,
     normalise_timestamp,
     with_row_numbers,
 )
-from .errors import FeatureStoreError, RegistryError
+from .errors import FeatureStoreError
 from .registry import FeatureView, Registry
 from .warehouse import Warehouse
 
