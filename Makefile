@@ -38,6 +38,7 @@ demo: build
 	$(BIN)/featurestore describe churn_model
 	$(BIN)/featurestore export --entities main.churn_labels --timestamp-column label_ts \
 		--service churn_model --out out/churn_training.parquet
+	$(BIN)/featurestore stats --service churn_model
 	$(BIN)/featurestore online up
 	$(BIN)/featurestore sync
 	$(BIN)/featurestore sync status

@@ -29,6 +29,7 @@ CASES = {
     "naming_snake_case": ("naming", "user_features", "Tier", "not snake_case"),
     "naming_window_suffix": ("naming", "user_features", "clicks_7d", "must end in '_30d'"),
     "timestamp_not_a_timestamp": ("bad-timestamp-type", "user_features", "event_ts", "must be a timestamp"),
+    "bad_expectation": ("bad-expectation", "user_features", "clicks_7d", "unknown key(s) minimum"),
 }
 
 

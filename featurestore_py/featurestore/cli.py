@@ -374,5 +374,78 @@ def get(
     typer.echo(json.dumps(vector, indent=2, default=str))
 
 
+@app.command()
+def stats(views: Optional[List[str]] = typer.Argument(None, help="Feature views (default: all)."),
+          service: Optional[str] = typer.Option(None, "--service", "-s", help="The views of a feature service."),
+          save: bool = typer.Option(True, "--save/--no-save", help="Append to the warehouse's stats history."),
+          project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+    """Feature statistics computed in the warehouse: null rate, distinct, range, quantiles, top
+    values, freshness and rows per day; kept as history in `featurestore_stats_history`.
+
+    Example: featurestore stats --service churn_model
+    """
+    store = _store(project_dir, target)
+    try:
+        results = store.stats(views, feature_service=service, save=save)
+    except FeatureStoreError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2, default=str))
+        return
+    for entry in results:
+        fresh = entry["freshness_seconds"]
+        title = (f"{entry['view']}: {entry['rows']:,} rows, newest event {entry['last_event']} "
+                 f"({'-' if fresh is None else f'{fresh / 3600:.1f} h ago'}), "
+                 f"{entry['rows_per_day'] or 0:,.0f} rows/day")
+        table = Table(title=title, title_justify="left")
+        for column in ("feature", "null rate", "distinct", "min", "p50", "max", "mean", "top values"):
+            table.add_column(column)
+        for name, feature in entry["features"].items():
+            def number(value):
+                return "-" if value is None else f"{value:,.4g}"
+            if feature["kind"] == "number":
+                table.add_row(name, f"{feature['null_rate']:.1%}", str(feature["distinct"]), number(feature["min"]),
+                              number(feature["quantiles"]["p50"]), number(feature["max"]), number(feature["mean"]), "")
+            else:
+                top = ", ".join(f"{value} ({n:,})" for value, n in feature["top"])
+                table.add_row(name, f"{feature['null_rate']:.1%}", str(feature["distinct"]), "", "", "", "", top)
+        console.print(table)
+
+
+@app.command()
+def drift(view: str = typer.Argument(..., help="A feature view."),
+          reference: str = typer.Option(..., "--reference", help="START:END of event times, e.g. 2024-01-01:2024-02-01."),
+          current: str = typer.Option(..., "--current", help="START:END of event times."),
+          project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+    """Compare a view's feature distributions between two windows (PSI for numbers, total
+    variation distance for categories); exit 1 when a feature breaches its `drift:` threshold.
+
+    Example: featurestore drift customer_features --reference 2024-01-01:2024-02-01 --current 2024-02-01:2024-03-01
+    """
+    from .quality import parse_window
+
+    store = _store(project_dir, target)
+    try:
+        results = store.drift(view, parse_window(reference), parse_window(current))
+    except (FeatureStoreError, ValueError) as exc:
+        _fail(exc)
+    breached = [result for result in results if result.breached]
+    if as_json:
+        typer.echo(json.dumps([result.as_dict() for result in results], indent=2))
+    else:
+        table = Table(title=f"Drift of {view}: {reference} vs {current}")
+        for column in ("feature", "metric", "value", "threshold", "rows (ref / cur)", "alert"):
+            table.add_column(column)
+        for result in results:
+            value = "-" if result.value is None else f"{result.value:.3f}"
+            table.add_row(result.feature, result.metric, value, f"{result.threshold:g}",
+                          f"{result.reference_rows:,} / {result.current_rows:,}",
+                          "[bold red]DRIFT[/]" if result.breached else "ok")
+        console.print(table)
+    if breached:
+        err_console.print(f"[bold red]drift:[/] {', '.join(r.feature for r in breached)} in {view}", highlight=False)
+        raise typer.Exit(code=1)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     app(argv)

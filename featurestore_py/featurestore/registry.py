@@ -75,6 +75,7 @@ class FeatureView:
     materialized: str
     yaml_path: str
     sql_path: str
+    meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # all of config.meta.featurestore
 
     @property
     def ttl(self) -> timedelta | None:
@@ -289,6 +290,7 @@ def _feature_view(model: Mapping[str, Any], meta: Mapping[str, Any], entities: M
         materialized=model.get("config", {}).get("materialized", ""),
         yaml_path=_yaml_path(model),
         sql_path=model.get("original_file_path", ""),
+        meta=MappingProxyType(dict(meta)),
     )
 
 

@@ -166,3 +166,27 @@ class FeatureStore:
             for name, output in request.features:
                 columns[output] = [value[name] if value else None for value in values]
         return OnlineResponse(columns)
+
+    # -- quality -----------------------------------------------------------------------------
+    def stats(self, views: Sequence[str] | None = None, *, feature_service: str | None = None,
+              save: bool = True) -> list[dict]:
+        """Statistics of feature views (all, the named ones, or a service's), computed in the
+        warehouse and appended to its `featurestore_stats_history` table unless save=False."""
+        from . import quality
+
+        if feature_service:
+            views = list(dict.fromkeys(ref.partition(":")[0] for ref in self.registry.service(feature_service).feature_refs))
+        selected = [self.registry.view(name) for name in views] if views else list(self.registry.feature_views.values())
+        dialect = self.target["type"]
+        with self.connect() as warehouse:
+            results = [quality.view_stats(warehouse, dialect, view) for view in selected]
+            if save:
+                quality.save_history(warehouse, dialect, results)
+        return results
+
+    def drift(self, view: str, reference: tuple[datetime, datetime], current: tuple[datetime, datetime]):
+        """Drift of every feature of a view between two windows of event times (see quality.py)."""
+        from . import quality
+
+        with self.connect() as warehouse:
+            return quality.view_drift(warehouse, self.target["type"], self.registry.view(view), reference, current)

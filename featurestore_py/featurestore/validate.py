@@ -21,6 +21,8 @@ ERROR, WARNING = "error", "warning"
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 WINDOW_SUFFIX = re.compile(r"_([0-9]+[smhdw])$")
 TIMESTAMP_TYPES = ("timestamp", "datetime", "date")
+EXPECT_KEYS = {"min", "max", "values", "max_null_rate"}
+DRIFT_KEYS = {"max_psi", "max_tvd"}
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,17 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
         problems += [
             Problem(ERROR, "naming", message, column=feature.name, **where) for message in _naming_problems(feature)
         ]
+        for key, known in (("expect", EXPECT_KEYS), ("drift", DRIFT_KEYS)):
+            unknown = set(feature.meta.get(key) or {}) - known
+            if unknown:
+                problem(ERROR, "bad-expectation", f"{key} has unknown key(s) {', '.join(sorted(unknown))}; "
+                        f"known: {', '.join(sorted(known))}", column=feature.name)
+    staleness = view.meta.get("max_staleness")
+    if staleness is not None:
+        try:
+            parse_duration(staleness)
+        except ValueError as exc:
+            problem(ERROR, "bad-ttl", f"max_staleness {exc}")
     return problems
 
 

@@ -1,0 +1,199 @@
+"""Feature quality: statistics computed in the warehouse, their history, and drift.
+
+Statistics cover a view's winning rows (the snapshot's `valid_to is null or valid_to >
+valid_from`), optionally for event times in a window. Numbers get count, distinct, min, max,
+mean, stddev and quantiles; other types count, distinct and top values. History is appended to
+`featurestore_stats_history` in the warehouse (one row per view, the stats as JSON).
+
+Drift compares two windows of a view: the population stability index over ten bins cut at the
+reference window's deciles for numbers, the total variation distance between the value
+distributions for the rest. Thresholds come from each feature's `drift:` meta
+(`max_psi`, default 0.25; `max_tvd`, default 0.2).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from . import sql as sqlgen
+from .registry import FeatureView
+from .warehouse import Warehouse
+
+NUMERIC_PREFIXES = ("int", "bigint", "smallint", "tinyint", "hugeint", "integer", "double", "float", "real",
+                    "decimal", "numeric")
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+HISTORY_TABLE = "featurestore_stats_history"
+DEFAULT_MAX_PSI = 0.25
+DEFAULT_MAX_TVD = 0.2
+
+
+def is_numeric(dtype: str | None) -> bool:
+    return (dtype or "").lower().startswith(NUMERIC_PREFIXES)
+
+
+def _param(dialect: str) -> str:
+    return "?" if dialect == "duckdb" else "%s"
+
+
+def _bounds(window: tuple[datetime, datetime] | None) -> list:
+    return [window[0], window[1]] if window else []
+
+
+def view_stats(warehouse: Warehouse, dialect: str, view: FeatureView,
+               window: tuple[datetime, datetime] | None = None, top: int = 5) -> dict:
+    """Statistics of one view, computed in the warehouse."""
+    numeric = [f.name for f in view.features if is_numeric(f.dtype)]
+    categorical = [f.name for f in view.features if not is_numeric(f.dtype)]
+    query = sqlgen.render("feature_stats", dialect=dialect, relation=view.relation_name, event=view.event_timestamp,
+                          numeric=numeric, categorical=categorical, quantiles=QUANTILES, bounded=bool(window),
+                          param=_param(dialect))
+    row = warehouse.fetch_arrow(query, _bounds(window)).to_pylist()[0]
+    rows = row["_rows"]
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    last, first = row["_last_event"], row["_first_event"]
+    days = max(1.0, (last - first).total_seconds() / 86400) if last and first else None
+    stats = {
+        "view": view.name, "computed_at": now.isoformat(timespec="seconds"), "rows": rows,
+        "window": [w.isoformat() for w in window] if window else None,
+        "first_event": first.isoformat() if first else None, "last_event": last.isoformat() if last else None,
+        "freshness_seconds": (now - last).total_seconds() if last else None,
+        "rows_per_day": rows / days if days else None, "features": {},
+    }
+    for name in numeric:
+        count = row[f"{name}__count"]
+        stats["features"][name] = {
+            "kind": "number", "null_rate": (1 - count / rows) if rows else None, "distinct": row[f"{name}__distinct"],
+            **{stat: _plain(row[f"{name}__{stat}"]) for stat in ("min", "max", "mean", "stddev")},
+            "quantiles": {f"p{int(q * 100)}": _plain(row[f"{name}__p{int(q * 100)}"]) for q in QUANTILES},
+        }
+    for name in categorical:
+        count = row[f"{name}__count"]
+        top_values = warehouse.fetch_all(
+            sqlgen.render("value_counts", dialect=dialect, relation=view.relation_name, event=view.event_timestamp,
+                          feature=name, edges=[], bounded=bool(window), top=top, param=_param(dialect)),
+            _bounds(window))
+        stats["features"][name] = {
+            "kind": "category", "null_rate": (1 - count / rows) if rows else None, "distinct": row[f"{name}__distinct"],
+            "top": [[value, n] for value, n in top_values],
+        }
+    return stats
+
+
+def _plain(value):
+    """JSON-friendly numbers (decimals as floats)."""
+    return float(value) if value is not None and not isinstance(value, (int, float)) else value
+
+
+def save_history(warehouse: Warehouse, dialect: str, stats: list[dict]) -> None:
+    """Append stats to the history table (created on first use)."""
+    text = "text" if dialect == "postgres" else "varchar"
+    warehouse.execute(f"create table if not exists {HISTORY_TABLE} "
+                      f"(computed_at timestamp, view_name {text}, stats {text})")
+    for entry in stats:
+        warehouse.execute(f"insert into {HISTORY_TABLE} values ({_param(dialect)}, {_param(dialect)}, {_param(dialect)})",
+                          [datetime.fromisoformat(entry["computed_at"]), entry["view"], json.dumps(entry, default=str)])
+
+
+# -- drift -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeatureDrift:
+    feature: str
+    metric: str  # "psi" or "tvd"
+    value: float | None
+    threshold: float
+    reference_rows: int
+    current_rows: int
+
+    @property
+    def breached(self) -> bool:
+        return self.value is not None and self.value > self.threshold
+
+    def as_dict(self) -> dict:
+        return {"feature": self.feature, "metric": self.metric, "value": self.value, "threshold": self.threshold,
+                "breached": self.breached, "reference_rows": self.reference_rows, "current_rows": self.current_rows}
+
+
+def _counts(warehouse: Warehouse, dialect: str, view: FeatureView, feature: str,
+            window: tuple[datetime, datetime], edges: list[float]) -> dict:
+    query = sqlgen.render("value_counts", dialect=dialect, relation=view.relation_name, event=view.event_timestamp,
+                          feature=feature, edges=edges, bounded=True, top=None, param=_param(dialect))
+    return dict(warehouse.fetch_all(query, [*edges, *_bounds(window)]))
+
+
+def psi(reference: dict, current: dict, bins: int) -> float | None:
+    """Population stability index over bins 0..bins-1; empty bins get a small floor."""
+    total_r, total_c = sum(reference.values()), sum(current.values())
+    if not total_r or not total_c:
+        return None
+    value = 0.0
+    for b in range(bins):
+        r = max(reference.get(b, 0) / total_r, 1e-4)
+        c = max(current.get(b, 0) / total_c, 1e-4)
+        value += (c - r) * math.log(c / r)
+    return value
+
+
+def tvd(reference: dict, current: dict) -> float | None:
+    """Total variation distance between two value distributions (0: same, 1: disjoint)."""
+    total_r, total_c = sum(reference.values()), sum(current.values())
+    if not total_r or not total_c:
+        return None
+    values = set(reference) | set(current)
+    return 0.5 * sum(abs(reference.get(v, 0) / total_r - current.get(v, 0) / total_c) for v in values)
+
+
+def view_drift(warehouse: Warehouse, dialect: str, view: FeatureView, reference: tuple[datetime, datetime],
+               current: tuple[datetime, datetime]) -> list[FeatureDrift]:
+    """Drift of every feature of a view between a reference and a current window of event times."""
+    results = []
+    for feature in view.features:
+        limits = dict(feature.meta.get("drift") or {})
+        if is_numeric(feature.dtype):
+            # the reference's deciles cut ten bins (fewer when the feature is discrete)
+            edges = _deciles(warehouse, dialect, view, feature.name, reference)
+            ref_counts = _counts(warehouse, dialect, view, feature.name, reference, edges)
+            cur_counts = _counts(warehouse, dialect, view, feature.name, current, edges)
+            value = psi(ref_counts, cur_counts, len(edges) + 1)
+            results.append(FeatureDrift(feature.name, "psi", value, float(limits.get("max_psi", DEFAULT_MAX_PSI)),
+                                        sum(ref_counts.values()), sum(cur_counts.values())))
+        else:
+            ref_counts = _counts(warehouse, dialect, view, feature.name, reference, [])
+            cur_counts = _counts(warehouse, dialect, view, feature.name, current, [])
+            results.append(FeatureDrift(feature.name, "tvd", tvd(ref_counts, cur_counts),
+                                        float(limits.get("max_tvd", DEFAULT_MAX_TVD)),
+                                        sum(ref_counts.values()), sum(cur_counts.values())))
+    return results
+
+
+def _deciles(warehouse: Warehouse, dialect: str, view: FeatureView, feature: str,
+             window: tuple[datetime, datetime]) -> list[float]:
+    column, event = sqlgen.quote_identifier(feature), sqlgen.quote_identifier(view.event_timestamp)
+    cast = f"cast({column} as double precision)"
+    if dialect == "postgres":
+        aggregates = [f"percentile_cont({q / 10}) within group (order by {cast})" for q in range(1, 10)]
+    else:
+        aggregates = [f"quantile_cont({cast}, {q / 10})" for q in range(1, 10)]
+    p = _param(dialect)
+    row = warehouse.fetch_all(
+        f"select {', '.join(aggregates)} from {view.relation_name} where (valid_to is null or valid_to > valid_from) "
+        f"and {event} >= {p} and {event} < {p}", _bounds(window))[0]
+    return sorted({float(value) for value in row if value is not None})
+
+
+def parse_window(text: str) -> tuple[datetime, datetime]:
+    """`2024-01-01:2024-02-01` (or with times) -> (start, end), end exclusive."""
+    for index, char in enumerate(text):
+        if char == ":":
+            try:
+                start, end = datetime.fromisoformat(text[:index]), datetime.fromisoformat(text[index + 1:])
+            except ValueError:
+                continue
+            if end <= start:
+                raise ValueError(f"window '{text}' ends before it starts")
+            return start, end
+    raise ValueError(f"'{text}' is not a window START:END of ISO dates, e.g. 2024-01-01:2024-02-01")

@@ -1,0 +1,103 @@
+"""Expectations, freshness, stats and drift on a view whose rows the test controls."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from conftest import FIXTURES, REPO, copy_project, project_env
+from featurestore import FeatureStore
+from featurestore.cli import app
+
+runner = CliRunner()
+DAY = timedelta(days=1)
+
+
+def readings(start: datetime, days: int, seed: int, temperature=(20.0, 2.0), null_share=0.0, sensors=30):
+    rng = random.Random(seed)
+    rows = []
+    for day in range(days):
+        for sensor in range(sensors):
+            ev = start + day * DAY + timedelta(minutes=rng.randrange(1440))
+            t = None if rng.random() < null_share else rng.gauss(*temperature)
+            rows.append((sensor, ev, ev, t, rng.uniform(30, 60), rng.choice(["ok", "ok", "warn"])))
+    return rows
+
+
+def build(tmp_path, rows):
+    project = copy_project(FIXTURES / "quality_project", tmp_path / "project")
+    (project / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
+    dbt = project_env(project)
+    dbt.run("deps", "--quiet")
+    database = dbt.variables()["FEATURESTORE_DUCKDB_PATH"]
+    with duckdb.connect(database) as con:
+        con.execute("create or replace table main.sensor_events (sensor_id integer, ev timestamp, created timestamp, "
+                    "temperature double, humidity double, state varchar)")
+        con.executemany("insert into main.sensor_events values (?, ?, ?, ?, ?, ?)", rows)
+    result = dbt.run("build", "--quiet", raise_on_failure=False)
+    failures = sorted(r.node.name for r in result.result.results if r.status in ("fail", "error"))
+    return project, failures
+
+
+def test_clean_data_passes_every_check(tmp_path):
+    now = datetime.now().replace(microsecond=0)
+    project, failures = build(tmp_path, readings(now - 20 * DAY, 20, seed=1))
+    assert failures == []
+    result = runner.invoke(app, ["drift", "sensor_features", "-p", str(project),
+                                 "--reference", f"{(now - 20 * DAY).date()}:{(now - 10 * DAY).date()}",
+                                 "--current", f"{(now - 10 * DAY).date()}:{(now + DAY).date()}"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_null_burst_fails_the_expectation_naming_the_feature(tmp_path):
+    now = datetime.now()
+    rows = readings(now - 20 * DAY, 15, seed=2) + readings(now - 5 * DAY, 5, seed=3, null_share=0.9)
+    project, failures = build(tmp_path, rows)
+    assert failures == ["featurestore_feature_expectation_sensor_features_temperature"]
+    stats = json.loads(runner.invoke(app, ["stats", "sensor_features", "-p", str(project), "--json"]).stdout)[0]
+    assert stats["features"]["temperature"]["null_rate"] > 0.1
+
+
+def test_a_stale_view_fails_its_freshness_test_and_stats_show_it(tmp_path):
+    old = datetime(2024, 1, 1)
+    project, failures = build(tmp_path, readings(old, 10, seed=4))
+    assert failures == ["featurestore_feature_freshness_sensor_features_"]
+    stats = FeatureStore(project).stats(["sensor_features"])[0]
+    assert stats["freshness_seconds"] > 300 * 86400
+
+
+def test_a_shifted_distribution_is_reported_as_drift(tmp_path):
+    now = datetime.now().replace(microsecond=0)
+    rows = readings(now - 20 * DAY, 10, seed=5) + readings(now - 10 * DAY, 10, seed=6, temperature=(26.0, 2.0))
+    project, failures = build(tmp_path, rows)
+    assert failures == []
+    reference = f"{(now - 20 * DAY).date()}:{(now - 10 * DAY).date()}"
+    current = f"{(now - 10 * DAY).date()}:{(now + DAY).date()}"
+    result = runner.invoke(app, ["drift", "sensor_features", "-p", str(project), "--reference", reference,
+                                 "--current", current, "--json"])
+    assert result.exit_code == 1
+    drift = {entry["feature"]: entry for entry in json.loads(result.stdout)}
+    assert drift["temperature"]["breached"] and drift["temperature"]["metric"] == "psi"
+    assert not drift["humidity"]["breached"] and not drift["state"]["breached"]
+    assert "temperature in sensor_features" in result.stderr if hasattr(result, "stderr") else True
+
+
+def test_stats_are_kept_as_history(tmp_path):
+    now = datetime.now()
+    project, _ = build(tmp_path, readings(now - 5 * DAY, 5, seed=7))
+    store = FeatureStore(project)
+    first = store.stats()[0]
+    store.stats()
+    assert first["rows"] == 150 and first["features"]["state"]["top"][0][0] == "ok"
+    assert set(first["features"]["temperature"]["quantiles"]) == {"p5", "p25", "p50", "p75", "p95"}
+    with store.connect() as warehouse:
+        history = warehouse.fetch_all("select view_name, stats from featurestore_stats_history")
+    assert len(history) == 2 and json.loads(history[0][1])["rows"] == 150
+    result = runner.invoke(app, ["drift", "sensor_features", "-p", str(project), "--reference", "nonsense",
+                                 "--current", "2024-01-01:2024-02-01"])
+    assert result.exit_code == 1 and "not a window START:END" in result.output
