@@ -274,3 +274,24 @@ def test_scheduled_sync_stops_cleanly_on_sigterm(online_project):
     _, rest = process.communicate(timeout=30)
     assert process.returncode == 0, "".join(lines) + rest
     assert any('"event": "synced"' in line for line in lines) and '"event": "stopped"' in rest
+
+
+def test_audit_finds_no_skew_then_reports_a_planted_one(online_project):
+    project_dir, env = online_project
+    store = FeatureStore(project_dir, env=env)
+    store.sync()
+    rows = current_rows(store, "customer_features")
+    at = max(row["feature_ts"] for row in rows.values())
+    report = store.audit("customer_features", sample=40, now=at)
+    assert report["keys"] == 40 and report["mismatches"] == []
+    # plant skew: overwrite one item's value in DynamoDB behind the store's back
+    key = sorted(rows)[0]
+    name = store.online_config.table_name("customer_features")
+    store.online.client.update_item(TableName=name, Key={"entity_key": {"S": f"customer_id={key[0]}"}},
+                                    UpdateExpression="SET total_orders_30d = :v",
+                                    ExpressionAttributeValues={":v": {"N": "999"}})
+    report = store.audit("customer_features", sample=len(rows), now=at)
+    assert [(m["feature"], m["keys"], m["online"]) for m in report["mismatches"]] == [
+        ("total_orders_30d", {"customer_id": key[0]}, 999)]
+    result = runner.invoke(app, ["audit", "customer_features", "-p", str(project_dir), "--sample", "5"], env=env)
+    assert result.exit_code == 0, result.output  # at the current time every value is past its TTL on both sides

@@ -30,7 +30,10 @@ def readings(start: datetime, days: int, seed: int, temperature=(20.0, 2.0), nul
 
 
 def build(tmp_path, rows):
-    project = copy_project(FIXTURES / "quality_project", tmp_path / "project")
+    return build_at(copy_project(FIXTURES / "quality_project", tmp_path / "project"), rows)
+
+
+def build_at(project, rows):
     (project / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
     dbt = project_env(project)
     dbt.run("deps", "--quiet")
@@ -101,3 +104,25 @@ def test_stats_are_kept_as_history(tmp_path):
     result = runner.invoke(app, ["drift", "sensor_features", "-p", str(project), "--reference", "nonsense",
                                  "--current", "2024-01-01:2024-02-01"])
     assert result.exit_code == 1 and "not a window START:END" in result.output
+
+
+def test_a_planted_duplicate_is_found_and_the_demo_has_none(tmp_path, demo_project):
+    now = datetime.now()
+    project = copy_project(FIXTURES / "quality_project", tmp_path / "dup")
+    model = project / "models" / "sensor_features.sql"
+    model.write_text(model.read_text().replace(
+        "humidity, state", "humidity, state, temperature as temperature_reading, humidity * 2 + 1 as humidty"))
+    schema = project / "models" / "schema.yml"
+    schema.write_text(schema.read_text() + """      - {name: temperature_reading, data_type: double, description: Degrees (again).}
+      - {name: humidty, data_type: double, description: A misspelt, rescaled humidity.}
+""")
+    _, failures = build_at(project, readings(now - 5 * DAY, 5, seed=8))
+    assert failures == []
+    result = runner.invoke(app, ["duplicates", "-p", str(project), "--json"])
+    assert result.exit_code == 0, result.output
+    found = {(pair["left"], pair["right"], pair["reason"].split()[0]) for pair in json.loads(result.stdout)}
+    assert ("sensor_features:temperature", "sensor_features:temperature_reading", "identical") in found
+    assert ("sensor_features:humidity", "sensor_features:humidty", "correlation") in found
+    assert ("sensor_features:humidity", "sensor_features:humidty", "near-identical") in found
+    assert len(found) == 3
+    assert FeatureStore(demo_project).duplicate_features() == []

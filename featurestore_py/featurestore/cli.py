@@ -447,5 +447,58 @@ def drift(view: str = typer.Argument(..., help="A feature view."),
         raise typer.Exit(code=1)
 
 
+@app.command()
+def duplicates(sample: int = typer.Option(2000, help="Rows (keys and times) to compare values on."),
+               project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+    """Report pairs of features on the same entity that look like one feature twice: identical or
+    perfectly correlated values on a sample, or near-identical names. Reports; deletes nothing.
+
+    Example: featurestore duplicates --sample 5000
+    """
+    store = _store(project_dir, target)
+    try:
+        pairs = store.duplicate_features(sample=sample)
+    except FeatureStoreError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps([pair.as_dict() for pair in pairs], indent=2))
+        return
+    if not pairs:
+        console.print("no duplicate features found")
+        return
+    table = Table(title="Possible duplicate features")
+    for column in ("feature", "feature", "why"):
+        table.add_column(column)
+    for pair in pairs:
+        table.add_row(pair.left, pair.right, pair.reason)
+    console.print(table)
+
+
+@app.command()
+def audit(view: str = typer.Argument(..., help="An online feature view."),
+          sample: int = typer.Option(100, help="Random keys to check."),
+          project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+    """Training/serving consistency: online values vs the point-in-time query, now, for random
+    keys; exit 1 on any mismatch, listing feature, keys, value and expected value.
+
+    Example: featurestore audit customer_features --sample 200
+    """
+    store = _store(project_dir, target)
+    try:
+        report = store.audit(view, sample=sample)
+    except FeatureStoreError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+    else:
+        console.print(f"{view}: {report['keys']} keys x {report['features']} features checked at {report['at']}: "
+                      f"{len(report['mismatches'])} mismatch(es)", highlight=False)
+        for mismatch in report["mismatches"][:50]:
+            console.print(f"  {mismatch['feature']} {mismatch['keys']}: online {mismatch['online']!r}, "
+                          f"expected {mismatch['expected']!r}", highlight=False)
+    if report["mismatches"]:
+        raise typer.Exit(code=1)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     app(argv)

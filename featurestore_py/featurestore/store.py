@@ -190,3 +190,76 @@ class FeatureStore:
 
         with self.connect() as warehouse:
             return quality.view_drift(warehouse, self.target["type"], self.registry.view(view), reference, current)
+
+    def duplicate_features(self, sample: int = 2000, seed: int = 0) -> list:
+        """Pairs of features on the same entity that look like one feature twice: identical or
+        perfectly correlated values on a sample of keys and times, or near-identical names."""
+        import random as _random
+
+        from . import quality
+
+        pairs = []
+        by_keys: dict[tuple, list] = {}
+        for view in self.registry.feature_views.values():
+            by_keys.setdefault(self.registry.join_keys(view), []).append(view)
+        for keys, views in by_keys.items():
+            references = [feature.reference for view in views for feature in view.features]
+            pairs += quality.duplicate_names(references)
+            # the sample: random winning rows' keys and times of the first view, all views joined there
+            first = views[0]
+            key_list = ", ".join(keys)
+            with self.connect() as warehouse:
+                rows = warehouse.fetch_all(
+                    f"select {key_list}, {first.event_timestamp} from {first.relation_name} "
+                    "where valid_to is null or valid_to > valid_from")
+            rows = _random.Random(seed).sample(rows, min(sample, len(rows)))
+            if not rows:
+                continue
+            import pyarrow as pa
+
+            frame = pa.table({**{key: [row[i] for row in rows] for i, key in enumerate(keys)},
+                              "event_timestamp": [row[len(keys)] for row in rows]})
+            table = self.get_historical_features(frame, references, full_feature_names=True).to_arrow()
+            columns = [reference.replace(":", "__") for reference in references]
+            pairs += quality.duplicate_values(table, references, columns)
+        return pairs
+
+    def audit(self, view_name: str, sample: int = 100, seed: int = 0, now: datetime | None = None) -> dict:
+        """Training/serving consistency: for `sample` random keys, what the online store returns
+        against what the point-in-time query returns at the same moment (default: now)."""
+        import random as _random
+        from datetime import timezone
+
+        import pyarrow as pa
+
+        view = self.registry.view(view_name)
+        keys = self.registry.join_keys(view)
+        moment = (now or datetime.now(timezone.utc)).replace(tzinfo=None)
+        with self.connect() as warehouse:
+            rows = warehouse.fetch_all(f"select distinct {', '.join(keys)} from {view.relation_name} where valid_to is null")
+        rows = _random.Random(seed).sample(rows, min(sample, len(rows)))
+        entity_rows = [dict(zip(keys, row)) for row in rows]
+        references = [feature.reference for feature in view.features]
+        online = self.get_online_features(references, entity_rows=entity_rows, now=moment).to_dict()
+        frame = pa.table({**{key: [row[key] for row in entity_rows] for key in keys},
+                          "event_timestamp": [moment] * len(entity_rows)})
+        offline = self.get_historical_features(frame, references).to_arrow().to_pydict()
+        mismatches = []
+        for feature in view.features:
+            for index, row in enumerate(entity_rows):
+                served, expected = online[feature.name][index], offline[feature.name][index]
+                if not _same(served, expected):
+                    mismatches.append({"feature": feature.name, "keys": row, "online": served, "expected": expected})
+        return {"view": view_name, "at": moment.isoformat(), "keys": len(entity_rows),
+                "features": len(view.features), "mismatches": mismatches}
+
+
+def _same(served, expected) -> bool:
+    """Equal values; floats to 1e-9 relative (DynamoDB numbers are decimal strings)."""
+    if served is None or expected is None:
+        return served is None and expected is None
+    if isinstance(served, float) or isinstance(expected, float):
+        return abs(float(served) - float(expected)) <= 1e-9 * max(1.0, abs(float(expected)))
+    if isinstance(served, datetime) and isinstance(expected, datetime):
+        return served.replace(tzinfo=None) == expected.replace(tzinfo=None)
+    return served == expected
