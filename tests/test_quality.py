@@ -126,3 +126,23 @@ def test_a_planted_duplicate_is_found_and_the_demo_has_none(tmp_path, demo_proje
     assert ("sensor_features:humidity", "sensor_features:humidty", "near-identical") in found
     assert len(found) == 3
     assert FeatureStore(demo_project).duplicate_features() == []
+
+
+def test_an_export_saves_its_fingerprint_and_drift_compares_with_it(tmp_path):
+    now = datetime.now().replace(microsecond=0)
+    rows = readings(now - 20 * DAY, 10, seed=9) + readings(now - 10 * DAY, 10, seed=10, temperature=(30.0, 2.0))
+    project, _ = build(tmp_path, rows)
+    entities = tmp_path / "entities.csv"
+    entities.write_text("sensor_id,event_timestamp\n" + "".join(
+        f"{sensor},{(now - 11 * DAY).isoformat()}\n" for sensor in range(30)))
+    out = tmp_path / "train.parquet"
+    result = runner.invoke(app, ["export", "-p", str(project), "--entities", str(entities), "--out", str(out),
+                                 "-f", "sensor_features:temperature", "-f", "sensor_features:state"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "train.parquet.stats.json").read_text())
+    assert saved["rows"] == 30 and saved["features"]["sensor_features:temperature"]["kind"] == "number"
+    window = f"{(now - 10 * DAY).date()}:{(now + DAY).date()}"
+    result = runner.invoke(app, ["drift", "sensor_features", "-p", str(project), "--reference-stats",
+                                 str(tmp_path / "train.parquet.stats.json"), "--current", window, "--json"])
+    assert result.exit_code == 1, result.output
+    assert {e["feature"]: e["breached"] for e in json.loads(result.stdout)} == {"temperature": True, "state": False}

@@ -122,7 +122,7 @@ def test_outputs_parquet_table_and_sql(training_duckdb, tmp_path):
     job = store.get_historical_features(entity_frame(cases), FEATURES, full_feature_names=True)
     path = job.to_parquet(tmp_path / "out" / "train.parquet")
     assert pq.read_table(path).to_pylist() == job.to_arrow().to_pylist()
-    assert [p.name for p in path.parent.iterdir()] == ["train.parquet"]  # no temp file left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["train.parquet", "train.parquet.stats.json"]  # no temp file
     assert "valid_from <=" in job.sql and "_fs_entities" in job.sql
     relation = job.to_table("main.training_set")
     with store.connect() as warehouse:

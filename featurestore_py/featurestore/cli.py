@@ -414,7 +414,9 @@ def stats(views: Optional[List[str]] = typer.Argument(None, help="Feature views 
 
 @app.command()
 def drift(view: str = typer.Argument(..., help="A feature view."),
-          reference: str = typer.Option(..., "--reference", help="START:END of event times, e.g. 2024-01-01:2024-02-01."),
+          reference: Optional[str] = typer.Option(None, "--reference", help="START:END of event times, e.g. 2024-01-01:2024-02-01."),
+          reference_stats: Optional[str] = typer.Option(None, "--reference-stats",
+                                                        help="Instead of --reference: the .stats.json saved with an export."),
           current: str = typer.Option(..., "--current", help="START:END of event times."),
           project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
     """Compare a view's feature distributions between two windows (PSI for numbers, total
@@ -426,14 +428,23 @@ def drift(view: str = typer.Argument(..., help="A feature view."),
 
     store = _store(project_dir, target)
     try:
-        results = store.drift(view, parse_window(reference), parse_window(current))
+        if bool(reference) == bool(reference_stats):
+            raise FeatureStoreError("Pass either --reference START:END or --reference-stats FILE.")
+        if reference_stats:
+            try:
+                baseline = json.loads(open(reference_stats, encoding="utf-8").read())
+            except (OSError, ValueError) as exc:
+                raise FeatureStoreError(f"Cannot read training-set stats {reference_stats}: {exc}") from None
+        else:
+            baseline = parse_window(reference)
+        results = store.drift(view, baseline, parse_window(current))
     except (FeatureStoreError, ValueError) as exc:
         _fail(exc)
     breached = [result for result in results if result.breached]
     if as_json:
         typer.echo(json.dumps([result.as_dict() for result in results], indent=2))
     else:
-        table = Table(title=f"Drift of {view}: {reference} vs {current}")
+        table = Table(title=f"Drift of {view}: {reference or reference_stats} vs {current}")
         for column in ("feature", "metric", "value", "threshold", "rows (ref / cur)", "alert"):
             table.add_column(column)
         for result in results:

@@ -265,3 +265,57 @@ def duplicate_values(table, references: list[str], columns: list[str], min_rows:
                     if abs(r) >= 0.9999:
                         pairs.append(DuplicatePair(references[i], references[j], f"correlation {r:.4f}", abs(r)))
     return pairs
+
+
+# -- training-set fingerprints ---------------------------------------------------------------------
+
+
+def frame_stats(table, features: dict[str, str]) -> dict:
+    """Stats of an exported training set, per `view:feature` (features: reference -> column):
+    null rate, and what drift needs later — decile edges and bin shares for numbers, value
+    shares for the rest."""
+    import numpy as np
+    import pyarrow as pa
+
+    rows = table.num_rows
+    out = {"rows": rows, "features": {}}
+    for reference, column in features.items():
+        values = table.column(column)
+        null_rate = values.null_count / rows if rows else None
+        present = [v for v in values.to_pylist() if v is not None]
+        if pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_decimal(values.type):
+            array = np.array([float(v) for v in present])
+            edges = sorted({float(q) for q in np.quantile(array, [i / 10 for i in range(1, 10)])}) if len(array) else []
+            bins = np.searchsorted(np.array(edges), array, side="right") if len(array) else np.array([])
+            shares = {int(b): float(c) / len(array) for b, c in zip(*np.unique(bins, return_counts=True))} if len(array) else {}
+            out["features"][reference] = {"kind": "number", "null_rate": null_rate, "edges": edges, "bin_shares": shares,
+                                          "mean": float(array.mean()) if len(array) else None}
+        else:
+            counts: dict[str, int] = {}
+            for value in present:
+                counts[str(value)] = counts.get(str(value), 0) + 1
+            out["features"][reference] = {"kind": "category", "null_rate": null_rate,
+                                          "value_shares": {k: v / len(present) for k, v in counts.items()}}
+    return out
+
+
+def drift_against_saved(warehouse: Warehouse, dialect: str, view: FeatureView, saved: dict,
+                        current: tuple[datetime, datetime]) -> list[FeatureDrift]:
+    """Drift of a view's current window against the stats saved with a training set."""
+    results = []
+    for feature in view.features:
+        entry = saved["features"].get(feature.reference)
+        if entry is None:
+            continue
+        limits = dict(feature.meta.get("drift") or {})
+        if entry["kind"] == "number":
+            edges = entry["edges"]
+            counts = _counts(warehouse, dialect, view, feature.name, current, edges)
+            reference = {int(k): v for k, v in entry["bin_shares"].items()}
+            results.append(FeatureDrift(feature.name, "psi", psi(reference, counts, len(edges) + 1),
+                                        float(limits.get("max_psi", DEFAULT_MAX_PSI)), saved["rows"], sum(counts.values())))
+        else:
+            counts = _counts(warehouse, dialect, view, feature.name, current, [])
+            results.append(FeatureDrift(feature.name, "tvd", tvd(entry["value_shares"], {str(k): v for k, v in counts.items()}),
+                                        float(limits.get("max_tvd", DEFAULT_MAX_TVD)), saved["rows"], sum(counts.values())))
+    return results

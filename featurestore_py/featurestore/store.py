@@ -184,11 +184,15 @@ class FeatureStore:
                 quality.save_history(warehouse, dialect, results)
         return results
 
-    def drift(self, view: str, reference: tuple[datetime, datetime], current: tuple[datetime, datetime]):
-        """Drift of every feature of a view between two windows of event times (see quality.py)."""
+    def drift(self, view: str, reference, current: tuple[datetime, datetime]):
+        """Drift of every feature of a view between two windows of event times, or between the
+        stats saved with a training set (a dict from `<export>.stats.json`) and a window."""
         from . import quality
 
         with self.connect() as warehouse:
+            if isinstance(reference, dict):
+                return quality.drift_against_saved(warehouse, self.target["type"], self.registry.view(view),
+                                                   reference, current)
             return quality.view_drift(warehouse, self.target["type"], self.registry.view(view), reference, current)
 
     def duplicate_features(self, sample: int = 2000, seed: int = 0) -> list:

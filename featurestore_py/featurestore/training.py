@@ -242,21 +242,24 @@ class RetrievalJob:
     def to_df(self):
         return self.to_arrow().to_pandas()
 
-    def to_parquet(self, path: str | os.PathLike) -> Path:
-        """Write the training set to Parquet atomically (temp file in the same folder, then rename)."""
+    def to_parquet(self, path: str | os.PathLike, save_stats: bool = True) -> Path:
+        """Write the training set to Parquet atomically (temp file in the same folder, then
+        rename), and beside it `<name>.stats.json`: its fingerprint, which `featurestore drift
+        --reference-stats` compares later data with."""
+        import json
+
         import pyarrow.parquet as pq
 
+        from .quality import frame_stats
+
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         table = self.to_arrow()
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(handle)
-        try:
-            pq.write_table(table, temporary)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        _write_atomically(target, lambda temporary: pq.write_table(table, temporary))
+        if save_stats:
+            columns = {f"{r.view.name}:{name}": output for r in self.requests for name, output in r.features}
+            stats = {**frame_stats(table, columns), "summary": self.summary.as_dict()}
+            _write_atomically(Path(f"{target}.stats.json"),
+                              lambda temporary: Path(temporary).write_text(json.dumps(stats, indent=1, default=str)))
         return target
 
     def to_table(self, name: str) -> str:
@@ -295,6 +298,19 @@ class RetrievalJob:
         utc = pc.cast(table.column(index), pa.timestamp("us"), safe=False).cast(pa.timestamp("us", tz="UTC"))
         table = table.set_column(index, pa.field(self._timestamp, pa.timestamp("us", tz="UTC")), utc)
         return table, summary
+
+
+def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
+    """Write through a temporary file in the same folder, then rename: never a half file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _restore_order(table: pa.Table) -> pa.Table:
