@@ -42,6 +42,8 @@ demo: build
 	$(BIN)/featurestore online up
 	$(BIN)/featurestore sync
 	$(BIN)/featurestore sync status
+	$(BIN)/featurestore audit customer_features --sample 100
+	$(BIN)/featurestore catalog --out site
 	@echo "featurestore get --service churn_model (the most recent customer of the churn labels):"
 	@row=$$($(BIN)/python -c "import duckdb; print(*duckdb.connect('$(DUCKDB_PATH)', read_only=True).sql('select customer_id, store_id from main.churn_labels order by label_ts desc, customer_id limit 1').fetchall()[0])"); \
 	$(BIN)/featurestore get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }

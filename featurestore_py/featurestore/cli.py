@@ -511,5 +511,21 @@ def audit(view: str = typer.Argument(..., help="An online feature view."),
         raise typer.Exit(code=1)
 
 
+@app.command()
+def catalog(out: str = typer.Option("site", "--out", "-o", help="Folder to write index.html into."),
+            dbt_docs_url: Optional[str] = typer.Option(None, help="Base URL of the dbt docs site, for links to each model."),
+            project_dir: str = ProjectDir, target: Optional[str] = Target):
+    """Write a static, searchable HTML catalog of every feature (with latest statistics).
+
+    Example: featurestore catalog --out site/ --dbt-docs-url http://localhost:8080
+    """
+    store = _store(project_dir, target)
+    try:
+        path = store.write_catalog(out, dbt_docs_url)
+    except FeatureStoreError as exc:
+        _fail(exc)
+    console.print(f"wrote {path}")
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     app(argv)

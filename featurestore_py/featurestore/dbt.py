@@ -122,7 +122,7 @@ class DbtProject:
 
     # -- running dbt -------------------------------------------------------------------------
     def command_args(self, command: str, *args: str) -> list[str]:
-        full = [command, "--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
+        full = [*command.split(), "--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
         if self.target and "--target" not in args:
             full += ["--target", self.target]
         return full + list(args)

@@ -257,6 +257,12 @@ class FeatureStore:
         return {"view": view_name, "at": moment.isoformat(), "keys": len(entity_rows),
                 "features": len(view.features), "mismatches": mismatches}
 
+    def write_catalog(self, out_dir, dbt_docs_url: str | None = None):
+        """The static HTML catalog (catalog/index.html) with fresh statistics."""
+        from .catalog import write_catalog
+
+        return write_catalog(self.registry, self.stats(save=False), out_dir, dbt_docs_url)
+
 
 def _same(served, expected) -> bool:
     """Equal values; floats to 1e-9 relative (DynamoDB numbers are decimal strings)."""
