@@ -319,3 +319,28 @@ def drift_against_saved(warehouse: Warehouse, dialect: str, view: FeatureView, s
             results.append(FeatureDrift(feature.name, "tvd", tvd(entry["value_shares"], {str(k): v for k, v in counts.items()}),
                                         float(limits.get("max_tvd", DEFAULT_MAX_TVD)), saved["rows"], sum(counts.values())))
     return results
+
+
+# -- training/serving audit ------------------------------------------------------------------------
+
+
+def serving_mismatches(features: list[str], entity_rows: list[dict], online: dict, offline: dict) -> list[dict]:
+    """Per feature and entity row, where the served value differs from the point-in-time one."""
+    mismatches = []
+    for feature in features:
+        for index, row in enumerate(entity_rows):
+            served, expected = online[feature][index], offline[feature][index]
+            if not same_value(served, expected):
+                mismatches.append({"feature": feature, "keys": row, "online": served, "expected": expected})
+    return mismatches
+
+
+def same_value(served, expected) -> bool:
+    """Equal values; floats to 1e-9 relative (DynamoDB numbers are decimal strings)."""
+    if served is None or expected is None:
+        return served is None and expected is None
+    if isinstance(served, float) or isinstance(expected, float):
+        return abs(float(served) - float(expected)) <= 1e-9 * max(1.0, abs(float(expected)))
+    if isinstance(served, datetime) and isinstance(expected, datetime):
+        return served.replace(tzinfo=None) == expected.replace(tzinfo=None)
+    return served == expected

@@ -236,6 +236,8 @@ class FeatureStore:
 
         import pyarrow as pa
 
+        from . import quality
+
         view = self.registry.view(view_name)
         keys = self.registry.join_keys(view)
         moment = (now or datetime.now(timezone.utc)).replace(tzinfo=None)
@@ -248,12 +250,7 @@ class FeatureStore:
         frame = pa.table({**{key: [row[key] for row in entity_rows] for key in keys},
                           "event_timestamp": [moment] * len(entity_rows)})
         offline = self.get_historical_features(frame, references).to_arrow().to_pydict()
-        mismatches = []
-        for feature in view.features:
-            for index, row in enumerate(entity_rows):
-                served, expected = online[feature.name][index], offline[feature.name][index]
-                if not _same(served, expected):
-                    mismatches.append({"feature": feature.name, "keys": row, "online": served, "expected": expected})
+        mismatches = quality.serving_mismatches([f.name for f in view.features], entity_rows, online, offline)
         return {"view": view_name, "at": moment.isoformat(), "keys": len(entity_rows),
                 "features": len(view.features), "mismatches": mismatches}
 
@@ -262,14 +259,3 @@ class FeatureStore:
         from .catalog import write_catalog
 
         return write_catalog(self.registry, self.stats(save=False), out_dir, dbt_docs_url)
-
-
-def _same(served, expected) -> bool:
-    """Equal values; floats to 1e-9 relative (DynamoDB numbers are decimal strings)."""
-    if served is None or expected is None:
-        return served is None and expected is None
-    if isinstance(served, float) or isinstance(expected, float):
-        return abs(float(served) - float(expected)) <= 1e-9 * max(1.0, abs(float(expected)))
-    if isinstance(served, datetime) and isinstance(expected, datetime):
-        return served.replace(tzinfo=None) == expected.replace(tzinfo=None)
-    return served == expected
