@@ -17,12 +17,13 @@
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set rejected = featurestore.rejected_relation(target_relation) -%}
-    {%- set columns = featurestore._model_columns(spec, sql) -%}
+    {%- set model_schema = get_column_schema_from_query(sql) if execute else [] -%}
+    {%- set columns = featurestore._model_columns(spec, model_schema) -%}
     {%- set incremental = existing_relation is not none
                           and existing_relation.is_table
                           and spec['created_timestamp']
                           and not should_full_refresh()
-                          and featurestore._is_snapshot_table(existing_relation, sql) -%}
+                          and featurestore._is_snapshot_table(existing_relation, model_schema) -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
@@ -42,11 +43,11 @@
 {% endmaterialization %}
 
 
-{% macro _model_columns(spec, sql) %}
+{% macro _model_columns(spec, model_schema) %}
     {%- if not execute -%}
         {{ return([]) }}
     {%- endif -%}
-    {%- set columns = get_columns_in_query(sql) -%}
+    {%- set columns = model_schema | map(attribute='name') | list -%}
     {%- set lowered = columns | map('lower') | list -%}
     {%- for reserved in ['valid_from', 'valid_to', 'superseded_at'] if reserved in lowered -%}
         {{ exceptions.raise_compiler_error("featurestore: " ~ spec['where'] ~ " returns a column named '" ~ reserved ~ "', which the snapshot table adds itself; rename it") }}
@@ -60,7 +61,7 @@
 {% endmacro %}
 
 
-{% macro _is_snapshot_table(relation, sql) %}
+{% macro _is_snapshot_table(relation, model_schema) %}
     {#- Incremental only onto a table built by feature_view from the same columns and types; a
         table from another materialization, or a model whose columns changed, is rebuilt. -#}
     {%- set existing = {} -%}
@@ -71,7 +72,7 @@
     {%- if 'valid_to' not in existing or 'superseded_at' not in existing -%}
         {{ return(false) }}
     {%- endif -%}
-    {%- set model_columns = get_column_schema_from_query(sql) -%}
+    {%- set model_columns = model_schema -%}
     {%- if (model_columns | length) + 3 != (existing | length) -%}
         {{ log("featurestore: columns of " ~ relation ~ " changed; rebuilding it", info=true) }}
         {{ return(false) }}
@@ -117,9 +118,7 @@
     {%- set new_rows = make_temp_relation(target_relation, '__fs_new') -%}
     {%- set bounds = make_temp_relation(target_relation, '__fs_bounds') -%}
     {%- set recomputed = make_temp_relation(target_relation, '__fs_recomputed') -%}
-    {%- for relation in [new_rows, bounds, recomputed] -%}
-        {{ drop_relation_if_exists(relation) }}
-    {%- endfor -%}
+    {#- (their names carry a timestamp, so none exists yet) -#}
 
     {%- if adapter.get_relation(rejected.database, rejected.schema, rejected.identifier) is none -%}
         {% call statement('create_rejected') -%}
