@@ -34,10 +34,6 @@ def is_numeric(dtype: str | None) -> bool:
     return (dtype or "").lower().startswith(NUMERIC_PREFIXES)
 
 
-def _param(dialect: str) -> str:
-    return "?" if dialect == "duckdb" else "%s"
-
-
 def _bounds(window: tuple[datetime, datetime] | None) -> list:
     return [window[0], window[1]] if window else []
 
@@ -49,7 +45,7 @@ def view_stats(warehouse: Warehouse, dialect: str, view: FeatureView,
     categorical = [f.name for f in view.features if not is_numeric(f.dtype)]
     query = sqlgen.render("feature_stats", dialect=dialect, relation=view.relation_name, event=view.event_timestamp,
                           numeric=numeric, categorical=categorical, quantiles=QUANTILES, bounded=bool(window),
-                          param=_param(dialect))
+                          param=sqlgen.placeholder(dialect))
     row = warehouse.fetch_arrow(query, _bounds(window)).to_pylist()[0]
     rows = row["_rows"]
     now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -73,7 +69,7 @@ def view_stats(warehouse: Warehouse, dialect: str, view: FeatureView,
         count = row[f"{name}__count"]
         top_values = warehouse.fetch_all(
             sqlgen.render("value_counts", dialect=dialect, relation=view.relation_name, event=view.event_timestamp,
-                          feature=name, edges=[], bounded=bool(window), top=top, param=_param(dialect)),
+                          feature=name, edges=[], bounded=bool(window), top=top, param=sqlgen.placeholder(dialect)),
             _bounds(window))
         stats["features"][name] = {
             "kind": "category", "null_rate": (1 - count / rows) if rows else None, "distinct": row[f"{name}__distinct"],
@@ -93,7 +89,7 @@ def save_history(warehouse: Warehouse, dialect: str, stats: list[dict]) -> None:
     warehouse.execute(f"create table if not exists {HISTORY_TABLE} "
                       f"(computed_at timestamp, view_name {text}, stats {text})")
     for entry in stats:
-        warehouse.execute(f"insert into {HISTORY_TABLE} values ({_param(dialect)}, {_param(dialect)}, {_param(dialect)})",
+        warehouse.execute(f"insert into {HISTORY_TABLE} values ({sqlgen.placeholder(dialect)}, {sqlgen.placeholder(dialect)}, {sqlgen.placeholder(dialect)})",
                           [datetime.fromisoformat(entry["computed_at"]), entry["view"], json.dumps(entry, default=str)])
 
 
@@ -121,7 +117,7 @@ class FeatureDrift:
 def _counts(warehouse: Warehouse, dialect: str, view: FeatureView, feature: str,
             window: tuple[datetime, datetime], edges: list[float]) -> dict:
     query = sqlgen.render("value_counts", dialect=dialect, relation=view.relation_name, event=view.event_timestamp,
-                          feature=feature, edges=edges, bounded=True, top=None, param=_param(dialect))
+                          feature=feature, edges=edges, bounded=True, top=None, param=sqlgen.placeholder(dialect))
     return dict(warehouse.fetch_all(query, [*edges, *_bounds(window)]))
 
 
@@ -178,7 +174,7 @@ def _deciles(warehouse: Warehouse, dialect: str, view: FeatureView, feature: str
         aggregates = [f"percentile_cont({q / 10}) within group (order by {cast})" for q in range(1, 10)]
     else:
         aggregates = [f"quantile_cont({cast}, {q / 10})" for q in range(1, 10)]
-    p = _param(dialect)
+    p = sqlgen.placeholder(dialect)
     row = warehouse.fetch_all(
         f"select {', '.join(aggregates)} from {view.relation_name} where (valid_to is null or valid_to > valid_from) "
         f"and {event} >= {p} and {event} < {p}", _bounds(window))[0]

@@ -68,7 +68,7 @@ class Syncer:
             "current_rows", relation=view.relation_name, join_keys=self.registry.join_keys(view),
             event=view.event_timestamp, created=view.created_timestamp,
             features=[feature.name for feature in view.features],
-            after_watermark=incremental, param="?" if self.dialect == "duckdb" else "%s")
+            after_watermark=incremental, param=sqlgen.placeholder(self.dialect))
 
     def sync_view(self, view: FeatureView, full: bool = False, should_stop: Callable[[], bool] | None = None,
                   on_batch: Callable[[int], None] | None = None, on_rows: Callable[[int], None] | None = None) -> SyncResult:

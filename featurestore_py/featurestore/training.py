@@ -339,8 +339,7 @@ def time_spine_source(requests: list[ViewRequest], start: datetime, end: datetim
     if end < start:
         raise FeatureStoreError(f"The spine ends ({end}) before it starts ({start}).")
     step = int(parse_duration(every).total_seconds())
-    placeholder = "?" if dialect == "duckdb" else "%s"
     text = sqlgen.render("entity_spine", dialect=dialect, keys=sorted(key_sets)[0],
-                         relations=[r.view.relation_name for r in requests], param=placeholder)
+                         relations=[r.view.relation_name for r in requests], param=sqlgen.placeholder(dialect))
     return EntitySource(None, text, f"time spine {start} to {end} every {every}",
                         parameters=(start, end, step))

@@ -12,6 +12,11 @@ from functools import lru_cache
 import jinja2
 
 
+def placeholder(dialect: str) -> str:
+    """The bind-parameter marker of a dialect's Python driver (DuckDB: ?, psycopg2: %s)."""
+    return "?" if dialect == "duckdb" else "%s"
+
+
 def quote_identifier(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
