@@ -24,6 +24,7 @@ from .registry import FeatureView, Registry
 from .warehouse import Warehouse
 
 log = logging.getLogger("featurestore.sync")
+ROWS_PER_WRITE = 50_000  # rows handed to the online store per call (each call: one lease, a thread pool)
 
 
 @dataclass
@@ -86,13 +87,17 @@ class Syncer:
             newest = max(value for value in rows.column("created_timestamp").to_pylist() if value is not None)
             if before is None or newest > datetime.fromisoformat(before):
                 after = newest.isoformat(timespec="microseconds")
-        report = self.online.write(online_table(self.registry, view), rows.to_pylist(), should_stop=should_stop,
-                                   on_batch=on_batch)
-        result = SyncResult(view.name, "incremental" if incremental else "full", rows.num_rows, report.written,
-                            report.skipped_stale, before, after, round(time.perf_counter() - started, 3))
+        table = online_table(self.registry, view)
+        written = stale = 0
+        # in slices, so a view of millions of keys never becomes millions of Python dicts at once
+        for piece in rows.to_batches(max_chunksize=ROWS_PER_WRITE):
+            report = self.online.write(table, piece.to_pylist(), should_stop=should_stop, on_batch=on_batch)
+            written, stale = written + report.written, stale + report.skipped_stale
+        result = SyncResult(view.name, "incremental" if incremental else "full", rows.num_rows, written,
+                            stale, before, after, round(time.perf_counter() - started, 3))
         # every batch acknowledged: only now does the watermark move
         self.online.put_state(view.name, {
-            "watermark": after, "rows_last_pushed": report.written, "rows_last_read": rows.num_rows,
+            "watermark": after, "rows_last_pushed": written, "rows_last_read": rows.num_rows,
             "last_sync_finished": datetime.now(timezone.utc).isoformat(), "last_mode": result.mode,
         })
         log.info(json.dumps({"event": "synced", **asdict(result)}))
