@@ -1,5 +1,6 @@
 """The registry read from a real dbt manifest of the demo project."""
 
+import dataclasses
 import json
 
 import pytest
@@ -36,8 +37,8 @@ def test_registry_objects_are_frozen_and_resolve_references(demo_project):
     assert (view.name, feature.dtype) == ("store_features", "decimal(18,2)")
     assert view.ttl.days == 2 and view.online
     assert "customer_features" in view.relation_name or "store_features" in view.relation_name
-    with pytest.raises(Exception):
-        view.online = False  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        view.online = False
     with pytest.raises(RegistryError, match="no feature 'nope'"):
         registry.resolve("store_features:nope")
     with pytest.raises(RegistryError, match="No feature view named 'ghost'"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -432,7 +433,7 @@ def drift(view: str = typer.Argument(..., help="A feature view."),
             raise FeatureStoreError("Pass either --reference START:END or --reference-stats FILE.")
         if reference_stats:
             try:
-                baseline = json.loads(open(reference_stats, encoding="utf-8").read())
+                baseline = json.loads(Path(reference_stats).read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
                 raise FeatureStoreError(f"Cannot read training-set stats {reference_stats}: {exc}") from None
         else:

@@ -189,7 +189,7 @@ class RetrievalJob:
         )
         return schema.names + [ROW_COLUMN]
 
-    def _check_and_choose(self, warehouse: Warehouse, entity_columns: list[str]) -> dict[str, str]:
+    def _check_and_choose(self, warehouse: Warehouse) -> dict[str, str]:
         entity_schema = warehouse.fetch_arrow(f"select * from {ENTITY_RELATION} limit 0").schema
         entity_rows = self._prepared.num_rows if self._prepared is not None else \
             warehouse.fetch_all(f"select count(*) from {ENTITY_RELATION}")[0][0]
@@ -205,9 +205,8 @@ class RetrievalJob:
         """DuckDB: the interval join's work grows with entity rows x rows per key (the hash join
         fans out), the ASOF join's with entity rows + feature rows (it sorts both). Measured
         crossover (benchmarks/bench_training.py): ASOF wins once the first is ~150x the second."""
-        chosen = self._default_strategy()
-        if chosen != "interval" or self.strategy != "auto" or self.dialect != "duckdb":
-            return chosen
+        if self.knowledge_guard or self.dialect != "duckdb" or self.strategy != "auto":
+            return self._default_strategy()
         stats = _VIEW_STATS.get(request.view.relation_name)
         if stats is None:
             keys = ", ".join(sqlgen.quote_identifier(view_key) for _, view_key in request.keys)
@@ -223,7 +222,7 @@ class RetrievalJob:
         with self._connect() as warehouse:
             try:
                 columns = self._load_entities(warehouse)
-                strategies = self._check_and_choose(warehouse, columns)
+                strategies = self._check_and_choose(warehouse)
                 query = self._render(columns, strategies, match_columns, ordered)
                 return sink(warehouse, query)
             finally:

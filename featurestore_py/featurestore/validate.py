@@ -131,7 +131,7 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
         problem(WARNING, "no-ttl", "the feature view has no ttl: its values never expire")
     else:
         try:
-            view.ttl
+            parse_duration(view.ttl_text)
         except ValueError as exc:
             problem(ERROR, "bad-ttl", f"ttl {exc}")
     if not view.features:

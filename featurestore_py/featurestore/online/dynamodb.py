@@ -292,10 +292,7 @@ class DynamoDBOnlineStore(OnlineStore):
             except BotoCoreError as exc:  # connection refused, reset, timed out
                 error = exc
             attempt += 1
-            delay = min(5.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0)
-            if time.monotonic() + delay > deadline:
-                raise OnlineStoreError(f"DynamoDB {operation} still failing at the deadline: {error}") from None
-            time.sleep(delay)
+            _back_off(attempt, deadline, f"DynamoDB {operation} still failing at the deadline: {error}")
 
     def _write_batch(self, table_name: str, batch: list[dict], deadline: float) -> tuple[int, int]:
         """BatchWriteItem of at most 25 items; UnprocessedItems resent with backoff until the deadline."""
@@ -313,10 +310,7 @@ class DynamoDBOnlineStore(OnlineStore):
             pending = response.get("UnprocessedItems") or {}
             if pending:
                 retries += 1
-                delay = min(5.0, 0.05 * 2 ** retries) * random.uniform(0.5, 1.0)
-                if time.monotonic() + delay > deadline:
-                    raise OnlineStoreError(f"{table_name}: items still unprocessed at the deadline.")
-                time.sleep(delay)
+                _back_off(retries, deadline, f"{table_name}: items still unprocessed at the deadline.")
         return requests, retries
 
     def _stored_versions(self, table_name: str, keys: list[str], deadline: float) -> dict[str, tuple[str, str]]:
@@ -354,9 +348,7 @@ class DynamoDBOnlineStore(OnlineStore):
         attempt = 0
         while not take("attribute_not_exists(#v) OR #x < :now OR #o = :me"):
             attempt += 1
-            if time.monotonic() > deadline:
-                raise OnlineStoreError(f"Another sync of {view} holds its lease; gave up waiting.")
-            time.sleep(min(1.0, 0.05 * 2 ** attempt) * random.uniform(0.5, 1.0))
+            _back_off(attempt, deadline, f"Another sync of {view} holds its lease; gave up waiting.", cap=1.0)
         stop = threading.Event()
 
         def renew():
@@ -444,10 +436,7 @@ class DynamoDBOnlineStore(OnlineStore):
             if not request:
                 break
             attempt += 1
-            delay = min(1.0, 0.02 * 2 ** attempt) * random.uniform(0.5, 1.0)
-            if time.monotonic() + delay > deadline:
-                raise OnlineStoreError(f"Reads from {table_name} still unprocessed at the deadline.")
-            time.sleep(delay)
+            _back_off(attempt, deadline, f"Reads from {table_name} still unprocessed at the deadline.", base=0.02, cap=1.0)
         return found
 
     # -- sync state ----------------------------------------------------------------------------
@@ -467,6 +456,14 @@ class DynamoDBOnlineStore(OnlineStore):
         self._ensure(self.config.state_table, "view", None)
         item = {"view": {"S": view}, **{name: encode(value) for name, value in state.items()}}
         self.client.put_item(TableName=self.config.state_table, Item=item)
+
+
+def _back_off(attempt: int, deadline: float, failure: str, base: float = 0.05, cap: float = 5.0) -> None:
+    """Sleep an exponentially growing, jittered delay; raise if it would pass the deadline."""
+    delay = min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
+    if time.monotonic() + delay > deadline:
+        raise OnlineStoreError(failure)
+    time.sleep(delay)
 
 
 def _version(item: dict) -> tuple[str, str]:
