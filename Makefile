@@ -1,14 +1,15 @@
 # The two commands of the README: `make demo` and `make test`.
 SHELL := /bin/bash
 PYTHON ?= python3
-VENV := .venv
+VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 YEARS ?= 1
-RAW_DIR := data/raw
-# featurestore's own defaults (FEATURESTORE_DUCKDB_PATH, FEATURESTORE_RAW_DIR) point inside this folder
-DUCKDB_PATH := $(CURDIR)/warehouse/featurestore.duckdb
+# The demo is its own dbt project, which installs this repository as a package.
+DEMO := examples/jaffle_shop
+RAW_DIR := $(DEMO)/data/raw
+FS := cd $(DEMO) && $(BIN)/featurestore
 
-.PHONY: demo test venv data build clean online-down
+.PHONY: demo test unit integration venv data build clean online-down
 
 $(BIN)/featurestore: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,40 +21,49 @@ venv: $(BIN)/featurestore
 
 # Jaffle Shop data from jafgen (YEARS=3 make data for more). Regenerated only when missing.
 $(RAW_DIR)/raw_orders.csv: | $(BIN)/featurestore
-	mkdir -p $(RAW_DIR) data/.jafgen
-	cd data/.jafgen && ../../$(BIN)/jafgen $(YEARS) > /dev/null
-	mv data/.jafgen/jaffle-data/raw_{customers,orders,items,products,stores}.csv $(RAW_DIR)/
-	rm -rf data/.jafgen
-	$(BIN)/python -m featurestore.testing.jaffle shift $(RAW_DIR)
-	rm -f $(DUCKDB_PATH)  # new raw data: rebuild the warehouse from scratch
+	mkdir -p $(RAW_DIR) $(DEMO)/data/.jafgen
+	cd $(DEMO)/data/.jafgen && $(BIN)/jafgen $(YEARS) > /dev/null
+	mv $(DEMO)/data/.jafgen/jaffle-data/raw_{customers,orders,items,products,stores}.csv $(RAW_DIR)/
+	rm -rf $(DEMO)/data/.jafgen
+	$(BIN)/python $(DEMO)/jaffle_data.py shift $(RAW_DIR)
+	rm -f $(DEMO)/jaffle_shop.duckdb  # new raw data: rebuild the warehouse from scratch
 
 data: $(RAW_DIR)/raw_orders.csv
 
 build: venv data
-	$(BIN)/featurestore build
+	$(FS) build
 
 demo: build
-	$(BIN)/featurestore validate
-	$(BIN)/featurestore list
-	$(BIN)/featurestore describe churn_model
-	$(BIN)/featurestore export --entities main.churn_labels --timestamp-column label_ts \
+	$(FS) validate
+	$(FS) list
+	$(FS) describe churn_model
+	$(FS) export --entities main.churn_labels --timestamp-column label_ts \
 		--service churn_model --out out/churn_training.parquet
-	$(BIN)/featurestore stats --service churn_model
-	$(BIN)/featurestore online up
-	$(BIN)/featurestore sync
-	$(BIN)/featurestore sync status
-	$(BIN)/featurestore audit customer_features --sample 100
-	$(BIN)/featurestore catalog --out site
+	$(FS) stats --service churn_model
+	$(FS) online up
+	$(FS) sync
+	$(FS) sync status
+	$(FS) audit customer_features --sample 100
+	$(FS) catalog --out site
 	@echo "featurestore get --service churn_model (the most recent customer of the churn labels):"
-	@row=$$($(BIN)/python -c "import duckdb; print(*duckdb.connect('$(DUCKDB_PATH)', read_only=True).sql('select customer_id, store_id from main.churn_labels order by label_ts desc, customer_id limit 1').fetchall()[0])"); \
-	$(BIN)/featurestore get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }
+	@row=$$(cd $(DEMO) && $(BIN)/python -c "import duckdb; print(*duckdb.connect('jaffle_shop.duckdb', read_only=True).sql('select customer_id, store_id from main.churn_labels order by label_ts desc, customer_id limit 1').fetchall()[0])"); \
+	$(FS) get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }
 
+# Fast tier first (no dbt, no server), then the integration tier.
 test: venv
-	$(BIN)/pytest -q
+	@start=$$(date +%s%N); $(BIN)/pytest -q -p no:cacheprovider tests/unit || exit $$?; \
+	echo "unit tier: $$(( ($$(date +%s%N) - start) / 1000000 )) ms"
+	$(BIN)/pytest -q -p no:cacheprovider tests/integration
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+integration: venv
+	$(BIN)/pytest -q tests/integration
 
 online-down:
-	$(BIN)/featurestore online down
+	$(FS) online down
 
 clean:
-	-$(BIN)/featurestore online down
-	rm -rf target logs warehouse data out .featurestore $(VENV)
+	-$(FS) online down
+	rm -rf $(DEMO)/{target,logs,jaffle_shop.duckdb,data,out,site,.featurestore,dbt_packages,package-lock.yml} $(VENV)

@@ -1,21 +1,35 @@
 {#
   Durations are written the same way everywhere in the project: a whole number and a unit,
-  `30d`, `12h`, `15m`, `45s`, `2w`. The Python registry parses the same grammar (featurestore.durations).
+  `30d`, `12h`, `15m`, `45s`, `2w`, at most 100 years. The Python registry parses the same
+  grammar (featurestore.durations); tests/unit/test_durations.py checks both on one table of cases.
 #}
 
 {% macro _parse_duration(duration, context='') %}
     {%- set units = {'s': 'seconds', 'm': 'minutes', 'h': 'hours', 'd': 'days', 'w': 'weeks'} -%}
-    {%- set text = (duration | string) | trim | lower -%}
+    {%- set seconds = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800} -%}
+    {%- set text = (duration | string) | trim | lower if duration is string else '' -%}
     {%- set number = text[:-1] -%}
     {%- set unit = text[-1:] -%}
-    {%- if unit not in units or not number.isdigit() or (number | int) <= 0 -%}
+    {%- if unit not in units or not number.isdigit() or not number.isascii() or (number | int) <= 0 -%}
         {{ exceptions.raise_compiler_error(
             "featurestore: " ~ context ~ " duration '" ~ duration ~ "' is not valid; write a positive whole number and a unit s, m, h, d or w, e.g. '30d' or '12h'.") }}
+    {%- endif -%}
+    {%- if (number | int) * seconds[unit] > 100 * 365 * 86400 -%}
+        {{ exceptions.raise_compiler_error(
+            "featurestore: " ~ context ~ " duration '" ~ duration ~ "' is longer than 100 years; write a shorter duration.") }}
     {%- endif -%}
     {%- if unit == 'w' -%}
         {{ return({'number': (number | int) * 7, 'unit': 'days'}) }}
     {%- endif -%}
     {{ return({'number': number | int, 'unit': units[unit]}) }}
+{% endmacro %}
+
+
+{% macro _duration_microseconds(duration, context='') %}
+    {#- A duration as a whole number of microseconds (the grammar of _parse_duration). -#}
+    {%- set parsed = featurestore._parse_duration(duration, context) -%}
+    {%- set seconds = {'seconds': 1, 'minutes': 60, 'hours': 3600, 'days': 86400}[parsed.unit] -%}
+    {{ return(parsed.number * seconds * 1000000) }}
 {% endmacro %}
 
 
@@ -26,6 +40,15 @@
 {% macro default__interval(duration) -%}
     {%- set parsed = featurestore._parse_duration(duration, 'interval') -%}
     interval '{{ parsed.number }} {{ parsed.unit }}'
+{%- endmacro %}
+
+
+{% macro interval_microseconds(microseconds) %}
+    {{ return(adapter.dispatch('interval_microseconds', 'featurestore')(microseconds)) }}
+{% endmacro %}
+
+{% macro default__interval_microseconds(microseconds) -%}
+    interval '{{ microseconds | int }} microseconds'
 {%- endmacro %}
 
 

@@ -64,6 +64,21 @@
     {{ return(adapter.dispatch('snapshot_versions_sql', 'featurestore')(spec, rows_sql, columns)) }}
 {% endmacro %}
 
+{% macro _q(name) -%}
+    {#- An identifier quoted by the adapter: reserved words (`order`) and mixed case work. -#}
+    {{- adapter.quote(name) -}}
+{%- endmacro %}
+
+
+{% macro _q_list(names, prefix='') -%}
+    {%- set quoted = [] -%}
+    {%- for name in names -%}
+        {%- do quoted.append(prefix ~ featurestore._q(name)) -%}
+    {%- endfor -%}
+    {{- quoted | join(', ') -}}
+{%- endmacro %}
+
+
 {% macro default__snapshot_versions_sql(spec, rows_sql, columns) %}
     {#- rows_sql: valid rows (keys and event timestamp not null) with exactly `columns`.
         All rows of a key from some event time onwards must be present: valid_to of the
@@ -72,13 +87,13 @@
         losing version to the winning one. The next row is then either a better version of the
         same event (so this row is superseded: valid_to = valid_from, superseded_at = its created
         time) or the next event (so this row is the winner: valid_to = that event time). -#}
-    {%- set keys = spec['keys'] | join(', ') -%}
-    {%- set event = spec['event_timestamp'] -%}
-    {%- set created = spec['created_timestamp'] -%}
+    {%- set keys = featurestore._q_list(spec['keys']) -%}
+    {%- set event = featurestore._q(spec['event_timestamp']) -%}
+    {%- set created = featurestore._q(spec['created_timestamp']) if spec['created_timestamp'] else none -%}
     {%- set window = 'over (partition by ' ~ keys ~ ' order by ' ~ event ~ ', ' ~ featurestore._version_order(spec, columns) ~ ')' -%}
 select
     {%- for column in columns %}
-    {{ column }},
+    {{ featurestore._q(column) }},
     {%- endfor %}
     {{ event }} as valid_from,
     lead({{ event }}) {{ window }} as valid_to,
@@ -96,13 +111,13 @@ from ({{ rows_sql }}) as _fs_rows
         order, NULL lowest. The best (last) wins. -#}
     {%- set parts = [] -%}
     {%- if spec['created_timestamp'] -%}
-        {%- do parts.append(spec['created_timestamp'] ~ ' asc nulls first') -%}
+        {%- do parts.append(featurestore._q(spec['created_timestamp']) ~ ' asc nulls first') -%}
     {%- endif -%}
     {%- for column in columns if column not in spec['keys'] and column not in [spec['event_timestamp'], spec['created_timestamp']] -%}
-        {%- do parts.append(column ~ ' asc nulls first') -%}
+        {%- do parts.append(featurestore._q(column) ~ ' asc nulls first') -%}
     {%- endfor -%}
     {%- if parts | length == 0 -%}
-        {%- do parts.append(spec['event_timestamp']) -%}
+        {%- do parts.append(featurestore._q(spec['event_timestamp'])) -%}
     {%- endif -%}
     {{ return(parts | join(', ')) }}
 {% endmacro %}
@@ -111,11 +126,11 @@ from ({{ rows_sql }}) as _fs_rows
 {% macro _row_is_valid(spec, prefix='') %}
     {%- set checks = [] -%}
     {%- for key in spec['keys'] -%}
-        {%- do checks.append(prefix ~ key ~ ' is not null') -%}
+        {%- do checks.append(prefix ~ featurestore._q(key) ~ ' is not null') -%}
     {%- endfor -%}
-    {%- do checks.append(prefix ~ spec['event_timestamp'] ~ ' is not null') -%}
+    {%- do checks.append(prefix ~ featurestore._q(spec['event_timestamp']) ~ ' is not null') -%}
     {%- if spec['created_timestamp'] -%}
-        {%- do checks.append(prefix ~ spec['created_timestamp'] ~ ' is not null') -%}
+        {%- do checks.append(prefix ~ featurestore._q(spec['created_timestamp']) ~ ' is not null') -%}
     {%- endif -%}
     {{ return('(' ~ (checks | join(' and ')) ~ ')') }}
 {% endmacro %}
@@ -151,24 +166,24 @@ from ({{ rows_sql }}) as _fs_rows
 
 
 {% macro _keys_match(spec, left, right) -%}
-    {%- for key in spec['keys'] %}{{ left }}.{{ key }} = {{ right }}.{{ key }}{% if not loop.last %} and {% endif %}{% endfor -%}
+    {%- for key in spec['keys'] %}{{ left }}.{{ featurestore._q(key) }} = {{ right }}.{{ featurestore._q(key) }}{% if not loop.last %} and {% endif %}{% endfor -%}
 {%- endmacro %}
 
 
 {% macro batch_bounds_sql(spec, target_relation, new_rows_relation) %}
     {#- Per key of the batch: earliest and latest new event, and the first existing event after
         the latest (NULL when there is none). -#}
-    {%- set keys = spec['keys'] -%}
+    {%- set keys = featurestore._q_list(spec['keys']) -%}
     with _fs_batch as (
-        select {{ keys | join(', ') }},
-            min({{ spec['event_timestamp'] }}) as _fs_min_new_event,
-            max({{ spec['event_timestamp'] }}) as _fs_max_new_event
+        select {{ keys }},
+            min({{ featurestore._q(spec['event_timestamp']) }}) as _fs_min_new_event,
+            max({{ featurestore._q(spec['event_timestamp']) }}) as _fs_max_new_event
         from {{ new_rows_relation }}
         where {{ featurestore._row_is_valid(spec) }}
-        group by {{ keys | join(', ') }}
+        group by {{ keys }}
     )
     select
-        {%- for key in keys %} _fs_batch.{{ key }},{% endfor %}
+        {{ featurestore._q_list(spec['keys'], '_fs_batch.') }},
         _fs_batch._fs_min_new_event,
         _fs_batch._fs_max_new_event,
         min(case when _fs_old.valid_from > _fs_batch._fs_max_new_event then _fs_old.valid_from end) as _fs_next_event
@@ -177,14 +192,14 @@ from ({{ rows_sql }}) as _fs_rows
         on {{ featurestore._keys_match(spec, '_fs_batch', '_fs_old') }}
         and _fs_old.valid_from > _fs_batch._fs_max_new_event
     group by
-        {%- for key in keys %} _fs_batch.{{ key }},{% endfor %}
+        {{ featurestore._q_list(spec['keys'], '_fs_batch.') }},
         _fs_batch._fs_min_new_event, _fs_batch._fs_max_new_event
 {% endmacro %}
 
 
 {% macro affected_rows_sql(spec, target_relation, bounds_relation, columns) %}
     {#- The rows of the snapshot an incremental batch needs to read (bounds: one row per key). -#}
-    select {% for column in columns %}_fs_old.{{ column }}{% if not loop.last %}, {% endif %}{% endfor %}
+    select {{ featurestore._q_list(columns, '_fs_old.') }}
     from {{ target_relation }} as _fs_old
     inner join {{ bounds_relation }} as _fs_bounds on {{ featurestore._keys_match(spec, '_fs_bounds', '_fs_old') }}
     where {{ featurestore._is_affected(spec, '_fs_old', for_reading=true) }}

@@ -1,28 +1,38 @@
-"""Shared fixtures: a built copy of the demo project on DuckDB (built once per run)."""
+"""Shared fixtures: the demo project built once per run (DuckDB), servers started once per run.
+
+Projects are copied into temporary folders, each with its profiles.yml at its root and this
+repository installed as a dbt package (`packages.yml` → the repository's absolute path), the
+way a user's project installs it.
+"""
 
 from __future__ import annotations
 
 import os
-
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
-from featurestore.dbt import DbtProject
-from featurestore.testing.jaffle import JaffleSize, write_raw_files
-
 REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "jaffle_shop"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "profiles")
+PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "profiles.yml")
+
+sys.path.insert(0, str(EXAMPLE))  # the demo's data module: jaffle_data
+
+from featurestore.dbt import DbtProject  # noqa: E402
+from jaffle_data import JaffleSize, write_raw_files  # noqa: E402
 
 # The tests choose their own warehouses, raw files and endpoints: ignore the caller's settings.
-for _name in [name for name in os.environ if name.startswith("FEATURESTORE_")]:
+for _name in [name for name in os.environ if name.startswith("FEATURESTORE_") or name == "DBT_PROFILES_DIR"]:
     del os.environ[_name]
 
 
-def copy_project(source: Path, destination: Path) -> Path:
-    """Copy the dbt parts of a project (no target/, no warehouse) so a test cannot touch the repo's."""
+def copy_project(source: Path, destination: Path, package: bool = True) -> Path:
+    """Copy the dbt parts of a project (no target/, no warehouse) so a test cannot touch the
+    repository's; give it the fixtures' profile unless it has its own, and install this
+    repository as a package."""
     destination.mkdir(parents=True, exist_ok=True)
     for part in PROJECT_PARTS:
         path = source / part
@@ -30,29 +40,31 @@ def copy_project(source: Path, destination: Path) -> Path:
             shutil.copytree(path, destination / part, dirs_exist_ok=True)
         elif path.is_file():
             shutil.copy2(path, destination / part)
-    if not (destination / "profiles").exists():
-        shutil.copytree(REPO / "profiles", destination / "profiles")
+    if not (destination / "profiles.yml").exists():
+        shutil.copy2(FIXTURES / "profiles.yml", destination / "profiles.yml")
+    if package:
+        (destination / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
     return destination
+
+
+def duckdb_path(project_dir: Path) -> Path:
+    """Where a copied project's DuckDB file is (its profile's relative path)."""
+    name = "jaffle_shop.duckdb" if (project_dir / "models" / "features").is_dir() else "featurestore.duckdb"
+    return project_dir / name
+
+
+def project_env(project_dir: Path, target: str | None = None, **extra: str) -> DbtProject:
+    """A project, with environment overrides for this project only."""
+    return DbtProject.at(project_dir, target, {"FEATURESTORE_DUCKDB_PATH": str(duckdb_path(project_dir)), **extra})
 
 
 @pytest.fixture(scope="session")
 def demo_project(tmp_path_factory) -> Path:
     """The demo project on deterministic synthetic Jaffle Shop data, `dbt build` run once."""
-    root = tmp_path_factory.mktemp("demo")
-    project_dir = copy_project(REPO, root / "project")
+    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("demo") / "project")
     write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)
     project_env(project_dir).run("build", "--quiet")
     return project_dir
-
-
-def project_env(project_dir: Path, target: str | None = None, **extra: str) -> DbtProject:
-    """A project whose warehouse and raw files live inside its own folder, whatever os.environ says."""
-    env = {
-        "FEATURESTORE_DUCKDB_PATH": str(project_dir / "warehouse" / "featurestore.duckdb"),
-        "FEATURESTORE_RAW_DIR": str(project_dir / "data" / "raw"),
-        **extra,
-    }
-    return DbtProject.at(project_dir, target, env)
 
 
 @pytest.fixture(scope="session")

@@ -96,8 +96,9 @@ def snapshot(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
 # -- rolling windows -----------------------------------------------------------------------------
 
 
-def rolling(rows: list[tuple], spine: list[tuple]) -> list[tuple]:
-    """The aggregates of tests/fixtures/snapshot_project/models/rolling.sql, point by point."""
+def rolling(rows: list[tuple], spine: list[tuple], closed: str = "right") -> list[tuple]:
+    """The aggregates of tests/fixtures/snapshot_project/models/rolling.sql, point by point:
+    events with t - width < time <= t (closed='right'), or t - width <= time <= t ('both')."""
     events: dict[tuple, list[tuple]] = {}
     for row in rows:
         if row[0] is not None and row[1] is not None and row[2] is not None:
@@ -107,7 +108,9 @@ def rolling(rows: list[tuple], spine: list[tuple]) -> list[tuple]:
         mine = events.get((case_id, entity_id), [])
 
         def window(width):
-            return [r for r in mine if (width is None or t - width <= r[2]) and r[2] <= t]
+            def after_start(time):
+                return width is None or (t - width < time if closed == "right" else t - width <= time)
+            return [r for r in mine if after_start(r[2]) and r[2] <= t]
 
         two_h, one_d, half_h, ever = (window(timedelta(hours=2)), window(timedelta(days=1)),
                                       window(timedelta(minutes=30)), window(None))

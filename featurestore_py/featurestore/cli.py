@@ -1,62 +1,117 @@
-"""The `featurestore` command: thin, each command opens a FeatureStore and calls one method."""
+"""The `featurestore` command: thin, each command opens a FeatureStore and calls one method.
+
+Errors have one boundary (`_Boundary.invoke`): an expected failure (a FeatureStoreError, an
+interrupt) prints one or two lines naming the culprit and exits non-zero; `--debug` (or
+FEATURESTORE_DEBUG=1) shows the traceback instead.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import sys
 from datetime import datetime
-from pathlib import Path
 from typing import List, Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from .describe import registry_dict, service_dict, view_dict
 from .errors import FeatureStoreError
 from .store import FeatureStore
 from .validate import ERROR
 
+console = Console()
+err_console = Console(stderr=True)
+EXIT_INTERRUPTED = 130
+
+
+def _debug() -> bool:
+    return os.environ.get("FEATURESTORE_DEBUG", "") not in ("", "0")
+
+
+class _Boundary(TyperGroup):
+    """The one place where exceptions become messages and exit codes."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, typer.Exit, typer.Abort):
+            raise
+        except FeatureStoreError as exc:
+            if _debug():
+                raise
+            _error(str(exc))
+            raise typer.Exit(code=1)
+        except KeyboardInterrupt:
+            if _debug():
+                raise
+            _error("interrupted: the command stopped before it finished. Writes are all-or-nothing, so what "
+                   "existed before is unchanged.", label="interrupted")
+            raise typer.Exit(code=EXIT_INTERRUPTED)
+        except Exception as exc:  # a bug: say so in one line, the traceback with --debug
+            if _debug():
+                raise
+            _error(f"unexpected {type(exc).__name__}: {exc} — this is a bug in featurestore; run again with "
+                   "--debug for the traceback and report it.")
+            raise typer.Exit(code=2)
+
+
+def _error(message: str, label: str = "error") -> None:
+    err_console.print(f"[bold red]{label}:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 app = typer.Typer(
+    cls=_Boundary,
     help="A dbt-centric feature store: features are dbt models, the dbt manifest is the registry.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
 
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", envvar="FEATURESTORE_DEBUG",
+                                     help="Show tracebacks instead of one-line errors.")):
+    if debug:
+        os.environ["FEATURESTORE_DEBUG"] = "1"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("featurestore")
+    if not any(getattr(h, "_featurestore", False) for h in logger.handlers):
+        handler._featurestore = True
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+# Options every command that opens the project shares, defined once.
 ProjectDir = typer.Option(".", "--project-dir", "-p", envvar="FEATURESTORE_PROJECT_DIR",
                           help="The dbt project (folder with dbt_project.yml).")
-Target = typer.Option(None, "--target", "-t", envvar="FEATURESTORE_TARGET", help="dbt target of profiles/profiles.yml.")
+ProfilesDir = typer.Option(None, "--profiles-dir", envvar="DBT_PROFILES_DIR",
+                           help="Folder of profiles.yml (default: dbt's lookup — the project, the current folder, ~/.dbt/).")
+Target = typer.Option(None, "--target", "-t", envvar="FEATURESTORE_TARGET", help="dbt target of the profile.")
 AsJson = typer.Option(False, "--json", help="Print JSON instead of a table.")
+AllowEmpty = typer.Option(False, "--allow-empty", help="Exit 0 when there is no data to measure (default: exit 1).")
 
 
-def _fail(exc: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=1)
-
-
-def _store(project_dir: str, target: Optional[str], strict: bool = True) -> FeatureStore:
-    try:
-        return FeatureStore(project_dir, target, strict=strict)
-    except FeatureStoreError as exc:
-        _fail(exc)
-
-
-def _registry(store: FeatureStore):
-    try:
-        return store.registry
-    except FeatureStoreError as exc:
-        _fail(exc)
+def _store(project_dir: str, target: Optional[str], profiles_dir: Optional[str] = None,
+           strict: bool = True) -> FeatureStore:
+    return FeatureStore(project_dir, target, strict=strict, profiles_dir=profiles_dir)
 
 
 @app.command("list")
-def list_(project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+def list_(project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir, as_json: bool = AsJson):
     """List feature views, entities and feature services.
 
     Example: featurestore list --json
     """
-    registry = _registry(_store(project_dir, target))
+    registry = _store(project_dir, target, profiles_dir).registry
     data = registry_dict(registry)
     if as_json:
         typer.echo(json.dumps(data, indent=2))
@@ -83,18 +138,18 @@ def list_(project_dir: str = ProjectDir, target: Optional[str] = Target, as_json
 
 @app.command()
 def describe(name: str = typer.Argument(..., help="A feature view or feature service name."),
-             project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+             project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir, as_json: bool = AsJson):
     """Show one feature view (its features, keys, TTL) or one feature service.
 
     Example: featurestore describe customer_features
     """
-    registry = _registry(_store(project_dir, target))
+    registry = _store(project_dir, target, profiles_dir).registry
     if name in registry.feature_views:
         data = view_dict(registry, registry.feature_views[name])
     elif name in registry.services:
         data = service_dict(registry.services[name])
     else:
-        _fail(FeatureStoreError(
+        raise (FeatureStoreError(
             f"'{name}' is neither a feature view ({', '.join(sorted(registry.feature_views))}) "
             f"nor a feature service ({', '.join(sorted(registry.services)) or 'none'})."))
     if as_json:
@@ -119,16 +174,13 @@ def describe(name: str = typer.Argument(..., help="A feature view or feature ser
 
 
 @app.command()
-def validate(project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+def validate(project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
+             as_json: bool = AsJson):
     """Check the feature metadata in the dbt YAML; exit 1 on errors, 0 on warnings only.
 
     Example: featurestore validate
     """
-    store = _store(project_dir, target, strict=False)
-    try:
-        problems = store.validate()
-    except FeatureStoreError as exc:
-        _fail(exc)
+    problems = _store(project_dir, target, profiles_dir, strict=False).validate()
     n_errors = sum(problem.severity == ERROR for problem in problems)
     if as_json:
         typer.echo(json.dumps([problem.as_dict() for problem in problems], indent=2))
@@ -142,53 +194,29 @@ def validate(project_dir: str = ProjectDir, target: Optional[str] = Target, as_j
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def build(ctx: typer.Context, project_dir: str = ProjectDir, target: Optional[str] = Target):
-    """Run `dbt build` with the project's profiles; extra arguments go to dbt.
+def build(ctx: typer.Context, project_dir: str = ProjectDir, target: Optional[str] = Target,
+          profiles_dir: Optional[str] = ProfilesDir):
+    """Run `dbt build` with the project's profile; extra arguments go to dbt.
 
     Example: featurestore build --select customer_features+
     """
-    store = _store(project_dir, target, strict=False)
-    try:
-        store.build(*ctx.args)
-    except FeatureStoreError as exc:
-        _fail(exc)
+    _store(project_dir, target, profiles_dir, strict=False).build(*ctx.args)
 
 
 @app.command()
-def parse(project_dir: str = ProjectDir, target: Optional[str] = Target):
-    """Run `dbt parse` to refresh target/manifest.json, then validate.
+def parse(project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir):
+    """Run `dbt parse` to refresh target/manifest.json.
 
     Example: featurestore parse
     """
-    store = _store(project_dir, target, strict=False)
-    try:
-        store.project.run("parse")
-    except FeatureStoreError as exc:
-        _fail(exc)
-
-
-@app.command("load-raw")
-def load_raw(directory: Optional[str] = typer.Option(None, "--dir", help="Folder of raw_*.csv (default: FEATURESTORE_RAW_DIR)."),
-             project_dir: str = ProjectDir, target: Optional[str] = Target):
-    """Load the demo's raw CSV files into the warehouse's `raw` schema.
-
-    DuckDB reads the files in place and needs no load; PostgreSQL does.
-    Example: featurestore load-raw --target postgres
-    """
-    store = _store(project_dir, target, strict=False)
-    try:
-        counts = store.load_raw(directory)
-    except FeatureStoreError as exc:
-        _fail(exc)
-    for name, count in counts.items():
-        console.print(f"raw.{name}: {count} rows")
+    _store(project_dir, target, profiles_dir, strict=False).project.run("parse")
 
 
 @app.command()
 def export(
-    out: str = typer.Option(..., "--out", "-o", help="Parquet file to write (atomically)."),
+    out: str = typer.Option(..., "--out", "-o", help="Parquet file to write (atomically; its stats inside it)."),
     entities: Optional[str] = typer.Option(None, "--entities", "-e",
-                                           help="Entity rows: a .parquet/.csv file, a SQL query or a relation name."),
+                                           help="Entity rows: a .parquet/.csv file, one SELECT query or a relation name."),
     service: Optional[str] = typer.Option(None, "--service", "-s", help="A feature service (exposure of type ml)."),
     features: Optional[List[str]] = typer.Option(None, "--features", "-f", help="view:feature, repeatable."),
     timestamp_column: Optional[str] = typer.Option(None, "--timestamp-column",
@@ -199,24 +227,25 @@ def export(
     start: Optional[datetime] = typer.Option(None, help="Without --entities: first time of the spine."),
     end: Optional[datetime] = typer.Option(None, help="Without --entities: last time of the spine."),
     every: str = typer.Option("1d", help="Without --entities: spine step."),
-    project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson,
+    allow_file_access: bool = typer.Option(False, "--allow-file-access",
+                                           help="Let an --entities query read files through the engine (read_csv ...)."),
+    project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
+    as_json: bool = AsJson,
 ):
     """Export a point-in-time training set to Parquet, computed inside the warehouse.
 
     Example: featurestore export --entities main.churn_labels --timestamp-column label_ts
     --service churn_model --out churn.parquet
     """
-    store = _store(project_dir, target)
-    try:
-        job = store.get_historical_features(
-            entities, features or None, feature_service=service, full_feature_names=full_feature_names,
-            timestamp_column=timestamp_column, knowledge_guard=knowledge_guard, start=start, end=end, every=every)
-        with err_console.status("Point-in-time join in the warehouse…"):
-            job.to_arrow()
-        with err_console.status(f"Writing {out}…"):
-            path = job.to_parquet(out)
-    except FeatureStoreError as exc:
-        _fail(exc)
+    store = _store(project_dir, target, profiles_dir)
+    job = store.get_historical_features(
+        entities, features or None, feature_service=service, full_feature_names=full_feature_names,
+        timestamp_column=timestamp_column, knowledge_guard=knowledge_guard, start=start, end=end, every=every,
+        allow_file_access=allow_file_access)
+    with err_console.status("Point-in-time join in the warehouse…"):
+        job.to_arrow()
+    with err_console.status(f"Writing {out}…"):
+        path = job.to_parquet(out)
     summary = job.summary
     if as_json:
         typer.echo(json.dumps({"out": str(path), **summary.as_dict()}, indent=2))
@@ -234,27 +263,25 @@ def export(
     console.print(table)
 
 
-online_app = typer.Typer(help="The local DynamoDB endpoint (moto's server on 127.0.0.1).", no_args_is_help=True)
+online_app = typer.Typer(cls=_Boundary, help="The local DynamoDB endpoint (moto's server on 127.0.0.1).",
+                         no_args_is_help=True)
 app.add_typer(online_app, name="online")
 
 
 @online_app.command("up")
-def online_up(project_dir: str = ProjectDir, port: Optional[int] = typer.Option(None, help="Port (default: the configured endpoint's).")):
+def online_up(project_dir: str = ProjectDir,
+              port: Optional[int] = typer.Option(None, min=1, max=65535, help="Port (default: the configured endpoint's).")):
     """Start the local DynamoDB in the background (pid file under .featurestore/) and wait until it answers.
 
     Example: featurestore online up
     """
     store = _store(project_dir, None, strict=False)
     if not store.online_config.is_local:
-        _fail(FeatureStoreError(f"The configured endpoint {store.online_config.endpoint_url or '(AWS)'} is not local."))
+        raise FeatureStoreError(f"The configured endpoint {store.online_config.endpoint_url or '(AWS)'} is not local.")
     local = store.local_online_store()
     if port:
         local.port = port
-    try:
-        url = local.start()
-    except FeatureStoreError as exc:
-        _fail(exc)
-    console.print(f"local DynamoDB answering on {url}")
+    console.print(f"local DynamoDB answering on {local.start()}")
 
 
 @online_app.command("down")
@@ -273,23 +300,18 @@ def sync(
     full: bool = typer.Option(False, "--full", help="Push every current row, not only those created since the watermark."),
     every: Optional[str] = typer.Option(None, "--every", help="Run until SIGTERM/SIGINT: a duration (15m) or a cron expression."),
     build: bool = typer.Option(False, "--build", help="Run `dbt build` for the online views (and what they depend on) first."),
-    project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson,
+    project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
+    as_json: bool = AsJson,
 ):
     """Push the latest row of every key of the online feature views to DynamoDB.
 
     Example: featurestore sync --every 15m --build      (featurestore sync status: watermarks and lag)
     """
-    import logging
-    import sys
-
     from .sync import Schedule, run_forever
 
-    store = _store(project_dir, target)
+    store = _store(project_dir, target, profiles_dir)
     if views and views[0] == "status":
-        try:
-            rows = store.sync_status(views[1:] or None)
-        except FeatureStoreError as exc:
-            _fail(exc)
+        rows = store.sync_status(views[1:] or None)
         if as_json:
             typer.echo(json.dumps(rows, indent=2, default=str))
             return
@@ -303,12 +325,7 @@ def sync(
                           str(row["last_sync_finished"]), lag)
         console.print(table)
         return
-
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("featurestore.sync")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    schedule = Schedule(every) if every else None  # a bad --every fails before any work
 
     def once(should_stop) -> None:
         if build:
@@ -321,13 +338,10 @@ def sync(
                 console.print(f"{result.view}: {result.mode}, {result.rows_read} rows read, {result.written} written, "
                               f"{result.skipped_stale} already current, {result.seconds:.2f} s", highlight=False)
 
-    try:
-        if every:
-            run_forever(Schedule(every), once)
-        else:
-            once(lambda: False)
-    except FeatureStoreError as exc:
-        _fail(exc)
+    if schedule:
+        run_forever(schedule, once)
+    else:
+        once(lambda: False)
 
 
 def _sync_with_progress(store: FeatureStore, views, full: bool, should_stop):
@@ -354,7 +368,7 @@ def get(
     entity: List[str] = typer.Option(..., "--entity", "-e", help="key=value, repeatable (one entity row)."),
     service: Optional[str] = typer.Option(None, "--service", "-s"),
     features: Optional[List[str]] = typer.Option(None, "--features", "-f", help="view:feature, repeatable."),
-    project_dir: str = ProjectDir, target: Optional[str] = Target,
+    project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
 ):
     """Read one feature vector from the online store (JSON).
 
@@ -363,14 +377,13 @@ def get(
     row = {}
     for pair in entity:
         name, sep, value = pair.partition("=")
-        if not sep:
-            _fail(FeatureStoreError(f"--entity '{pair}' is not key=value."))
+        if not sep or not name:
+            raise FeatureStoreError(f"--entity '{pair}' is not key=value.")
+        if name in row:
+            raise FeatureStoreError(f"--entity names '{name}' twice.")
         row[name] = value
-    store = _store(project_dir, target)
-    try:
-        response = store.get_online_features(features or None, feature_service=service, entity_rows=[row])
-    except FeatureStoreError as exc:
-        _fail(exc)
+    store = _store(project_dir, target, profiles_dir)
+    response = store.get_online_features(features or None, feature_service=service, entity_rows=[row])
     vector = {name: values[0] for name, values in response.to_dict().items()}
     typer.echo(json.dumps(vector, indent=2, default=str))
 
@@ -379,17 +392,17 @@ def get(
 def stats(views: Optional[List[str]] = typer.Argument(None, help="Feature views (default: all)."),
           service: Optional[str] = typer.Option(None, "--service", "-s", help="The views of a feature service."),
           save: bool = typer.Option(True, "--save/--no-save", help="Append to the warehouse's stats history."),
-          project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+          allow_empty: bool = AllowEmpty,
+          project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
+          as_json: bool = AsJson):
     """Feature statistics computed in the warehouse: null rate, distinct, range, quantiles, top
-    values, freshness and rows per day; kept as history in `featurestore_stats_history`.
+    values, freshness and rows per day; kept as history in `featurestore_stats_history`. A view
+    with no rows exits 1 ("no data") unless --allow-empty.
 
     Example: featurestore stats --service churn_model
     """
-    store = _store(project_dir, target)
-    try:
-        results = store.stats(views, feature_service=service, save=save)
-    except FeatureStoreError as exc:
-        _fail(exc)
+    results = _store(project_dir, target, profiles_dir).stats(views, feature_service=service, save=save,
+                                                              allow_empty=allow_empty)
     if as_json:
         typer.echo(json.dumps(results, indent=2, default=str))
         return
@@ -404,12 +417,13 @@ def stats(views: Optional[List[str]] = typer.Argument(None, help="Feature views 
         for name, feature in entry["features"].items():
             def number(value):
                 return "-" if value is None else f"{value:,.4g}"
+            null_rate = "-" if feature["null_rate"] is None else f"{feature['null_rate']:.1%}"
             if feature["kind"] == "number":
-                table.add_row(name, f"{feature['null_rate']:.1%}", str(feature["distinct"]), number(feature["min"]),
+                table.add_row(name, null_rate, str(feature["distinct"]), number(feature["min"]),
                               number(feature["quantiles"]["p50"]), number(feature["max"]), number(feature["mean"]), "")
             else:
                 top = ", ".join(f"{value} ({n:,})" for value, n in feature["top"])
-                table.add_row(name, f"{feature['null_rate']:.1%}", str(feature["distinct"]), "", "", "", "", top)
+                table.add_row(name, null_rate, str(feature["distinct"]), "", "", "", "", top)
         console.print(table)
 
 
@@ -417,30 +431,24 @@ def stats(views: Optional[List[str]] = typer.Argument(None, help="Feature views 
 def drift(view: str = typer.Argument(..., help="A feature view."),
           reference: Optional[str] = typer.Option(None, "--reference", help="START:END of event times, e.g. 2024-01-01:2024-02-01."),
           reference_stats: Optional[str] = typer.Option(None, "--reference-stats",
-                                                        help="Instead of --reference: the .stats.json saved with an export."),
+                                                        help="Instead of --reference: a training set exported by `featurestore export` (its stats are inside)."),
           current: str = typer.Option(..., "--current", help="START:END of event times."),
-          project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+          allow_empty: bool = AllowEmpty,
+          project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
+          as_json: bool = AsJson):
     """Compare a view's feature distributions between two windows (PSI for numbers, total
-    variation distance for categories); exit 1 when a feature breaches its `drift:` threshold.
+    variation distance for categories); exit 1 when a feature breaches its `drift:` threshold, or
+    when a window holds no data (unless --allow-empty).
 
     Example: featurestore drift customer_features --reference 2024-01-01:2024-02-01 --current 2024-02-01:2024-03-01
     """
-    from .quality import parse_window
+    from .quality import load_saved_stats, parse_window
 
-    store = _store(project_dir, target)
-    try:
-        if bool(reference) == bool(reference_stats):
-            raise FeatureStoreError("Pass either --reference START:END or --reference-stats FILE.")
-        if reference_stats:
-            try:
-                baseline = json.loads(Path(reference_stats).read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise FeatureStoreError(f"Cannot read training-set stats {reference_stats}: {exc}") from None
-        else:
-            baseline = parse_window(reference)
-        results = store.drift(view, baseline, parse_window(current))
-    except (FeatureStoreError, ValueError) as exc:
-        _fail(exc)
+    if bool(reference) == bool(reference_stats):
+        raise FeatureStoreError("Pass either --reference START:END or --reference-stats FILE.")
+    store = _store(project_dir, target, profiles_dir)
+    baseline = load_saved_stats(reference_stats) if reference_stats else parse_window(reference, "--reference")
+    results = store.drift(view, baseline, parse_window(current, "--current"), allow_empty=allow_empty)
     breached = [result for result in results if result.breached]
     if as_json:
         typer.echo(json.dumps([result.as_dict() for result in results], indent=2))
@@ -450,9 +458,9 @@ def drift(view: str = typer.Argument(..., help="A feature view."),
             table.add_column(column)
         for result in results:
             value = "-" if result.value is None else f"{result.value:.3f}"
+            alert = "[bold red]DRIFT[/]" if result.breached else ("no data" if result.no_data else "ok")
             table.add_row(result.feature, result.metric, value, f"{result.threshold:g}",
-                          f"{result.reference_rows:,} / {result.current_rows:,}",
-                          "[bold red]DRIFT[/]" if result.breached else "ok")
+                          f"{result.reference_rows:,} / {result.current_rows:,}", alert)
         console.print(table)
     if breached:
         err_console.print(f"[bold red]drift:[/] {', '.join(r.feature for r in breached)} in {view}", highlight=False)
@@ -460,18 +468,15 @@ def drift(view: str = typer.Argument(..., help="A feature view."),
 
 
 @app.command()
-def duplicates(sample: int = typer.Option(2000, help="Rows (keys and times) to compare values on."),
-               project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+def duplicates(sample: int = typer.Option(2000, min=1, help="Rows (keys and times) to compare values on."),
+               project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
+               as_json: bool = AsJson):
     """Report pairs of features on the same entity that look like one feature twice: identical or
     perfectly correlated values on a sample, or near-identical names. Reports; deletes nothing.
 
     Example: featurestore duplicates --sample 5000
     """
-    store = _store(project_dir, target)
-    try:
-        pairs = store.duplicate_features(sample=sample)
-    except FeatureStoreError as exc:
-        _fail(exc)
+    pairs = _store(project_dir, target, profiles_dir).duplicate_features(sample=sample)
     if as_json:
         typer.echo(json.dumps([pair.as_dict() for pair in pairs], indent=2))
         return
@@ -488,18 +493,15 @@ def duplicates(sample: int = typer.Option(2000, help="Rows (keys and times) to c
 
 @app.command()
 def audit(view: str = typer.Argument(..., help="An online feature view."),
-          sample: int = typer.Option(100, help="Random keys to check."),
-          project_dir: str = ProjectDir, target: Optional[str] = Target, as_json: bool = AsJson):
+          sample: int = typer.Option(100, min=1, help="Random keys to check."),
+          project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
+          as_json: bool = AsJson):
     """Training/serving consistency: online values vs the point-in-time query, now, for random
     keys; exit 1 on any mismatch, listing feature, keys, value and expected value.
 
     Example: featurestore audit customer_features --sample 200
     """
-    store = _store(project_dir, target)
-    try:
-        report = store.audit(view, sample=sample)
-    except FeatureStoreError as exc:
-        _fail(exc)
+    report = _store(project_dir, target, profiles_dir).audit(view, sample=sample)
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
     else:
@@ -515,17 +517,12 @@ def audit(view: str = typer.Argument(..., help="An online feature view."),
 @app.command()
 def catalog(out: str = typer.Option("site", "--out", "-o", help="Folder to write index.html into."),
             dbt_docs_url: Optional[str] = typer.Option(None, help="Base URL of the dbt docs site, for links to each model."),
-            project_dir: str = ProjectDir, target: Optional[str] = Target):
+            project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir):
     """Write a static, searchable HTML catalog of every feature (with latest statistics).
 
     Example: featurestore catalog --out site/ --dbt-docs-url http://localhost:8080
     """
-    store = _store(project_dir, target)
-    try:
-        path = store.write_catalog(out, dbt_docs_url)
-    except FeatureStoreError as exc:
-        _fail(exc)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {_store(project_dir, target, profiles_dir).write_catalog(out, dbt_docs_url)}")
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -1,8 +1,9 @@
 """The only place that invokes dbt and knows where a project keeps its files.
 
-dbt runs in-process through `dbtRunner`, always with the project's `profiles/` directory, and
-with the environment defaults the project's profiles expect made absolute, so commands work
-from any working directory.
+dbt runs in-process through `dbtRunner`, from the project's directory (so relative paths in
+profiles.yml and sources resolve as they do when a user runs dbt there), with the profiles
+directory found the way dbt finds it: `--profiles-dir`, then `DBT_PROFILES_DIR`, then the
+project directory, then the current directory, then `~/.dbt/`.
 """
 
 from __future__ import annotations
@@ -14,64 +15,105 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+import yaml
+
 from .errors import ManifestError
 
 # Files whose change makes a parsed manifest stale.
-_PROJECT_INPUTS = ("models", "macros", "tests/dbt", "seeds", "snapshots")
 _PROJECT_FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml")
+_SOURCE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".md")
 
 
 @dataclass(frozen=True)
 class DbtProject:
-    """Paths of one dbt project and the environment its profile reads."""
+    """Paths of one dbt project, its profiles directory and the environment its profile reads."""
 
     project_dir: Path
     target: str | None = None
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    profiles_dir_option: Path | None = None  # --profiles-dir, when given
 
     @classmethod
     def at(cls, project_dir: str | os.PathLike = ".", target: str | None = None,
-           env: Mapping[str, str] | None = None) -> "DbtProject":
+           env: Mapping[str, str] | None = None, profiles_dir: str | os.PathLike | None = None) -> "DbtProject":
         """A project; `env` overrides environment variables for this project only (tests use it)."""
-        path = Path(project_dir).resolve()
+        path = Path(project_dir).expanduser().resolve()
+        if not path.is_dir():
+            raise ManifestError(f"{path} is not a directory; pass the dbt project with --project-dir/-p.")
         if not (path / "dbt_project.yml").is_file():
             raise ManifestError(f"{path} is not a dbt project: it has no dbt_project.yml.")
-        return cls(path, target, MappingProxyType(dict(env or {})))
+        option = Path(profiles_dir).expanduser().resolve() if profiles_dir else None
+        return cls(path, target, MappingProxyType(dict(env or {})), option)
+
+    # -- where things are ------------------------------------------------------------------------
+    def profiles_candidates(self) -> list[tuple[str, Path]]:
+        """Where dbt looks for profiles.yml, in order: (why, folder)."""
+        candidates = []
+        if self.profiles_dir_option is not None:
+            return [("--profiles-dir", self.profiles_dir_option)]
+        env = self.getenv("DBT_PROFILES_DIR")
+        if env:
+            return [("DBT_PROFILES_DIR", Path(env).expanduser().resolve())]
+        candidates.append(("the project directory", self.project_dir))
+        candidates.append(("the current directory", Path.cwd()))
+        candidates.append(("~/.dbt/", Path.home() / ".dbt"))
+        return candidates
 
     @property
     def profiles_dir(self) -> Path:
-        env = os.environ.get("DBT_PROFILES_DIR")
-        return Path(env).resolve() if env else self.project_dir / "profiles"
+        """The folder whose profiles.yml is used; ManifestError naming every place looked at."""
+        candidates = self.profiles_candidates()
+        for _, folder in candidates:
+            if (folder / "profiles.yml").is_file():
+                return folder
+        looked = "; ".join(f"{folder / 'profiles.yml'} ({why})" for why, folder in candidates)
+        raise ManifestError(f"No profiles.yml found for the dbt project {self.project_dir}. Looked in: {looked}. "
+                            "Pass --profiles-dir or set DBT_PROFILES_DIR.")
 
     @property
     def manifest_path(self) -> Path:
-        return self.project_dir / "target" / "manifest.json"
+        return self.project_dir / self._target_path / "manifest.json"
 
-    def environment_defaults(self) -> dict[str, str]:
-        """Absolute defaults for the variables profiles.yml and the sources read."""
-        return {
-            "FEATURESTORE_DUCKDB_PATH": str(self.project_dir / "warehouse" / "featurestore.duckdb"),
-            "FEATURESTORE_RAW_DIR": str(self.project_dir / "data" / "raw"),
-        }
+    @property
+    def _target_path(self) -> str:
+        return str(self.project_config().get("target-path") or "target")
+
+    def project_config(self) -> dict:
+        try:
+            return yaml.safe_load((self.project_dir / "dbt_project.yml").read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ManifestError(f"Cannot read {self.project_dir / 'dbt_project.yml'}: {exc}") from None
+
+    def resolve_path(self, path: str | os.PathLike) -> Path:
+        """A path from the profile or project, relative to the project directory as dbt sees it."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.project_dir / candidate
+
+    def getenv(self, name: str, default: str | None = None) -> str | None:
+        """The environment as this project sees it: the overrides, then the process."""
+        if name in self.env:
+            return self.env[name]
+        return os.environ.get(name, default)
 
     def variables(self) -> dict[str, str]:
-        """The environment as this project sees it: process env, then overrides, then defaults."""
-        values = {name: os.environ.get(name, default) for name, default in self.environment_defaults().items()}
-        values.update(self.env)
+        """The overrides this project applies to os.environ while dbt runs."""
+        values = dict(self.env)
         if self.target:
             values["FEATURESTORE_TARGET"] = self.target
         return values
 
     @contextmanager
     def environment(self):
-        """Set this project's variables in os.environ (dbt reads them there), restore them after."""
+        """Run dbt as a user would from the project: its directory, its environment overrides."""
         wanted = self.variables()
         saved = {name: os.environ.get(name) for name in wanted}
+        cwd = os.getcwd()
         os.environ.update(wanted)
-        Path(wanted["FEATURESTORE_DUCKDB_PATH"]).parent.mkdir(parents=True, exist_ok=True)
+        os.chdir(self.project_dir)
         try:
             yield wanted
         finally:
+            os.chdir(cwd)
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)
@@ -79,6 +121,14 @@ class DbtProject:
                     os.environ[name] = value
 
     # -- manifest ----------------------------------------------------------------------------
+    def _source_folders(self) -> list[Path]:
+        config = self.project_config()
+        folders = []
+        for key, default in (("model-paths", ["models"]), ("macro-paths", ["macros"]), ("test-paths", ["tests"]),
+                             ("seed-paths", ["seeds"]), ("snapshot-paths", ["snapshots"])):
+            folders += [self.project_dir / name for name in (config.get(key) or default)]
+        return folders + [self.project_dir / "dbt_packages"]
+
     def manifest_is_stale(self) -> bool:
         manifest = self.manifest_path
         if not manifest.is_file():
@@ -88,17 +138,16 @@ class DbtProject:
             path = self.project_dir / name
             if path.is_file() and path.stat().st_mtime > built:
                 return True
-        for folder in _PROJECT_INPUTS:
-            root = self.project_dir / folder
+        for root in self._source_folders():
             if root.is_dir():
                 for path in root.rglob("*"):
-                    if path.suffix in (".sql", ".yml", ".yaml", ".csv", ".md") and path.stat().st_mtime > built:
+                    if path.suffix in _SOURCE_SUFFIXES and path.is_file() and path.stat().st_mtime > built:
                         return True
         return False
 
     @property
     def _parsed_for_path(self) -> Path:
-        return self.project_dir / "target" / "featurestore_parsed_for.txt"
+        return self.manifest_path.parent / "featurestore_parsed_for.txt"
 
     def target_fingerprint(self) -> str:
         """What the manifest's relation names depend on: the rendered target, secrets left out."""
@@ -109,9 +158,22 @@ class DbtProject:
         target = {key: value for key, value in load_target(self).items() if "pass" not in key and "token" not in key}
         return json.dumps(target, sort_keys=True, default=str)
 
+    def needs_deps(self) -> bool:
+        """packages.yml names packages and dbt_packages/ has not been filled."""
+        for name in ("packages.yml", "dependencies.yml"):
+            path = self.project_dir / name
+            if path.is_file():
+                document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                if document.get("packages") and not (self.project_dir / "dbt_packages").is_dir():
+                    return True
+        return False
+
     def ensure_manifest(self) -> Path:
-        """The manifest path, running `dbt parse` first when it is missing, older than the project,
-        or written for another target (relation names depend on the target's database and schema)."""
+        """The manifest path, running `dbt deps` when packages are missing and `dbt parse` when the
+        manifest is missing, older than the project, or written for another target (relation names
+        depend on the target's database and schema)."""
+        if self.needs_deps():
+            self.run("deps", "--quiet")
         marker = self._parsed_for_path
         same_target = (marker.is_file() and self.manifest_path.is_file()
                        and self.manifest_path.stat().st_mtime <= marker.stat().st_mtime
@@ -122,8 +184,10 @@ class DbtProject:
 
     # -- running dbt -------------------------------------------------------------------------
     def command_args(self, command: str, *args: str) -> list[str]:
-        full = [*command.split(), "--project-dir", str(self.project_dir), "--profiles-dir", str(self.profiles_dir)]
-        if self.target and "--target" not in args:
+        full = [*command.split(), "--project-dir", str(self.project_dir)]
+        if command not in ("deps", "clean"):
+            full += ["--profiles-dir", str(self.profiles_dir)]
+        if self.target and "--target" not in args and command not in ("deps", "clean"):
             full += ["--target", self.target]
         return full + list(args)
 
@@ -131,9 +195,12 @@ class DbtProject:
         """Run one dbt command in-process and return dbt's result object."""
         from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
+        if command not in ("deps", "clean", "parse") and self.needs_deps():
+            self.run("deps", "--quiet")
+        arguments = self.command_args(command, *args)
         with self.environment():
             try:
-                result = dbtRunner().invoke(self.command_args(command, *args))
+                result = dbtRunner().invoke(arguments)
             finally:
                 _release_duckdb()
         if self.manifest_path.is_file() and command not in ("deps", "clean", "debug"):
@@ -148,8 +215,8 @@ class DbtProject:
 def _release_duckdb() -> None:
     """Close the DuckDB database dbt-duckdb keeps open in this process after a command.
 
-    Otherwise the file stays open with dbt-duckdb's settings and the same process cannot open it
-    again with others (the SDK, the tests). dbt-duckdb reopens it on its next command.
+    Otherwise the file stays open (and locked) with dbt-duckdb's settings and the same process
+    cannot open it again with others (the SDK, the tests). dbt-duckdb reopens it on its next command.
     """
     try:
         from dbt.adapters.duckdb.connections import DuckDBConnectionManager

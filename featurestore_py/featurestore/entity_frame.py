@@ -31,12 +31,20 @@ class EntityFrameError(FeatureStoreError):
 
 @dataclass(frozen=True)
 class EntitySource:
-    """Either rows to load (`table`) or SQL that yields them inside the warehouse (`sql`)."""
+    """Either rows to load (`table`) or SQL that yields them inside the warehouse: the user's
+    `sql`, or one of our templates (`template`: name and context) rendered by the warehouse."""
 
     table: pa.Table | None
     sql: str | None
     description: str  # for messages: "DataFrame", "file train.csv", "query", "relation x"
-    parameters: tuple = ()  # bind parameters of `sql`
+    parameters: tuple = ()  # bind parameters of the SQL
+    template: tuple[str, dict] | None = None
+
+    def sql_for(self, warehouse) -> str:
+        if self.template is not None:
+            name, context = self.template
+            return warehouse.render(name, **context)
+        return self.sql
 
 
 def entity_source(entity_df: Any) -> EntitySource:
@@ -49,12 +57,12 @@ def entity_source(entity_df: Any) -> EntitySource:
     if isinstance(entity_df, Path) or (isinstance(entity_df, str) and Path(entity_df).suffix.lower() in (".parquet", ".csv")):
         return EntitySource(_read_file(Path(entity_df)), None, f"file {entity_df}")
     if isinstance(entity_df, str):
-        text = entity_df.strip().rstrip(";")
+        text = entity_df.strip().rstrip(";").strip()
         if _SQL_START.match(text):
             return EntitySource(None, text, "query")
         if _RELATION_NAME.match(text):
-            quoted = ".".join('"' + part + '"' for part in text.split("."))
-            return EntitySource(None, f"select * from {quoted}", f"relation {text}")
+            return EntitySource(None, None, f"relation {text}",
+                                template=("relation_probe", {"probe": "rows", "parts": text.split(".")}))
         raise EntityFrameError(
             f"entity_df '{entity_df[:80]}' is neither a .parquet/.csv path, a SQL query (select/with ...) "
             "nor a relation name (schema.table)."
@@ -68,11 +76,24 @@ def entity_source(entity_df: Any) -> EntitySource:
 def _from_pandas(frame) -> pa.Table:
     try:
         return pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
         raise EntityFrameError(f"The entity DataFrame cannot be converted to Arrow: {exc}") from None
 
 
+def check_column_names(names: list[str], description: str) -> None:
+    """Column names must be unique (compared without case, as SQL compares them)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        if name.lower() in seen:
+            raise EntityFrameError(f"The entity {description} has the column '{name}' twice"
+                                   f"{'' if seen[name.lower()] == name else ' (as ' + repr(seen[name.lower()]) + ')'}; "
+                                   "rename one of them.")
+        seen[name.lower()] = name
+
+
 def _read_file(path: Path) -> pa.Table:
+    if path.is_dir():
+        raise EntityFrameError(f"Entity file {path} is a directory; give a .parquet or .csv file.")
     if not path.is_file():
         raise EntityFrameError(f"Entity file {path} does not exist.")
     try:
@@ -84,7 +105,7 @@ def _read_file(path: Path) -> pa.Table:
 
         return pacsv.read_csv(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise EntityFrameError(f"Cannot read entity file {path}: {exc}") from None
+        raise EntityFrameError(f"Cannot read entity file {path}: {str(exc).splitlines()[0]}") from None
 
 
 def choose_timestamp_column(schema: pa.Schema, requested: str | None, description: str) -> str:
@@ -140,6 +161,7 @@ def normalise_timestamp(table: pa.Table, column: str, description: str) -> pa.Ta
 
 def with_row_numbers(table: pa.Table) -> pa.Table:
     """Number the rows so the result keeps the input's order and duplicates."""
+    check_column_names(table.schema.names, "frame")
     if ROW_COLUMN in table.schema.names:
         raise EntityFrameError(f"The entity frame has a column named {ROW_COLUMN}, which featurestore uses itself.")
     return table.append_column(ROW_COLUMN, pa.array(range(table.num_rows), type=pa.int64()))

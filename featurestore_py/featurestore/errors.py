@@ -23,3 +23,7 @@ class InvalidRegistryError(FeatureStoreError):
             f"The feature registry has {len(self.problems)} error(s); fix the YAML and run "
             f"`featurestore validate`:\n{lines}"
         )
+
+
+class NoDataError(FeatureStoreError):
+    """Monitoring found nothing to measure: an empty view or window must not look healthy."""

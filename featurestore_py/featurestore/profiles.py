@@ -5,7 +5,6 @@ Credentials come only from profiles.yml and the environment; nothing here stores
 
 from __future__ import annotations
 
-import os
 from typing import Any, Mapping
 
 import jinja2
@@ -17,12 +16,11 @@ from .errors import ManifestError
 _MISSING = object()
 
 
-def _renderer(variables: Mapping[str, str]) -> jinja2.Environment:
+def _renderer(project: DbtProject) -> jinja2.Environment:
     def env_var(name: str, default: Any = _MISSING) -> str:
-        if name in variables:
-            return variables[name]
-        if name in os.environ:
-            return os.environ[name]
+        value = project.getenv(name)
+        if value is not None:
+            return value
         if default is _MISSING:
             raise ManifestError(f"profiles.yml needs the environment variable {name}, which is not set.")
         return default
@@ -47,20 +45,27 @@ def _render(value: Any, environment: jinja2.Environment) -> Any:
 
 def load_target(project: DbtProject) -> dict[str, Any]:
     """The rendered output of the project's profile for its target (dbt's own precedence)."""
-    profile_name = yaml.safe_load((project.project_dir / "dbt_project.yml").read_text())["profile"]
+    profile_name = project.project_config().get("profile")
+    if not profile_name:
+        raise ManifestError(f"{project.project_dir / 'dbt_project.yml'} names no `profile:`; dbt needs one to connect.")
     path = project.profiles_dir / "profiles.yml"
     try:
-        profiles = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
+        profiles = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
         raise ManifestError(f"Cannot read {path}: {exc}") from None
+    if not isinstance(profiles, dict):
+        raise ManifestError(f"{path} is not a mapping of profile names to profiles.")
     if profile_name not in profiles:
         raise ManifestError(f"{path} has no profile '{profile_name}' (named in dbt_project.yml).")
-    environment = _renderer(project.variables())
-    profile = profiles[profile_name]
+    environment = _renderer(project)
+    profile = profiles[profile_name] or {}
     target = project.target or _render(profile.get("target", "default"), environment)
     outputs = profile.get("outputs") or {}
     if target not in outputs:
         raise ManifestError(f"Profile '{profile_name}' in {path} has no target '{target}'; it has: {', '.join(outputs)}.")
-    rendered = _render(outputs[target], environment)
+    try:
+        rendered = _render(outputs[target], environment)
+    except jinja2.TemplateError as exc:
+        raise ManifestError(f"Cannot render target '{target}' of profile '{profile_name}' in {path}: {exc}") from None
     rendered["target_name"] = target
     return rendered

@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from . import sql as sqlgen
 from .registry import FeatureView
 from .warehouse import Warehouse
 
@@ -26,6 +25,7 @@ NUMERIC_PREFIXES = ("int", "bigint", "smallint", "tinyint", "hugeint", "integer"
                     "decimal", "numeric")
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 HISTORY_TABLE = "featurestore_stats_history"
+STATS_METADATA_KEY = "featurestore.stats"  # the training-set fingerprint inside an exported Parquet file
 DEFAULT_MAX_PSI = 0.25
 DEFAULT_MAX_TVD = 0.2
 
@@ -38,14 +38,13 @@ def _bounds(window: tuple[datetime, datetime] | None) -> list:
     return [window[0], window[1]] if window else []
 
 
-def view_stats(warehouse: Warehouse, dialect: str, view: FeatureView,
+def view_stats(warehouse: Warehouse, view: FeatureView,
                window: tuple[datetime, datetime] | None = None, top: int = 5) -> dict:
     """Statistics of one view, computed in the warehouse."""
     numeric = [f.name for f in view.features if is_numeric(f.dtype)]
     categorical = [f.name for f in view.features if not is_numeric(f.dtype)]
-    query = sqlgen.render("feature_stats", dialect=dialect, relation=view.relation_name, event=view.event_timestamp,
-                          numeric=numeric, categorical=categorical, quantiles=QUANTILES, bounded=bool(window),
-                          param=sqlgen.placeholder(dialect))
+    query = warehouse.render("feature_stats", relation=view.relation_name, event=view.event_timestamp,
+                             numeric=numeric, categorical=categorical, quantiles=QUANTILES, bounded=bool(window))
     row = warehouse.fetch_arrow(query, _bounds(window)).to_pylist()[0]
     rows = row["_rows"]
     now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -68,8 +67,8 @@ def view_stats(warehouse: Warehouse, dialect: str, view: FeatureView,
     for name in categorical:
         count = row[f"{name}__count"]
         top_values = warehouse.fetch_all(
-            sqlgen.render("value_counts", dialect=dialect, relation=view.relation_name, event=view.event_timestamp,
-                          feature=name, edges=[], bounded=bool(window), top=top, param=sqlgen.placeholder(dialect)),
+            warehouse.render("value_counts", relation=view.relation_name, event=view.event_timestamp,
+                             feature=name, edges=[], bounded=bool(window), top=top),
             _bounds(window))
         stats["features"][name] = {
             "kind": "category", "null_rate": (1 - count / rows) if rows else None, "distinct": row[f"{name}__distinct"],
@@ -83,14 +82,13 @@ def _plain(value):
     return float(value) if value is not None and not isinstance(value, (int, float)) else value
 
 
-def save_history(warehouse: Warehouse, dialect: str, stats: list[dict]) -> None:
-    """Append stats to the history table (created on first use)."""
-    text = "text" if dialect == "postgres" else "varchar"
-    warehouse.execute(f"create table if not exists {HISTORY_TABLE} "
-                      f"(computed_at timestamp, view_name {text}, stats {text})")
-    for entry in stats:
-        warehouse.execute(f"insert into {HISTORY_TABLE} values ({sqlgen.placeholder(dialect)}, {sqlgen.placeholder(dialect)}, {sqlgen.placeholder(dialect)})",
-                          [datetime.fromisoformat(entry["computed_at"]), entry["view"], json.dumps(entry, default=str)])
+def save_history(warehouse: Warehouse, stats: list[dict]) -> None:
+    """Append stats to the history table (created on first use), all rows or none."""
+    with warehouse.transaction():
+        warehouse.execute(warehouse.render("stats_history", action="create", table=HISTORY_TABLE))
+        for entry in stats:
+            warehouse.execute(warehouse.render("stats_history", action="insert", table=HISTORY_TABLE),
+                              [datetime.fromisoformat(entry["computed_at"]), entry["view"], json.dumps(entry, default=str)])
 
 
 # -- drift -----------------------------------------------------------------------------------------
@@ -109,15 +107,21 @@ class FeatureDrift:
     def breached(self) -> bool:
         return self.value is not None and self.value > self.threshold
 
+    @property
+    def no_data(self) -> bool:
+        """One of the windows holds no value of the feature: nothing was compared."""
+        return self.value is None
+
     def as_dict(self) -> dict:
         return {"feature": self.feature, "metric": self.metric, "value": self.value, "threshold": self.threshold,
-                "breached": self.breached, "reference_rows": self.reference_rows, "current_rows": self.current_rows}
+                "breached": self.breached, "no_data": self.no_data, "reference_rows": self.reference_rows,
+                "current_rows": self.current_rows}
 
 
-def _counts(warehouse: Warehouse, dialect: str, view: FeatureView, feature: str,
+def _counts(warehouse: Warehouse, view: FeatureView, feature: str,
             window: tuple[datetime, datetime], edges: list[float]) -> dict:
-    query = sqlgen.render("value_counts", dialect=dialect, relation=view.relation_name, event=view.event_timestamp,
-                          feature=feature, edges=edges, bounded=True, top=None, param=sqlgen.placeholder(dialect))
+    query = warehouse.render("value_counts", relation=view.relation_name, event=view.event_timestamp,
+                             feature=feature, edges=edges, bounded=True, top=None)
     return dict(warehouse.fetch_all(query, [*edges, *_bounds(window)]))
 
 
@@ -143,7 +147,7 @@ def tvd(reference: dict, current: dict) -> float | None:
     return 0.5 * sum(abs(reference.get(v, 0) / total_r - current.get(v, 0) / total_c) for v in values)
 
 
-def view_drift(warehouse: Warehouse, dialect: str, view: FeatureView, reference: tuple[datetime, datetime],
+def view_drift(warehouse: Warehouse, view: FeatureView, reference: tuple[datetime, datetime],
                current: tuple[datetime, datetime]) -> list[FeatureDrift]:
     """Drift of every feature of a view between a reference and a current window of event times."""
     results = []
@@ -151,38 +155,57 @@ def view_drift(warehouse: Warehouse, dialect: str, view: FeatureView, reference:
         limits = dict(feature.meta.get("drift") or {})
         if is_numeric(feature.dtype):
             # the reference's deciles cut ten bins (fewer when the feature is discrete)
-            edges = _deciles(warehouse, dialect, view, feature.name, reference)
-            ref_counts = _counts(warehouse, dialect, view, feature.name, reference, edges)
-            cur_counts = _counts(warehouse, dialect, view, feature.name, current, edges)
+            edges = _deciles(warehouse, view, feature.name, reference)
+            ref_counts = _counts(warehouse, view, feature.name, reference, edges)
+            cur_counts = _counts(warehouse, view, feature.name, current, edges)
             value = psi(ref_counts, cur_counts, len(edges) + 1)
             results.append(FeatureDrift(feature.name, "psi", value, float(limits.get("max_psi", DEFAULT_MAX_PSI)),
                                         sum(ref_counts.values()), sum(cur_counts.values())))
         else:
-            ref_counts = _counts(warehouse, dialect, view, feature.name, reference, [])
-            cur_counts = _counts(warehouse, dialect, view, feature.name, current, [])
+            ref_counts = _counts(warehouse, view, feature.name, reference, [])
+            cur_counts = _counts(warehouse, view, feature.name, current, [])
             results.append(FeatureDrift(feature.name, "tvd", tvd(ref_counts, cur_counts),
                                         float(limits.get("max_tvd", DEFAULT_MAX_TVD)),
                                         sum(ref_counts.values()), sum(cur_counts.values())))
     return results
 
 
-def _deciles(warehouse: Warehouse, dialect: str, view: FeatureView, feature: str,
+def _deciles(warehouse: Warehouse, view: FeatureView, feature: str,
              window: tuple[datetime, datetime]) -> list[float]:
-    column, event = sqlgen.quote_identifier(feature), sqlgen.quote_identifier(view.event_timestamp)
-    cast = f"cast({column} as double precision)"
-    if dialect == "postgres":
-        aggregates = [f"percentile_cont({q / 10}) within group (order by {cast})" for q in range(1, 10)]
-    else:
-        aggregates = [f"quantile_cont({cast}, {q / 10})" for q in range(1, 10)]
-    p = sqlgen.placeholder(dialect)
-    row = warehouse.fetch_all(
-        f"select {', '.join(aggregates)} from {view.relation_name} where (valid_to is null or valid_to > valid_from) "
-        f"and {event} >= {p} and {event} < {p}", _bounds(window))[0]
+    row = warehouse.fetch_all(warehouse.render("view_probe", probe="deciles", relation=view.relation_name,
+                                               feature=feature, event=view.event_timestamp), _bounds(window))[0]
     return sorted({float(value) for value in row if value is not None})
 
 
-def parse_window(text: str) -> tuple[datetime, datetime]:
+def load_saved_stats(path) -> dict:
+    """The fingerprint of an exported training set: from the Parquet file's metadata (or a
+    `.stats.json` written by featurestore 0.1)."""
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .errors import FeatureStoreError
+
+    source = Path(path)
+    try:
+        if source.suffix == ".json":
+            saved = json.loads(source.read_text(encoding="utf-8"))
+        else:
+            metadata = pq.read_schema(source).metadata or {}
+            if STATS_METADATA_KEY.encode() not in metadata:
+                raise FeatureStoreError(f"{source} holds no training-set stats; export it with `featurestore export`.")
+            saved = json.loads(metadata[STATS_METADATA_KEY.encode()])
+    except (OSError, ValueError, pa.ArrowInvalid) as exc:
+        raise FeatureStoreError(f"Cannot read training-set stats from {source}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("features"), dict) or "rows" not in saved:
+        raise FeatureStoreError(f"{source} does not hold training-set stats (no 'features' and 'rows').")
+    return saved
+
+
+def parse_window(text: str, option: str = "window") -> tuple[datetime, datetime]:
     """`2024-01-01:2024-02-01` (or with times) -> (start, end), end exclusive."""
+    from .errors import FeatureStoreError
     for index, char in enumerate(text):
         if char == ":":
             try:
@@ -190,9 +213,9 @@ def parse_window(text: str) -> tuple[datetime, datetime]:
             except ValueError:
                 continue
             if end <= start:
-                raise ValueError(f"window '{text}' ends before it starts")
+                raise FeatureStoreError(f"{option} '{text}' ends before it starts")
             return start, end
-    raise ValueError(f"'{text}' is not a window START:END of ISO dates, e.g. 2024-01-01:2024-02-01")
+    raise FeatureStoreError(f"{option} '{text}' is not a window START:END of ISO dates, e.g. 2024-01-01:2024-02-01")
 
 
 # -- duplicate features ----------------------------------------------------------------------------
@@ -295,7 +318,7 @@ def frame_stats(table, features: dict[str, str]) -> dict:
     return out
 
 
-def drift_against_saved(warehouse: Warehouse, dialect: str, view: FeatureView, saved: dict,
+def drift_against_saved(warehouse: Warehouse, view: FeatureView, saved: dict,
                         current: tuple[datetime, datetime]) -> list[FeatureDrift]:
     """Drift of a view's current window against the stats saved with a training set."""
     results = []
@@ -306,12 +329,12 @@ def drift_against_saved(warehouse: Warehouse, dialect: str, view: FeatureView, s
         limits = dict(feature.meta.get("drift") or {})
         if entry["kind"] == "number":
             edges = entry["edges"]
-            counts = _counts(warehouse, dialect, view, feature.name, current, edges)
+            counts = _counts(warehouse, view, feature.name, current, edges)
             reference = {int(k): v for k, v in entry["bin_shares"].items()}
             results.append(FeatureDrift(feature.name, "psi", psi(reference, counts, len(edges) + 1),
                                         float(limits.get("max_psi", DEFAULT_MAX_PSI)), saved["rows"], sum(counts.values())))
         else:
-            counts = _counts(warehouse, dialect, view, feature.name, current, [])
+            counts = _counts(warehouse, view, feature.name, current, [])
             results.append(FeatureDrift(feature.name, "tvd", tvd(entry["value_shares"], {str(k): v for k, v in counts.items()}),
                                         float(limits.get("max_tvd", DEFAULT_MAX_TVD)), saved["rows"], sum(counts.values())))
     return results

@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import os
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from typing import Mapping, Sequence
 
-from pathlib import Path
-
 from .dbt import DbtProject
-from .errors import FeatureStoreError, InvalidRegistryError
-from .profiles import load_target
-from .registry import Registry, load_manifest, registry_from_manifest
-from .validate import Problem, errors, validate
-from .warehouse import Warehouse, connect
 from .entity_frame import entity_source
-from .training import RetrievalJob, plan_retrieval, time_spine_source
+from .errors import FeatureStoreError, InvalidRegistryError, NoDataError
 from .online import OnlineStore
 from .online.config import load_online_config
 from .online_response import OnlineResponse
+from .profiles import load_target
+from .registry import Registry, load_manifest, registry_from_manifest
 from .sync import Syncer, SyncResult, online_table
+from .training import RetrievalJob, plan_retrieval, time_spine_source
+from .validate import Problem, errors, validate
+from .warehouse import Warehouse, connect, dialect_of
 
-RAW_TABLES = ("raw_customers", "raw_orders", "raw_items", "raw_products", "raw_stores")
+DEFAULT_LOCK_TIMEOUT = 60.0
 
 
 class FeatureStore:
@@ -30,12 +28,19 @@ class FeatureStore:
 
     >>> store = FeatureStore(".")              # reads target/manifest.json (dbt parse if stale)
     >>> store.registry.view("customer_features").features
+
+    profiles_dir: where profiles.yml is (default: dbt's lookup — DBT_PROFILES_DIR, the project
+    directory, the current directory, ~/.dbt/). lock_timeout: how long a reader waits for a
+    writer's lock on the warehouse (DuckDB) before failing with the holder's name.
     """
 
     def __init__(self, project_dir: str | os.PathLike = ".", target: str | None = None, *,
-                 strict: bool = True, env: Mapping[str, str] | None = None):
-        self.project = DbtProject.at(project_dir, target, env)
+                 strict: bool = True, env: Mapping[str, str] | None = None,
+                 profiles_dir: str | os.PathLike | None = None, lock_timeout: float | None = None):
+        self.project = DbtProject.at(project_dir, target, env, profiles_dir)
         self.strict = strict
+        self.lock_timeout = float(lock_timeout if lock_timeout is not None else
+                                  self.project.getenv("FEATURESTORE_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT)
 
     @cached_property
     def registry(self) -> Registry:
@@ -65,49 +70,47 @@ class FeatureStore:
         """The rendered dbt target (type, path or host, schema ...)."""
         return load_target(self.project)
 
-    def connect(self) -> Warehouse:
-        """A new connection to the target's warehouse; close it (or use `with`)."""
-        return connect(self.target)
+    @property
+    def dialect(self) -> str:
+        return dialect_of(self.target)
 
-    def load_raw(self, directory: str | Path | None = None) -> dict[str, int]:
-        """Load the demo's raw CSV files into the `raw` schema (for warehouses that cannot read files)."""
-        folder = Path(directory or self.project.variables()["FEATURESTORE_RAW_DIR"])
-        missing = [name for name in RAW_TABLES if not (folder / f"{name}.csv").is_file()]
-        if missing:
-            raise FeatureStoreError(f"{folder} lacks {', '.join(m + '.csv' for m in missing)}; run `make data` first.")
-        counts = {}
-        with self.connect() as warehouse:
-            warehouse.execute("create schema if not exists raw")
-            for name in RAW_TABLES:
-                table = f"raw.{warehouse.quote(name)}"
-                warehouse.load_csv(table, folder / f"{name}.csv")
-                counts[name] = warehouse.fetch_all(f"select count(*) from {table}")[0][0]
-        return counts
+    def connect(self, read_only: bool = True, allow_file_access: bool = False) -> Warehouse:
+        """A new connection to the target's warehouse; close it (or use `with`).
+
+        Read-only by default, so readers never lock out each other (DuckDB); queries cannot read
+        the host's files through the engine unless allow_file_access."""
+        return connect(self.target, self.project.project_dir, read_only=read_only,
+                       allow_file_access=allow_file_access, lock_timeout=self.lock_timeout)
 
     # -- training sets -----------------------------------------------------------------------
     def get_historical_features(self, entity_df=None, features: Sequence[str] | None = None, *,
                                 feature_service: str | None = None, full_feature_names: bool = False,
                                 timestamp_column: str | None = None, knowledge_guard: bool = False,
                                 start: datetime | None = None, end: datetime | None = None,
-                                every: str = "1d", strategy: str = "auto") -> RetrievalJob:
+                                every: str = "1d", strategy: str = "auto",
+                                allow_file_access: bool = False) -> RetrievalJob:
         """A point-in-time training set (lazy): `.to_df()`, `.to_arrow()`, `.to_parquet(path)`,
         `.to_table(name)`, `.sql`.
 
         entity_df: a DataFrame, Arrow table, .parquet/.csv path, SQL query or relation name with the
         join keys and a timestamp column (`timestamp_column`, else `event_timestamp`, else the only
-        timestamp column). Without entity_df, pass start and end: every key of the views at every
-        `every` between them. knowledge_guard=True uses only rows created at or before each
-        entity timestamp.
+        timestamp column). A SQL query must be one SELECT; it runs read-only and cannot read files
+        through the engine unless allow_file_access. Without entity_df, pass start and end: every
+        key of the views at every `every` between them. knowledge_guard=True uses only rows
+        created at or before each entity timestamp.
         """
         requests = plan_retrieval(self.registry, features, feature_service, full_feature_names)
-        dialect = self.target["type"]
         if entity_df is None:
             if start is None or end is None:
                 raise FeatureStoreError("Pass entity_df, or start and end for a time spine.")
-            source = time_spine_source(requests, start, end, every, dialect)
+            source = time_spine_source(requests, start, end, every)
         else:
             source = entity_source(entity_df)
-        return RetrievalJob(self.connect, dialect, requests, source, timestamp_column,
+
+        def open_warehouse(read_only: bool = True) -> Warehouse:
+            return self.connect(read_only=read_only, allow_file_access=allow_file_access)
+
+        return RetrievalJob(open_warehouse, self.dialect, requests, source, timestamp_column,
                             knowledge_guard=knowledge_guard, strategy=strategy)
 
     # -- online store ------------------------------------------------------------------------
@@ -129,7 +132,7 @@ class FeatureStore:
         return LocalDynamoDB(self.project.project_dir / ".featurestore", self.online_config.local_port)
 
     def syncer(self) -> Syncer:
-        return Syncer(self.registry, self.connect, self.target["type"], self.online)
+        return Syncer(self.registry, self.connect, self.online)
 
     def sync(self, views: Sequence[str] | None = None, full: bool = False, **callbacks) -> list[SyncResult]:
         """Push the current rows of online views (all of them by default) to the online store."""
@@ -169,36 +172,54 @@ class FeatureStore:
 
     # -- quality -----------------------------------------------------------------------------
     def stats(self, views: Sequence[str] | None = None, *, feature_service: str | None = None,
-              save: bool = True) -> list[dict]:
+              save: bool = True, allow_empty: bool = False) -> list[dict]:
         """Statistics of feature views (all, the named ones, or a service's), computed in the
-        warehouse and appended to its `featurestore_stats_history` table unless save=False."""
+        warehouse and appended to its `featurestore_stats_history` table unless save=False.
+        A view with no rows raises NoDataError (a dead pipeline must not look healthy) unless
+        allow_empty."""
         from . import quality
 
         if feature_service:
             views = list(dict.fromkeys(ref.partition(":")[0] for ref in self.registry.service(feature_service).feature_refs))
         selected = [self.registry.view(name) for name in views] if views else list(self.registry.feature_views.values())
-        dialect = self.target["type"]
         with self.connect() as warehouse:
-            results = [quality.view_stats(warehouse, dialect, view) for view in selected]
-            if save:
-                quality.save_history(warehouse, dialect, results)
+            results = [quality.view_stats(warehouse, view) for view in selected]
+        empty = [entry["view"] for entry in results if not entry["rows"]]
+        if save:
+            with self.connect(read_only=False) as warehouse:
+                quality.save_history(warehouse, results)
+        if empty and not allow_empty:
+            raise NoDataError(f"No data: feature view(s) {', '.join(empty)} have no rows in the warehouse; "
+                              "check their dbt models and sources (pass allow_empty / --allow-empty to accept it).")
         return results
 
-    def drift(self, view: str, reference, current: tuple[datetime, datetime]):
+    def drift(self, view: str, reference, current: tuple[datetime, datetime], allow_empty: bool = False):
         """Drift of every feature of a view between two windows of event times, or between the
-        stats saved with a training set (a dict from `<export>.stats.json`) and a window."""
+        stats saved with a training set (a dict, see quality.load_saved_stats) and a window.
+        A window with no values raises NoDataError unless allow_empty (then those features
+        report no value)."""
         from . import quality
 
+        feature_view = self.registry.view(view)
         with self.connect() as warehouse:
             if isinstance(reference, dict):
-                return quality.drift_against_saved(warehouse, self.target["type"], self.registry.view(view),
-                                                   reference, current)
-            return quality.view_drift(warehouse, self.target["type"], self.registry.view(view), reference, current)
+                results = quality.drift_against_saved(warehouse, feature_view, reference, current)
+            else:
+                results = quality.view_drift(warehouse, feature_view, reference, current)
+        empty = [result.feature for result in results if result.no_data]
+        if empty and not allow_empty:
+            raise NoDataError(
+                f"No data to compare for {view}: {', '.join(empty)} (reference rows / current rows: "
+                + ", ".join(f"{r.reference_rows}/{r.current_rows}" for r in results if r.no_data)
+                + "); check the windows and the pipeline (pass allow_empty / --allow-empty to accept it).")
+        return results
 
     def duplicate_features(self, sample: int = 2000, seed: int = 0) -> list:
         """Pairs of features on the same entity that look like one feature twice: identical or
         perfectly correlated values on a sample of keys and times, or near-identical names."""
         import random as _random
+
+        import pyarrow as pa
 
         from . import quality
 
@@ -211,16 +232,12 @@ class FeatureStore:
             pairs += quality.duplicate_names(references)
             # the sample: random winning rows' keys and times of the first view, all views joined there
             first = views[0]
-            key_list = ", ".join(keys)
             with self.connect() as warehouse:
-                rows = warehouse.fetch_all(
-                    f"select {key_list}, {first.event_timestamp} from {first.relation_name} "
-                    "where valid_to is null or valid_to > valid_from")
+                rows = warehouse.fetch_all(warehouse.render("view_probe", probe="winning_points", keys=keys,
+                                                            event=first.event_timestamp, relation=first.relation_name))
             rows = _random.Random(seed).sample(rows, min(sample, len(rows)))
             if not rows:
                 continue
-            import pyarrow as pa
-
             frame = pa.table({**{key: [row[i] for row in rows] for i, key in enumerate(keys)},
                               "event_timestamp": [row[len(keys)] for row in rows]})
             table = self.get_historical_features(frame, references, full_feature_names=True).to_arrow()
@@ -238,11 +255,14 @@ class FeatureStore:
 
         from . import quality
 
+        if sample < 1:
+            raise FeatureStoreError(f"--sample must be at least 1, not {sample}.")
         view = self.registry.view(view_name)
         keys = self.registry.join_keys(view)
         moment = (now or datetime.now(timezone.utc)).replace(tzinfo=None)
         with self.connect() as warehouse:
-            rows = warehouse.fetch_all(f"select distinct {', '.join(keys)} from {view.relation_name} where valid_to is null")
+            rows = warehouse.fetch_all(warehouse.render("view_probe", probe="current_keys", keys=keys,
+                                                        relation=view.relation_name))
         rows = _random.Random(seed).sample(rows, min(sample, len(rows)))
         entity_rows = [dict(zip(keys, row)) for row in rows]
         references = [feature.reference for feature in view.features]
@@ -258,4 +278,4 @@ class FeatureStore:
         """The static HTML catalog (catalog/index.html) with fresh statistics."""
         from .catalog import write_catalog
 
-        return write_catalog(self.registry, self.stats(save=False), out_dir, dbt_docs_url)
+        return write_catalog(self.registry, self.stats(save=False, allow_empty=True), out_dir, dbt_docs_url)

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Sequence
 
-from . import sql as sqlgen
 from .durations import parse_duration
 from .errors import FeatureStoreError
 from .online import OnlineStore, OnlineTable
@@ -49,10 +48,9 @@ def online_table(registry: Registry, view: FeatureView) -> OnlineTable:
 
 
 class Syncer:
-    def __init__(self, registry: Registry, connect: Callable[[], Warehouse], dialect: str, online: OnlineStore):
+    def __init__(self, registry: Registry, connect: Callable[[], Warehouse], online: OnlineStore):
         self.registry = registry
         self.connect = connect
-        self.dialect = dialect
         self.online = online
 
     def online_views(self, names: Sequence[str] | None = None) -> list[FeatureView]:
@@ -64,12 +62,11 @@ class Syncer:
             return views
         return [view for view in self.registry.feature_views.values() if view.online]
 
-    def _query(self, view: FeatureView, incremental: bool) -> str:
-        return sqlgen.render(
+    def _query(self, warehouse: Warehouse, view: FeatureView, incremental: bool) -> str:
+        return warehouse.render(
             "current_rows", relation=view.relation_name, join_keys=self.registry.join_keys(view),
             event=view.event_timestamp, created=view.created_timestamp,
-            features=[feature.name for feature in view.features],
-            after_watermark=incremental, param=sqlgen.placeholder(self.dialect))
+            features=[feature.name for feature in view.features], after_watermark=incremental)
 
     def sync_view(self, view: FeatureView, full: bool = False, should_stop: Callable[[], bool] | None = None,
                   on_batch: Callable[[int], None] | None = None, on_rows: Callable[[int], None] | None = None) -> SyncResult:
@@ -78,7 +75,7 @@ class Syncer:
         before = state.get("watermark")
         incremental = bool(before) and not full and bool(view.created_timestamp)
         with self.connect() as warehouse:
-            rows = warehouse.fetch_arrow(self._query(view, incremental),
+            rows = warehouse.fetch_arrow(self._query(warehouse, view, incremental),
                                          [datetime.fromisoformat(before)] if incremental else [])
         if on_rows:
             on_rows(rows.num_rows)
@@ -110,8 +107,9 @@ class Syncer:
                 state = self.online.get_state(view.name) or {}
                 newest = None
                 if view.created_timestamp:
-                    newest = warehouse.fetch_all(
-                        f"select max({sqlgen.quote_identifier(view.created_timestamp)}) from {view.relation_name}")[0][0]
+                    newest = warehouse.fetch_all(warehouse.render(
+                        "view_probe", probe="newest_created", created=view.created_timestamp,
+                        relation=view.relation_name))[0][0]
                 watermark = state.get("watermark")
                 lag = None
                 if newest is not None:

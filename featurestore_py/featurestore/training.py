@@ -23,6 +23,7 @@ from .entity_frame import (
     ROW_COLUMN,
     EntityFrameError,
     EntitySource,
+    check_column_names,
     check_key_types,
     choose_timestamp_column,
     normalise_timestamp,
@@ -30,7 +31,7 @@ from .entity_frame import (
 )
 from .errors import FeatureStoreError
 from .registry import FeatureView, Registry
-from .warehouse import Warehouse
+from .warehouse import Warehouse, WarehouseError
 
 ENTITY_RELATION = "_fs_entities"
 MATCH_PREFIX = "_fs_match_"
@@ -140,6 +141,17 @@ class RetrievalJob:
             return "interval"
         return "interval" if self.strategy == "auto" else self.strategy
 
+    def _check_output_names(self, entity_columns: list[str]) -> None:
+        check_column_names([c for c in entity_columns if c != ROW_COLUMN], self.entities.description)
+        taken = {column.lower(): column for column in entity_columns}
+        for request in self.requests:
+            for _, output in request.features:
+                if output.lower() in taken:
+                    raise EntityFrameError(
+                        f"The entity {self.entities.description} has a column '{taken[output.lower()]}', the name of "
+                        f"the requested feature '{request.view.name}:{output}'; rename the column or pass "
+                        "full_feature_names=True (--full-feature-names).")
+
     def _render(self, entity_columns, strategies: dict[str, str], match_columns: bool, ordered: bool) -> str:
         views = [
             {
@@ -165,38 +177,55 @@ class RetrievalJob:
             warehouse.load_arrow(ENTITY_RELATION, self._prepared, temporary=True)
             return self._prepared.schema.names
         parameters = self.entities.parameters
-        schema = warehouse.fetch_arrow(f"select * from ({self.entities.sql}) as _fs_query limit 0", parameters).schema
+        query = self.entities.sql_for(warehouse)
+        try:
+            schema = warehouse.describe_user_query(query, parameters)
+        except WarehouseError as exc:
+            raise EntityFrameError(f"The entity {self.entities.description} cannot be read: {exc}") from None
         self._timestamp = choose_timestamp_column(schema, self._timestamp_requested, self.entities.description)
-        select = []
+        columns = []
         for field_ in schema:
-            name = sqlgen.quote_identifier(field_.name)
+            conversion = None
+            if field_.name == ROW_COLUMN:
+                raise EntityFrameError(f"The entity {self.entities.description} has a column named {ROW_COLUMN}, "
+                                       "which featurestore uses itself.")
             if field_.name == self._timestamp:
                 if pa.types.is_timestamp(field_.type) and field_.type.tz is not None:
-                    select.append(f"timezone('UTC', {name}) as {name}")
+                    conversion = "utc"
                 elif pa.types.is_timestamp(field_.type) or pa.types.is_date(field_.type):
-                    select.append(f"cast({name} as timestamp) as {name}")
+                    conversion = "timestamp"
                 else:
                     raise EntityFrameError(
                         f"The timestamp column '{field_.name}' of the entity {self.entities.description} has type "
                         f"{field_.type}; cast it to a timestamp in the query."
                     )
-            else:
-                select.append(name)
-        warehouse.execute(
-            f"create temporary table {ENTITY_RELATION} as select {', '.join(select)}, "
-            f"row_number() over () - 1 as {ROW_COLUMN} from ({self.entities.sql}) as _fs_query",
-            parameters,
-        )
+            columns.append((field_.name, conversion))
+        try:
+            warehouse.load_user_query(ENTITY_RELATION, columns, query, parameters)
+        except WarehouseError as exc:
+            raise EntityFrameError(f"The entity {self.entities.description} cannot be read: {exc}") from None
         return schema.names + [ROW_COLUMN]
 
     def _check_and_choose(self, warehouse: Warehouse) -> dict[str, str]:
-        entity_schema = warehouse.fetch_arrow(f"select * from {ENTITY_RELATION} limit 0").schema
+        entity_schema = warehouse.fetch_arrow(warehouse.render("relation_probe", probe="columns",
+                                                               relation=ENTITY_RELATION)).schema
         entity_rows = self._prepared.num_rows if self._prepared is not None else \
-            warehouse.fetch_all(f"select count(*) from {ENTITY_RELATION}")[0][0]
+            warehouse.fetch_all(warehouse.render("relation_probe", probe="count", relation=ENTITY_RELATION))[0][0]
         strategies = {}
         for request in self.requests:
             relation = request.view.relation_name
-            view_schema = warehouse.fetch_arrow(f"select * from {relation} limit 0").schema
+            try:
+                view_schema = warehouse.fetch_arrow(warehouse.render("relation_probe", probe="columns",
+                                                                     relation=relation)).schema
+            except WarehouseError as exc:
+                raise FeatureStoreError(f"Feature view '{request.view.name}' has no table {relation} in the warehouse "
+                                        f"({exc}); run `dbt build` first.") from None
+            missing = [f for f, _ in request.features if f not in view_schema.names]
+            if missing:
+                raise FeatureStoreError(
+                    f"Feature view '{request.view.name}' ({request.view.yaml_path}) declares feature(s) "
+                    f"{', '.join(missing)} that its table {relation} lacks; add them to the model's SQL "
+                    "(or remove them from the YAML) and run `dbt build`.")
             check_key_types(entity_schema, request.view.name, view_schema, list(request.keys), self.entities.description)
             strategies[request.alias] = self._strategy_for(warehouse, request, entity_rows)
         return strategies
@@ -209,19 +238,20 @@ class RetrievalJob:
             return self._default_strategy()
         stats = _VIEW_STATS.get(request.view.relation_name)
         if stats is None:
-            keys = ", ".join(sqlgen.quote_identifier(view_key) for _, view_key in request.keys)
-            distinct = f"approx_count_distinct({keys})" if len(request.keys) == 1 else f"approx_count_distinct(hash({keys}))"
-            rows, keys_seen = warehouse.fetch_all(f"select count(*), {distinct} from {request.view.relation_name}")[0]
+            rows, keys_seen = warehouse.fetch_all(warehouse.render(
+                "relation_probe", probe="key_stats", relation=request.view.relation_name,
+                keys=[view_key for _, view_key in request.keys]))[0]
             stats = _VIEW_STATS[request.view.relation_name] = (rows, rows / keys_seen if keys_seen else 0.0)
         rows, rows_per_key = stats
         fan_out = entity_rows * rows_per_key
         return "asof" if fan_out > ASOF_CROSSOVER * (entity_rows + rows) else "interval"
 
-    def _run(self, sink: Callable[[Warehouse, str], Any], match_columns: bool, ordered: bool):
+    def _run(self, sink: Callable[[Warehouse, str], Any], match_columns: bool, ordered: bool, read_only: bool = True):
         started = time.perf_counter()
-        with self._connect() as warehouse:
+        with self._connect(read_only=read_only) as warehouse:
             try:
                 columns = self._load_entities(warehouse)
+                self._check_output_names(columns)
                 strategies = self._check_and_choose(warehouse)
                 query = self._render(columns, strategies, match_columns, ordered)
                 return sink(warehouse, query)
@@ -242,38 +272,43 @@ class RetrievalJob:
         return self.to_arrow().to_pandas()
 
     def to_parquet(self, path: str | os.PathLike, save_stats: bool = True) -> Path:
-        """Write the training set to Parquet atomically (temp file in the same folder, then
-        rename), and beside it `<name>.stats.json`: its fingerprint, which `featurestore drift
-        --reference-stats` compares later data with."""
+        """Write the training set to Parquet atomically (a temporary file in the same folder, then
+        one rename). Its fingerprint — what `featurestore drift --reference-stats` compares later
+        data with — travels inside the file's metadata (key `featurestore.stats`), so file and
+        stats can never disagree."""
         import json
 
         import pyarrow.parquet as pq
 
-        from .quality import frame_stats
+        from .quality import STATS_METADATA_KEY, frame_stats
 
         target = Path(path)
+        if target.is_dir():
+            raise FeatureStoreError(f"--out {target} is a directory; give a file name, e.g. {target / 'train.parquet'}.")
         table = self.to_arrow()
-        _write_atomically(target, lambda temporary: pq.write_table(table, temporary))
         if save_stats:
             columns = {f"{r.view.name}:{name}": output for r in self.requests for name, output in r.features}
             stats = {**frame_stats(table, columns), "summary": self.summary.as_dict()}
-            _write_atomically(Path(f"{target}.stats.json"),
-                              lambda temporary: Path(temporary).write_text(json.dumps(stats, indent=1, default=str)))
+            metadata = dict(table.schema.metadata or {})
+            metadata[STATS_METADATA_KEY.encode()] = json.dumps(stats, default=str).encode()
+            table = table.replace_schema_metadata(metadata)
+        _write_atomically(target, lambda temporary: pq.write_table(table, temporary))
         return target
 
     def to_table(self, name: str) -> str:
-        """Materialise the training set as a warehouse table `name` without a round trip through Python."""
+        """Materialise the training set as a warehouse table `name` without a round trip through
+        Python; an existing table of that name is replaced in one transaction (all or nothing)."""
         parts = name.split(".")
         if not all(part and part.replace("_", "").isalnum() for part in parts) or len(parts) > 3:
             raise FeatureStoreError(f"'{name}' is not a table name of the form [schema.]table.")
         relation = ".".join(sqlgen.quote_identifier(part) for part in parts)
 
         def create(warehouse: Warehouse, query: str) -> None:
-            warehouse.execute(f"drop table if exists {relation}")
-            warehouse.execute(f"create table {relation} as {query}")
-            warehouse.execute(f"alter table {relation} drop column {ROW_COLUMN}")
+            with warehouse.transaction():
+                warehouse.execute(warehouse.render("replace_table", relation=relation, drop=True))
+                warehouse.execute(warehouse.render("replace_table", relation=relation, query=query))
 
-        self._run(create, match_columns=False, ordered=True)
+        self._run(create, match_columns=False, ordered=True, read_only=False)
         return relation
 
     def _finish(self, raw: pa.Table) -> tuple[pa.Table, RetrievalSummary]:
@@ -301,7 +336,10 @@ class RetrievalJob:
 
 def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
     """Write through a temporary file in the same folder, then rename: never a half file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FeatureStoreError(f"Cannot create the folder of {target}: {exc}") from None
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
     try:
@@ -323,8 +361,7 @@ def _restore_order(table: pa.Table) -> pa.Table:
     return table.take(pa.array(inverse))
 
 
-def time_spine_source(requests: list[ViewRequest], start: datetime, end: datetime, every: str,
-                      dialect: str) -> EntitySource:
+def time_spine_source(requests: list[ViewRequest], start: datetime, end: datetime, every: str) -> EntitySource:
     """Entity rows for retrieval without an entity frame: every key of the views x a time spine
     from start to end (inclusive) every `every`, as `event_timestamp`."""
     from .durations import parse_duration
@@ -337,8 +374,10 @@ def time_spine_source(requests: list[ViewRequest], start: datetime, end: datetim
         )
     if end < start:
         raise FeatureStoreError(f"The spine ends ({end}) before it starts ({start}).")
-    step = int(parse_duration(every).total_seconds())
-    text = sqlgen.render("entity_spine", dialect=dialect, keys=sorted(key_sets)[0],
-                         relations=[r.view.relation_name for r in requests], param=sqlgen.placeholder(dialect))
-    return EntitySource(None, text, f"time spine {start} to {end} every {every}",
-                        parameters=(start, end, step))
+    try:
+        step = int(parse_duration(every).total_seconds())
+    except ValueError as exc:
+        raise FeatureStoreError(f"--every {exc}") from None
+    return EntitySource(None, None, f"time spine {start} to {end} every {every}", parameters=(start, end, step),
+                        template=("entity_spine", {"keys": sorted(key_sets)[0],
+                                                   "relations": [r.view.relation_name for r in requests]}))

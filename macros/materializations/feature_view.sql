@@ -2,28 +2,38 @@
   materialized='feature_view': the model's rows become a point-in-time snapshot table
   (see macros/snapshot.sql for the columns and rules).
 
-  Full build: every row, versions ranked, intervals computed, swapped in like dbt's `table`.
-  Incremental (the default once the table exists and the view has a created_timestamp): only
-  rows created after the table's latest created timestamp are read; for the keys they touch,
-  the rows from the last event before the earliest new event onwards are recomputed and
-  replaced. The result equals a full build. `--full-refresh` rebuilds.
+  Full build: every row, versions ranked, intervals computed, swapped in like dbt's `table`
+  (backup of whatever relation was there, of its own type; grants; docs; hooks).
+  Incremental (once the table exists, the view has a created_timestamp and nothing changed):
+  only rows created after the table's latest created timestamp are read; for the keys they
+  touch, the rows from the last event before the earliest new event onwards are recomputed
+  and replaced. The result equals a full build. `--full-refresh` rebuilds.
+
+  What the rows were computed from is recorded in `<table>__build` (a hash of the compiled SQL
+  and the build's id). When the definition or the columns change, the next run rebuilds the
+  table from scratch and says why; with `on_schema_change: fail` it stops instead and says
+  what to run. (`ignore` and `append_new_columns` would keep rows computed by the old SQL, so
+  they are refused; a dbt `contract` is refused too: the snapshot table adds columns to the
+  model's.)
 
   Rows with a NULL key, event timestamp or created timestamp go to `<table>__rejected`, which
   the `featurestore.feature_view_keys_not_null` test checks.
 #}
 
 {% materialization feature_view, default %}
+    {%- set on_schema_change = featurestore._feature_view_config_checks(model) -%}
     {%- set spec = featurestore.feature_view_spec(model) -%}
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set rejected = featurestore.rejected_relation(target_relation) -%}
+    {%- set build_record = featurestore.build_relation(target_relation) -%}
+    {%- set grant_config = config.get('grants') -%}
     {%- set model_schema = get_column_schema_from_query(sql) if execute else [] -%}
-    {%- set columns = featurestore._model_columns(spec, model_schema) -%}
-    {%- set incremental = existing_relation is not none
-                          and existing_relation.is_table
-                          and spec['created_timestamp']
-                          and not should_full_refresh()
-                          and featurestore._is_snapshot_table(existing_relation, model_schema) -%}
+    {%- set columns = featurestore._model_columns(spec, model_schema, model) -%}
+    {%- set spec = featurestore._resolve_spec(spec, columns) -%}
+    {%- set definition = local_md5(sql) -%}
+    {%- set incremental = featurestore._can_run_incrementally(spec, existing_relation, build_record, model_schema,
+                                                               definition, on_schema_change) -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
@@ -33,17 +43,42 @@
     {%- else -%}
         {{ featurestore._feature_view_full(spec, sql, columns, existing_relation, target_relation, rejected) }}
     {%- endif -%}
+    {{ featurestore._record_build(build_record, definition, full=not incremental) }}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {%- set should_revoke = should_revoke(existing_relation, full_refresh_mode=not incremental) -%}
+    {%- do apply_grants(target_relation, grant_config, should_revoke=should_revoke) -%}
+    {%- do apply_grants(rejected, grant_config, should_revoke=should_revoke) -%}
     {% do persist_docs(target_relation, model) %}
     {{ adapter.commit() }}
-    {{ drop_relation_if_exists(make_backup_relation(target_relation, 'table')) }}
+    {%- if existing_relation is not none and not incremental -%}
+        {{ drop_relation_if_exists(make_backup_relation(target_relation, existing_relation.type)) }}
+    {%- endif -%}
     {{ run_hooks(post_hooks, inside_transaction=False) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
 
 
-{% macro _model_columns(spec, model_schema) %}
+{% macro _feature_view_config_checks(model) %}
+    {#- The parts of dbt's model contract a snapshot table cannot honour are refused, by name. -#}
+    {%- set where = "model '" ~ model.name ~ "' (" ~ model.original_file_path ~ ")" -%}
+    {%- set contract = config.get('contract') -%}
+    {%- if contract and contract.enforced -%}
+        {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " sets `contract: {enforced: true}`, which the feature_view materialization does not support: its snapshot table adds valid_from, valid_to and superseded_at to the model's columns, so a dbt contract on them cannot hold. Remove the contract; feature_view already fails the build when a column declared in the YAML is missing from the model's SQL.") }}
+    {%- endif -%}
+    {#- dbt fills in 'ignore' when nothing is set; only a value the user wrote counts -#}
+    {%- set on_schema_change = (model.unrendered_config or {}).get('on_schema_change') or 'sync_all_columns' -%}
+    {%- if on_schema_change not in ['sync_all_columns', 'fail'] -%}
+        {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " sets on_schema_change: '" ~ on_schema_change ~ "'; feature_view supports 'sync_all_columns' (the default: a changed definition or column set rebuilds the table) and 'fail' (stop and say what to run). 'ignore' and 'append_new_columns' would keep rows computed by the old definition.") }}
+    {%- endif -%}
+    {{ return(on_schema_change) }}
+{% endmacro %}
+
+
+{% macro _model_columns(spec, model_schema, model) %}
+    {#- The model's output columns (names as the warehouse returns them), checked against the
+        YAML: keys, timestamps and every declared column must be there; the snapshot's own
+        column names must not. -#}
     {%- if not execute -%}
         {{ return([]) }}
     {%- endif -%}
@@ -57,42 +92,125 @@
             {{ exceptions.raise_compiler_error("featurestore: " ~ spec['where'] ~ " must return column '" ~ required ~ "' (a join key or timestamp in its YAML); it returns: " ~ (columns | join(', '))) }}
         {%- endif -%}
     {%- endfor -%}
+    {%- for declared in model.columns.keys() if declared | lower not in lowered -%}
+        {{ exceptions.raise_compiler_error("featurestore: " ~ spec['where'] ~ " declares column '" ~ declared ~ "' in its YAML, but its SQL does not return it; add it to the model's select or remove it from the YAML. The SQL returns: " ~ (columns | join(', '))) }}
+    {%- endfor -%}
     {{ return(columns) }}
 {% endmacro %}
 
 
-{% macro _is_snapshot_table(relation, model_schema) %}
-    {#- Incremental only onto a table built by feature_view from the same columns and types; a
-        table from another materialization, or a model whose columns changed, is rebuilt. -#}
+{% macro _resolve_spec(spec, columns) %}
+    {#- The YAML's key and timestamp names, spelled as the warehouse returns them. -#}
+    {%- set by_lower = {} -%}
+    {%- for column in columns -%}
+        {%- do by_lower.update({column | lower: column}) -%}
+    {%- endfor -%}
+    {%- set keys = [] -%}
+    {%- for key in spec['keys'] -%}
+        {%- do keys.append(by_lower.get(key | lower, key)) -%}
+    {%- endfor -%}
+    {%- set resolved = {} -%}
+    {%- do resolved.update(spec) -%}
+    {%- do resolved.update({
+        'keys': keys,
+        'event_timestamp': by_lower.get(spec['event_timestamp'] | lower, spec['event_timestamp']),
+        'created_timestamp': by_lower.get(spec['created_timestamp'] | lower, spec['created_timestamp']) if spec['created_timestamp'] else none,
+    }) -%}
+    {{ return(resolved) }}
+{% endmacro %}
+
+
+{% macro build_relation(relation) %}
+    {#- Where a feature view records what its rows were computed from: one row with the hash of
+        the model's compiled SQL, the id and time of the full build, and the last run. -#}
+    {{ return(api.Relation.create(database=relation.database, schema=relation.schema,
+                                  identifier=relation.identifier ~ '__build', type='table')) }}
+{% endmacro %}
+
+
+{% macro _schema_changes(relation, model_schema) %}
+    {#- How the existing table's columns differ from the model's (+ the snapshot's three);
+        empty when they agree. Both sides are read the same way, so type names compare. -#}
     {%- set existing = {} -%}
-    {#- both sides read the same way, so type names compare (information_schema spells them differently) -#}
     {%- for column in get_column_schema_from_query('select * from ' ~ relation) -%}
         {%- do existing.update({column.name | lower: column.dtype | lower}) -%}
     {%- endfor -%}
-    {%- if 'valid_to' not in existing or 'superseded_at' not in existing -%}
-        {{ return(false) }}
-    {%- endif -%}
-    {%- set model_columns = model_schema -%}
-    {%- if (model_columns | length) + 3 != (existing | length) -%}
-        {{ log("featurestore: columns of " ~ relation ~ " changed; rebuilding it", info=true) }}
-        {{ return(false) }}
-    {%- endif -%}
-    {%- for column in model_columns -%}
-        {%- if existing.get(column.name | lower) != column.dtype | lower -%}
-            {{ log("featurestore: column " ~ column.name ~ " of " ~ relation ~ " changed type; rebuilding it", info=true) }}
-            {{ return(false) }}
+    {%- set changes = [] -%}
+    {%- for column in model_schema -%}
+        {%- set name = column.name | lower -%}
+        {%- if name not in existing -%}
+            {%- do changes.append("new column " ~ column.name) -%}
+        {%- elif existing[name] != column.dtype | lower -%}
+            {%- do changes.append("column " ~ column.name ~ " changed type from " ~ existing[name] ~ " to " ~ column.dtype | lower) -%}
         {%- endif -%}
     {%- endfor -%}
-    {{ return(true) }}
+    {%- set names = model_schema | map(attribute='name') | map('lower') | list -%}
+    {%- for name in existing.keys() if name not in names + ['valid_from', 'valid_to', 'superseded_at'] -%}
+        {%- do changes.append("column " ~ name ~ " removed") -%}
+    {%- endfor -%}
+    {{ return(changes) }}
+{% endmacro %}
+
+
+{% macro _can_run_incrementally(spec, existing_relation, build_record, model_schema, definition, on_schema_change) %}
+    {#- Incremental only onto a snapshot table built from the same definition and columns;
+        otherwise rebuild (saying why), or stop when on_schema_change is 'fail'. -#}
+    {%- if not execute or existing_relation is none or not existing_relation.is_table or should_full_refresh() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set where = spec['where'] -%}
+    {%- set existing_columns = get_column_schema_from_query('select * from ' ~ existing_relation) | map(attribute='name') | map('lower') | list -%}
+    {%- if 'valid_to' not in existing_columns or 'superseded_at' not in existing_columns -%}
+        {{ log("featurestore: " ~ existing_relation ~ " is not a snapshot table; building it from scratch", info=true) }}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set reasons = featurestore._schema_changes(existing_relation, model_schema) -%}
+    {%- set recorded = none -%}
+    {%- if adapter.get_relation(build_record.database, build_record.schema, build_record.identifier) is not none -%}
+        {%- set result = run_query('select definition_hash from ' ~ build_record) -%}
+        {%- set recorded = result.columns[0].values()[0] if result and result.rows | length > 0 else none -%}
+    {%- endif -%}
+    {%- if recorded is none -%}
+        {%- do reasons.append("no record of the definition its rows were computed from (" ~ build_record.identifier ~ " is missing)") -%}
+    {%- elif recorded != definition -%}
+        {%- do reasons.append("the model's compiled SQL changed (definition " ~ recorded[:8] ~ " -> " ~ definition[:8] ~ ")") -%}
+    {%- endif -%}
+    {%- if reasons | length == 0 -%}
+        {{ return(spec['created_timestamp'] is not none) }}
+    {%- endif -%}
+    {%- if on_schema_change == 'fail' -%}
+        {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ ": the table " ~ existing_relation ~ " was built from another definition: " ~ (reasons | join('; ')) ~ ". Its rows would be stale, and on_schema_change is 'fail'; run `dbt build --full-refresh --select " ~ spec['name'] ~ "` to rebuild it.") }}
+    {%- endif -%}
+    {{ log("featurestore: rebuilding " ~ existing_relation ~ " from scratch: " ~ (reasons | join('; ')), info=true) }}
+    {{ return(false) }}
+{% endmacro %}
+
+
+{% macro _record_build(build_record, definition, full) %}
+    {%- if full -%}
+        {{ drop_relation_if_exists(adapter.get_relation(build_record.database, build_record.schema, build_record.identifier)) }}
+        {% call statement('record_build') -%}
+            {{ get_create_table_as_sql(False, build_record,
+                "select " ~ dbt.string_literal(definition) ~ " as definition_hash, "
+                ~ dbt.string_literal(invocation_id) ~ " as build_id, "
+                ~ "cast(" ~ dbt.current_timestamp() ~ " as " ~ dbt.type_timestamp() ~ ") as built_at, "
+                ~ "cast(" ~ dbt.current_timestamp() ~ " as " ~ dbt.type_timestamp() ~ ") as last_run_at") }}
+        {%- endcall %}
+    {%- else -%}
+        {% call statement('record_build') -%}
+            update {{ build_record }} set last_run_at = cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }})
+        {%- endcall %}
+    {%- endif -%}
 {% endmacro %}
 
 
 {% macro _feature_view_full(spec, sql, columns, existing_relation, target_relation, rejected) %}
     {%- set intermediate = make_intermediate_relation(target_relation) -%}
-    {%- set backup = make_backup_relation(target_relation, 'table') -%}
+    {%- set backup_type = 'table' if existing_relation is none else existing_relation.type -%}
+    {%- set backup = make_backup_relation(target_relation, backup_type) -%}
     {{ drop_relation_if_exists(load_cached_relation(intermediate)) }}
     {{ drop_relation_if_exists(load_cached_relation(backup)) }}
-    {%- set source_sql = 'select ' ~ (columns | join(', ')) ~ ' from (' ~ sql ~ ') as _fs_model' -%}
+    {%- set source_sql = 'select ' ~ featurestore._q_list(columns) ~ ' from (' ~ sql ~ '\n) as _fs_model' -%}
 
     {% call statement('main') -%}
         {{ get_create_table_as_sql(False, intermediate,
@@ -113,8 +231,8 @@
 
 
 {% macro _feature_view_incremental(spec, sql, columns, target_relation, rejected) %}
-    {%- set created = spec['created_timestamp'] -%}
-    {%- set column_list = columns | join(', ') -%}
+    {%- set created = featurestore._q(spec['created_timestamp']) -%}
+    {%- set column_list = featurestore._q_list(columns) -%}
     {%- set new_rows = make_temp_relation(target_relation, '__fs_new') -%}
     {%- set bounds = make_temp_relation(target_relation, '__fs_bounds') -%}
     {%- set recomputed = make_temp_relation(target_relation, '__fs_recomputed') -%}
@@ -122,7 +240,7 @@
 
     {%- if adapter.get_relation(rejected.database, rejected.schema, rejected.identifier) is none -%}
         {% call statement('create_rejected') -%}
-            {{ get_create_table_as_sql(False, rejected, 'select ' ~ column_list ~ ' from (' ~ sql ~ ') as _fs_model where 1 = 0') }}
+            {{ get_create_table_as_sql(False, rejected, 'select ' ~ column_list ~ ' from (' ~ sql ~ '\n) as _fs_model where 1 = 0') }}
         {%- endcall %}
     {%- endif -%}
 
@@ -130,7 +248,8 @@
           (a scalar subquery, which DuckDB pushes into the scan as a filter) #}
     {%- set batch_sql -%}
         select {{ column_list }}
-        from ({{ sql }}) as _fs_model
+        from ({{ sql }}
+        ) as _fs_model
         where {{ created }} > (
             select coalesce(max(_fs_created), cast('0001-01-01 00:00:00' as {{ dbt.type_timestamp() }})) from (
                 select max({{ created }}) as _fs_created from {{ target_relation }}
@@ -142,6 +261,7 @@
     {% call statement('new_rows') -%}
         {{ get_create_table_as_sql(True, new_rows, batch_sql) }}
     {%- endcall %}
+    {{ featurestore._warn_on_repeated_versions(spec, columns, target_relation, new_rows) }}
 
     {% call statement('rejected') -%}
         insert into {{ rejected }} ({{ column_list }})
@@ -161,7 +281,7 @@
         select {{ column_list }} from {{ new_rows }} where {{ featurestore._row_is_valid(spec) }}
     {%- endset -%}
     {%- set recomputed_sql -%}
-        select {% for column in columns + ['valid_from', 'valid_to', 'superseded_at'] %}_fs_versions.{{ column }}{% if not loop.last %}, {% endif %}{% endfor %}
+        select {{ featurestore._q_list(columns + ['valid_from', 'valid_to', 'superseded_at'], '_fs_versions.') }}
         from ({{ featurestore.snapshot_versions_sql(spec, affected_sql, columns) }}) as _fs_versions
         inner join {{ bounds }} as _fs_bounds on {{ featurestore._keys_match(spec, '_fs_bounds', '_fs_versions') }}
         where _fs_versions.valid_from <= _fs_bounds._fs_max_new_event
@@ -179,3 +299,42 @@
         select {{ column_list }}, valid_from, valid_to, superseded_at from {{ recomputed }}
     {%- endcall %}
 {% endmacro %}
+
+
+{% macro _warn_on_repeated_versions(spec, columns, target_relation, new_rows) %}
+    {#- A created timestamp that moves on every run (current_timestamp as loaded_at) re-emits
+        every row as a "new" version with the same values: the table grows with copies. Say so
+        when at least half of a batch repeats the stored winner of its key and event. -#}
+    {%- set features = [] -%}
+    {%- for column in columns if column not in spec['keys'] and column not in [spec['event_timestamp'], spec['created_timestamp']] -%}
+        {%- do features.append(column) -%}
+    {%- endfor -%}
+    {%- set query -%}
+        select
+            (select count(*) from {{ new_rows }}) as _fs_batch,
+            (select count(*) from {{ new_rows }} as _fs_new
+             inner join {{ target_relation }} as _fs_old
+                on {{ featurestore._keys_match(spec, '_fs_new', '_fs_old') }}
+                and _fs_new.{{ featurestore._q(spec['event_timestamp']) }} = _fs_old.{{ featurestore._q(spec['event_timestamp']) }}
+                and (_fs_old.valid_to is null or _fs_old.valid_to > _fs_old.valid_from)
+                {%- for column in features %}
+                and {{ featurestore.null_safe_equal('_fs_new.' ~ featurestore._q(column), '_fs_old.' ~ featurestore._q(column)) }}
+                {%- endfor %}
+            ) as _fs_repeats
+    {%- endset -%}
+    {%- set result = run_query(query) -%}
+    {%- set batch = result.columns[0].values()[0] | int -%}
+    {%- set repeats = result.columns[1].values()[0] | int -%}
+    {%- if repeats > 0 and repeats * 2 >= batch -%}
+        {%- do exceptions.warn("featurestore: " ~ spec['where'] ~ ": " ~ repeats ~ " of the " ~ batch ~ " new rows repeat the stored values of their key and event with a later created timestamp '" ~ spec['created_timestamp'] ~ "'. A created timestamp that moves on every run (e.g. current_timestamp) adds a copy of every row each run; use the time the source rows were loaded (see rolling_window's load_time_column).") -%}
+    {%- endif -%}
+{% endmacro %}
+
+
+{% macro null_safe_equal(left, right) %}
+    {{ return(adapter.dispatch('null_safe_equal', 'featurestore')(left, right)) }}
+{% endmacro %}
+
+{% macro default__null_safe_equal(left, right) -%}
+    {{ left }} is not distinct from {{ right }}
+{%- endmacro %}

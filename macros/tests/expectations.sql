@@ -25,25 +25,41 @@
 {% endmacro %}
 
 
+{% macro _expectation_literal(value, model, column_name, key) %}
+    {#- A value from the YAML as a SQL literal: numbers as numbers, strings quoted with quotes
+        doubled; anything else is refused, naming the model, column and key. -#}
+    {%- if value is boolean -%}
+        {{ return('true' if value else 'false') }}
+    {%- elif value is number -%}
+        {{ return(value | string) }}
+    {%- elif value is string and key == 'values' -%}
+        {{ return("'" ~ value | replace("'", "''") ~ "'") }}
+    {%- endif -%}
+    {{ exceptions.raise_compiler_error("featurestore: model '" ~ model.identifier ~ "', column '" ~ column_name ~ "': expect." ~ key ~ " must be " ~ ("a list of numbers or strings" if key == 'values' else "a number") ~ ", got " ~ value) }}
+{% endmacro %}
+
+
 {% test feature_expectation(model, column_name) %}
     {%- set expect = featurestore._column_meta(model, column_name) -%}
     {%- set column = adapter.quote(column_name) -%}
     {%- set checks = [] -%}
-    {%- if expect.get('min') is not none -%}
-        {%- do checks.append("select 'min " ~ expect['min'] ~ "' as failed_check, cast(count(*) as " ~ dbt.type_string() ~ ") as observed from _fs_rows where " ~ column ~ " < " ~ expect['min'] ~ " having count(*) > 0") -%}
-    {%- endif -%}
-    {%- if expect.get('max') is not none -%}
-        {%- do checks.append("select 'max " ~ expect['max'] ~ "', cast(count(*) as " ~ dbt.type_string() ~ ") from _fs_rows where " ~ column ~ " > " ~ expect['max'] ~ " having count(*) > 0") -%}
-    {%- endif -%}
+    {%- for bound, operator in [('min', '<'), ('max', '>')] if expect.get(bound) is not none -%}
+        {%- set literal = featurestore._expectation_literal(expect[bound], model, column_name, bound) -%}
+        {%- do checks.append("select " ~ dbt.string_literal(bound ~ ' ' ~ literal) ~ " as failed_check, cast(count(*) as " ~ dbt.type_string() ~ ") as observed from _fs_rows where " ~ column ~ " " ~ operator ~ " " ~ literal ~ " having count(*) > 0") -%}
+    {%- endfor -%}
     {%- if expect.get('values') -%}
+        {%- if expect['values'] is string or expect['values'] is not iterable -%}
+            {{ exceptions.raise_compiler_error("featurestore: model '" ~ model.identifier ~ "', column '" ~ column_name ~ "': expect.values must be a list, got " ~ expect['values']) }}
+        {%- endif -%}
         {%- set allowed = [] -%}
         {%- for value in expect['values'] -%}
-            {%- do allowed.append(dbt.string_literal(value) if value is string else value) -%}
+            {%- do allowed.append(featurestore._expectation_literal(value, model, column_name, 'values')) -%}
         {%- endfor -%}
         {%- do checks.append("select 'values', cast(count(*) as " ~ dbt.type_string() ~ ") from _fs_rows where " ~ column ~ " not in (" ~ (allowed | join(', ')) ~ ") having count(*) > 0") -%}
     {%- endif -%}
     {%- if expect.get('max_null_rate') is not none -%}
-        {%- do checks.append("select 'max_null_rate " ~ expect['max_null_rate'] ~ "', cast(avg(case when " ~ column ~ " is null then 1.0 else 0.0 end) as " ~ dbt.type_string() ~ ") from _fs_rows having avg(case when " ~ column ~ " is null then 1.0 else 0.0 end) > " ~ expect['max_null_rate']) -%}
+        {%- set rate = featurestore._expectation_literal(expect['max_null_rate'], model, column_name, 'max_null_rate') -%}
+        {%- do checks.append("select " ~ dbt.string_literal('max_null_rate ' ~ rate) ~ ", cast(avg(case when " ~ column ~ " is null then 1.0 else 0.0 end) as " ~ dbt.type_string() ~ ") from _fs_rows having avg(case when " ~ column ~ " is null then 1.0 else 0.0 end) > " ~ rate) -%}
     {%- endif -%}
     with _fs_rows as (
         select * from {{ model }} where valid_to is null or valid_to > valid_from
@@ -63,10 +79,11 @@
         {%- set spec = featurestore.feature_view_spec(node) -%}
     {%- endif -%}
     {%- if execute and meta.get('max_staleness') %}
-    select max({{ spec['event_timestamp'] }}) as newest_event
+    {%- set event = featurestore._q(spec['event_timestamp']) %}
+    select max({{ event }}) as newest_event
     from {{ model }}
-    having max({{ spec['event_timestamp'] }}) < {{ dbt.current_timestamp() }} - {{ featurestore.interval(meta['max_staleness']) }}
-        or max({{ spec['event_timestamp'] }}) is null
+    having max({{ event }}) < {{ dbt.current_timestamp() }} - {{ featurestore.interval(meta['max_staleness']) }}
+        or max({{ event }}) is null
     {%- else %}
     select 1 as newest_event from {{ model }} where 1 = 0
     {%- endif %}

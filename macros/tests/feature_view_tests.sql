@@ -8,7 +8,7 @@
     {%- if not execute -%}
         {{ return('1') }}
     {%- endif -%}
-    {{ return(featurestore.feature_view_spec(featurestore._feature_view_node(model))['keys'] | join(', ')) }}
+    {{ return(featurestore._q_list(featurestore.feature_view_spec(featurestore._feature_view_node(model))['keys'])) }}
 {% endmacro %}
 
 

@@ -5,6 +5,7 @@
 | endpoint URL (empty: AWS's own endpoint) | endpoint_url | FEATURESTORE_DYNAMODB_ENDPOINT |
 | region | region | FEATURESTORE_AWS_REGION, then AWS_REGION / AWS_DEFAULT_REGION |
 | table name prefix | table_prefix | FEATURESTORE_TABLE_PREFIX |
+| how long a request is retried before failing, seconds | timeout_seconds | FEATURESTORE_ONLINE_TIMEOUT |
 
 Credentials are never read from our files: boto3's standard chain applies. Against a local
 endpoint (127.0.0.1/localhost) without credentials, dummy ones are used, as moto accepts any.
@@ -21,7 +22,8 @@ import yaml
 
 from ..errors import FeatureStoreError
 
-DEFAULTS = {"endpoint_url": "http://127.0.0.1:8766", "region": "us-east-1", "table_prefix": "featurestore_"}
+DEFAULTS = {"endpoint_url": "http://127.0.0.1:8766", "region": "us-east-1", "table_prefix": "featurestore_",
+            "timeout_seconds": 60.0}
 # DynamoDB table names: 3-255 characters of a-z, A-Z, 0-9, '_', '-', '.'
 TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
@@ -31,6 +33,7 @@ class OnlineConfig:
     endpoint_url: str | None
     region: str
     table_prefix: str
+    timeout_seconds: float = 60.0
 
     @property
     def is_local(self) -> bool:
@@ -69,4 +72,15 @@ def load_online_config(project_dir: Path, env: dict | None = None) -> OnlineConf
         values["region"] = region
     if "FEATURESTORE_TABLE_PREFIX" in env:
         values["table_prefix"] = env["FEATURESTORE_TABLE_PREFIX"]
-    return OnlineConfig(values["endpoint_url"] or None, values["region"], values["table_prefix"])
+    if env.get("FEATURESTORE_ONLINE_TIMEOUT"):
+        values["timeout_seconds"] = env["FEATURESTORE_ONLINE_TIMEOUT"]
+    try:
+        timeout = float(values["timeout_seconds"])
+        if not 0 < timeout < 86400:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise FeatureStoreError(f"The online store's timeout_seconds (FEATURESTORE_ONLINE_TIMEOUT) must be a number of "
+                                f"seconds between 0 and 86400, not {values['timeout_seconds']!r}.") from None
+    if not isinstance(values["table_prefix"], str) or not isinstance(values["region"], str):
+        raise FeatureStoreError("vars: featurestore_online: table_prefix and region must be strings.")
+    return OnlineConfig(values["endpoint_url"] or None, values["region"], values["table_prefix"], timeout)

@@ -21,6 +21,7 @@ write request, 100 keys a read request, 400 KB an item, table names of 3-255 cha
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
@@ -37,6 +38,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from . import OnlineStore, OnlineStoreError, OnlineTable, WriteReport
 from .config import OnlineConfig
 
+log = logging.getLogger("featurestore")
 KEY = "entity_key"
 EVENT = "_event_timestamp"
 CREATED = "_created_timestamp"
@@ -158,11 +160,11 @@ def _item_size(item: Mapping[str, Any]) -> int:
 
 
 class DynamoDBOnlineStore(OnlineStore):
-    def __init__(self, config: OnlineConfig, workers: int = 8, deadline_seconds: float = 300.0,
+    def __init__(self, config: OnlineConfig, workers: int = 8, deadline_seconds: float | None = None,
                  lease_seconds: float = 60.0, client=None):
         self.config = config
         self.workers = workers
-        self.deadline_seconds = deadline_seconds
+        self.deadline_seconds = config.timeout_seconds if deadline_seconds is None else deadline_seconds
         self.lease_seconds = lease_seconds
         self.client = client or self._make_client()
         self._known_tables: set[str] = set()
@@ -172,17 +174,24 @@ class DynamoDBOnlineStore(OnlineStore):
         import boto3
         from botocore.config import Config
 
+        from botocore.exceptions import BotoCoreError
+
         options = {}
         if self.config.is_local:
             session = boto3.session.Session()
             if session.get_credentials() is None:  # moto accepts any; real AWS uses the standard chain
                 options = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
-        return boto3.client(
-            "dynamodb", region_name=self.config.region, endpoint_url=self.config.endpoint_url or None,
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=20,
-                          max_pool_connections=max(10, self.workers * 2)),
-            **options,
-        )
+        try:
+            return boto3.client(
+                "dynamodb", region_name=self.config.region, endpoint_url=self.config.endpoint_url or None,
+                # our own loop retries (with a deadline and a message); botocore's only once
+                config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=3, read_timeout=20,
+                              max_pool_connections=max(10, self.workers * 2)),
+                **options,
+            )
+        except (BotoCoreError, ValueError) as exc:
+            raise OnlineStoreError(f"Cannot set up a DynamoDB client for region '{self.config.region}' and endpoint "
+                                   f"{self.config.endpoint_url or '(AWS)'}: {exc}") from None
 
     # -- tables ------------------------------------------------------------------------------
     def _ensure(self, name: str, key: str, ttl_attribute: str | None) -> None:
@@ -191,13 +200,15 @@ class DynamoDBOnlineStore(OnlineStore):
         from botocore.exceptions import ClientError
 
         with self._lock:
+            deadline = time.monotonic() + self.deadline_seconds
             try:
-                self.client.describe_table(TableName=name)
+                self._call("describe_table", deadline, TableName=name)
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                     raise OnlineStoreError(f"Cannot describe DynamoDB table {name}: {exc}") from None
                 try:
-                    self.client.create_table(
+                    self._call(
+                        "create_table", deadline,
                         TableName=name, BillingMode="PAY_PER_REQUEST",
                         AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
                         KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
@@ -278,7 +289,8 @@ class DynamoDBOnlineStore(OnlineStore):
         return report
 
     def _call(self, operation: str, deadline: float, **request):
-        """One request, retried on throttling and connection errors with backoff and jitter."""
+        """One request, retried on throttling and connection errors with backoff and jitter until
+        the deadline (FEATURESTORE_ONLINE_TIMEOUT), saying so once while it retries."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         attempt = 0
@@ -292,7 +304,13 @@ class DynamoDBOnlineStore(OnlineStore):
             except BotoCoreError as exc:  # connection refused, reset, timed out
                 error = exc
             attempt += 1
-            _back_off(attempt, deadline, f"DynamoDB {operation} still failing at the deadline: {error}")
+            if attempt == 1:
+                left = max(0.0, deadline - time.monotonic())
+                log.warning(f"DynamoDB at {self.config.endpoint_url or 'AWS'} failed {operation} ({error}); "
+                            f"retrying for up to {left:.0f} s")
+            _back_off(attempt, deadline, f"DynamoDB at {self.config.endpoint_url or 'AWS'} is unreachable or failing: "
+                                         f"{operation} still failed after {self.deadline_seconds:.0f} s ({error}). "
+                                         "Is the endpoint up (`featurestore online up` for the local one)?")
 
     def _write_batch(self, table_name: str, batch: list[dict], deadline: float) -> tuple[int, int]:
         """BatchWriteItem of at most 25 items; UnprocessedItems resent with backoff until the deadline."""
@@ -444,7 +462,8 @@ class DynamoDBOnlineStore(OnlineStore):
         from botocore.exceptions import ClientError
 
         try:
-            response = self.client.get_item(TableName=self.config.state_table, Key={"view": {"S": view}}, ConsistentRead=True)
+            response, _ = self._call("get_item", time.monotonic() + self.deadline_seconds,
+                                     TableName=self.config.state_table, Key={"view": {"S": view}}, ConsistentRead=True)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ResourceNotFoundException":
                 return None
@@ -454,8 +473,13 @@ class DynamoDBOnlineStore(OnlineStore):
 
     def put_state(self, view: str, state: Mapping[str, Any]) -> None:
         self._ensure(self.config.state_table, "view", None)
+        from botocore.exceptions import ClientError
+
         item = {"view": {"S": view}, **{name: encode(value) for name, value in state.items()}}
-        self.client.put_item(TableName=self.config.state_table, Item=item)
+        try:
+            self._call("put_item", time.monotonic() + self.deadline_seconds, TableName=self.config.state_table, Item=item)
+        except ClientError as exc:
+            raise OnlineStoreError(f"Cannot save the sync state of {view}: {exc}") from None
 
 
 def _back_off(attempt: int, deadline: float, failure: str, base: float = 0.05, cap: float = 5.0) -> None:

@@ -1,5 +1,6 @@
 """All SQL the Python package generates, as jinja2 templates: one per query family, with
-dialect variants as `{% if dialect == ... %}` blocks inside it.
+dialect variants as `{% if dialect == ... %}` blocks inside it. Rendered through a Warehouse
+(`warehouse.render`), which supplies its dialect and bind-parameter marker.
 
 Templates receive identifiers already checked and quote them with the `ident` filter; values
 never enter the SQL text (they are bind parameters or loaded relations).
@@ -10,11 +11,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import jinja2
-
-
-def placeholder(dialect: str) -> str:
-    """The bind-parameter marker of a dialect's Python driver (DuckDB: ?, psycopg2: %s)."""
-    return "?" if dialect == "duckdb" else "%s"
 
 
 def quote_identifier(name: str) -> str:

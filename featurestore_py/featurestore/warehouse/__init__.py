@@ -1,20 +1,41 @@
-"""One interface to the warehouse a dbt target points at; one short implementation per adapter."""
+"""One interface to the warehouse a dbt target points at; one short implementation per engine.
+
+The implementation owns its dialect: bind-parameter marker, identifier quoting, the template
+variant its SQL is rendered with, how a temporary relation is made, and how SQL a user hands
+us is checked and run read-only. Nothing outside this package asks "which engine?".
+"""
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
+from .. import sql as sqlgen
 from ..errors import FeatureStoreError
+
+
+class UserQueryError(FeatureStoreError):
+    """SQL handed to us by a user is not exactly one read-only query."""
+
+
+class WarehouseError(FeatureStoreError):
+    """The warehouse refused or failed a statement (the engine's own message, first line)."""
+
+
+class WarehouseLockedError(FeatureStoreError):
+    """Another process holds the warehouse's write lock longer than we wait."""
 
 
 class Warehouse(ABC):
     """A connection to the warehouse. SQL is passed with bind parameters, never with values in it."""
 
-    dialect: str
+    dialect: str  # the template variant: `{% if dialect == ... %}` blocks and sql/<dialect>/ overrides
+    placeholder: str  # the driver's bind-parameter marker
 
     @abstractmethod
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> None: ...
@@ -30,14 +51,49 @@ class Warehouse(ABC):
         """Create (or replace) `table` with the rows of `data`."""
 
     @abstractmethod
-    def load_csv(self, table: str, path: Path) -> None:
-        """Create (or replace) `table` from a CSV file with a header row."""
+    def check_user_query(self, sql: str) -> None:
+        """Raise UserQueryError unless `sql` is exactly one SELECT statement that cannot write,
+        parsed by the engine's own parser."""
+
+    @abstractmethod
+    def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
+                        parameters: Sequence[Any] = ()) -> None:
+        """Create the temporary `table` from the user's SQL (see sql/user_query.sql.j2 for
+        `columns`), running the user's SQL where it cannot modify anything."""
 
     @abstractmethod
     def close(self) -> None: ...
 
+    def describe_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Schema:
+        """The columns a (checked) user query returns, without reading its rows."""
+        self.check_user_query(sql)
+        return self.fetch_arrow(self.render("user_query", query=sql, columns=None, limit_zero=True), parameters).schema
+
     def quote(self, identifier: str) -> str:
-        return '"' + identifier.replace('"', '""') + '"'
+        return sqlgen.quote_identifier(identifier)
+
+    def render(self, template: str, **context) -> str:
+        """A template of `sql/` in this engine's dialect, with its bind-parameter marker as `param`."""
+        return sqlgen.render(template, dialect=self.dialect, param=self.placeholder, **context)
+
+    @contextmanager
+    def transaction(self, read_only: bool = False):
+        """Statements inside run all-or-nothing: committed together or rolled back (also on Ctrl-C).
+        read_only: the engine refuses writes inside (where it can tell; DuckDB readers are
+        read-only connections already)."""
+        self._begin(read_only)
+        try:
+            yield self
+        except BaseException:
+            try:
+                self.execute("rollback")
+            except Exception:  # a broken connection rolls back by itself
+                pass
+            raise
+        self.execute("commit")
+
+    def _begin(self, read_only: bool) -> None:
+        self.execute("begin transaction")
 
     def __enter__(self):
         return self
@@ -46,17 +102,33 @@ class Warehouse(ABC):
         self.close()
 
 
-def connect(target: Mapping[str, Any]) -> Warehouse:
-    """A Warehouse for a rendered dbt target (see profiles.load_target)."""
+def dialect_of(target: Mapping[str, Any]) -> str:
+    """The template dialect of a target's engine, without connecting."""
+    kind = target.get("type")
+    if kind not in ("duckdb", "postgres"):
+        raise FeatureStoreError(
+            f"dbt target '{target.get('target_name')}' is of type '{kind}'; featurestore supports duckdb and postgres.")
+    return kind
+
+
+def connect(target: Mapping[str, Any], base_dir: str | os.PathLike | None = None, *, read_only: bool = True,
+            allow_file_access: bool = False, lock_timeout: float = 60.0) -> Warehouse:
+    """A Warehouse for a rendered dbt target (see profiles.load_target).
+
+    read_only: readers never lock out readers (DuckDB opens the file shared). allow_file_access:
+    whether queries may read files through the engine (off: a user's query cannot read the host's
+    files). Relative paths in the target resolve against base_dir (the dbt project).
+    """
     kind = target.get("type")
     if kind == "duckdb":
         from .duckdb import DuckDBWarehouse
 
-        return DuckDBWarehouse(target)
+        return DuckDBWarehouse(target, Path(base_dir or "."), read_only=read_only,
+                               allow_file_access=allow_file_access, lock_timeout=lock_timeout)
     if kind == "postgres":
         from .postgres import PostgresWarehouse
 
-        return PostgresWarehouse(target)
+        return PostgresWarehouse(target, allow_file_access=allow_file_access)
     raise FeatureStoreError(
         f"dbt target '{target.get('target_name')}' is of type '{kind}'; featurestore supports duckdb and postgres."
     )

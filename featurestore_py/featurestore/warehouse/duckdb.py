@@ -1,7 +1,18 @@
-"""DuckDB, the embedded default: the database file of the dbt-duckdb target."""
+"""DuckDB, the embedded default: the database file of the dbt-duckdb target.
+
+Readers open the file read-only, so any number of them (exports, syncs, stats, audits) run at
+once; a writer (dbt build) holds an exclusive lock, which readers wait for up to `lock_timeout`
+seconds before failing with the holder's PID and command line. File access through the engine
+(read_csv, COPY, ATTACH ...) is off unless allow_file_access, so a user's query cannot read or
+write the host's files.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -9,37 +20,94 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import FeatureStoreError
-from . import Warehouse
+from . import UserQueryError, Warehouse, WarehouseError, WarehouseLockedError
+
+log = logging.getLogger("featurestore")
+_LOCK_HOLDER = re.compile(r"PID (\d+)")
+
+
+def lock_holder(message: str) -> str:
+    """`PID 123 (dbt build --select x)` from DuckDB's lock error, as much as can be told."""
+    match = _LOCK_HOLDER.search(message)
+    if not match:
+        return "another process"
+    pid = match.group(1)
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        command = ""
+    return f"PID {pid}" + (f" ({command})" if command else "")
+
+
+@contextmanager
+def _engine_errors():
+    try:
+        yield
+    except duckdb.Error as exc:
+        raise WarehouseError(f"DuckDB refused a query: {str(exc).strip().splitlines()[0]}") from exc
 
 
 class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
+    placeholder = "?"
 
-    def __init__(self, target: Mapping[str, Any]):
-        self.path = str(target.get("path", ":memory:"))
+    def __init__(self, target: Mapping[str, Any], base_dir: Path, *, read_only: bool = True,
+                 allow_file_access: bool = False, lock_timeout: float = 60.0):
+        raw = str(target.get("path", ":memory:"))
+        self.path = raw if raw == ":memory:" else str((base_dir / Path(raw).expanduser()).resolve())
         if self.path != ":memory:" and not Path(self.path).exists():
             raise FeatureStoreError(
-                f"The DuckDB database {self.path} does not exist yet; run `featurestore build` (dbt build) first."
+                f"The DuckDB database {self.path} (path '{raw}' of the dbt target) does not exist yet; "
+                "run `dbt build` (or `featurestore build`) in the project first."
             )
-        try:
-            self.connection = duckdb.connect(self.path)
-        except duckdb.Error as exc:
-            raise FeatureStoreError(f"Cannot open the DuckDB database {self.path}: {exc}") from None
+        self.read_only = read_only and self.path != ":memory:"
+        config = {"enable_external_access": bool(allow_file_access)}
+        deadline = time.monotonic() + lock_timeout
+        waited = False
+        while True:
+            try:
+                self.connection = duckdb.connect(self.path, read_only=self.read_only, config=config)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise FeatureStoreError(f"Cannot open the DuckDB database {self.path}: {exc}") from None
+                holder = lock_holder(str(exc))
+                if time.monotonic() >= deadline:
+                    raise WarehouseLockedError(
+                        f"The DuckDB database {self.path} is locked for writing by {holder}; waited "
+                        f"{lock_timeout:.0f} s. Try again when it has finished (or raise --lock-timeout)."
+                    ) from None
+                if not waited:
+                    log.warning(f"waiting up to {lock_timeout:.0f} s for the DuckDB lock on {self.path}, held by {holder}")
+                    waited = True
+                time.sleep(0.25)
+            except duckdb.ConnectionException as exc:
+                raise FeatureStoreError(
+                    f"Cannot open the DuckDB database {self.path} {'read-only' if self.read_only else 'for writing'}: "
+                    f"this process already has it open another way ({exc}). Close the other connection first."
+                ) from None
+            except duckdb.Error as exc:
+                raise FeatureStoreError(f"Cannot open the DuckDB database {self.path}: {exc}") from None
         threads = target.get("threads")
         if threads:
             self.connection.execute(f"set threads = {int(threads)}")
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> None:
-        self.connection.execute(sql, list(parameters))
+        with _engine_errors():
+            self.connection.execute(sql, list(parameters))
 
     def fetch_arrow(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Table:
-        relation = self.connection.sql(sql, params=list(parameters) or None)
-        # DuckDB 2.0 has to_arrow_table (fetch_arrow_table is gone); 1.x has both spellings
-        reader = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
-        return reader()
+        with _engine_errors():
+            relation = self.connection.sql(sql, params=list(parameters) or None)
+            if relation is None:  # a statement without a result
+                return pa.table({})
+            # DuckDB 2.0 has to_arrow_table (fetch_arrow_table is gone); 1.x has both spellings
+            reader = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
+            return reader()
 
     def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
-        return self.connection.execute(sql, list(parameters)).fetchall()
+        with _engine_errors():
+            return self.connection.execute(sql, list(parameters)).fetchall()
 
     def load_arrow(self, table: str, data: pa.Table, *, temporary: bool = False) -> None:
         view = "_fs_arrow_input"
@@ -50,8 +118,24 @@ class DuckDBWarehouse(Warehouse):
         finally:
             self.connection.unregister(view)
 
-    def load_csv(self, table: str, path: Path) -> None:
-        self.connection.execute(f"create or replace table {table} as select * from read_csv(?, header = true)", [str(path)])
+    def check_user_query(self, sql: str) -> None:
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise UserQueryError(f"The entity query does not parse: {str(exc).splitlines()[0]}") from None
+        kinds = [statement.type.name for statement in statements]
+        if kinds != ["SELECT"]:
+            raise UserQueryError(
+                f"The entity query must be exactly one SELECT statement; DuckDB's parser found "
+                f"{len(kinds)} statement(s): {', '.join(kinds) or 'none'}."
+            )
+
+    def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
+                        parameters: Sequence[Any] = ()) -> None:
+        # A SELECT cannot write in DuckDB, and file access is off unless the user allowed it.
+        self.check_user_query(sql)
+        body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
+        self.execute(f"create or replace temp table {table} as {body}", parameters)
 
     def close(self) -> None:
         self.connection.close()

@@ -1,15 +1,20 @@
-"""PostgreSQL, through psycopg2, with the credentials of the dbt-postgres target."""
+"""PostgreSQL, through psycopg2, with the credentials of the dbt-postgres target.
+
+SQL a user hands us is parsed with PostgreSQL's own parser (libpg_query, through pglast) and
+must be exactly one SELECT with no INTO, no locking clause and no data-modifying WITH; it then
+runs only inside READ ONLY transactions (the temporary table it fills is created by us first).
+Server-side file functions (pg_read_file, lo_import ...) are refused unless allow_file_access.
+"""
 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
 
 from ..errors import FeatureStoreError
-from . import Warehouse
+from . import UserQueryError, Warehouse, WarehouseError
 
 # Arrow type -> PostgreSQL column type, for loading frames.
 _PG_TYPES = [
@@ -32,11 +37,20 @@ _ARROW_TYPES = {
 }
 
 
+# Functions that read or write the server's files or reach other servers.
+_FILE_FUNCTIONS = {"pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export",
+                   "pg_ls_logdir", "pg_ls_waldir", "pg_ls_tmpdir", "pg_ls_archive_statusdir", "dblink", "dblink_exec"}
+_WRITING_NODES = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"}
+
+
 class PostgresWarehouse(Warehouse):
     dialect = "postgres"
+    placeholder = "%s"
 
-    def __init__(self, target: Mapping[str, Any]):
+    def __init__(self, target: Mapping[str, Any], *, allow_file_access: bool = False):
         import psycopg2
+
+        self.allow_file_access = allow_file_access
 
         try:
             self.connection = psycopg2.connect(
@@ -50,20 +64,24 @@ class PostgresWarehouse(Warehouse):
             ) from None
         self.connection.autocommit = True
 
+    def _run(self, sql: str, parameters: Sequence[Any], fetch: bool):
+        import psycopg2
+
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, tuple(parameters) or None)
+                return (cursor.description, cursor.fetchall()) if fetch else None
+        except psycopg2.Error as exc:
+            raise WarehouseError(f"PostgreSQL refused a query: {str(exc).strip().splitlines()[0]}") from exc
+
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> None:
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, tuple(parameters) or None)
+        self._run(sql, parameters, fetch=False)
 
     def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, tuple(parameters) or None)
-            return cursor.fetchall()
+        return self._run(sql, parameters, fetch=True)[1]
 
     def fetch_arrow(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Table:
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, tuple(parameters) or None)
-            description = cursor.description
-            rows = cursor.fetchall()
+        description, rows = self._run(sql, parameters, fetch=True)
         columns = list(zip(*rows)) if rows else [() for _ in description]
         arrays = {}
         for column, values in zip(description, columns):
@@ -74,16 +92,19 @@ class PostgresWarehouse(Warehouse):
                 arrays[column.name] = pa.array(list(values), type=pa.decimal128(38, 9) if kind == "decimal" else kind)
         return pa.table(arrays)
 
-    def load_arrow(self, table: str, data: pa.Table, *, temporary: bool = False) -> None:
+    def _column_definitions(self, schema: pa.Schema) -> str:
         columns = []
-        for field in data.schema:
+        for field in schema:
             pg_type = next((name for test, name in _PG_TYPES if test(field.type)), None)
             if pg_type is None:
                 raise FeatureStoreError(f"Column '{field.name}' has type {field.type}, which cannot be loaded into PostgreSQL.")
             columns.append(f"{self.quote(field.name)} {pg_type}")
+        return ", ".join(columns)
+
+    def load_arrow(self, table: str, data: pa.Table, *, temporary: bool = False) -> None:
         kind = "temporary table" if temporary else "table"
         self.execute(f"drop table if exists {table}")
-        self.execute(f"create {kind} {table} ({', '.join(columns)})")
+        self.execute(f"create {kind} {table} ({self._column_definitions(data.schema)})")
         buffer = io.BytesIO()
         import pyarrow.csv as pacsv
 
@@ -92,10 +113,56 @@ class PostgresWarehouse(Warehouse):
         with self.connection.cursor() as cursor:
             cursor.copy_expert(f"copy {table} from stdin with (format csv, null '')", buffer)
 
-    def load_csv(self, table: str, path: Path) -> None:
-        import pyarrow.csv as pacsv
+    def check_user_query(self, sql: str) -> None:
+        try:
+            import pglast
+            from pglast.visitors import Visitor
+        except ImportError:
+            raise UserQueryError("Entity queries on PostgreSQL need pglast (PostgreSQL's parser): "
+                                 "pip install 'featurestore[postgres]'.") from None
+        try:
+            statements = pglast.parse_sql(sql)
+        except pglast.parser.ParseError as exc:
+            raise UserQueryError(f"The entity query does not parse: {exc}") from None
+        kinds = [type(statement.stmt).__name__ for statement in statements]
+        if kinds != ["SelectStmt"]:
+            raise UserQueryError(
+                f"The entity query must be exactly one SELECT statement; PostgreSQL's parser found "
+                f"{len(kinds)} statement(s): {', '.join(k.removesuffix('Stmt').upper() for k in kinds) or 'none'}.")
+        problems: list[str] = []
+        allow_files = self.allow_file_access
 
-        self.load_arrow(table, pacsv.read_csv(path))
+        class Check(Visitor):
+            def visit(self, ancestors, node):
+                kind = type(node).__name__
+                if kind in _WRITING_NODES:
+                    problems.append(f"a data-modifying {kind.removesuffix('Stmt').upper()}")
+                elif kind == "SelectStmt" and (node.intoClause is not None or node.lockingClause):
+                    problems.append("SELECT ... INTO" if node.intoClause is not None else "a locking clause (FOR UPDATE/SHARE)")
+                elif kind == "FuncCall" and not allow_files:
+                    name = node.funcname[-1].sval.lower()
+                    if name in _FILE_FUNCTIONS:
+                        problems.append(f"{name}(), which reads the server's files (allow file access to use it)")
+
+        Check()(statements)
+        if problems:
+            raise UserQueryError(f"The entity query must only read; it contains {', '.join(sorted(set(problems)))}.")
+
+    def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
+                        parameters: Sequence[Any] = ()) -> None:
+        self.check_user_query(sql)
+        body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
+        with self.transaction(read_only=True):
+            schema = self.fetch_arrow(self.render("user_query", query=sql, columns=columns, limit_zero=True),
+                                      parameters).schema
+        self.execute(f"drop table if exists {table}")
+        self.execute(f"create temporary table {table} ({self._column_definitions(schema)})")
+        # a READ ONLY transaction may still insert into a temporary table
+        with self.transaction(read_only=True):
+            self.execute(f"insert into {table} {body}", parameters)
+
+    def _begin(self, read_only: bool) -> None:
+        self.execute("begin transaction read only" if read_only else "begin transaction")
 
     def close(self) -> None:
         self.connection.close()

@@ -8,9 +8,9 @@ import psycopg2
 import pytest
 
 from featurestore import FeatureStore
-from featurestore.testing.jaffle import JaffleSize, write_raw_files
+from jaffle_data import JaffleSize, load_raw, write_raw_files
 
-from conftest import REPO, copy_project, project_env
+from conftest import EXAMPLE, copy_project, duckdb_path, project_env
 from test_snapshots import check_rolling, make_props_project, run_snapshot_properties
 
 COMPARED = {
@@ -50,18 +50,18 @@ class PostgresTables:
 
 @pytest.fixture(scope="module")
 def demo_on_postgres(tmp_path_factory, postgres_server):
-    project_dir = copy_project(REPO, tmp_path_factory.mktemp("pgdemo") / "project")
+    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("pgdemo") / "project")
     write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)  # the same rows as demo_project
     env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo"}
     store = FeatureStore(project_dir, "postgres", env=env, strict=False)
-    store.load_raw()
+    load_raw(store, project_dir / "data" / "raw")
     project_env(project_dir, "postgres", **env).run("build", "--quiet")
     return PostgresTables(postgres_server, "demo")
 
 
 @pytest.mark.parametrize("table", sorted(COMPARED))
 def test_demo_tables_identical_on_duckdb_and_postgres(demo_project, demo_on_postgres, table):
-    with duckdb.connect(str(demo_project / "warehouse" / "featurestore.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(duckdb_path(demo_project)), read_only=True) as con:
         columns = [row[0] for row in con.execute(f"describe {table}").fetchall()]
         on_duckdb = con.execute(f"select * from {table} order by {COMPARED[table]}, valid_from, superseded_at nulls first"
                                 if "valid_from" in columns else

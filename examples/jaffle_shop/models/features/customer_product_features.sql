@@ -6,6 +6,7 @@ with items as (
         orders.customer_id,
         products.product_type,
         orders.ordered_at,
+        orders.loaded_at,
         products.price
     from {{ ref('stg_order_items') }} as items
     inner join {{ ref('stg_orders') }} as orders on orders.order_id = items.order_id
@@ -17,6 +18,7 @@ windowed as (
         source='items',
         partition_by=['customer_id', 'product_type'],
         timestamp_column='ordered_at',
+        load_time_column='loaded_at',
         aggregates=[
             {'name': 'items_bought_90d', 'fn': 'count', 'window': '90d'},
             {'name': 'spend_90d', 'fn': 'sum', 'column': 'price', 'window': '90d'},
@@ -27,7 +29,7 @@ select
     customer_id,
     product_type,
     ordered_at as feature_ts,
-    ordered_at as loaded_at,
+    loaded_at,
     items_bought_90d,
     cast(spend_90d as decimal(18, 2)) as spend_90d
 from windowed

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import oracles
-from conftest import FIXTURES, REPO, copy_project, project_env
+from conftest import FIXTURES, EXAMPLE, REPO, copy_project, project_env
 from featurestore import FeatureStore, FeatureStoreError
 from featurestore.entity_frame import EntityFrameError
 
@@ -54,8 +54,8 @@ def assert_matches_oracle(result: pa.Table, expected: list[dict]):
 def training_duckdb(tmp_path_factory):
     cases = oracles.generate_pit_cases(N_CASES, seed=4242)
     root = tmp_path_factory.mktemp("training") / "project"
-    database = root / "warehouse" / "featurestore.duckdb"
-    database.parent.mkdir(parents=True)
+    database = root / "featurestore.duckdb"
+    root.mkdir(parents=True)
 
     def load(table, columns, rows):
         with duckdb.connect(str(database)) as con:
@@ -90,7 +90,7 @@ def test_every_entity_input_kind_gives_the_same_rows(training_duckdb, tmp_path):
     expected = store.get_historical_features(frame, FEATURES, full_feature_names=True).to_arrow()
     frame.to_parquet(tmp_path / "entities.parquet")
     frame.to_csv(tmp_path / "entities.csv", index=False)
-    with store.connect() as warehouse:
+    with store.connect(read_only=False) as warehouse:
         warehouse.load_arrow("main.entity_rows", pa.Table.from_pandas(frame, preserve_index=False))
     for source in (pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "entities.parquet",
                    str(tmp_path / "entities.csv")):
@@ -122,7 +122,7 @@ def test_outputs_parquet_table_and_sql(training_duckdb, tmp_path):
     job = store.get_historical_features(entity_frame(cases), FEATURES, full_feature_names=True)
     path = job.to_parquet(tmp_path / "out" / "train.parquet")
     assert pq.read_table(path).to_pylist() == job.to_arrow().to_pylist()
-    assert sorted(p.name for p in path.parent.iterdir()) == ["train.parquet", "train.parquet.stats.json"]  # no temp file
+    assert sorted(p.name for p in path.parent.iterdir()) == ["train.parquet"]  # no temp file, stats inside
     assert "valid_from <=" in job.sql and "_fs_entities" in job.sql
     relation = job.to_table("main.training_set")
     with store.connect() as warehouse:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import duckdb
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, REPO, copy_project, project_env
+from conftest import FIXTURES, EXAMPLE, REPO, copy_project, project_env
 from featurestore import FeatureStore
 from featurestore.cli import app
 
@@ -138,10 +138,13 @@ def test_an_export_saves_its_fingerprint_and_drift_compares_with_it(tmp_path):
     result = runner.invoke(app, ["export", "-p", str(project), "--entities", str(entities), "--out", str(out),
                                  "-f", "sensor_features:temperature", "-f", "sensor_features:state"])
     assert result.exit_code == 0, result.output
-    saved = json.loads((tmp_path / "train.parquet.stats.json").read_text())
+    from featurestore.quality import load_saved_stats
+
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("train")) == ["train.parquet"]
+    saved = load_saved_stats(out)  # the fingerprint travels inside the Parquet file
     assert saved["rows"] == 30 and saved["features"]["sensor_features:temperature"]["kind"] == "number"
     window = f"{(now - 10 * DAY).date()}:{(now + DAY).date()}"
     result = runner.invoke(app, ["drift", "sensor_features", "-p", str(project), "--reference-stats",
-                                 str(tmp_path / "train.parquet.stats.json"), "--current", window, "--json"])
+                                 str(out), "--current", window, "--json"])
     assert result.exit_code == 1, result.output
     assert {e["feature"]: e["breached"] for e in json.loads(result.stdout)} == {"temperature": True, "state": False}

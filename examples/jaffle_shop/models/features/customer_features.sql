@@ -2,7 +2,7 @@
 -- end of that day (feature_ts), from the day of the customer's first order to the last day
 -- with data. Every value uses only orders placed at or before feature_ts.
 with orders as (
-    select customer_id, ordered_at, order_total from {{ ref('stg_orders') }}
+    select customer_id, ordered_at, order_total, loaded_at from {{ ref('stg_orders') }}
 ),
 
 spine as (
@@ -16,6 +16,7 @@ windowed as (
         source='orders',
         partition_by='customer_id',
         timestamp_column='ordered_at',
+        load_time_column='loaded_at',
         spine='(select customer_id, feature_ts as ordered_at from spine)',
         aggregates=[
             {'name': 'total_orders_30d', 'fn': 'count', 'window': '30d'},
@@ -29,7 +30,7 @@ windowed as (
 select
     customer_id,
     ordered_at as feature_ts,
-    ordered_at as loaded_at,
+    loaded_at,
     total_orders_30d,
     -- double, not decimal: IEEE division gives the same bits on every warehouse
     case when total_orders_30d > 0 then cast(order_value_sum_30d as double precision) / total_orders_30d end

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO, copy_project, project_env
+from conftest import EXAMPLE, REPO, copy_project, project_env
 from fault_proxy import FaultProxy
 from featurestore import FeatureStore
 from featurestore.cli import app
@@ -22,7 +22,7 @@ from featurestore.errors import FeatureStoreError
 from featurestore.online import OnlineStoreError, OnlineTable
 from featurestore.online.config import OnlineConfig
 from featurestore.online.dynamodb import DynamoDBOnlineStore
-from featurestore.testing.jaffle import JaffleSize, write_raw_files
+from jaffle_data import JaffleSize, write_raw_files
 
 runner = CliRunner()
 UTC = timezone.utc
@@ -156,7 +156,7 @@ def test_two_concurrent_syncs_with_interleaved_versions_keep_the_newest(moto_ser
 @pytest.fixture(scope="module")
 def online_project(tmp_path_factory, moto_server):
     """A copy of the demo on a small dataset, built, with its own table prefix."""
-    project_dir = copy_project(REPO, tmp_path_factory.mktemp("online") / "project")
+    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("online") / "project")
     write_raw_files(project_dir / "data" / "raw", JaffleSize(customers=400, stores=2, days=50), seed=11)
     env = {"FEATURESTORE_DYNAMODB_ENDPOINT": moto_server, "FEATURESTORE_TABLE_PREFIX": "sync_"}
     project_env(project_dir, **env).run("build", "--quiet")

@@ -57,7 +57,7 @@ def test_catalog_lists_every_feature_with_its_metadata(catalog_page, demo_projec
     for view in registry.feature_views.values():
         for feature in view.features:
             assert feature.name in html and feature.description.split(";")[0][:30] in html.replace("&#39;", "'")
-    assert "http://docs.example/#!/model/model.featurestore.customer_features" in html
+    assert "http://docs.example/#!/model/model.jaffle_shop.customer_features" in html
     assert "churn_model" in html and "growth-analytics@jaffle.shop" in html
 
 
@@ -91,6 +91,6 @@ def test_dbt_docs_show_the_feature_metadata(demo_project):
     project_env(demo_project).run("docs generate", "--quiet")
     assert (demo_project / "target" / "index.html").is_file()
     manifest = json.loads((demo_project / "target" / "manifest.json").read_text())
-    node = manifest["nodes"]["model.featurestore.customer_features"]
+    node = manifest["nodes"]["model.jaffle_shop.customer_features"]
     assert node["meta"]["featurestore"]["ttl"] == "2d"  # the docs site renders a model's meta
     assert node["columns"]["total_orders_30d"]["meta"]["featurestore"]["window"] == "30d"

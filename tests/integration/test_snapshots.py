@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 import oracles
-from conftest import FIXTURES, REPO, copy_project, project_env
+from conftest import FIXTURES, EXAMPLE, REPO, copy_project, project_env
 
 N_CASES = 240
 SEED = 20261125
@@ -84,10 +84,16 @@ def run_snapshot_properties(dbt, tables, n_cases: int, seed: int):
 
 def check_rolling(dbt, tables, cases, loaded):
     tables.load(SPINE_DDL, "spine", cases.spine)
-    dbt.run("run", "--select", "rolling", "--quiet")
-    got = tables.fetch("""select case_id, entity_id, ev, n_2h, n_f_int_1d, sum_2h, avg_1d, min_1d, max_30m,
-                                 days_since_all, last_at_2h, sum_all from {schema}.rolling""")
-    expected = oracles.rolling(loaded, cases.spine)
+    dbt.run("run", "--select", "rolling", "rolling_both", "--quiet")
+    for model, closed in (("rolling", "right"), ("rolling_both", "both")):
+        compare_rolling(tables, model, oracles.rolling(loaded, cases.spine, closed))
+    # the two rules differ on these cases (events on a 15-minute grid hit window starts exactly)
+    assert oracles.rolling(loaded, cases.spine, "right") != oracles.rolling(loaded, cases.spine, "both")
+
+
+def compare_rolling(tables, model, expected):
+    got = tables.fetch(f"""select case_id, entity_id, ev, n_2h, n_f_int_1d, sum_2h, avg_1d, min_1d, max_30m,
+                                 days_since_all, last_at_2h, sum_all from {{schema}}.{model}""")
     got, expected = oracles.sort_rows(got), oracles.sort_rows(expected)
     assert len(got) == len(expected)
     for row, want in zip(got, expected):

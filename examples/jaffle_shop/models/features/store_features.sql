@@ -1,7 +1,7 @@
 -- Store features on a daily spine: one row per store and day, as of midnight at the end of
 -- that day (feature_ts), from the store's opening day to the last day with data.
 with orders as (
-    select store_id, ordered_at, order_total from {{ ref('stg_orders') }}
+    select store_id, ordered_at, order_total, loaded_at from {{ ref('stg_orders') }}
 ),
 
 bounds as (
@@ -23,6 +23,7 @@ windowed as (
         source='orders',
         partition_by='store_id',
         timestamp_column='ordered_at',
+        load_time_column='loaded_at',
         spine='(select store_id, feature_ts as ordered_at from spine)',
         aggregates=[
             {'name': 'orders_7d', 'fn': 'count', 'window': '7d'},
@@ -35,7 +36,7 @@ windowed as (
 select
     store_id,
     ordered_at as feature_ts,
-    ordered_at as loaded_at,
+    loaded_at,
     orders_7d,
     cast(revenue_7d as decimal(18, 2)) as revenue_7d,
     orders_28d,
