@@ -76,6 +76,7 @@ class FeatureView:
     yaml_path: str
     sql_path: str
     meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # all of config.meta.featurestore
+    raw_code: str = ""  # the model's SQL as written (validate reads patterns in it)
 
     @property
     def ttl(self) -> timedelta | None:
@@ -101,6 +102,7 @@ class FeatureService:
     depends_on: tuple[str, ...]  # model names
     explicit: bool  # True when the YAML lists features; False when derived from depends_on
     yaml_path: str
+    meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,7 @@ def registry_from_manifest(manifest: Mapping[str, Any]) -> Registry:
     views = {}
     for model in models:
         meta = _featurestore_meta(model.get("config", {}))
-        if "event_timestamp" in meta or ("entities" in meta and _is_view_meta(meta)):
+        if "event_timestamp" in meta or ("entities" in meta and _is_view_meta(meta)) or isinstance(meta.get("entities"), str):
             view = _feature_view(model, meta, entities)
             views[view.name] = view
 
@@ -255,7 +257,8 @@ def _entity_declarations(model: Mapping[str, Any]) -> list[Entity]:
 
 
 def _feature_view(model: Mapping[str, Any], meta: Mapping[str, Any], entities: Mapping[str, Entity]) -> FeatureView:
-    entity_names = tuple(str(name) for name in meta.get("entities") or [])
+    listed = meta.get("entities") or []
+    entity_names = tuple(str(name) for name in (listed if isinstance(listed, list) else [listed]))
     join_keys = {key for name in entity_names if name in entities for key in entities[name].join_keys}
     event_ts, created_ts = meta.get("event_timestamp"), meta.get("created_timestamp")
     not_features = join_keys | {event_ts, created_ts}
@@ -282,15 +285,16 @@ def _feature_view(model: Mapping[str, Any], meta: Mapping[str, Any], entities: M
         event_timestamp=event_ts,
         created_timestamp=created_ts,
         ttl_text=None if ttl in (None, "") else str(ttl),
-        online=bool(meta.get("online", False)),
-        owner=meta.get("owner"),
-        tags=tuple(meta.get("tags") or ()),
+        online=meta.get("online") is True,  # only a YAML boolean true; validate reports other values
+        owner=meta.get("owner") if isinstance(meta.get("owner"), str) else None,
+        tags=tuple(str(tag) for tag in meta.get("tags") or ()) if isinstance(meta.get("tags") or (), list) else (),
         features=features,
         columns=MappingProxyType({name: column.get("data_type") for name, column in columns.items()}),
         materialized=model.get("config", {}).get("materialized", ""),
         yaml_path=_yaml_path(model),
         sql_path=model.get("original_file_path", ""),
         meta=MappingProxyType(dict(meta)),
+        raw_code=model.get("raw_code") or "",
     )
 
 
@@ -305,7 +309,7 @@ def _feature_service(
     )
     listed = meta.get("features")
     if listed:
-        refs = tuple(str(ref) for ref in listed)
+        refs = tuple(str(ref) for ref in (listed if isinstance(listed, list) else [listed]))
     else:
         refs = tuple(f.reference for name in depends_on if name in views for f in views[name].features)
     owner = exposure.get("owner") or {}
@@ -317,4 +321,5 @@ def _feature_service(
         depends_on=depends_on,
         explicit=bool(listed),
         yaml_path=exposure.get("original_file_path", ""),
+        meta=MappingProxyType(dict(meta)),
     )

@@ -23,6 +23,16 @@ WINDOW_SUFFIX = re.compile(r"_([0-9]+[smhdw])$")
 TIMESTAMP_TYPES = ("timestamp", "datetime", "date")
 EXPECT_KEYS = {"min", "max", "values", "max_null_rate"}
 DRIFT_KEYS = {"max_psi", "max_tvd"}
+VIEW_KEYS = {"entities", "event_timestamp", "created_timestamp", "ttl", "online", "owner", "tags", "max_staleness",
+             "description"}
+COLUMN_KEYS = {"window", "expect", "drift"}
+# Names the snapshot table, the online store's items or the SDK use themselves.
+RESERVED_NAMES = {"valid_from", "valid_to", "superseded_at", "entity_key", "event_timestamp", "created_timestamp",
+                  "_event_timestamp", "_created_timestamp", "_expires_at"}
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,7 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
                 problem(ERROR, "missing-join-key",
                         f"join key '{key}' of entity '{name}' is not among the model's columns", column=key)
 
+    problems += _check_view_types(view)
     problems += _check_timestamps(view)
     if not view.owner:
         problem(ERROR, "missing-owner", "the feature view has no owner; add `owner:` under config.meta.featurestore")
@@ -131,7 +142,7 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
         problem(WARNING, "no-ttl", "the feature view has no ttl: its values never expire")
     else:
         try:
-            parse_duration(view.ttl_text)
+            parse_duration(view.meta.get("ttl"))
         except ValueError as exc:
             problem(ERROR, "bad-ttl", f"ttl {exc}")
     if not view.features:
@@ -150,11 +161,11 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
         problems += [
             Problem(ERROR, "naming", message, column=feature.name, **where) for message in _naming_problems(feature)
         ]
-        for key, known in (("expect", EXPECT_KEYS), ("drift", DRIFT_KEYS)):
-            unknown = set(feature.meta.get(key) or {}) - known
-            if unknown:
-                problem(ERROR, "bad-expectation", f"{key} has unknown key(s) {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(sorted(known))}", column=feature.name)
+        if feature.name.lower() in RESERVED_NAMES or feature.name.lower().startswith("_fs_"):
+            problem(ERROR, "reserved-name", f"feature name '{feature.name}' is used by featurestore itself (snapshot "
+                    "columns, online items); rename the column", column=feature.name)
+        for message in _expectation_problems(feature):
+            problem(ERROR, "bad-expectation", message, column=feature.name)
     staleness = view.meta.get("max_staleness")
     if staleness is not None:
         try:
@@ -162,6 +173,101 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
         except ValueError as exc:
             problem(ERROR, "bad-ttl", f"max_staleness {exc}")
     return problems
+
+
+def _check_view_types(view: FeatureView) -> list[Problem]:
+    """Each value of the view's meta has the type it must have: nothing is coerced silently."""
+    where = dict(file=view.yaml_path, model=view.name)
+    problems = []
+    meta = view.meta
+
+    def bad(key, wanted, example):
+        problems.append(Problem(ERROR, "bad-type", f"`{key}: {meta.get(key)!r}` must be {wanted}, e.g. `{key}: {example}`",
+                                **where))
+
+    if "entities" in meta and not (isinstance(meta["entities"], list) and all(isinstance(e, str) for e in meta["entities"])):
+        bad("entities", "a list of entity names", "[store]")
+    for key in ("event_timestamp", "created_timestamp", "owner"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            bad(key, "a string", "feature_ts" if "timestamp" in key else "team@example.com")
+    if "online" in meta and not isinstance(meta["online"], bool):
+        bad("online", "true or false (a YAML boolean, not a string)", "true")
+    if meta.get("tags") is not None and not (isinstance(meta["tags"], list) and all(isinstance(t, str) for t in meta["tags"])):
+        bad("tags", "a list of strings", "[orders]")
+    if meta.get("ttl") is not None and not isinstance(meta["ttl"], str):
+        bad("ttl", "a duration string", "2d")
+    unknown = set(meta) - VIEW_KEYS
+    if unknown:
+        problems.append(Problem(WARNING, "unknown-key", f"config.meta.featurestore has unknown key(s) "
+                                f"{', '.join(sorted(unknown))}; known: {', '.join(sorted(VIEW_KEYS))}", **where))
+    if view.created_timestamp and view.created_timestamp == view.event_timestamp:
+        problems.append(Problem(WARNING, "created-is-event", _CREATED_IS_EVENT.format(created=view.created_timestamp),
+                                column=view.created_timestamp, **where))
+    elif view.created_timestamp and view.event_timestamp and _same_source(view.raw_code, view.event_timestamp,
+                                                                          view.created_timestamp):
+        problems.append(Problem(WARNING, "created-is-event", _CREATED_IS_EVENT.format(created=view.created_timestamp),
+                                column=view.created_timestamp, **where))
+    return problems
+
+
+_CREATED_IS_EVENT = (
+    "the created timestamp '{created}' is the event time: a late or corrected source row gets an old created "
+    "time, so incremental builds and syncs never see it. Use when the row was loaded (see rolling_window's "
+    "load_time_column and the README's modelling guide)")
+
+
+def _same_source(sql: str, event: str, created: str) -> bool:
+    """Does the model's SQL select the same column as both the event and the created timestamp
+    (`ordered_at as feature_ts, ordered_at as loaded_at`)? A heuristic for a warning."""
+    def source_of(alias: str) -> str | None:
+        match = re.search(rf"([A-Za-z_][\w.]*)\s+as\s+\"?{re.escape(alias)}\"?\b", sql, re.IGNORECASE)
+        return match.group(1).split(".")[-1].lower() if match else None
+
+    event_source, created_source = source_of(event), source_of(created)
+    if created_source is not None and created_source == (event_source or event.lower()):
+        return True
+    return event_source is not None and event_source == created.lower()
+
+
+def _expectation_problems(feature) -> list[str]:
+    """expect: min/max numbers, values a list of numbers or strings, max_null_rate in [0, 1];
+    drift: positive numbers; window a duration; no unknown keys."""
+    messages = []
+    for key, known in (("expect", EXPECT_KEYS), ("drift", DRIFT_KEYS)):
+        block = feature.meta.get(key)
+        if block is None:
+            continue
+        if not isinstance(block, dict):
+            messages.append(f"`{key}` must be a mapping, e.g. `{key}: {{min: 0}}`" if key == "expect"
+                            else f"`{key}` must be a mapping, e.g. `{key}: {{max_psi: 0.25}}`")
+            continue
+        unknown = set(block) - known
+        if unknown:
+            messages.append(f"{key} has unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+    expect = feature.meta.get("expect") if isinstance(feature.meta.get("expect"), dict) else {}
+    for bound in ("min", "max"):
+        if bound in expect and not _is_number(expect[bound]):
+            messages.append(f"expect.{bound} must be a number, not {expect[bound]!r}")
+    if _is_number(expect.get("min")) and _is_number(expect.get("max")) and expect["min"] > expect["max"]:
+        messages.append(f"expect.min {expect['min']} is greater than expect.max {expect['max']}")
+    if "values" in expect:
+        values = expect["values"]
+        if not isinstance(values, list) or not values:
+            messages.append(f"expect.values must be a non-empty list, not {values!r}")
+        else:
+            wrong = [v for v in values if not (isinstance(v, str) or _is_number(v))]
+            if wrong:
+                messages.append(f"expect.values may hold only strings and numbers; got {wrong!r}")
+    if "max_null_rate" in expect and not (_is_number(expect["max_null_rate"]) and 0 <= expect["max_null_rate"] <= 1):
+        messages.append(f"expect.max_null_rate must be a number from 0 to 1, not {expect['max_null_rate']!r}")
+    drift = feature.meta.get("drift") if isinstance(feature.meta.get("drift"), dict) else {}
+    for key, value in drift.items():
+        if key in DRIFT_KEYS and not (_is_number(value) and value > 0):
+            messages.append(f"drift.{key} must be a positive number, not {value!r}")
+    unknown = set(feature.meta) - COLUMN_KEYS
+    if unknown:
+        messages.append(f"column meta has unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(COLUMN_KEYS))}")
+    return messages
 
 
 def _check_timestamps(view: FeatureView) -> list[Problem]:
@@ -238,6 +344,10 @@ def _check_services(registry: Registry) -> list[Problem]:
     problems = []
     for service in registry.services.values():
         where = dict(file=service.yaml_path, model=service.name)
+        listed = service.meta.get("features")
+        if listed is not None and not (isinstance(listed, list) and all(isinstance(r, str) for r in listed)):
+            problems.append(Problem(ERROR, "bad-type", f"`features: {listed!r}` must be a list of 'view:feature' "
+                                    "references, e.g. `features: [customer_features:total_orders_30d]`", **where))
         if not service.feature_refs:
             problems.append(Problem(ERROR, "unknown-feature-reference",
                                     "the feature service uses no features: list `features:` or depend on a feature view",

@@ -1,0 +1,137 @@
+"""featurestore installed into a dbt project that is not ours, as its users would install it.
+
+The fixture shop project has models named like the demo's (stg_customers, stg_orders,
+customer_features), its profiles.yml at its root, seeds for data, and feature columns named
+with reserved words. Commands run as subprocesses, the way a user types them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import FIXTURES, REPO
+
+BIN = Path(sys.executable).parent
+
+
+def clean_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FEATURESTORE_", "DBT_"))}
+    return {**env, **extra}
+
+
+def run(args, cwd, check=True, **env):
+    result = subprocess.run(args, cwd=cwd, env=clean_env(**env), capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_shop(root: Path, endpoint: str = "http://127.0.0.1:1") -> Path:
+    shop = root / "shop"
+    shutil.copytree(FIXTURES / "shop_project", shop)
+    (shop / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
+    config = shop / "dbt_project.yml"
+    config.write_text(config.read_text().replace("http://127.0.0.1:1", endpoint))
+    return shop
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory, moto_server):
+    shop = make_shop(tmp_path_factory.mktemp("adopt"), moto_server)
+    run([str(BIN / "dbt"), "deps"], shop)
+    run([str(BIN / "dbt"), "build"], shop)
+    return shop
+
+
+def test_the_package_brings_no_models_sources_or_exposures(shop):
+    manifest = json.loads((shop / "target" / "manifest.json").read_text())
+    ours = [uid for uid in {**manifest["nodes"], **manifest["sources"], **manifest["exposures"]}
+            if uid.split(".")[1] == "featurestore"]
+    assert ours == []
+    assert manifest["nodes"]["model.shop.customer_features"]["config"]["materialized"] == "feature_view"
+    assert {m["package_name"] for m in manifest["macros"].values() if m["name"] == "rolling_window"} == {"featurestore"}
+
+
+def test_the_cli_works_from_the_project_and_from_elsewhere(shop, tmp_path):
+    featurestore = str(BIN / "featurestore")
+    result = run([featurestore, "validate"], shop)
+    assert "0 error(s)" in result.stdout
+    entities = tmp_path / "entities.csv"
+    entities.write_text("customer_id,event_timestamp\n1,2026-10-10 12:00:00\n2,2026-10-20 00:00:00\n")
+    for cwd, project in ((shop, []), (tmp_path, ["-p", str(shop)])):
+        out = tmp_path / f"train_{len(project)}.parquet"
+        run([featurestore, "export", *project, "-e", str(entities), "--service", "shop_model", "--out", str(out)], cwd)
+        assert out.is_file()
+    run([featurestore, "sync"], shop)
+    with duckdb.connect(str(shop / "shop.duckdb"), read_only=True) as con:
+        customer, orders = con.execute('select customer_id, "order" from customer_features where valid_to is null '
+                                        "order by customer_id limit 1").fetchone()
+    got = run([featurestore, "get", "-p", str(shop), "-f", "customer_features:order", "-e", f"customer_id={customer}"],
+              tmp_path)
+    assert json.loads(got.stdout)["order"] in (orders, None)  # None only when past the 30d TTL
+    # the relative DuckDB path of the profile resolves against the project, not the current folder
+    assert not (tmp_path / "shop.duckdb").exists()
+
+
+def test_profile_lookup_follows_dbt(shop, tmp_path):
+    featurestore = str(BIN / "featurestore")
+    elsewhere = tmp_path / "profiles_elsewhere"
+    elsewhere.mkdir()
+    moved = shop.parent / "shop_without_profile"
+    shutil.copytree(shop, moved, ignore=shutil.ignore_patterns("target", "shop.duckdb*"))
+    (moved / "profiles.yml").unlink()
+    home = tmp_path / "home"
+    home.mkdir()
+    result = run([featurestore, "list", "-p", str(moved)], tmp_path, check=False, HOME=str(home))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "No profiles.yml found" in result.stderr and str(moved / "profiles.yml") in result.stderr
+    assert str(home / ".dbt" / "profiles.yml") in result.stderr  # names every place it looked
+    shutil.copy(shop / "profiles.yml", elsewhere / "profiles.yml")
+    assert run([featurestore, "list", "-p", str(moved), "--profiles-dir", str(elsewhere)], tmp_path).returncode == 0
+    assert run([featurestore, "list", "-p", str(moved)], tmp_path, DBT_PROFILES_DIR=str(elsewhere)).returncode == 0
+    (home / ".dbt").mkdir()
+    shutil.copy(shop / "profiles.yml", home / ".dbt" / "profiles.yml")
+    assert run([featurestore, "list", "-p", str(moved)], tmp_path, HOME=str(home)).returncode == 0
+
+
+def test_a_changed_definition_rebuilds_or_stops(tmp_path, moto_server):
+    shop = make_shop(tmp_path, moto_server)
+    dbt = str(BIN / "dbt")
+    run([dbt, "deps"], shop)
+    run([dbt, "build"], shop)
+    model = shop / "models" / "customer_features.sql"
+    model.write_text(model.read_text().replace("{'name': 'select', 'fn': 'sum', 'column': 'amount'}",
+                                               "{'name': 'select', 'fn': 'max', 'column': 'amount'}"))
+    result = run([dbt, "build", "--select", "customer_features"], shop)
+    assert "rebuilding" in result.stdout and "compiled SQL changed" in result.stdout
+    with duckdb.connect(str(shop / "shop.duckdb"), read_only=True) as con:
+        stale = con.execute('select count(*) from customer_features f where "select" <> (select max(amount) from '
+                            "stg_orders o where o.customer_id = f.customer_id and o.ordered_at <= f.ordered_at)").fetchone()
+    assert stale == (0,)  # every row recomputed by the new SQL
+    # with on_schema_change: fail, a change stops the build and says what to run
+    model.write_text("{{ config(on_schema_change='fail') }}\n" + model.read_text().replace("'fn': 'max'", "'fn': 'min'"))
+    result = run([dbt, "build", "--select", "customer_features"], shop, check=False)
+    assert result.returncode != 0
+    assert "compiled SQL changed" in result.stdout and "dbt build --full-refresh --select customer_features" in result.stdout
+    run([dbt, "build", "--select", "customer_features", "--full-refresh"], shop)
+
+
+def test_a_created_timestamp_that_moves_every_run_is_named(tmp_path, moto_server):
+    shop = make_shop(tmp_path, moto_server)
+    model = shop / "models" / "customer_features.sql"
+    model.write_text("{{ config(materialized='feature_view') }}\nselect customer_id, ordered_at, "
+                     "cast(current_timestamp as timestamp) as loaded_at, 1 as \"order\", 1.0 as \"select\", "
+                     "cast(1 as bigint) as orders_7d from {{ ref('stg_orders') }}\n")
+    dbt = str(BIN / "dbt")
+    run([dbt, "deps"], shop)
+    run([dbt, "build"], shop)
+    result = run([dbt, "build", "--select", "customer_features"], shop)
+    assert "repeat the stored values" in result.stdout and "current_timestamp" in result.stdout
