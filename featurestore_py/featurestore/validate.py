@@ -203,8 +203,8 @@ def _check_view_types(view: FeatureView) -> list[Problem]:
     if view.created_timestamp and view.created_timestamp == view.event_timestamp:
         problems.append(Problem(WARNING, "created-is-event", _CREATED_IS_EVENT.format(created=view.created_timestamp),
                                 column=view.created_timestamp, **where))
-    elif view.created_timestamp and view.event_timestamp and _same_source(view.raw_code, view.event_timestamp,
-                                                                          view.created_timestamp):
+    elif (isinstance(view.created_timestamp, str) and isinstance(view.event_timestamp, str)
+          and _same_source(view.raw_code, view.event_timestamp, view.created_timestamp)):
         problems.append(Problem(WARNING, "created-is-event", _CREATED_IS_EVENT.format(created=view.created_timestamp),
                                 column=view.created_timestamp, **where))
     return problems

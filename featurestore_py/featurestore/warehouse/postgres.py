@@ -43,6 +43,42 @@ _FILE_FUNCTIONS = {"pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_
 _WRITING_NODES = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"}
 
 
+def check_query(sql: str, allow_file_access: bool = False) -> None:
+    """Raise UserQueryError unless `sql` is exactly one SELECT that only reads, by PostgreSQL's parser."""
+    try:
+        import pglast
+        from pglast.visitors import Visitor
+    except ImportError:
+        raise UserQueryError("Entity queries on PostgreSQL need pglast (PostgreSQL's parser): "
+                             "pip install 'featurestore[postgres]'.") from None
+    try:
+        statements = pglast.parse_sql(sql)
+    except pglast.parser.ParseError as exc:
+        raise UserQueryError(f"The entity query does not parse: {exc}") from None
+    kinds = [type(statement.stmt).__name__ for statement in statements]
+    if kinds != ["SelectStmt"]:
+        raise UserQueryError(
+            f"The entity query must be exactly one SELECT statement; PostgreSQL's parser found "
+            f"{len(kinds)} statement(s): {', '.join(k.removesuffix('Stmt').upper() for k in kinds) or 'none'}.")
+    problems: list[str] = []
+
+    class Check(Visitor):
+        def visit(self, ancestors, node):
+            kind = type(node).__name__
+            if kind in _WRITING_NODES:
+                problems.append(f"a data-modifying {kind.removesuffix('Stmt').upper()}")
+            elif kind == "SelectStmt" and (node.intoClause is not None or node.lockingClause):
+                problems.append("SELECT ... INTO" if node.intoClause is not None else "a locking clause (FOR UPDATE/SHARE)")
+            elif kind == "FuncCall" and not allow_file_access:
+                name = node.funcname[-1].sval.lower()
+                if name in _FILE_FUNCTIONS:
+                    problems.append(f"{name}(), which reads the server's files (allow file access to use it)")
+
+    Check()(statements)
+    if problems:
+        raise UserQueryError(f"The entity query must only read; it contains {', '.join(sorted(set(problems)))}.")
+
+
 class PostgresWarehouse(Warehouse):
     dialect = "postgres"
     placeholder = "%s"
@@ -114,39 +150,7 @@ class PostgresWarehouse(Warehouse):
             cursor.copy_expert(f"copy {table} from stdin with (format csv, null '')", buffer)
 
     def check_user_query(self, sql: str) -> None:
-        try:
-            import pglast
-            from pglast.visitors import Visitor
-        except ImportError:
-            raise UserQueryError("Entity queries on PostgreSQL need pglast (PostgreSQL's parser): "
-                                 "pip install 'featurestore[postgres]'.") from None
-        try:
-            statements = pglast.parse_sql(sql)
-        except pglast.parser.ParseError as exc:
-            raise UserQueryError(f"The entity query does not parse: {exc}") from None
-        kinds = [type(statement.stmt).__name__ for statement in statements]
-        if kinds != ["SelectStmt"]:
-            raise UserQueryError(
-                f"The entity query must be exactly one SELECT statement; PostgreSQL's parser found "
-                f"{len(kinds)} statement(s): {', '.join(k.removesuffix('Stmt').upper() for k in kinds) or 'none'}.")
-        problems: list[str] = []
-        allow_files = self.allow_file_access
-
-        class Check(Visitor):
-            def visit(self, ancestors, node):
-                kind = type(node).__name__
-                if kind in _WRITING_NODES:
-                    problems.append(f"a data-modifying {kind.removesuffix('Stmt').upper()}")
-                elif kind == "SelectStmt" and (node.intoClause is not None or node.lockingClause):
-                    problems.append("SELECT ... INTO" if node.intoClause is not None else "a locking clause (FOR UPDATE/SHARE)")
-                elif kind == "FuncCall" and not allow_files:
-                    name = node.funcname[-1].sval.lower()
-                    if name in _FILE_FUNCTIONS:
-                        problems.append(f"{name}(), which reads the server's files (allow file access to use it)")
-
-        Check()(statements)
-        if problems:
-            raise UserQueryError(f"The entity query must only read; it contains {', '.join(sorted(set(problems)))}.")
+        check_query(sql, self.allow_file_access)
 
     def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
                         parameters: Sequence[Any] = ()) -> None:
