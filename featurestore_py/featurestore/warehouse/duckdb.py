@@ -75,7 +75,7 @@ class DuckDBWarehouse(Warehouse):
                 if time.monotonic() >= deadline:
                     raise WarehouseLockedError(
                         f"The DuckDB database {self.path} is locked for writing by {holder}; waited "
-                        f"{lock_timeout:.0f} s. Try again when it has finished (or raise --lock-timeout)."
+                        f"{lock_timeout:.0f} s. Try again when it has finished, or wait longer with FEATURESTORE_LOCK_TIMEOUT=<seconds>."
                     ) from None
                 if not waited:
                     log.warning(f"waiting up to {lock_timeout:.0f} s for the DuckDB lock on {self.path}, held by {holder}")
