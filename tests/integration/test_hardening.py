@@ -1,0 +1,127 @@
+"""User SQL cannot escape, readers do not lock out readers, a writer's lock is named.
+
+Injection attempts go through the real export path on DuckDB and PostgreSQL; afterwards every
+table is still there with its rows, and no file was written.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import EXAMPLE, copy_project, duckdb_path, project_env
+from featurestore import FeatureStore, FeatureStoreError
+from jaffle_data import JaffleSize, load_raw, write_raw_files
+
+BIN = Path(sys.executable).parent
+FEATURES = ["store_features:orders_7d"]
+
+
+def attacks(marker: Path) -> list[str]:
+    return [
+        "select store_id, cast('2026-01-01' as timestamp) as event_timestamp from main.store_features) as q; "
+        "drop table main.store_features; select * from (select 1",
+        "select 1 as store_id; drop table main.store_features",
+        f"copy (select 'x') to '{marker}'",
+        f"attach '{marker}' as other",
+        "select * from read_csv('/etc/passwd')",
+        "select * from '/etc/hostname'",
+        "with d as (delete from main.store_features returning *) select * from d",
+        "select pg_read_file('/etc/passwd') as store_id, now() as event_timestamp",
+        "select * into main.stolen from main.store_features",
+        "select store_id, feature_ts as event_timestamp from main.store_features -- ) as q; drop table x",
+    ]
+
+
+def table_counts(store: FeatureStore) -> dict:
+    with store.connect() as warehouse:
+        return {view: warehouse.fetch_all(f"select count(*) from {store.registry.view(view).relation_name}")[0][0]
+                for view in store.registry.feature_views}
+
+
+@pytest.fixture(scope="module")
+def pg_store(tmp_path_factory, postgres_server):
+    project = copy_project(EXAMPLE, tmp_path_factory.mktemp("pghard") / "project")
+    write_raw_files(project / "data" / "raw", JaffleSize(customers=30, days=20), seed=3)
+    env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "main"}
+    store = FeatureStore(project, "postgres", env=env, strict=False)
+    load_raw(store, project / "data" / "raw")
+    project_env(project, "postgres", **env).run("build", "--quiet")
+    return FeatureStore(project, "postgres", env=env)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_entity_queries_cannot_write_or_read_files(engine, demo_project, tmp_path, request):
+    store = FeatureStore(demo_project) if engine == "duckdb" else request.getfixturevalue("pg_store")
+    before = table_counts(store)
+    marker = tmp_path / "written_by_an_attack.csv"
+    refused = 0
+    for attack in attacks(marker):
+        try:
+            store.get_historical_features(attack, FEATURES).to_parquet(tmp_path / "out.parquet")
+        except FeatureStoreError as exc:
+            refused += 1
+            assert "entity" in str(exc).lower(), (attack, exc)
+    assert refused >= len(attacks(marker)) - 1  # the last one is a legitimate query with a trailing comment
+    assert table_counts(store) == before
+    assert not marker.exists()
+    with store.connect() as warehouse:
+        assert warehouse.fetch_all(
+            "select count(*) from information_schema.tables where table_name = 'stolen'")[0][0] == 0
+    # opting in lets a query read files through DuckDB
+    if engine == "duckdb":
+        entities = tmp_path / "keys.csv"
+        entities.write_text("store_id,event_timestamp\nx,2026-01-01\n")
+        query = f"select store_id, cast(event_timestamp as timestamp) as event_timestamp from read_csv('{entities}')"
+        with pytest.raises(FeatureStoreError, match="disabled"):
+            store.get_historical_features(query, FEATURES).to_arrow()
+        assert store.get_historical_features(query, FEATURES, allow_file_access=True).to_arrow().num_rows == 1
+
+
+def test_two_syncs_and_an_export_run_at_once_on_duckdb(tmp_path, moto_server):
+    project = copy_project(EXAMPLE, tmp_path / "project")
+    write_raw_files(project / "data" / "raw", JaffleSize(customers=200, days=40), seed=9)
+    env = {"FEATURESTORE_DYNAMODB_ENDPOINT": moto_server, "FEATURESTORE_TABLE_PREFIX": "conc3_"}
+    project_env(project, **env).run("build", "--quiet")
+    FeatureStore(project, env=env).registry  # parse once, so the three processes only read
+    process_env = {**os.environ, **env}
+    featurestore = str(BIN / "featurestore")
+    commands = [[featurestore, "sync", "-p", str(project)], [featurestore, "sync", "-p", str(project)],
+                [featurestore, "export", "-p", str(project), "-e", "main.churn_labels", "--timestamp-column",
+                 "label_ts", "--service", "churn_model", "--out", str(tmp_path / "train.parquet")]]
+    processes = [subprocess.Popen(c, env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for c in commands]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err
+        assert "lock" not in err.lower()
+    assert (tmp_path / "train.parquet").is_file()
+
+
+def test_a_writer_holding_the_lock_is_waited_for_then_named(demo_project, tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('locked', flush=True); time.sleep(30)", str(duckdb_path(demo_project))],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        result = subprocess.run([str(BIN / "featurestore"), "stats", "-p", str(demo_project), "--no-save"],
+                                env={**os.environ, "FEATURESTORE_LOCK_TIMEOUT": "2"}, capture_output=True, text=True,
+                                timeout=120)
+        waited = time.monotonic() - started
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert f"PID {holder.pid}" in result.stderr and "locked for writing" in result.stderr
+        assert "waiting up to 2 s" in result.stderr and waited >= 2
+    finally:
+        holder.kill()
+        holder.wait()
+    # once the writer is gone, the same command works
+    result = subprocess.run([str(BIN / "featurestore"), "stats", "-p", str(demo_project), "--no-save"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
