@@ -77,7 +77,7 @@ def main() -> None:
         # -- read latency ---------------------------------------------------------------------------
         project_dir = work / "project"
         shutil.copytree(HERE / "snapshot_project", project_dir)
-        shutil.copytree(REPO / "profiles", project_dir / "profiles")
+        shutil.copy2(REPO / "tests" / "fixtures" / "profiles.yml", project_dir / "profiles.yml")
         (project_dir / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
         schema = project_dir / "models" / "schema.yml"
         schema.write_text(schema.read_text().replace("owner: bench@example.com", "owner: bench@example.com\n          online: true"))
