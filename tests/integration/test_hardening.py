@@ -23,20 +23,22 @@ BIN = Path(sys.executable).parent
 FEATURES = ["store_features:orders_7d"]
 
 
-def attacks(marker: Path) -> list[str]:
-    return [
-        "select store_id, cast('2026-01-01' as timestamp) as event_timestamp from main.store_features) as q; "
-        "drop table main.store_features; select * from (select 1",
-        "select 1 as store_id; drop table main.store_features",
+def attacks(marker: Path, schema: str) -> list[str]:
+    attacks = [
+        "select store_id, cast('2026-01-01' as timestamp) as event_timestamp from store_features) as q; "
+        "drop table store_features; select * from (select 1",
+        "select 1 as store_id; drop table store_features",
         f"copy (select 'x') to '{marker}'",
         f"attach '{marker}' as other",
         "select * from read_csv('/etc/passwd')",
         "select * from '/etc/hostname'",
-        "with d as (delete from main.store_features returning *) select * from d",
+        "with d as (delete from store_features returning *) select * from d",
         "select pg_read_file('/etc/passwd') as store_id, now() as event_timestamp",
-        "select * into main.stolen from main.store_features",
-        "select store_id, feature_ts as event_timestamp from main.store_features -- ) as q; drop table x",
+        "select * into stolen from store_features",
+        "select store_id, feature_ts as event_timestamp from store_features -- ) as q; drop table x",
     ]
+    return [attack.replace("store_features", f"{schema}.store_features").replace("into stolen", f"into {schema}.stolen")
+            for attack in attacks]
 
 
 def table_counts(store: FeatureStore) -> dict:
@@ -49,11 +51,14 @@ def table_counts(store: FeatureStore) -> dict:
 def pg_store(tmp_path_factory, postgres_server):
     project = copy_project(EXAMPLE, tmp_path_factory.mktemp("pghard") / "project")
     write_raw_files(project / "data" / "raw", JaffleSize(customers=30, days=20), seed=3)
-    env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "main"}
+    env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "hardening"}
     store = FeatureStore(project, "postgres", env=env, strict=False)
     load_raw(store, project / "data" / "raw")
     project_env(project, "postgres", **env).run("build", "--quiet")
-    return FeatureStore(project, "postgres", env=env)
+    yield FeatureStore(project, "postgres", env=env)
+    # its views depend on the shared raw schema, which other tests reload
+    with FeatureStore(project, "postgres", env=env).connect(read_only=False) as warehouse:
+        warehouse.execute("drop schema hardening cascade")
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "postgres"])
@@ -61,14 +66,15 @@ def test_entity_queries_cannot_write_or_read_files(engine, demo_project, tmp_pat
     store = FeatureStore(demo_project) if engine == "duckdb" else request.getfixturevalue("pg_store")
     before = table_counts(store)
     marker = tmp_path / "written_by_an_attack.csv"
+    schema = "main" if engine == "duckdb" else "hardening"
     refused = 0
-    for attack in attacks(marker):
+    for attack in attacks(marker, schema):
         try:
             store.get_historical_features(attack, FEATURES).to_parquet(tmp_path / "out.parquet")
         except FeatureStoreError as exc:
             refused += 1
             assert "entity" in str(exc).lower(), (attack, exc)
-    assert refused >= len(attacks(marker)) - 1  # the last one is a legitimate query with a trailing comment
+    assert refused == len(attacks(marker, schema)) - 1  # the last is a legitimate query with a trailing comment
     assert table_counts(store) == before
     assert not marker.exists()
     with store.connect() as warehouse:
