@@ -5,7 +5,7 @@ Credentials come only from profiles.yml and the environment; nothing here stores
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import jinja2
 import yaml

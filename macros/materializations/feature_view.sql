@@ -261,7 +261,6 @@
     {% call statement('new_rows') -%}
         {{ get_create_table_as_sql(True, new_rows, batch_sql) }}
     {%- endcall %}
-    {{ featurestore._warn_on_repeated_versions(spec, columns, target_relation, new_rows) }}
 
     {% call statement('rejected') -%}
         insert into {{ rejected }} ({{ column_list }})
@@ -289,6 +288,7 @@
     {% call statement('recomputed') -%}
         {{ get_create_table_as_sql(True, recomputed, recomputed_sql) }}
     {%- endcall %}
+    {{ featurestore._warn_on_repeated_versions(spec, columns, recomputed, new_rows) }}
 
     {# 4. swap the affected rows #}
     {% call statement('delete_affected') -%}
@@ -301,10 +301,11 @@
 {% endmacro %}
 
 
-{% macro _warn_on_repeated_versions(spec, columns, target_relation, new_rows) %}
+{% macro _warn_on_repeated_versions(spec, columns, recomputed, new_rows) %}
     {#- A created timestamp that moves on every run (current_timestamp as loaded_at) re-emits
         every row as a "new" version with the same values: the table grows with copies. Say so
-        when at least half of a batch repeats the stored winner of its key and event. -#}
+        when at least half of a batch repeats the version it supersedes. Read from the
+        recomputed rows (the batch's keys only), not the whole table. -#}
     {%- set features = [] -%}
     {%- for column in columns if column not in spec['keys'] and column not in [spec['event_timestamp'], spec['created_timestamp']] -%}
         {%- do features.append(column) -%}
@@ -312,14 +313,15 @@
     {%- set query -%}
         select
             (select count(*) from {{ new_rows }}) as _fs_batch,
-            (select count(*) from {{ new_rows }} as _fs_new
-             inner join {{ target_relation }} as _fs_old
+            (select count(*) from {{ recomputed }} as _fs_old
+             inner join {{ recomputed }} as _fs_new
                 on {{ featurestore._keys_match(spec, '_fs_new', '_fs_old') }}
-                and _fs_new.{{ featurestore._q(spec['event_timestamp']) }} = _fs_old.{{ featurestore._q(spec['event_timestamp']) }}
-                and (_fs_old.valid_to is null or _fs_old.valid_to > _fs_old.valid_from)
+                and _fs_new.valid_from = _fs_old.valid_from
+                and _fs_new.{{ featurestore._q(spec['created_timestamp']) }} = _fs_old.superseded_at
                 {%- for column in features %}
                 and {{ featurestore.null_safe_equal('_fs_new.' ~ featurestore._q(column), '_fs_old.' ~ featurestore._q(column)) }}
                 {%- endfor %}
+             where _fs_old.valid_to = _fs_old.valid_from
             ) as _fs_repeats
     {%- endset -%}
     {%- set result = run_query(query) -%}

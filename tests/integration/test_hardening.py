@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from conftest import EXAMPLE, copy_project, duckdb_path, project_env

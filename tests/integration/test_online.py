@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import EXAMPLE, REPO, copy_project, project_env
+from conftest import EXAMPLE, copy_project, project_env
 from fault_proxy import FaultProxy
 from featurestore import FeatureStore
 from featurestore.cli import app

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import duckdb
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, EXAMPLE, REPO, copy_project, project_env
+from conftest import FIXTURES, REPO, copy_project, project_env
 from featurestore import FeatureStore
 from featurestore.cli import app
 

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 import oracles
-from conftest import FIXTURES, EXAMPLE, REPO, copy_project, project_env
+from conftest import FIXTURES, REPO, copy_project, project_env
 
 N_CASES = 240
 SEED = 20261125

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import oracles
-from conftest import FIXTURES, EXAMPLE, REPO, copy_project, project_env
+from conftest import FIXTURES, REPO, copy_project, project_env
 from featurestore import FeatureStore, FeatureStoreError
 from featurestore.entity_frame import EntityFrameError
 
