@@ -38,11 +38,9 @@ def _debug() -> bool:
 class _Boundary(TyperGroup):
     """The one place where exceptions become messages and exit codes."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, typer.Exit, typer.Abort):
-            raise
         except FeatureStoreError as exc:
             if _debug():
                 raise
@@ -55,11 +53,28 @@ class _Boundary(TyperGroup):
                    "existed before is unchanged.", label="interrupted")
             raise typer.Exit(code=EXIT_INTERRUPTED)
         except Exception as exc:  # a bug: say so in one line, the traceback with --debug
-            if _debug():
+            if _is_click_control(exc) or _debug():
                 raise
             _error(f"unexpected {type(exc).__name__}: {exc} — this is a bug in featurestore; run again with "
                    "--debug for the traceback and report it.")
             raise typer.Exit(code=2)
+
+
+def _is_click_control(exc: Exception) -> bool:
+    """Click's own exits, aborts and usage errors (it prints those itself). Typer may vendor its
+    own copy of click, so they are recognised by what they do, not by one package's classes."""
+    return isinstance(exc, (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort,
+                            click.ClickException)) or (hasattr(exc, "exit_code") and hasattr(exc, "show"))
+
+
+class _StderrHandler(logging.Handler):
+    """Log lines to whatever sys.stderr is when they are emitted (tests swap it per command)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # a log line must never break a command
+            self.handleError(record)
 
 
 def _error(message: str, label: str = "error") -> None:
@@ -80,11 +95,10 @@ def _main(debug: bool = typer.Option(False, "--debug", envvar="FEATURESTORE_DEBU
                                      help="Show tracebacks instead of one-line errors.")):
     if debug:
         os.environ["FEATURESTORE_DEBUG"] = "1"
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     logger = logging.getLogger("featurestore")
-    if not any(getattr(h, "_featurestore", False) for h in logger.handlers):
-        handler._featurestore = True
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False

@@ -39,8 +39,14 @@ class FeatureStore:
                  profiles_dir: str | os.PathLike | None = None, lock_timeout: float | None = None):
         self.project = DbtProject.at(project_dir, target, env, profiles_dir)
         self.strict = strict
-        self.lock_timeout = float(lock_timeout if lock_timeout is not None else
-                                  self.project.getenv("FEATURESTORE_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT)
+        value = lock_timeout if lock_timeout is not None else self.project.getenv("FEATURESTORE_LOCK_TIMEOUT")
+        try:
+            self.lock_timeout = DEFAULT_LOCK_TIMEOUT if value in (None, "") else float(value)
+            if not 0 <= self.lock_timeout <= 86400:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise FeatureStoreError(f"The lock timeout (FEATURESTORE_LOCK_TIMEOUT) must be a number of seconds "
+                                    f"from 0 to 86400, not {value!r}.") from None
 
     @cached_property
     def registry(self) -> Registry:
