@@ -138,6 +138,11 @@ CASES = [
     ("project-not-dbt", ["list", "-p", "{f}/not_a_project"], 1, "has no dbt_project.yml"),
     ("profiles-dir-empty", ["list", "--profiles-dir", "{f}/no_profiles"], 1, "No profiles.yml found"),
     ("target-unknown", ["list", "-t", "nope"], 1, "has no target 'nope'"),
+    ("build-unknown-target", ["build", "-t", "nope"], 1, "has no target 'nope'"),
+    ("parse-unknown-target", ["parse", "-t", "nope"], 1, "has no target 'nope'"),
+    ("online-down-not-a-project", ["online", "down", "-p", "{f}/not_a_project"], 1, "has no dbt_project.yml"),
+    ("catalog-unknown-target", ["catalog", "--out", "{f}/site", "-t", "nope"], 1, "has no target 'nope'"),
+    ("validate-unknown-target", ["validate", "-t", "nope"], 1, "has no target 'nope'"),
 ]
 # Environment that is wrong, and what it must say
 ENV_CASES = [

@@ -109,24 +109,39 @@ def test_two_syncs_and_an_export_run_at_once_on_duckdb(tmp_path, moto_server):
     assert (tmp_path / "train.parquet").is_file()
 
 
-def test_a_writer_holding_the_lock_is_waited_for_then_named(demo_project, tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('locked', flush=True); time.sleep(30)", str(duckdb_path(demo_project))],
-                              stdout=subprocess.PIPE, text=True)
+def test_a_dbt_build_holding_the_lock_is_waited_for_or_named(demo_project, tmp_path):
+    """A real `dbt run` holds DuckDB's write lock: a reader with a short timeout fails naming dbt's
+    PID and command line; a reader with a longer one waits and then succeeds."""
+    import shutil
+
+    import duckdb
+
+    project = tmp_path / "project"
+    shutil.copytree(demo_project, project, symlinks=True, ignore=shutil.ignore_patterns("target", "logs"))
+    (project / "models" / "slow_model.sql").write_text(
+        "{{ config(materialized='table') }}\n-- seconds of work, holding the write lock\nselect sum(i % 7) as s from range(4000000000) as t(i)\n")
+    FeatureStore(project).registry  # parse first: the readers below only read
+    writer = subprocess.Popen([str(BIN / "dbt"), "run", "--select", "slow_model"], cwd=project,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        assert holder.stdout.readline().strip() == "locked"
-        started = time.monotonic()
-        result = subprocess.run([str(BIN / "featurestore"), "stats", "-p", str(demo_project), "--no-save"],
-                                env={**os.environ, "FEATURESTORE_LOCK_TIMEOUT": "2"}, capture_output=True, text=True,
-                                timeout=120)
-        waited = time.monotonic() - started
-        assert result.returncode == 1 and "Traceback" not in result.stderr
-        assert f"PID {holder.pid}" in result.stderr and "locked for writing" in result.stderr
-        assert "waiting up to 2 s" in result.stderr and waited >= 2
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # until dbt holds the lock
+            try:
+                duckdb.connect(str(duckdb_path(project)), read_only=True).close()
+                time.sleep(0.05)
+            except duckdb.IOException:
+                break
+        reader = [str(BIN / "featurestore"), "stats", "-p", str(project), "--no-save"]
+        impatient = subprocess.run(reader, env={**os.environ, "FEATURESTORE_LOCK_TIMEOUT": "1"},
+                                   capture_output=True, text=True, timeout=120)
+        assert writer.poll() is None, "the dbt run ended before the reader tried"
+        assert impatient.returncode == 1 and "Traceback" not in impatient.stderr, impatient.stderr
+        assert f"PID {writer.pid}" in impatient.stderr and "dbt run" in impatient.stderr
+        assert "locked for writing" in impatient.stderr and "waiting up to 1 s" in impatient.stderr
+        patient = subprocess.run(reader, env={**os.environ, "FEATURESTORE_LOCK_TIMEOUT": "120"},
+                                 capture_output=True, text=True, timeout=180)
+        assert patient.returncode == 0, patient.stderr
+        assert "waiting up to 120 s" in patient.stderr
     finally:
-        holder.kill()
-        holder.wait()
-    # once the writer is gone, the same command works
-    result = subprocess.run([str(BIN / "featurestore"), "stats", "-p", str(demo_project), "--no-save"],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+        writer.wait(timeout=120)
+    assert writer.returncode == 0

@@ -16,7 +16,7 @@ from featurestore.dbt import DbtProject
 ENGINES = ["duckdb", "postgres"]
 MIXED = """{{ config(materialized='feature_view') }}
 select customer_id as "CustomerId", ordered_at as "Ordered_At", loaded_at as "Loaded_At",
-       amount as "Amount", 1 as "from"
+       amount as "Amount", case when amount > 40 then 'men''s' else 'it''s' end as "from"
 from {{ ref('stg_orders') }}
 """
 MIXED_YAML = """
@@ -29,6 +29,10 @@ MIXED_YAML = """
           event_timestamp: Ordered_At
           created_timestamp: Loaded_At
           owner: x@example.com
+    columns:
+      - name: from
+        config: {meta: {featurestore: {expect: {values: ["it's", "men's"], max_null_rate: 0}}}}
+        data_tests: [featurestore.feature_expectation]
   - name: customer_keys
     description: Declares an entity with a mixed-case key.
     config:
@@ -142,3 +146,28 @@ def test_grants_are_applied_like_a_table(engine):
     granted = query("select table_name from information_schema.role_table_grants where grantee = 'analyst' "
                     "and privilege_type = 'SELECT' order by 1")
     assert granted == [("customer_features",), ("customer_features__rejected",)]
+
+
+def test_expectation_values_with_quotes_are_literals(engine):
+    """`men's` in expect.values is an escaped literal: the test passes when every value is
+    allowed and fails (not errors) when one is not."""
+    _, project, _ = engine
+    result = project.run("test", "--select", "mixed_features", "--quiet", raise_on_failure=False)
+    assert {r.status for r in result.result.results} == {"pass"}
+    schema = project.project_dir / "models" / "schema.yml"
+    schema.write_text(schema.read_text().replace('values: ["it\'s", "men\'s"]', 'values: ["men\'s"]'))
+    result = project.run("test", "--select", "mixed_features", "--quiet", raise_on_failure=False)
+    assert [str(r.status) for r in result.result.results] == ["fail"]
+
+
+def test_a_yaml_column_missing_from_the_sql_fails_the_build_naming_it(engine):
+    _, project, _ = engine
+    schema = project.project_dir / "models" / "schema.yml"
+    schema.write_text(schema.read_text().replace(
+        "      - {name: select, data_type: double, description: Amount ordered so far.}",
+        "      - {name: select, data_type: double, description: Amount ordered so far.}\n"
+        "      - {name: refunds_7d, data_type: bigint, description: Not in the SQL.}"))
+    result = project.run("run", "--select", "customer_features", "--quiet", raise_on_failure=False)
+    message = str(result.result.results[0].message)
+    assert not result.success and "customer_features" in message and "'refunds_7d'" in message
+    assert "does not return it" in message

@@ -43,8 +43,14 @@ def lock_holder(message: str) -> str:
 def _engine_errors():
     try:
         yield
+    except duckdb.InterruptException as exc:  # Ctrl-C stopped the query: an interrupt, not a failure
+        raise KeyboardInterrupt from exc
     except duckdb.Error as exc:
         raise WarehouseError(f"DuckDB refused a query: {str(exc).strip().splitlines()[0]}") from exc
+    except RuntimeError as exc:
+        if "interrupted" in str(exc).lower():  # what the Python client raises when SIGINT stops a query
+            raise KeyboardInterrupt from exc
+        raise
 
 
 class DuckDBWarehouse(Warehouse):

@@ -1,0 +1,107 @@
+"""Every write is all-or-nothing: interrupted at any point, `to_table` and `export` leave the
+previous table or file as it was, and the CLI says it was interrupted (exit 130)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from featurestore import FeatureStore
+from featurestore.cli import app
+
+BIN = Path(sys.executable).parent
+FEATURE = ["customer_features:lifetime_value"]
+
+
+def table_rows(store, name="main.train"):
+    with store.connect() as warehouse:
+        return sorted(warehouse.fetch_all(f"select * from {name}"), key=str)
+
+
+@pytest.fixture
+def previous_table(demo_project):
+    store = FeatureStore(demo_project)
+    store.get_historical_features(features=FEATURE, start=datetime(2024, 2, 1), end=datetime(2024, 2, 2)).to_table("main.train")
+    return store, table_rows(store)
+
+
+def test_to_table_interrupted_between_drop_and_create_keeps_the_table(previous_table, monkeypatch):
+    store, before = previous_table
+    from featurestore.warehouse.duckdb import DuckDBWarehouse
+
+    original = DuckDBWarehouse.execute
+
+    def interrupted_after_the_drop(self, sql, parameters=()):
+        if sql.lstrip().startswith("create table"):
+            raise KeyboardInterrupt  # Ctrl-C lands after `drop table` ran in the same transaction
+        return original(self, sql, parameters)
+
+    monkeypatch.setattr(DuckDBWarehouse, "execute", interrupted_after_the_drop)
+    job = store.get_historical_features(features=FEATURE, start=datetime(2024, 2, 1), end=datetime(2024, 2, 9))
+    with pytest.raises(KeyboardInterrupt):
+        job.to_table("main.train")
+    monkeypatch.undo()
+    assert table_rows(store) == before
+
+
+def test_to_table_under_a_real_sigint_keeps_the_table(previous_table, demo_project):
+    store, before = previous_table
+    script = textwrap.dedent(f"""
+        from datetime import datetime
+        from featurestore import FeatureStore
+        job = FeatureStore({str(demo_project)!r}).get_historical_features(
+            features={FEATURE!r}, start=datetime(2024, 1, 1), end=datetime(2024, 3, 15), every="10s")
+        print("running", flush=True)
+        job.to_table("main.train")
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "running"
+    time.sleep(1.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0 and "KeyboardInterrupt" in err, err
+    assert table_rows(store) == before
+
+
+def test_export_under_a_real_sigint_says_so_and_keeps_the_file(demo_project, tmp_path):
+    out = tmp_path / "train.parquet"
+    out.write_bytes(b"the previous training set")
+    command = [str(BIN / "featurestore"), "export", "-p", str(demo_project), "-f", FEATURE[0], "--out", str(out),
+               "--start", "2024-01-01", "--end", "2024-03-15", "--every", "10s"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "COLUMNS": "200"})
+    time.sleep(4)  # past start-up, inside the point-in-time join
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "interrupted:" in err and "Traceback" not in err, err
+    assert out.read_bytes() == b"the previous training set"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.parquet"]  # no temporary file left
+
+
+def test_export_interrupted_while_writing_leaves_no_half_file(demo_project, tmp_path, monkeypatch):
+    out = tmp_path / "train.parquet"
+    out.write_bytes(b"the previous training set")
+    real_write = pq.write_table
+
+    def write_half_then_interrupt(table, where, **kwargs):
+        real_write(table.slice(0, 1), where, **kwargs)  # part of the file is on disk
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pq, "write_table", write_half_then_interrupt)
+    result = CliRunner().invoke(app, ["export", "-p", str(demo_project), "-e", "main.churn_labels", "--timestamp-column",
+                                      "label_ts", "--service", "churn_model", "--out", str(out)])
+    text = (result.stdout or "") + (result.stderr or "")
+    assert result.exit_code == 130 and "interrupted:" in text, text
+    assert out.read_bytes() == b"the previous training set"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["train.parquet"]
