@@ -91,3 +91,50 @@ def moto_server(tmp_path_factory):
     url = server.start()
     yield url
     server.stop()
+
+
+def dynalite_executable() -> str | None:
+    """dynalite (npm), a stricter DynamoDB emulator: DYNALITE_BIN, else on PATH."""
+    return os.environ.get("DYNALITE_BIN") or shutil.which("dynalite")
+
+
+@pytest.fixture(scope="session")
+def dynalite_server():
+    """dynalite on 127.0.0.1 and a free port, for the whole run (in memory)."""
+    import subprocess
+    import time
+    import urllib.request
+
+    from featurestore.online.local import free_port
+
+    executable = dynalite_executable()
+    if executable is None:
+        message = "dynalite not found (npm install dynalite; set DYNALITE_BIN): .ci/run installs it"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI must run the online suite against a second implementation
+        pytest.skip(message)
+    port = free_port()
+    process = subprocess.Popen([executable, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url, timeout=0.5)
+            break
+        except OSError as exc:
+            if hasattr(exc, "code"):
+                break
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+ONLINE_ENDPOINTS = ["external"] if os.environ.get("TEST_DYNAMODB_ENDPOINT") else ["moto", "dynalite"]
+
+
+@pytest.fixture(scope="module", params=ONLINE_ENDPOINTS)
+def dynamodb(request) -> str:
+    """The online suite's endpoint: moto's server and dynalite in turn, or TEST_DYNAMODB_ENDPOINT."""
+    if request.param == "external":
+        return os.environ["TEST_DYNAMODB_ENDPOINT"]
+    return request.getfixturevalue(f"{request.param}_server")

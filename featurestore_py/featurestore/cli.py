@@ -312,12 +312,15 @@ def online_down(project_dir: str = ProjectDir):
 def sync(
     views: Optional[List[str]] = typer.Argument(None, help="Online feature views (default: all); `status` shows the sync state."),
     full: bool = typer.Option(False, "--full", help="Push every current row, not only those created since the watermark."),
+    force: bool = typer.Option(False, "--force", help="With --full: also rewrite items whose stored version equals the "
+                               "warehouse's (repairs items changed behind the store's back)."),
     every: Optional[str] = typer.Option(None, "--every", help="Run until SIGTERM/SIGINT: a duration (15m) or a cron expression."),
     build: bool = typer.Option(False, "--build", help="Run `dbt build` for the online views (and what they depend on) first."),
     project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
     as_json: bool = AsJson,
 ):
-    """Push the latest row of every key of the online feature views to DynamoDB.
+    """Push the latest row of every key of the online feature views to DynamoDB. Rows DynamoDB
+    cannot hold are set aside and listed (view, key, feature, reason); the rest syncs.
 
     Example: featurestore sync --every 15m --build      (featurestore sync status: watermarks and lag)
     """
@@ -325,32 +328,28 @@ def sync(
 
     store = _store(project_dir, target, profiles_dir)
     if views and views[0] == "status":
-        rows = store.sync_status(views[1:] or None)
-        if as_json:
-            typer.echo(json.dumps(rows, indent=2, default=str))
-            return
-        table = Table(title="Sync status")
-        for column in ("view", "watermark", "rows last pushed", "last sync finished", "lag behind warehouse"):
-            table.add_column(column)
-        for row in rows:
-            lag = "never synced" if row["watermark"] is None else (
-                "-" if row["lag_seconds"] is None else f"{row['lag_seconds'] / 3600:.1f} h")
-            table.add_row(row["view"], str(row["watermark"]), str(row["rows_last_pushed"]),
-                          str(row["last_sync_finished"]), lag)
-        console.print(table)
+        _print_sync_status(store.sync_status(views[1:] or None), as_json)
         return
+    if force and not full:
+        raise FeatureStoreError("--force rewrites every current row: pass it with --full.")
     schedule = Schedule(every) if every else None  # a bad --every fails before any work
 
     def once(should_stop) -> None:
         if build:
             selected = [f"+{view.name}" for view in store.syncer().online_views(views)]
             store.project.run("build", "--select", *selected, "--quiet")
-        for result in _sync_with_progress(store, views, full, should_stop):
+        for result in _sync_with_progress(store, views, full, force, should_stop):
             if as_json:
-                typer.echo(json.dumps(result.__dict__))
-            else:
-                console.print(f"{result.view}: {result.mode}, {result.rows_read} rows read, {result.written} written, "
-                              f"{result.skipped_stale} already current, {result.seconds:.2f} s", highlight=False)
+                typer.echo(json.dumps(result.__dict__, default=str))
+                continue
+            console.print(f"{result.view}: {result.mode} ({result.reason}), {result.rows_read} rows read, "
+                          f"{result.written} written, {result.skipped_stale} already current, "
+                          f"{len(result.rejected)} set aside, {result.seconds:.2f} s", highlight=False)
+            for rejected in result.rejected[:20]:
+                err_console.print(f"  set aside: {rejected['view']} {rejected['key']} {rejected['feature']}: "
+                                  f"{rejected['reason']}", highlight=False, markup=False)
+            if len(result.rejected) > 20:
+                err_console.print(f"  ... and {len(result.rejected) - 20} more (featurestore sync status)")
 
     if schedule:
         run_forever(schedule, once)
@@ -358,12 +357,36 @@ def sync(
         once(lambda: False)
 
 
-def _sync_with_progress(store: FeatureStore, views, full: bool, should_stop):
+def _print_sync_status(rows: list[dict], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title="Sync status")
+    for column in ("view", "watermark", "pending rows", "lag", "rows last pushed", "set aside", "last sync finished"):
+        table.add_column(column)
+    for row in rows:
+        if row["watermark"] is None:
+            pending = lag = "never synced from this source"
+        elif row["needs_full_sync"]:
+            pending = lag = "table rebuilt: next sync is full"
+        else:
+            pending = f"{row['pending_rows']:,}" if row["pending_rows"] is not None else "-"
+            lag = "-" if row["lag_seconds"] is None else f"{row['lag_seconds'] / 3600:.1f} h"
+        table.add_row(row["view"], str(row["watermark"]), pending, lag, str(row["rows_last_pushed"]),
+                      str(row["rejected_last_sync"]), str(row["last_sync_finished"]))
+    console.print(table)
+    for row in rows:
+        for rejected in row["rejected_examples"]:
+            console.print(f"  set aside: {rejected['view']} {rejected['key']} {rejected['feature']}: {rejected['reason']}",
+                          highlight=False, markup=False)
+
+
+def _sync_with_progress(store: FeatureStore, views, full: bool, force: bool, should_stop):
     """Sync view by view, with a progress bar on an interactive terminal."""
     syncer = store.syncer()
     selected = syncer.online_views(views)
     if not err_console.is_terminal:
-        return [syncer.sync_view(view, full=full, should_stop=should_stop) for view in selected]
+        return [syncer.sync_view(view, full=full, force=force, should_stop=should_stop) for view in selected]
     from rich.progress import Progress
 
     results = []
@@ -371,7 +394,7 @@ def _sync_with_progress(store: FeatureStore, views, full: bool, should_stop):
         for view in selected:
             task = progress.add_task(f"sync {view.name}", total=None)
             results.append(syncer.sync_view(
-                view, full=full, should_stop=should_stop,
+                view, full=full, force=force, should_stop=should_stop,
                 on_rows=lambda n, task=task: progress.update(task, total=n),
                 on_batch=lambda n, task=task: progress.advance(task, n)))
     return results

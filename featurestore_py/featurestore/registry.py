@@ -83,6 +83,14 @@ class FeatureView:
         """The TTL as a timedelta, None when the view has none; ValueError if it is malformed."""
         return parse_duration(self.ttl_text) if self.ttl_text else None
 
+    def companion_relation(self, suffix: str) -> str:
+        """A table the materialization keeps beside the view's (`__build`, `__rejected`), named
+        and quoted the way dbt quoted the view's relation."""
+        name = self.relation_name
+        if name and name[-1] in "\"`":
+            return name[:-1] + suffix + name[-1]
+        return name + suffix
+
     def feature(self, name: str) -> Feature:
         for feature in self.features:
             if feature.name == name:

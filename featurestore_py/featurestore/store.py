@@ -18,7 +18,7 @@ from .registry import Registry, load_manifest, registry_from_manifest
 from .sync import Syncer, SyncResult, online_table
 from .training import RetrievalJob, plan_retrieval, time_spine_source
 from .validate import Problem, errors, validate
-from .warehouse import Warehouse, connect, dialect_of
+from .warehouse import Warehouse, connect, dialect_of, identity_of
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 
@@ -138,12 +138,18 @@ class FeatureStore:
         return LocalDynamoDB(self.project.project_dir / ".featurestore", self.online_config.local_port)
 
     def syncer(self) -> Syncer:
-        return Syncer(self.registry, self.connect, self.online)
+        return Syncer(self.registry, self.connect, self.online, identity_of(self.target, self.project.project_dir))
 
-    def sync(self, views: Sequence[str] | None = None, full: bool = False, **callbacks) -> list[SyncResult]:
-        """Push the current rows of online views (all of them by default) to the online store."""
+    def sync(self, views: Sequence[str] | None = None, full: bool = False, force: bool = False,
+             **callbacks) -> list[SyncResult]:
+        """Push the current rows of online views (all of them by default) to the online store.
+        full: every current row, not only those created since the watermark; force (with full):
+        also rewrite items whose stored version equals the warehouse's (repairs items changed
+        behind the store's back)."""
+        if force and not full:
+            raise FeatureStoreError("force rewrites every current row: pass it with full (--full --force).")
         syncer = self.syncer()
-        return [syncer.sync_view(view, full=full, **callbacks) for view in syncer.online_views(views)]
+        return [syncer.sync_view(view, full=full, force=force, **callbacks) for view in syncer.online_views(views)]
 
     def sync_status(self, views: Sequence[str] | None = None) -> list[dict]:
         return self.syncer().status(views)

@@ -1,18 +1,23 @@
 """Pushing the current rows of online feature views from the warehouse to the online store.
 
-Incremental by default: only rows created after the view's watermark, which lives in the
-online store (`<prefix>_sync_state`) and advances only once every batch is acknowledged. A
-failed or interrupted sync leaves it where it was, so the next run resumes with nothing lost.
+Incremental by default: only rows created after the view's watermark. The sync state lives in
+the online store (`<prefix>_sync_state`), one item per view *and source* — the project, the
+warehouse and the relation it reads — so two projects sharing an endpoint and prefix never take
+each other's watermark. The state also records the id of the snapshot table's last full build
+(`<table>__build`): a rebuilt table, or a source seen for the first time, means a full sync, and
+the result says why. Watermarks advance only once every row is written or set aside, and never
+move backwards. Ordering between writers is the online store's (conditional writes).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Sequence
 
@@ -20,22 +25,25 @@ from .durations import parse_duration
 from .errors import FeatureStoreError
 from .online import OnlineStore, OnlineTable
 from .registry import FeatureView, Registry
-from .warehouse import Warehouse
+from .warehouse import Warehouse, WarehouseError
 
 log = logging.getLogger("featurestore.sync")
-ROWS_PER_WRITE = 50_000  # rows handed to the online store per call (each call: one lease, a thread pool)
+ROWS_PER_WRITE = 50_000  # rows handed to the online store per call (a thread pool of conditional puts each)
+REJECTED_KEPT = 20  # examples of rejected rows kept in the sync state
 
 
 @dataclass
 class SyncResult:
     view: str
     mode: str  # "incremental" or "full"
+    reason: str  # why this mode
     rows_read: int
     written: int
     skipped_stale: int
-    watermark_before: str | None
-    watermark_after: str | None
-    seconds: float
+    rejected: list = field(default_factory=list)  # [{view, key, feature, reason}]
+    watermark_before: str | None = None
+    watermark_after: str | None = None
+    seconds: float = 0.0
 
 
 def online_table(registry: Registry, view: FeatureView) -> OnlineTable:
@@ -48,10 +56,12 @@ def online_table(registry: Registry, view: FeatureView) -> OnlineTable:
 
 
 class Syncer:
-    def __init__(self, registry: Registry, connect: Callable[[], Warehouse], online: OnlineStore):
+    def __init__(self, registry: Registry, connect: Callable[[], Warehouse], online: OnlineStore, source: str):
+        """source: what identifies the warehouse this project reads (e.g. a DuckDB file, a host and database)."""
         self.registry = registry
         self.connect = connect
         self.online = online
+        self.source = source
 
     def online_views(self, names: Sequence[str] | None = None) -> list[FeatureView]:
         if names:
@@ -62,63 +72,108 @@ class Syncer:
             return views
         return [view for view in self.registry.feature_views.values() if view.online]
 
+    def state_key(self, view: FeatureView) -> str:
+        """`<view>#<hash of project, warehouse and relation>`: one sync state per source."""
+        identity = json.dumps([self.registry.project_name, self.source, view.relation_name])
+        return f"{view.name}#{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+
+    def _build_id(self, warehouse: Warehouse, view: FeatureView) -> str:
+        """The id of the snapshot table's last full build ("" for a table built before 0.2)."""
+        try:
+            rows = warehouse.fetch_all(warehouse.render("view_probe", probe="build_id",
+                                                        relation=view.companion_relation("__build")))
+        except WarehouseError:
+            return ""
+        return str(rows[0][0]) if rows else ""
+
     def _query(self, warehouse: Warehouse, view: FeatureView, incremental: bool) -> str:
         return warehouse.render(
             "current_rows", relation=view.relation_name, join_keys=self.registry.join_keys(view),
             event=view.event_timestamp, created=view.created_timestamp,
             features=[feature.name for feature in view.features], after_watermark=incremental)
 
-    def sync_view(self, view: FeatureView, full: bool = False, should_stop: Callable[[], bool] | None = None,
-                  on_batch: Callable[[int], None] | None = None, on_rows: Callable[[int], None] | None = None) -> SyncResult:
+    def _mode(self, view: FeatureView, state: dict, build_id: str, full: bool) -> tuple[bool, str]:
+        """(incremental?, why)."""
+        if full:
+            return False, "full sync requested"
+        if not state.get("watermark"):
+            return False, "first sync from this source"
+        if not view.created_timestamp:
+            return False, "the view has no created_timestamp"
+        if state.get("build_id", "") != build_id:
+            return False, "the snapshot table was rebuilt since the last sync"
+        return True, "rows created after the watermark"
+
+    def sync_view(self, view: FeatureView, full: bool = False, force: bool = False,
+                  should_stop: Callable[[], bool] | None = None, on_batch: Callable[[int], None] | None = None,
+                  on_rows: Callable[[int], None] | None = None) -> SyncResult:
+        """Push a view's current rows (all, or those created after the watermark); force (with
+        full) also rewrites items whose stored version is the same as the warehouse's."""
         started = time.perf_counter()
-        state = self.online.get_state(view.name) or {}
-        before = state.get("watermark")
-        incremental = bool(before) and not full and bool(view.created_timestamp)
+        key = self.state_key(view)
+        state = self.online.get_state(key) or {}
+        before = state.get("watermark") or None
         with self.connect() as warehouse:
+            build_id = self._build_id(warehouse, view)
+            incremental, reason = self._mode(view, state, build_id, full)
             rows = warehouse.fetch_arrow(self._query(warehouse, view, incremental),
                                          [datetime.fromisoformat(before)] if incremental else [])
         if on_rows:
             on_rows(rows.num_rows)
-        after = before
+        after = before if incremental else None
         if rows.num_rows and view.created_timestamp:
             newest = max(value for value in rows.column("created_timestamp").to_pylist() if value is not None)
-            if before is None or newest > datetime.fromisoformat(before):
-                after = newest.isoformat(timespec="microseconds")
+            newest_text = newest.isoformat(timespec="microseconds")
+            after = newest_text if after is None or newest_text > after else after
         table = online_table(self.registry, view)
         written = stale = 0
+        rejected = []
         # in slices, so a view of millions of keys never becomes millions of Python dicts at once
         for piece in rows.to_batches(max_chunksize=ROWS_PER_WRITE):
-            report = self.online.write(table, piece.to_pylist(), should_stop=should_stop, on_batch=on_batch)
+            report = self.online.write(table, piece.to_pylist(), should_stop=should_stop, on_batch=on_batch,
+                                       force=force)
             written, stale = written + report.written, stale + report.skipped_stale
-        result = SyncResult(view.name, "incremental" if incremental else "full", rows.num_rows, written,
-                            stale, before, after, round(time.perf_counter() - started, 3))
-        # every batch acknowledged: only now does the watermark move
-        self.online.put_state(view.name, {
-            "watermark": after, "rows_last_pushed": written, "rows_last_read": rows.num_rows,
-            "last_sync_finished": datetime.now(timezone.utc).isoformat(), "last_mode": result.mode,
-        })
-        log.info(json.dumps({"event": "synced", **asdict(result)}))
+            rejected += [r.as_dict() for r in report.rejected]
+        mode = "incremental" if incremental else "full"
+        result = SyncResult(view.name, mode, reason, rows.num_rows, written, stale, rejected, before, after,
+                            round(time.perf_counter() - started, 3))
+        # every row written or set aside: only now does the watermark move (never backwards)
+        new_state = {
+            "watermark": after or "", "build_id": build_id, "source": self.source, "relation": view.relation_name,
+            "last_sync_finished": datetime.now(timezone.utc).isoformat(), "last_mode": mode,
+            "rows_last_read": rows.num_rows,
+            "rows_last_pushed": written if rows.num_rows else state.get("rows_last_pushed", 0),
+            "rejected_last_sync": len(rejected),
+            "rejected_examples": rejected[:REJECTED_KEPT] if rows.num_rows else state.get("rejected_examples", []),
+        }
+        if not self.online.put_state(key, new_state):
+            log.info(json.dumps({"event": "watermark_kept", "view": view.name,
+                                 "reason": "another sync of this source stored a later watermark"}))
+        log.info(json.dumps({"event": "synced", **asdict(result), "rejected": len(rejected)}))
         return result
 
     def status(self, names: Sequence[str] | None = None) -> list[dict]:
+        """Per view: watermark, what is pending in the warehouse (rows created after it) and the
+        lag of the newest pending row, rows last pushed, rows set aside."""
         out = []
         with self.connect() as warehouse:
             for view in self.online_views(names):
-                state = self.online.get_state(view.name) or {}
-                newest = None
-                if view.created_timestamp:
-                    newest = warehouse.fetch_all(warehouse.render(
-                        "view_probe", probe="newest_created", created=view.created_timestamp,
-                        relation=view.relation_name))[0][0]
-                watermark = state.get("watermark")
-                lag = None
-                if newest is not None:
-                    lag = (newest - datetime.fromisoformat(watermark)).total_seconds() if watermark else None
+                state = self.online.get_state(self.state_key(view)) or {}
+                watermark = state.get("watermark") or None
+                build_id = self._build_id(warehouse, view)
+                pending, newest, lag = None, None, None
+                if view.created_timestamp and watermark and state.get("build_id", "") == build_id:
+                    pending, newest = warehouse.fetch_all(warehouse.render(
+                        "view_probe", probe="pending", created=view.created_timestamp, relation=view.relation_name),
+                        [datetime.fromisoformat(watermark)])[0]
+                    lag = (newest - datetime.fromisoformat(watermark)).total_seconds() if pending else 0.0
                 out.append({
-                    "view": view.name, "watermark": watermark, "rows_last_pushed": state.get("rows_last_pushed"),
+                    "view": view.name, "watermark": watermark, "pending_rows": pending, "lag_seconds": lag,
+                    "needs_full_sync": watermark is not None and state.get("build_id", "") != build_id,
+                    "rows_last_pushed": state.get("rows_last_pushed"),
                     "last_sync_finished": state.get("last_sync_finished"),
-                    "newest_in_warehouse": newest.isoformat() if newest is not None else None,
-                    "lag_seconds": lag,
+                    "rejected_last_sync": state.get("rejected_last_sync", 0),
+                    "rejected_examples": state.get("rejected_examples", []),
                 })
         return out
 

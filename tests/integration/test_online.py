@@ -1,4 +1,5 @@
-"""The online store against a real DynamoDB HTTP endpoint (moto's server on 127.0.0.1)."""
+"""The online store against real DynamoDB HTTP endpoints: moto's server and dynalite (a stricter
+emulator) in turn, or TEST_DYNAMODB_ENDPOINT — with faults injected on the wire."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from featurestore.cli import app
 from featurestore.errors import FeatureStoreError
 from featurestore.online import OnlineStoreError, OnlineTable
 from featurestore.online.config import OnlineConfig
-from featurestore.online.dynamodb import DynamoDBOnlineStore
+from featurestore.online.dynamodb import _TTL_UNSUPPORTED, DynamoDBOnlineStore
 from jaffle_data import JaffleSize, write_raw_files
 
 runner = CliRunner()
@@ -65,8 +66,8 @@ def typed_row(user_id: int, event: datetime, **overrides):
     return row
 
 
-def test_every_type_round_trips_with_composite_keys(moto_server):
-    store = online_store(moto_server, "rt_")
+def test_every_type_round_trips_with_composite_keys(dynamodb):
+    store = online_store(dynamodb, "rt_")
     now = datetime(2025, 1, 1, tzinfo=UTC)
     store.write(TYPED, [typed_row(1, now - timedelta(minutes=5)), typed_row(2, now - timedelta(hours=2))])
     got = store.read(TYPED, [{"user_id": 1, "region": "eu|west=1"}, {"user_id": 2, "region": "eu|west=1"},
@@ -86,28 +87,29 @@ def test_every_type_round_trips_with_composite_keys(moto_server):
     item = store.client.get_item(TableName="rt_typed", Key={"entity_key": {"S": "user_id=1|region=eu%7Cwest%3D1"}})["Item"]
     assert item["s"] == {"S": "héllo"} and item["n_int"] == {"N": str(2 ** 53 + 1)} and "_expires_at" in item
     ttl = store.client.describe_time_to_live(TableName="rt_typed")["TimeToLiveDescription"]
-    assert ttl["AttributeName"] == "_expires_at"
+    if dynamodb not in _TTL_UNSUPPORTED:
+        assert ttl["AttributeName"] == "_expires_at" and ttl["TimeToLiveStatus"] in ("ENABLED", "ENABLING")
 
 
-def test_dynamodb_limits_are_enforced_here(moto_server):
-    store = online_store(moto_server, "lim_", workers=4)
+def test_dynamodb_limits_are_enforced_here(dynamodb):
+    store = online_store(dynamodb, "lim_", workers=4)
     seen = count_requests(store)
     rows = [typed_row(i, datetime(2025, 1, 1)) for i in range(1000)]
     report = store.write(TYPED, rows)
-    assert report.written == 1000
-    assert max(seen["write_items"]) == 25 and max(seen["read_keys"]) == 100
+    assert report.written == 1000 and report.rejected == []
+    assert max(seen["read_keys"]) == 100
     got = store.read(TYPED, [{"user_id": i, "region": "eu|west=1"} for i in range(1000)], ["n_int"],
                      now=datetime(2025, 1, 1, 0, 30, tzinfo=UTC))
     assert len(got) == 1000 and all(g and g["n_int"] == 2 ** 53 + 1 for g in got)
     assert max(seen["read_keys"]) == 100
     with pytest.raises(FeatureStoreError, match="3-255 characters"):
-        online_store(moto_server, "").config.table_name("ab")  # moto would accept it; DynamoDB does not
-    with pytest.raises(OnlineStoreError, match="400 KB"):
-        store.write(TYPED, [typed_row(5000, datetime(2025, 1, 1), s="x" * 500_000)])
+        online_store(dynamodb, "").config.table_name("ab")  # moto would accept it; DynamoDB does not
+    report = store.write(TYPED, [typed_row(5000, datetime(2025, 1, 1), s="x" * 500_000)])
+    assert report.written == 0 and [(r.feature, "400 KB" in r.reason) for r in report.rejected] == [("item", True)]
 
 
-def test_an_older_event_never_replaces_a_newer_one(moto_server):
-    store = online_store(moto_server, "ord_")
+def test_an_older_event_never_replaces_a_newer_one(dynamodb):
+    store = online_store(dynamodb, "ord_")
     new, old = datetime(2025, 3, 1), datetime(2025, 2, 1)
     store.write(TYPED, [typed_row(1, new, n_int=2)])
     report = store.write(TYPED, [typed_row(1, old, n_int=1)])
@@ -118,7 +120,7 @@ def test_an_older_event_never_replaces_a_newer_one(moto_server):
     assert got["n_int"] == 3
 
 
-def test_two_concurrent_syncs_with_interleaved_versions_keep_the_newest(moto_server):
+def test_two_concurrent_syncs_with_interleaved_versions_keep_the_newest(dynamodb):
     rng = random.Random(5)
     base = datetime(2025, 1, 1)
     versions = {key: sorted(rng.sample(range(1, 500), 6)) for key in range(300)}
@@ -129,7 +131,7 @@ def test_two_concurrent_syncs_with_interleaved_versions_keep_the_newest(moto_ser
             syncs[index % 2].append(typed_row(key, base + timedelta(minutes=minute), n_int=minute))
     for rows in syncs:
         rng.shuffle(rows)
-    stores = [online_store(moto_server, "conc_", workers=4, lease_seconds=5) for _ in syncs]
+    stores = [online_store(dynamodb, "conc_", workers=4) for _ in syncs]
     errors = []
 
     def run(store, rows):
@@ -154,11 +156,11 @@ def test_two_concurrent_syncs_with_interleaved_versions_keep_the_newest(moto_ser
 
 
 @pytest.fixture(scope="module")
-def online_project(tmp_path_factory, moto_server):
+def online_project(tmp_path_factory, dynamodb):
     """A copy of the demo on a small dataset, built, with its own table prefix."""
     project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("online") / "project")
     write_raw_files(project_dir / "data" / "raw", JaffleSize(customers=400, stores=2, days=50), seed=11)
-    env = {"FEATURESTORE_DYNAMODB_ENDPOINT": moto_server, "FEATURESTORE_TABLE_PREFIX": "sync_"}
+    env = {"FEATURESTORE_DYNAMODB_ENDPOINT": dynamodb, "FEATURESTORE_TABLE_PREFIX": "sync_"}
     project_env(project_dir, **env).run("build", "--quiet")
     return project_dir, env
 
@@ -213,13 +215,12 @@ def test_training_and_serving_agree(online_project):
     assert any(v is not None for v in online["total_orders_30d"])
 
 
-def test_endpoint_goes_away_mid_sync_and_a_rerun_completes(online_project, moto_server):
+def test_endpoint_goes_away_mid_sync_and_a_rerun_completes(online_project, dynamodb):
     project_dir, env = online_project
-    proxy = FaultProxy(int(moto_server.rsplit(":", 1)[1]))
+    proxy = FaultProxy(int(dynamodb.rsplit(":", 1)[1]))
     env = {**env, "FEATURESTORE_DYNAMODB_ENDPOINT": proxy.url, "FEATURESTORE_TABLE_PREFIX": "fault_"}
     store = FeatureStore(project_dir, env=env)
     store.online.deadline_seconds = 3
-    store.online.lease_seconds = 2
     store.online.workers = 2
     written_before_cut = []
 
@@ -231,8 +232,8 @@ def test_endpoint_goes_away_mid_sync_and_a_rerun_completes(online_project, moto_
         store.sync(["customer_product_features"], on_batch=cut_after_first_batch)
     proxy.restore()
     assert written_before_cut  # the endpoint went away after some rows were written
-    assert (store.online.get_state("customer_product_features") or {}).get("watermark") is None  # not advanced
-    time.sleep(2.1)  # the lease of the failed sync expires
+    view = store.registry.view("customer_product_features")
+    assert not (store.online.get_state(store.syncer().state_key(view)) or {}).get("watermark")  # not advanced
     store.online.deadline_seconds = 60
     result = store.sync(["customer_product_features"])[0]
     assert result.mode == "full"

@@ -6,7 +6,7 @@ Items are plain attributes any DynamoDB client can read; see dynamodb.py for the
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import FeatureStoreError
@@ -26,10 +26,24 @@ class OnlineTable:
     ttl_seconds: int | None
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A row the online store cannot hold, set aside so the rest of the view syncs."""
+
+    view: str
+    key: str
+    feature: str  # the feature (or "entity key") whose value broke a rule
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"view": self.view, "key": self.key, "feature": self.feature, "reason": self.reason}
+
+
 @dataclass
 class WriteReport:
     written: int = 0  # items put
-    skipped_stale: int = 0  # items not written because a newer event is already stored
+    skipped_stale: int = 0  # items not written because the stored version is as new or newer
+    rejected: list[Rejected] = field(default_factory=list)
     requests: int = 0
     retries: int = 0
 
@@ -40,9 +54,12 @@ class OnlineStore(ABC):
         """Create the view's table if missing (and accept it if it exists)."""
 
     @abstractmethod
-    def write(self, table: OnlineTable, rows: Iterable[Mapping[str, Any]], should_stop=None) -> WriteReport:
-        """Put rows (join keys, event_timestamp, created_timestamp, features); never replace a
-        stored item by one with an older event timestamp."""
+    def write(self, table: OnlineTable, rows: Iterable[Mapping[str, Any]], should_stop=None, on_batch=None,
+              force: bool = False) -> WriteReport:
+        """Put rows (join keys, event_timestamp, created_timestamp, features). Each write carries its
+        own condition: a stored item is replaced only by a newer event, or the same event created
+        later (force: or created at the same time). Rows the store cannot hold are set aside in
+        the report's `rejected`."""
 
     @abstractmethod
     def read(self, table: OnlineTable, keys: Sequence[Mapping[str, Any]], features: Sequence[str],
@@ -50,8 +67,10 @@ class OnlineStore(ABC):
         """Feature values per key (None for a missing key); values past the TTL are None."""
 
     @abstractmethod
-    def get_state(self, view: str) -> dict | None:
-        """The sync state of a view (watermark, rows last pushed, ...), None before the first sync."""
+    def get_state(self, key: str) -> dict | None:
+        """A sync state (watermark, build id, rows last pushed, ...), None before the first sync."""
 
     @abstractmethod
-    def put_state(self, view: str, state: Mapping[str, Any]) -> None: ...
+    def put_state(self, key: str, state: Mapping[str, Any]) -> bool:
+        """Save a sync state unless the stored one, of the same build, has a later watermark (then
+        return False and keep it): watermarks never move backwards."""

@@ -8,15 +8,20 @@
 | how long a request is retried before failing, seconds | timeout_seconds | FEATURESTORE_ONLINE_TIMEOUT |
 
 Credentials are never read from our files: boto3's standard chain applies. Against a local
-endpoint (127.0.0.1/localhost) without credentials, dummy ones are used, as moto accepts any.
+endpoint (a loopback address) without credentials, dummy ones are used, as moto accepts any.
+While `featurestore online up` runs a local server for this project, a local configured
+endpoint is replaced by that server's URL (its port may differ: `online up --port N`); an
+endpoint set in the environment always wins.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -37,12 +42,15 @@ class OnlineConfig:
 
     @property
     def is_local(self) -> bool:
-        return bool(self.endpoint_url) and any(h in self.endpoint_url for h in ("127.0.0.1", "localhost", "[::1]"))
+        """Does the endpoint name a loopback address (127.0.0.0/8, ::1, localhost)?"""
+        return is_loopback(self.endpoint_url)
 
     @property
     def local_port(self) -> int | None:
-        match = re.search(r":(\d+)", (self.endpoint_url or "").split("//", 1)[-1])
-        return int(match.group(1)) if match else None
+        try:
+            return urlsplit(self.endpoint_url or "").port
+        except ValueError:
+            return None
 
     def table_name(self, view: str) -> str:
         name = f"{self.table_prefix}{view}"
@@ -58,6 +66,21 @@ class OnlineConfig:
         return self.table_name("_sync_state")
 
 
+def is_loopback(url: str | None) -> bool:
+    try:
+        host = urlsplit(url or "").hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def load_online_config(project_dir: Path, env: dict | None = None) -> OnlineConfig:
     env = {**os.environ, **(env or {})}
     values = dict(DEFAULTS)
@@ -67,6 +90,10 @@ def load_online_config(project_dir: Path, env: dict | None = None) -> OnlineConf
         values.update({k: v for k, v in settings.items() if k in DEFAULTS and v is not None})
     if "FEATURESTORE_DYNAMODB_ENDPOINT" in env:
         values["endpoint_url"] = env["FEATURESTORE_DYNAMODB_ENDPOINT"]
+    elif is_loopback(values["endpoint_url"]):
+        from .local import recorded_url
+
+        values["endpoint_url"] = recorded_url(Path(project_dir) / ".featurestore") or values["endpoint_url"]
     region = env.get("FEATURESTORE_AWS_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if region:
         values["region"] = region

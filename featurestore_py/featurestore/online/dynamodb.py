@@ -7,35 +7,36 @@ feature as a native DynamoDB value (N, S, BOOL, NULL, L, M), `_event_timestamp` 
 `_created_timestamp` (ISO 8601 UTC strings of fixed width, so they compare as strings), and
 `_expires_at` (epoch seconds, DynamoDB's TTL attribute) when the view has a TTL.
 
-Writes never replace a stored item by an older event (or, for the same event, by an
-earlier-created version). BatchWriteItem cannot carry a condition, and per-item conditional
-puts cost 25 requests where a batch costs one, so the guarantee comes from two things instead:
-a sync holds a per-view lease (a conditional item in the state table, renewed while it runs),
-so it is the only writer of that table; and before writing it reads the stored versions of its
-keys (BatchGetItem) and drops rows that are not newer. Retries resend the same rows inside the
-same lease, so a late retry can never carry an older value than what the lease holder read.
-(TransactWriteItems would carry conditions, but moto copies every table on each transaction.)
-DynamoDB's documented limits are enforced here whatever the endpoint accepts: 25 items a
-write request, 100 keys a read request, 400 KB an item, table names of 3-255 characters.
+Ordering is the store's, not a lease's: every item is written by a PutItem whose condition
+admits it only if no item is stored, or the stored one has an older event, or the same event
+created earlier. A paused, slow, retried or concurrent writer (two syncs, a push) can therefore
+never put an older version over a newer one. A consistent read of the stored versions before
+writing skips items that are already current (a cheap pre-filter; the condition is the guarantee).
+
+Rows DynamoDB cannot hold (see codec.py) are set aside with view, key, feature and reason; the
+rest of the view is written. DynamoDB's documented limits are enforced here whatever the
+endpoint accepts: 100 keys a read request, 400 KB an item, 2,048 bytes a key, numbers of 38
+digits within 1e-130..1e126, table names of 3-255 characters.
+
+TTL is made sure on every write (described, enabled when disabled; "already enabled" is fine).
+An endpoint without the TTL API (dynalite, some DynamoDB-compatible stores) gets a warning once,
+and TTL still applies at read time.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 import random
-import socket
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from datetime import date, datetime, timezone
-from decimal import Decimal
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import OnlineStore, OnlineStoreError, OnlineTable, WriteReport
+from . import OnlineStore, OnlineStoreError, OnlineTable, Rejected, WriteReport
+from .codec import (  # noqa: F401  (re-exported: the item layout's functions)
+    MAX_ITEM_BYTES, ValueRejected, check_key, decode, encode, entity_key, format_timestamp, item_size, parse_timestamp,
+)
 from .config import OnlineConfig
 
 log = logging.getLogger("featurestore")
@@ -43,129 +44,23 @@ KEY = "entity_key"
 EVENT = "_event_timestamp"
 CREATED = "_created_timestamp"
 EXPIRES = "_expires_at"
-MAX_WRITE_ITEMS = 25
+RESERVED_ATTRIBUTES = (KEY, EVENT, CREATED, EXPIRES)
 MAX_READ_KEYS = 100
-MAX_ITEM_BYTES = 400 * 1024
 RETRYABLE = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
     "InternalServerError", "ServiceUnavailable", "500", "503",
 }
-INTEGER_TYPES = ("int", "bigint", "smallint", "tinyint", "hugeint", "long", "integer", "int2", "int4", "int8", "ubigint", "uinteger")
-FLOAT_TYPES = ("double", "float", "real", "double precision", "float4", "float8")
-DECIMAL_TYPES = ("decimal", "numeric")
-TIMESTAMP_TYPES = ("timestamp", "datetime")
-
-
-# -- values ----------------------------------------------------------------------------------------
-
-
-def format_timestamp(value: datetime) -> str:
-    """Fixed-width ISO 8601 in UTC: naive values are UTC."""
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_timestamp(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-
-
-def encode(value: Any) -> dict:
-    """A Python value as a DynamoDB attribute value."""
-    if value is None:
-        return {"NULL": True}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int):
-        return {"N": str(value)}
-    if isinstance(value, float):
-        return {"NULL": True} if math.isnan(value) or math.isinf(value) else {"N": repr(value)}
-    if isinstance(value, Decimal):
-        return {"NULL": True} if not value.is_finite() else {"N": str(value)}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, datetime):
-        return {"S": format_timestamp(value)}
-    if isinstance(value, date):
-        return {"S": value.isoformat()}
-    if isinstance(value, (bytes, bytearray)):
-        return {"B": bytes(value)}
-    if isinstance(value, (list, tuple)):
-        return {"L": [encode(item) for item in value]}
-    if isinstance(value, Mapping):
-        return {"M": {str(k): encode(v) for k, v in value.items()}}
-    raise OnlineStoreError(f"Cannot store a value of type {type(value).__name__} in DynamoDB: {value!r}")
-
-
-def decode(attribute: Mapping[str, Any], dtype: str | None = None) -> Any:
-    """A DynamoDB attribute value as the Python value of the feature's declared type."""
-    kind, value = next(iter(attribute.items()))
-    declared = (dtype or "").lower()
-    if kind == "NULL":
-        return None
-    if kind == "BOOL":
-        return bool(value)
-    if kind == "N":
-        if declared.startswith(INTEGER_TYPES):
-            return int(Decimal(value))
-        if declared.startswith(FLOAT_TYPES):
-            return float(value)
-        if declared.startswith(DECIMAL_TYPES):
-            return Decimal(value)
-        return int(value) if value.lstrip("-").isdigit() else float(value)
-    if kind == "S":
-        if declared.startswith(TIMESTAMP_TYPES):
-            return parse_timestamp(value) if value.endswith("Z") else datetime.fromisoformat(value)
-        if declared == "date":
-            return date.fromisoformat(value)
-        return value
-    if kind == "B":
-        return bytes(value)
-    if kind == "L":
-        return [decode(item) for item in value]
-    if kind == "M":
-        return {k: decode(v) for k, v in value.items()}
-    if kind in ("SS", "NS", "BS"):
-        return set(value)
-    raise OnlineStoreError(f"Unknown DynamoDB attribute type {kind}")
-
-
-def _escape(value: Any) -> str:
-    text = format_timestamp(value) if isinstance(value, datetime) else str(value)
-    return text.replace("%", "%25").replace("|", "%7C").replace("=", "%3D")
-
-
-def entity_key(join_keys: Sequence[str], row: Mapping[str, Any]) -> str:
-    """`customer_id=1001|product_type=jaffle`, in the view's join-key order."""
-    return "|".join(f"{name}={_escape(row[name])}" for name in join_keys)
-
-
-def _item_size(item: Mapping[str, Any]) -> int:
-    """DynamoDB's item size: attribute names plus values (UTF-8), close enough to enforce 400 KB."""
-    def size(value) -> int:
-        kind, inner = next(iter(value.items()))
-        if kind in ("S", "N"):
-            return len(str(inner).encode())
-        if kind == "B":
-            return len(inner)
-        if kind == "L":
-            return 3 + sum(size(v) + 1 for v in inner)
-        if kind == "M":
-            return 3 + sum(len(k.encode()) + size(v) + 1 for k, v in inner.items())
-        return 1
-    return sum(len(name.encode()) + size(value) for name, value in item.items())
-
-
-# -- the store -------------------------------------------------------------------------------------
+# newer event, or the same event created later; `force` also rewrites the same version
+_NEWER = "attribute_not_exists(#k) OR #e < :e OR (#e = :e AND #c < :c)"
+_NOT_OLDER = "attribute_not_exists(#k) OR #e < :e OR (#e = :e AND #c <= :c)"
+_TTL_UNSUPPORTED: set[str] = set()  # endpoints whose TTL API is missing (warned once per process)
 
 
 class DynamoDBOnlineStore(OnlineStore):
-    def __init__(self, config: OnlineConfig, workers: int = 8, deadline_seconds: float | None = None,
-                 lease_seconds: float = 60.0, client=None):
+    def __init__(self, config: OnlineConfig, workers: int = 8, deadline_seconds: float | None = None, client=None):
         self.config = config
         self.workers = workers
         self.deadline_seconds = config.timeout_seconds if deadline_seconds is None else deadline_seconds
-        self.lease_seconds = lease_seconds
         self.client = client or self._make_client()
         self._known_tables: set[str] = set()
         self._lock = threading.Lock()
@@ -173,13 +68,12 @@ class DynamoDBOnlineStore(OnlineStore):
     def _make_client(self):
         import boto3
         from botocore.config import Config
-
         from botocore.exceptions import BotoCoreError
 
         options = {}
         if self.config.is_local:
             session = boto3.session.Session()
-            if session.get_credentials() is None:  # moto accepts any; real AWS uses the standard chain
+            if session.get_credentials() is None:  # a local endpoint accepts any; AWS uses the standard chain
                 options = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
         try:
             return boto3.client(
@@ -193,16 +87,21 @@ class DynamoDBOnlineStore(OnlineStore):
             raise OnlineStoreError(f"Cannot set up a DynamoDB client for region '{self.config.region}' and endpoint "
                                    f"{self.config.endpoint_url or '(AWS)'}: {exc}") from None
 
+    def _deadline(self) -> float:
+        return time.monotonic() + self.deadline_seconds
+
     # -- tables ------------------------------------------------------------------------------
-    def _ensure(self, name: str, key: str, ttl_attribute: str | None) -> None:
+    def _ensure(self, name: str, key: str) -> None:
         if name in self._known_tables:
             return
         from botocore.exceptions import ClientError
 
         with self._lock:
-            deadline = time.monotonic() + self.deadline_seconds
+            deadline = self._deadline()
             try:
-                self._call("describe_table", deadline, TableName=name)
+                response, _ = self._call("describe_table", deadline, TableName=name)
+                if response["Table"]["TableStatus"] != "ACTIVE":  # another writer is creating it right now
+                    self._wait_until_active(name, deadline)
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                     raise OnlineStoreError(f"Cannot describe DynamoDB table {name}: {exc}") from None
@@ -216,49 +115,106 @@ class DynamoDBOnlineStore(OnlineStore):
                 except ClientError as create_error:
                     if create_error.response["Error"]["Code"] != "ResourceInUseException":  # created meanwhile
                         raise OnlineStoreError(f"Cannot create DynamoDB table {name}: {create_error}") from None
-                self.client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-                if ttl_attribute:
-                    self.client.update_time_to_live(
-                        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_attribute})
+                self._wait_until_active(name, deadline)
             self._known_tables.add(name)
 
+    def _wait_until_active(self, name: str, deadline: float) -> None:
+        attempt = 0
+        while True:
+            response, _ = self._call("describe_table", deadline, TableName=name)
+            if response["Table"]["TableStatus"] == "ACTIVE":
+                return
+            attempt += 1
+            _back_off(attempt, deadline, f"DynamoDB table {name} did not become active in time.", base=0.05, cap=1.0)
+
     def ensure_table(self, table: OnlineTable) -> None:
-        self._ensure(self.config.table_name(table.view), KEY, EXPIRES if table.ttl_seconds else None)
+        """The view's table exists, and its TTL is enabled when the view has one."""
+        clash = [name for name in table.features if name in RESERVED_ATTRIBUTES]
+        if clash:
+            raise OnlineStoreError(f"Feature view {table.view} has feature(s) {', '.join(clash)}, names the online "
+                                   "store uses itself; rename them (featurestore validate reports this).")
+        name = self.config.table_name(table.view)
+        self._ensure(name, KEY)
+        if table.ttl_seconds:
+            self._ensure_ttl(name)
+
+    def _ensure_ttl(self, name: str) -> None:
+        """Enable TTL on `_expires_at` unless it is on; every sync checks, so a table created
+        earlier (or a failed first attempt) gets it. "Already enabled" from a concurrent sync is fine."""
+        from botocore.exceptions import ClientError
+
+        endpoint = self.config.endpoint_url or "AWS"
+        if endpoint in _TTL_UNSUPPORTED:
+            return
+        deadline = self._deadline()
+        try:
+            response, _ = self._call("describe_time_to_live", deadline, TableName=name)
+            description = response.get("TimeToLiveDescription") or {}
+            if description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
+                if description.get("AttributeName") not in (None, EXPIRES):
+                    log.warning(f"DynamoDB table {name} expires items by '{description['AttributeName']}', "
+                                f"not {EXPIRES}; values still expire at read time")
+                return
+            self._call("update_time_to_live", deadline, TableName=name,
+                       TimeToLiveSpecification={"Enabled": True, "AttributeName": EXPIRES})
+        except ClientError as exc:
+            code, message = exc.response["Error"]["Code"], exc.response["Error"].get("Message", "")
+            if code in ("UnknownOperationException", "NotImplementedException", "UnrecognizedClientException") \
+                    or "not supported" in message.lower():
+                _TTL_UNSUPPORTED.add(endpoint)
+                log.warning(f"DynamoDB at {endpoint} has no TTL API ({code}): items will not be deleted when they "
+                            "expire; reads still treat values past the view's TTL as missing")
+            elif code == "ValidationException" and "already" in message.lower():
+                return  # another sync enabled it first
+            else:
+                raise OnlineStoreError(f"Cannot enable TTL on DynamoDB table {name}: {exc}") from None
 
     # -- writes ------------------------------------------------------------------------------
     def _item(self, table: OnlineTable, row: Mapping[str, Any]) -> dict:
+        """The item of a row; ValueRejected names the feature whose value DynamoDB cannot hold."""
+        key = entity_key(table.join_keys, row)
+        try:
+            check_key(key)
+        except ValueRejected as exc:
+            raise ValueRejected(f"entity key\t{exc}") from None
         event = row["event_timestamp"]
-        item = {KEY: {"S": entity_key(table.join_keys, row)}, EVENT: {"S": format_timestamp(event)}}
-        if row.get("created_timestamp") is not None:
-            item[CREATED] = {"S": format_timestamp(row["created_timestamp"])}
+        created = row.get("created_timestamp") or event  # without one, the event time orders versions
+        item = {KEY: {"S": key}, EVENT: {"S": format_timestamp(event)}, CREATED: {"S": format_timestamp(created)}}
         if table.ttl_seconds:
             epoch = (event if event.tzinfo else event.replace(tzinfo=timezone.utc)).timestamp()
             item[EXPIRES] = {"N": str(int(epoch) + table.ttl_seconds)}
-        for name in table.join_keys:
-            item[name] = encode(row[name])
-        for name in table.features:
-            item[name] = encode(row.get(name))
-        if _item_size(item) > MAX_ITEM_BYTES:
-            raise OnlineStoreError(f"Item {item[KEY]['S']} of view {table.view} is over DynamoDB's 400 KB limit.")
+        for name in (*table.join_keys, *table.features):
+            try:
+                item[name] = encode(row.get(name))
+            except ValueRejected as exc:
+                raise ValueRejected(f"{name}\t{exc}") from None
+        if item_size(item) > MAX_ITEM_BYTES:
+            raise ValueRejected(f"item\tthe item is {item_size(item):,} bytes; DynamoDB's limit is 400 KB")
         return item
 
     def write(self, table: OnlineTable, rows: Iterable[Mapping[str, Any]], should_stop: Callable[[], bool] | None = None,
-              on_batch: Callable[[int], None] | None = None) -> WriteReport:
-        """Put rows under the view's lease, 100 keys a task across a thread pool (one read of the
-        stored versions, then 25-item BatchWriteItem requests). Raises OnlineStoreError if a batch
-        still fails at the deadline; `should_stop` makes it stop submitting tasks (those in
-        flight finish) and raise, so the caller does not move its watermark."""
+              on_batch: Callable[[int], None] | None = None, force: bool = False) -> WriteReport:
+        """Conditional puts across a thread pool, 100 keys a task (one consistent read of their
+        stored versions, then a PutItem each for those that are newer). Raises OnlineStoreError if
+        a request still fails at the deadline; `should_stop` makes it stop submitting tasks (those
+        in flight finish) and raise, so the caller does not move its watermark."""
         self.ensure_table(table)
         name = self.config.table_name(table.view)
+        report = WriteReport()
         newest: dict[str, dict] = {}
         for row in rows:  # one item per key: keep the newest version of each key
-            item = self._item(table, row)
+            try:
+                item = self._item(table, row)
+            except ValueRejected as exc:
+                feature, _, reason = str(exc).partition("\t")
+                report.rejected.append(Rejected(table.view, _key_for_message(table, row), feature, reason))
+                continue
             key = item[KEY]["S"]
             if key not in newest or _version(item) > _version(newest[key]):
                 newest[key] = item
         items = list(newest.values())
         groups = [items[i:i + MAX_READ_KEYS] for i in range(0, len(items), MAX_READ_KEYS)]
-        report, deadline = WriteReport(), time.monotonic() + self.deadline_seconds
+        deadline = self._deadline()
         report_lock = threading.Lock()
         stopped = threading.Event()
 
@@ -267,26 +223,56 @@ class DynamoDBOnlineStore(OnlineStore):
                 stopped.set()
                 return
             stored = self._stored_versions(name, [item[KEY]["S"] for item in group], deadline)
-            fresh = [item for item in group if _version(item) > stored.get(item[KEY]["S"], ("", ""))]
-            requests = retries = 0
-            for start in range(0, len(fresh), MAX_WRITE_ITEMS):
-                sent, tried = self._write_batch(name, fresh[start:start + MAX_WRITE_ITEMS], deadline)
-                requests, retries = requests + sent, retries + tried
+            written = stale = requests = retries = 0
+            rejected = []
+            for item in group:
+                current = stored.get(item[KEY]["S"])
+                if current is not None and (_version(item) < current or (_version(item) == current and not force)):
+                    stale += 1
+                    continue
+                outcome, tried = self._put_if_newer(name, item, force, deadline)
+                requests, retries = requests + 1 + tried, retries + tried
+                if outcome is True:
+                    written += 1
+                elif outcome is False:
+                    stale += 1
+                else:
+                    rejected.append(Rejected(table.view, item[KEY]["S"], "item", outcome))
             with report_lock:
-                report.written += len(fresh)
-                report.skipped_stale += len(group) - len(fresh)
+                report.written += written
+                report.skipped_stale += stale
+                report.rejected += rejected
                 report.requests += requests + 1
                 report.retries += retries
             if on_batch:
                 on_batch(len(group))
 
-        with self.lease(table.view, deadline):
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                for future in [pool.submit(run, group) for group in groups]:
-                    future.result()
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for future in [pool.submit(run, group) for group in groups]:
+                future.result()
         if stopped.is_set():
-            raise OnlineStoreError(f"Sync of {table.view} stopped before every batch was written.")
+            raise OnlineStoreError(f"Sync of {table.view} stopped before every row was written.")
         return report
+
+    def _put_if_newer(self, table_name: str, item: dict, force: bool, deadline: float) -> tuple[bool | str, int]:
+        """(True, retries) when written, (False, ...) when the stored version is as new or newer,
+        (reason, ...) when DynamoDB refused the item itself."""
+        from botocore.exceptions import ClientError
+
+        try:
+            _, tried = self._call(
+                "put_item", deadline, TableName=table_name, Item=item,
+                ConditionExpression=_NOT_OLDER if force else _NEWER,
+                ExpressionAttributeNames={"#k": KEY, "#e": EVENT, "#c": CREATED},
+                ExpressionAttributeValues={":e": item[EVENT], ":c": item[CREATED]})
+            return True, tried
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "ConditionalCheckFailedException":
+                return False, 0
+            if code == "ValidationException":  # a rule we do not check ourselves: set aside, not fatal
+                return f"DynamoDB refused the item: {exc.response['Error'].get('Message', code)}", 0
+            raise OnlineStoreError(f"DynamoDB refused a write to {table_name}: {exc}") from None
 
     def _call(self, operation: str, deadline: float, **request):
         """One request, retried on throttling and connection errors with backoff and jitter until
@@ -312,83 +298,10 @@ class DynamoDBOnlineStore(OnlineStore):
                                          f"{operation} still failed after {self.deadline_seconds:.0f} s ({error}). "
                                          "Is the endpoint up (`featurestore online up` for the local one)?")
 
-    def _write_batch(self, table_name: str, batch: list[dict], deadline: float) -> tuple[int, int]:
-        """BatchWriteItem of at most 25 items; UnprocessedItems resent with backoff until the deadline."""
-        from botocore.exceptions import ClientError
-
-        assert len(batch) <= MAX_WRITE_ITEMS
-        pending = {table_name: [{"PutRequest": {"Item": item}} for item in batch]}
-        requests = retries = 0
-        while pending:
-            try:
-                response, tried = self._call("batch_write_item", deadline, RequestItems=pending)
-            except ClientError as exc:
-                raise OnlineStoreError(f"DynamoDB refused a write to {table_name}: {exc}") from None
-            requests, retries = requests + 1 + tried, retries + tried
-            pending = response.get("UnprocessedItems") or {}
-            if pending:
-                retries += 1
-                _back_off(retries, deadline, f"{table_name}: items still unprocessed at the deadline.")
-        return requests, retries
-
     def _stored_versions(self, table_name: str, keys: list[str], deadline: float) -> dict[str, tuple[str, str]]:
         names = {"#k": KEY, "#e": EVENT, "#c": CREATED}
-        items = self._read_chunk(table_name, keys, "#k, #e, #c", names, deadline)
+        items = self._read_chunk(table_name, keys, "#k, #e, #c", names, deadline, consistent=True)
         return {key: _version(item) for key, item in items.items()}
-
-    @contextmanager
-    def lease(self, view: str, deadline: float):
-        """Be the only writer of a view's table while the block runs (see the module docstring)."""
-        from botocore.exceptions import ClientError
-
-        self._ensure(self.config.state_table, "view", None)
-        lease_key = {"view": {"S": f"{view}#lease"}}
-        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-        def take(condition: str) -> bool:
-            now = time.time()
-            values = {":now": {"N": str(now)}, ":me": {"S": owner}}
-            names = {"#v": "view", "#o": "owner", "#x": "expires"}
-            try:
-                self.client.put_item(
-                    TableName=self.config.state_table,
-                    Item={**lease_key, "owner": {"S": owner}, "expires": {"N": str(now + self.lease_seconds)}},
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames={n: v for n, v in names.items() if n in condition},
-                    ExpressionAttributeValues={n: v for n, v in values.items() if n in condition},
-                )
-                return True
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                    return False
-                raise
-
-        attempt = 0
-        while not take("attribute_not_exists(#v) OR #x < :now OR #o = :me"):
-            attempt += 1
-            _back_off(attempt, deadline, f"Another sync of {view} holds its lease; gave up waiting.", cap=1.0)
-        stop = threading.Event()
-
-        def renew():
-            while not stop.wait(self.lease_seconds / 3):
-                try:
-                    take("#o = :me")
-                except Exception:  # a failed renewal is retried; the lease outlives a few misses
-                    pass
-
-        heartbeat = threading.Thread(target=renew, daemon=True)
-        heartbeat.start()
-        try:
-            yield owner
-        finally:
-            stop.set()
-            heartbeat.join()
-            try:
-                self.client.delete_item(TableName=self.config.state_table, Key=lease_key,
-                                        ConditionExpression="#o = :me", ExpressionAttributeNames={"#o": "owner"},
-                                        ExpressionAttributeValues={":me": {"S": owner}})
-            except Exception:  # unreachable endpoint: the lease expires by itself
-                pass
 
     # -- reads -------------------------------------------------------------------------------
     def read(self, table: OnlineTable, keys: Sequence[Mapping[str, Any]], features: Sequence[str],
@@ -399,7 +312,7 @@ class DynamoDBOnlineStore(OnlineStore):
         projection = ", ".join(["#k", "#e", *[f"#f{i}" for i in range(len(features))]])
         wanted = [entity_key(table.join_keys, key) if all(key.get(k) is not None for k in table.join_keys) else None
                   for key in keys]
-        distinct = sorted({key for key in wanted if key is not None})
+        distinct = sorted({key for key in wanted if key is not None and len(key.encode()) <= 2048})
         chunks = [distinct[i:i + MAX_READ_KEYS] for i in range(0, len(distinct), MAX_READ_KEYS)]
         found: dict[str, dict] = {}
 
@@ -433,13 +346,13 @@ class DynamoDBOnlineStore(OnlineStore):
         return results
 
     def _read_chunk(self, table_name: str, keys: list[str], projection: str, names: dict,
-                    deadline: float) -> dict[str, dict]:
+                    deadline: float, consistent: bool = False) -> dict[str, dict]:
         """BatchGetItem of at most 100 keys; UnprocessedKeys resent with backoff until the deadline."""
         from botocore.exceptions import ClientError
 
         assert len(keys) <= MAX_READ_KEYS
         request = {table_name: {"Keys": [{KEY: {"S": key}} for key in keys], "ProjectionExpression": projection,
-                                "ExpressionAttributeNames": names}}
+                                "ExpressionAttributeNames": names, "ConsistentRead": consistent}}
         found, attempt = {}, 0
         while request:
             try:
@@ -458,28 +371,35 @@ class DynamoDBOnlineStore(OnlineStore):
         return found
 
     # -- sync state ----------------------------------------------------------------------------
-    def get_state(self, view: str) -> dict | None:
+    def get_state(self, key: str) -> dict | None:
         from botocore.exceptions import ClientError
 
         try:
-            response, _ = self._call("get_item", time.monotonic() + self.deadline_seconds,
-                                     TableName=self.config.state_table, Key={"view": {"S": view}}, ConsistentRead=True)
+            response, _ = self._call("get_item", self._deadline(), TableName=self.config.state_table,
+                                     Key={"view": {"S": key}}, ConsistentRead=True)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ResourceNotFoundException":
                 return None
-            raise OnlineStoreError(f"Cannot read the sync state of {view}: {exc}") from None
+            raise OnlineStoreError(f"Cannot read the sync state {key}: {exc}") from None
         item = response.get("Item")
-        return {name: decode(value) for name, value in item.items()} if item else None
+        return {name: decode(value) for name, value in item.items() if name != "view"} if item else None
 
-    def put_state(self, view: str, state: Mapping[str, Any]) -> None:
-        self._ensure(self.config.state_table, "view", None)
+    def put_state(self, key: str, state: Mapping[str, Any]) -> bool:
         from botocore.exceptions import ClientError
 
-        item = {"view": {"S": view}, **{name: encode(value) for name, value in state.items()}}
+        self._ensure(self.config.state_table, "view")
+        item = {"view": {"S": key}, **{name: encode(value) for name, value in state.items()}}
         try:
-            self._call("put_item", time.monotonic() + self.deadline_seconds, TableName=self.config.state_table, Item=item)
+            self._call("put_item", self._deadline(), TableName=self.config.state_table, Item=item,
+                       ConditionExpression="attribute_not_exists(#w) OR #w <= :w OR #b <> :b",
+                       ExpressionAttributeNames={"#w": "watermark", "#b": "build_id"},
+                       ExpressionAttributeValues={":w": encode(state.get("watermark") or ""),
+                                                  ":b": encode(state.get("build_id") or "")})
+            return True
         except ClientError as exc:
-            raise OnlineStoreError(f"Cannot save the sync state of {view}: {exc}") from None
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False  # a later watermark of the same build is stored: keep it
+            raise OnlineStoreError(f"Cannot save the sync state {key}: {exc}") from None
 
 
 def _back_off(attempt: int, deadline: float, failure: str, base: float = 0.05, cap: float = 5.0) -> None:
@@ -491,4 +411,9 @@ def _back_off(attempt: int, deadline: float, failure: str, base: float = 0.05, c
 
 
 def _version(item: dict) -> tuple[str, str]:
-    return item[EVENT]["S"], item.get(CREATED, {"S": ""})["S"]
+    return item[EVENT]["S"], item[CREATED]["S"]
+
+
+def _key_for_message(table: OnlineTable, row: Mapping[str, Any]) -> str:
+    key = entity_key(table.join_keys, row)
+    return key if len(key) <= 120 else key[:100] + f"… ({len(key.encode()):,} bytes)"

@@ -1,11 +1,16 @@
 """The local DynamoDB endpoint: moto's server on 127.0.0.1, started in the background.
 
-`featurestore online up` / `down` use LocalDynamoDB with a pid file under .featurestore/;
-tests start one per run on a free port.
+`featurestore online up` starts it and records it in `.featurestore/local_dynamodb.json` (PID,
+the process's start time, port, URL); the other commands use the recorded URL while that
+server runs, so `online up --port X` is what `sync` and `get` then talk to. A server counts as
+ours only when the recorded PID is alive, started at the recorded time, runs moto_server and
+owns the listening socket: `up` refuses a port another program holds (naming it), and `down`
+never signals a process it cannot prove it started.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -17,6 +22,8 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import FeatureStoreError
+
+RECORD = "local_dynamodb.json"
 
 
 def free_port() -> int:
@@ -33,11 +40,61 @@ def _answers(url: str) -> bool:
         return hasattr(exc, "code")
 
 
+def _start_ticks(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def port_holder(port: int) -> int | None:
+    """The PID whose socket listens on a local TCP port (from /proc/net/tcp and /proc/*/fd)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(fields[9])
+    if not inodes:
+        return None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    return int(entry.name)
+        except OSError:
+            continue
+    return -1  # listening, but by a process we may not inspect
+
+
+def describe_pid(pid: int | None) -> str:
+    if pid is None:
+        return "nothing"
+    if pid == -1:
+        return "a process this user cannot inspect"
+    return f"PID {pid} ({_command(pid) or 'command unknown'})"
+
+
 class LocalDynamoDB:
     def __init__(self, state_dir: Path, port: int | None = None):
         self.state_dir = Path(state_dir)
-        self.pid_file = self.state_dir / "moto.pid"
-        self.port_file = self.state_dir / "moto.port"
+        self.record_file = self.state_dir / RECORD
         self.log_file = self.state_dir / "moto.log"
         self.port = port
         self._process: subprocess.Popen | None = None
@@ -46,51 +103,92 @@ class LocalDynamoDB:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def running_pid(self) -> int | None:
+    def record(self) -> dict | None:
+        """The recorded server, if it is still the process we started; else None."""
         try:
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-            return pid
+            record = json.loads(self.record_file.read_text())
         except (OSError, ValueError):
             return None
+        if _is_ours(record):
+            return record
+        return None
 
     def start(self, timeout: float = 20.0) -> str:
-        """Start moto's server unless one of ours runs; wait until it answers; return its URL."""
-        if self.running_pid():
-            self.port = int(self.port_file.read_text())
-            return self.url
+        """Start moto's server unless ours runs; wait until it answers from our own process."""
+        running = self.record()
+        if running:
+            if self.port and self.port != running["port"]:
+                raise FeatureStoreError(f"The local DynamoDB already runs on port {running['port']} (PID "
+                                        f"{running['pid']}); run `featurestore online down` before starting it on {self.port}.")
+            self.port = running["port"]
+            return running["url"]
         executable = shutil.which("moto_server", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         if executable is None:
             raise FeatureStoreError("moto_server is not installed; `pip install 'moto[server]'` (make demo does).")
         self.port = self.port or free_port()
+        holder = port_holder(self.port)
+        if holder is not None:
+            raise FeatureStoreError(f"Port {self.port} is in use by {describe_pid(holder)}; stop it or start the local "
+                                    "DynamoDB on another port (`featurestore online up --port N`).")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(self.port)], stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
         self._process = process
-        self.pid_file.write_text(str(process.pid))
-        self.port_file.write_text(str(self.port))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise FeatureStoreError(f"moto_server exited at start (port {self.port} in use?); see {self.log_file}.")
-            if _answers(self.url):
+                raise FeatureStoreError(f"moto_server exited at start; port {self.port} is held by "
+                                        f"{describe_pid(port_holder(self.port))}. See {self.log_file}.")
+            if port_holder(self.port) == process.pid and _answers(self.url):
+                record = {"pid": process.pid, "start": _start_ticks(process.pid), "port": self.port, "url": self.url,
+                          "command": _command(process.pid)}
+                self.record_file.write_text(json.dumps(record))
                 return self.url
             time.sleep(0.1)
-        self.stop()
+        self._terminate(process.pid)
         raise FeatureStoreError(f"moto_server did not answer on {self.url} within {timeout:.0f} s; see {self.log_file}.")
 
     def stop(self) -> bool:
-        pid = self.running_pid()
-        if pid:
+        """Stop the server we started; False when none runs. A recorded PID that is not our
+        server (it exited and the PID was reused) is never signalled."""
+        try:
+            record = json.loads(self.record_file.read_text())
+        except (OSError, ValueError):
+            return False
+        if not _is_ours(record):
+            self.record_file.unlink(missing_ok=True)
+            pid = record.get("pid") if isinstance(record, dict) else None
+            if isinstance(pid, int) and _start_ticks(pid) is not None:
+                raise FeatureStoreError(f"{self.record_file} names {describe_pid(pid)}, which is not the local DynamoDB "
+                                        "featurestore started; not stopping it (the stale record is removed).")
+            return False
+        self._terminate(record["pid"])
+        self.record_file.unlink(missing_ok=True)
+        return True
+
+    def _terminate(self, pid: int) -> None:
+        try:
             os.killpg(pid, signal.SIGTERM)
-            if self._process is not None:  # our child: reap it
-                self._process.wait(timeout=10)
-            for _ in range(50):
-                try:
-                    os.kill(pid, 0)
-                except OSError:
-                    break
-                time.sleep(0.1)
-        self.pid_file.unlink(missing_ok=True)
-        return pid is not None
+        except OSError:
+            return
+        if self._process is not None and self._process.pid == pid:  # our child: reap it
+            self._process.wait(timeout=10)
+        for _ in range(100):
+            if _start_ticks(pid) is None:
+                break
+            time.sleep(0.1)
+
+
+def _is_ours(record) -> bool:
+    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
+        return False
+    pid = record["pid"]
+    return (_start_ticks(pid) is not None and _start_ticks(pid) == record.get("start")
+            and "moto_server" in _command(pid))
+
+
+def recorded_url(state_dir: Path) -> str | None:
+    """The URL of the local DynamoDB `online up` started for this project, while it runs."""
+    record = LocalDynamoDB(state_dir).record()
+    return record["url"] if record else None

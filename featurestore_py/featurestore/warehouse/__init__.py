@@ -111,6 +111,16 @@ def dialect_of(target: Mapping[str, Any]) -> str:
     return kind
 
 
+def identity_of(target: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> str:
+    """What tells one warehouse from another (secrets left out): the DuckDB file, or the server
+    and database. The sync state is kept per identity."""
+    kind = dialect_of(target)
+    if kind == "duckdb":
+        raw = str(target.get("path", ":memory:"))
+        return "duckdb:" + (raw if raw == ":memory:" else str((Path(base_dir or ".") / Path(raw).expanduser()).resolve()))
+    return f"postgres://{target.get('host')}:{target.get('port', 5432)}/{target.get('dbname') or target.get('database')}"
+
+
 def connect(target: Mapping[str, Any], base_dir: str | os.PathLike | None = None, *, read_only: bool = True,
             allow_file_access: bool = False, lock_timeout: float = 60.0) -> Warehouse:
     """A Warehouse for a rendered dbt target (see profiles.load_target).
