@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/bench_online.py [--rows 20000] [--reads 300]
 
-Sync: the same rows written (a) by a plain single-thread boto3 BatchWriteItem loop (25 items a
-request, no ordering guard), (b) by our write path with 1 and with 8 threads (lease, one
-BatchGetItem of the stored versions per 100 keys, 25-item BatchWriteItem requests), each into
-a fresh table. Reads: `store.get_online_features` for 1 and 100 entities vs a plain
+Sync: the same rows written, each into a fresh table, (a) by a plain single-thread boto3
+BatchWriteItem loop (25 items a request, no ordering guard), (b) by the previous lease design
+(a per-view lease, a read of the stored versions, 25-item BatchWriteItem requests; loaded from
+git history, commit 3041b0a) with 8 threads, (c) by our write path with 1 and with 8 threads
+(one consistent BatchGetItem of the stored versions per 100 keys, then one conditional PutItem
+per item). Reads: `store.get_online_features` for 1 and 100 entities vs a plain
 `batch_get_item` of the same keys and attributes; p50/p99 over --reads calls, interleaved.
 """
 
@@ -31,6 +33,28 @@ def rows(n: int) -> list[dict]:
              "f_int": rng.randrange(1000), "f_str": f"v{rng.randrange(50)}"} for i in range(n)]
 
 
+def previous_design():
+    """The lease-based DynamoDB module of commit 3041b0a, imported beside today's (None without git)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    try:
+        source = subprocess.run(["git", "show", "3041b0a:featurestore_py/featurestore/online/dynamodb.py"], cwd=REPO,
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = Path(tempfile.mkdtemp(prefix="lease-design-")) / "_lease_design.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("featurestore.online._lease_design", path,
+                                                  submodule_search_locations=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "featurestore.online"
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -40,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--reads", type=int, default=300)
+    parser.add_argument("--endpoint", default=None, help="an endpoint already running (e.g. dynalite) instead of moto")
     args = parser.parse_args()
 
     from featurestore import FeatureStore
@@ -49,8 +74,8 @@ def main() -> None:
     from featurestore.online.local import LocalDynamoDB, free_port
 
     work = Path(tempfile.mkdtemp(prefix="bench-online-"))
-    server = LocalDynamoDB(work / "moto", free_port())
-    url = server.start()
+    server = None if args.endpoint else LocalDynamoDB(work / "moto", free_port())
+    url = args.endpoint or server.start()
     try:
         data = rows(args.rows)
         table = OnlineTable("bench_view", ("entity_id",), {"f_double": "double", "f_int": "bigint", "f_str": "varchar"}, None)
@@ -66,6 +91,14 @@ def main() -> None:
                 request = plain.client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
         baseline = len(items) / (time.perf_counter() - started)
         print(f"sync: plain boto3 batch_write_item loop, 1 thread: {baseline:,.0f} rows/s")
+        lease_design = previous_design()
+        if lease_design is not None:
+            old = lease_design.DynamoDBOnlineStore(OnlineConfig(url, "us-east-1", "lease8_"), workers=8)
+            old.ensure_table(table)
+            started = time.perf_counter()
+            report = old.write(table, data)
+            rate = report.written / (time.perf_counter() - started)
+            print(f"sync: previous lease design, 8 threads: {rate:,.0f} rows/s = {rate / baseline:.2f}x plain")
         for workers in (1, 8):
             ours = DynamoDBOnlineStore(OnlineConfig(url, "us-east-1", f"ours{workers}_"), workers=workers)
             ours.ensure_table(table)
@@ -109,7 +142,8 @@ def main() -> None:
             print(f"read {size:>3} entities: get_online_features p50 {p50:.2f} ms, p99 {p99:.2f} ms; "
                   f"plain batch_get_item p50 {b50:.2f} ms, p99 {b99:.2f} ms; ratio p50 {p50 / b50:.2f}x, p99 {p99 / b99:.2f}x")
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -94,8 +94,9 @@ def moto_server(tmp_path_factory):
 
 
 def dynalite_executable() -> str | None:
-    """dynalite (npm), a stricter DynamoDB emulator: DYNALITE_BIN, else on PATH."""
-    return os.environ.get("DYNALITE_BIN") or shutil.which("dynalite")
+    """dynalite (npm), a stricter DynamoDB emulator: DYNALITE_BIN, else where .ci/run installs it, else on PATH."""
+    installed = Path.home() / ".cache" / "featurestore-ci" / "node_modules" / ".bin" / "dynalite"
+    return os.environ.get("DYNALITE_BIN") or (str(installed) if installed.exists() else None) or shutil.which("dynalite")
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import random
 import subprocess
 import sys
 import threading
-import time
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path

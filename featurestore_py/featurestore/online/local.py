@@ -168,16 +168,20 @@ class LocalDynamoDB:
         return True
 
     def _terminate(self, pid: int) -> None:
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except OSError:
-            return
-        if self._process is not None and self._process.pid == pid:  # our child: reap it
-            self._process.wait(timeout=10)
-        for _ in range(100):
-            if _start_ticks(pid) is None:
-                break
-            time.sleep(0.1)
+        """SIGTERM, then SIGKILL after 10 s (a busy server may not stop at once)."""
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(pid, sig)
+            except OSError:
+                return
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if self._process is not None and self._process.pid == pid:
+                    if self._process.poll() is not None:  # our child: reaped
+                        return
+                elif _start_ticks(pid) is None:
+                    return
+                time.sleep(0.1)
 
 
 def _is_ours(record) -> bool:

@@ -1,0 +1,83 @@
+"""`featurestore online up/down` cannot lie: `up` verifies the server answering is its own process
+and names a port's other holder; `down` stops only a process it can prove it started; the port
+given to `up` is the one `sync` and `get` then use; "local" means a loopback address."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLE, copy_project
+from featurestore import FeatureStore
+from featurestore.online.local import free_port
+
+BIN = Path(sys.executable).parent
+
+
+def cli(*args, project, check=True, **env):
+    result = subprocess.run([str(BIN / "featurestore"), *args, "-p", str(project)], capture_output=True, text=True,
+                            timeout=120, env={**{k: v for k, v in os.environ.items() if not k.startswith("FEATURESTORE_")},
+                                              **env})
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def project(tmp_path):
+    return copy_project(EXAMPLE, tmp_path / "project")
+
+
+def test_up_refuses_a_port_another_program_holds_and_names_it(project):
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        result = cli("online", "up", "--port", str(port), project=project, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"Port {port} is in use by PID {os.getpid()}" in result.stderr
+    assert not (project / ".featurestore" / "local_dynamodb.json").exists()
+
+
+def test_the_port_given_to_up_is_the_one_the_other_commands_use(project):
+    port = free_port()
+    try:
+        result = cli("online", "up", "--port", str(port), project=project)
+        assert f"http://127.0.0.1:{port}" in result.stdout
+        # dbt_project.yml names port 8766; the running server is what the store uses
+        store = FeatureStore(project)
+        assert store.online_config.endpoint_url == f"http://127.0.0.1:{port}"
+        assert cli("online", "up", project=project).stdout.strip().endswith(f"http://127.0.0.1:{port}")  # reused
+    finally:
+        assert "stopped" in cli("online", "down", project=project).stdout
+    assert FeatureStore(project).online_config.endpoint_url == "http://127.0.0.1:8766"  # not running: as configured
+
+
+def test_down_never_stops_a_process_it_did_not_start(project):
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        record = project / ".featurestore" / "local_dynamodb.json"
+        record.parent.mkdir(parents=True)
+        record.write_text(json.dumps({"pid": bystander.pid, "start": "1", "port": 8766, "url": "http://127.0.0.1:8766"}))
+        result = cli("online", "down", project=project, check=False)
+        assert result.returncode == 1 and f"PID {bystander.pid}" in result.stderr
+        assert "not stopping it" in result.stderr
+        assert bystander.poll() is None  # still alive
+        assert not record.exists()  # the stale record is gone
+        assert "not running" in cli("online", "down", project=project).stdout
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_local_means_a_loopback_address(project):
+    config = project / "dbt_project.yml"
+    config.write_text(config.read_text().replace("http://127.0.0.1:8766", "http://localhost.example.com:8766"))
+    result = cli("online", "up", project=project, check=False)
+    assert result.returncode == 1 and "is not local" in result.stderr
