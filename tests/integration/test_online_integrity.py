@@ -270,3 +270,15 @@ def test_sync_sets_aside_rows_it_cannot_store_and_lists_them(tmp_path, dynamodb)
     entry = json.loads(status.stdout)[0]
     assert entry["rejected_last_sync"] == 2 and {e["feature"] for e in entry["rejected_examples"]} == {"avg_order_value_30d"}
     assert entry["pending_rows"] == 0  # the watermark moved past the rows set aside
+
+
+def test_features_named_like_the_items_own_attributes_are_refused(dynamodb):
+    from featurestore.online import OnlineStoreError
+
+    for name in ("entity_key", "_event_timestamp", "_expires_at"):
+        clash = OnlineTable("clash", ("thing_id",), {name: "varchar"}, None)
+        try:
+            store_at(dynamodb, "clash_").write(clash, [row(1, 1)])
+            raise AssertionError(f"{name} was accepted")
+        except OnlineStoreError as exc:
+            assert name in str(exc) and "rename" in str(exc)
