@@ -44,7 +44,7 @@ demo: build
 	$(FS) sync
 	$(FS) sync status
 	$(FS) audit customer_features --sample 100
-	$(FS) catalog --out site
+	$(FS) catalog --out site --exports out
 	@echo "featurestore get --service churn_model (the most recent customer of the churn labels):"
 	@row=$$(cd $(DEMO) && $(BIN)/python -c "import duckdb; print(*duckdb.connect('jaffle_shop.duckdb', read_only=True).sql('select customer_id, store_id from main.churn_labels order by label_ts desc, customer_id limit 1').fetchall()[0])"); \
 	$(FS) get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }

@@ -552,14 +552,21 @@ def audit(view: str = typer.Argument(..., help="An online feature view."),
 
 
 @app.command()
-def catalog(out: str = typer.Option("site", "--out", "-o", help="Folder to write index.html into."),
-            dbt_docs_url: Optional[str] = typer.Option(None, help="Base URL of the dbt docs site, for links to each model."),
+def catalog(out: str = typer.Option("site", "--out", "-o", help="Folder to write the pages into."),
+            dbt_docs_url: Optional[str] = typer.Option(None, help="Base http(s) URL of the dbt docs site, for links."),
+            exports: Optional[str] = typer.Option(None, "--exports", help="Folder of exported training sets to list per service."),
+            reference_stats: Optional[str] = typer.Option(None, "--reference-stats",
+                                                          help="Measure drift over time against this exported training set."),
             project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir):
-    """Write a static, searchable HTML catalog of every feature (with latest statistics).
+    """Write a static HTML catalog: every feature with status badges (stale, drifting, failing,
+    never synced) and a filter page for each, a page per feature (distribution, drift and null
+    rate over the stats history, expectations, lineage, SQL), per view and per service.
 
-    Example: featurestore catalog --out site/ --dbt-docs-url http://localhost:8080
+    Example: featurestore catalog --out site/ --dbt-docs-url http://localhost:8080 --exports out/
     """
-    console.print(f"wrote {_store(project_dir, target, profiles_dir).write_catalog(out, dbt_docs_url)}")
+    path = _store(project_dir, target, profiles_dir).write_catalog(out, dbt_docs_url, exports_dir=exports,
+                                                                  reference_stats=reference_stats)
+    console.print(f"wrote {path}")
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -59,10 +59,12 @@ def view_stats(warehouse: Warehouse, view: FeatureView,
     }
     for name in numeric:
         count = row[f"{name}__count"]
+        low, high = _plain(row[f"{name}__min"]), _plain(row[f"{name}__max"])
         stats["features"][name] = {
             "kind": "number", "null_rate": (1 - count / rows) if rows else None, "distinct": row[f"{name}__distinct"],
             **{stat: _plain(row[f"{name}__{stat}"]) for stat in ("min", "max", "mean", "stddev")},
             "quantiles": {f"p{int(q * 100)}": _plain(row[f"{name}__p{int(q * 100)}"]) for q in QUANTILES},
+            "histogram": _histogram(warehouse, view, name, low, high, window),
         }
     for name in categorical:
         count = row[f"{name}__count"]
@@ -75,6 +77,32 @@ def view_stats(warehouse: Warehouse, view: FeatureView,
             "top": [[value, n] for value, n in top_values],
         }
     return stats
+
+
+HISTOGRAM_BINS = 10
+
+
+def _histogram(warehouse: Warehouse, view: FeatureView, feature: str, low, high, window) -> dict | None:
+    """Counts in ten equal-width bins from min to max, computed in the warehouse."""
+    if low is None or high is None or high <= low:
+        return None
+    width = (high - low) / HISTOGRAM_BINS
+    inner = [low + width * index for index in range(1, HISTOGRAM_BINS)]
+    query = warehouse.render("value_counts", relation=view.relation_name, event=view.event_timestamp,
+                             feature=feature, edges=inner, bounded=bool(window), top=None)
+    counts = dict(warehouse.fetch_all(query, [*inner, *_bounds(window)]))
+    return {"edges": [low, *inner, high], "counts": [int(counts.get(index, 0)) for index in range(HISTOGRAM_BINS)]}
+
+
+def load_history(warehouse: Warehouse) -> list[dict]:
+    """Every stats run kept in the history table (oldest first); none when it does not exist yet."""
+    from .warehouse import WarehouseError
+
+    try:
+        rows = warehouse.fetch_all(warehouse.render("stats_history", action="select", table=HISTORY_TABLE))
+    except WarehouseError:
+        return []
+    return [json.loads(text) for _, _, text in rows]
 
 
 def _plain(value):

@@ -77,6 +77,8 @@ class FeatureView:
     sql_path: str
     meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # all of config.meta.featurestore
     raw_code: str = ""  # the model's SQL as written (validate reads patterns in it)
+    compiled_code: str = ""  # the SQL as dbt compiled it (after dbt compile/build), else empty
+    upstream: tuple[tuple[str, str, str], ...] = ()  # (unique_id, name, resource type) of every ancestor
 
     @property
     def ttl(self) -> timedelta | None:
@@ -124,6 +126,7 @@ class Registry:
     services: Mapping[str, FeatureService]
     entity_declarations: tuple[Entity, ...]  # every declaration, duplicates included
     model_columns: Mapping[str, tuple[str, ...]]  # model name -> declared columns
+    exposures_using: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))  # model -> exposures
 
     # -- lookups -----------------------------------------------------------------------------
     def view(self, name: str) -> FeatureView:
@@ -204,8 +207,13 @@ def registry_from_manifest(manifest: Mapping[str, Any]) -> Registry:
     for model in models:
         meta = _featurestore_meta(model.get("config", {}))
         if "event_timestamp" in meta or ("entities" in meta and _is_view_meta(meta)) or isinstance(meta.get("entities"), str):
-            view = _feature_view(model, meta, entities)
+            view = _feature_view(model, meta, entities, _upstream(model, nodes, manifest.get("sources", {})))
             views[view.name] = view
+    exposures_using: dict[str, list[str]] = {}
+    for exposure in manifest.get("exposures", {}).values():
+        for uid in exposure.get("depends_on", {}).get("nodes", []):
+            if uid in nodes:
+                exposures_using.setdefault(nodes[uid]["name"], []).append(exposure["name"])
 
     services = {}
     for exposure in manifest.get("exposures", {}).values():
@@ -223,7 +231,25 @@ def registry_from_manifest(manifest: Mapping[str, Any]) -> Registry:
         model_columns=MappingProxyType(
             {model["name"]: tuple(model.get("columns", {})) for model in models}
         ),
+        exposures_using=MappingProxyType({name: tuple(names) for name, names in exposures_using.items()}),
     )
+
+
+def _upstream(model: Mapping[str, Any], nodes: Mapping[str, Any], sources: Mapping[str, Any]) -> tuple:
+    """Every model, seed, snapshot and source the model is computed from, nearest first."""
+    seen, order, queue = set(), [], list(model.get("depends_on", {}).get("nodes", []))
+    while queue:
+        uid = queue.pop(0)
+        if uid in seen:
+            continue
+        seen.add(uid)
+        node = nodes.get(uid) or sources.get(uid)
+        if node is None:
+            continue
+        label = f"{node.get('source_name')}.{node['name']}" if node.get("resource_type") == "source" else node["name"]
+        order.append((uid, label, node.get("resource_type", "")))
+        queue += node.get("depends_on", {}).get("nodes", [])
+    return tuple(order)
 
 
 def _featurestore_meta(config: Mapping[str, Any]) -> dict:
@@ -264,7 +290,8 @@ def _entity_declarations(model: Mapping[str, Any]) -> list[Entity]:
     return declared
 
 
-def _feature_view(model: Mapping[str, Any], meta: Mapping[str, Any], entities: Mapping[str, Entity]) -> FeatureView:
+def _feature_view(model: Mapping[str, Any], meta: Mapping[str, Any], entities: Mapping[str, Entity],
+                  upstream: tuple = ()) -> FeatureView:
     listed = meta.get("entities") or []
     entity_names = tuple(str(name) for name in (listed if isinstance(listed, list) else [listed]))
     join_keys = {key for name in entity_names if name in entities for key in entities[name].join_keys}
@@ -303,6 +330,8 @@ def _feature_view(model: Mapping[str, Any], meta: Mapping[str, Any], entities: M
         sql_path=model.get("original_file_path", ""),
         meta=MappingProxyType(dict(meta)),
         raw_code=model.get("raw_code") or "",
+        compiled_code=model.get("compiled_code") or "",
+        upstream=upstream,
     )
 
 

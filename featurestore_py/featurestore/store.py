@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from pathlib import Path
 from functools import cached_property
 from typing import Mapping, Sequence
 
@@ -116,8 +117,10 @@ class FeatureStore:
         def open_warehouse(read_only: bool = True) -> Warehouse:
             return self.connect(read_only=read_only, allow_file_access=allow_file_access)
 
-        return RetrievalJob(open_warehouse, self.dialect, requests, source, timestamp_column,
-                            knowledge_guard=knowledge_guard, strategy=strategy)
+        job = RetrievalJob(open_warehouse, self.dialect, requests, source, timestamp_column,
+                           knowledge_guard=knowledge_guard, strategy=strategy)
+        job.feature_service = feature_service
+        return job
 
     # -- online store ------------------------------------------------------------------------
     @cached_property
@@ -286,8 +289,64 @@ class FeatureStore:
         return {"view": view_name, "at": moment.isoformat(), "keys": len(entity_rows),
                 "features": len(view.features), "mismatches": mismatches}
 
-    def write_catalog(self, out_dir, dbt_docs_url: str | None = None):
-        """The static HTML catalog (catalog/index.html) with fresh statistics."""
-        from .catalog import write_catalog
+    def write_catalog(self, out_dir, dbt_docs_url: str | None = None, *, exports_dir=None,
+                      reference_stats=None):
+        """The static HTML catalog (index.html and a page per feature, view and service) with fresh
+        statistics, their history, the views' sync state (when the online store answers within a
+        few seconds), and the training sets found under exports_dir. reference_stats: a training
+        set whose fingerprint drift is measured against (default: the first stats run)."""
+        from . import quality
+        from .catalog import check_docs_url, write_catalog
 
-        return write_catalog(self.registry, self.stats(save=False, allow_empty=True), out_dir, dbt_docs_url)
+        check_docs_url(dbt_docs_url)
+        reference = quality.load_saved_stats(reference_stats) if reference_stats else None
+        latest = self.stats(save=False, allow_empty=True)
+        with self.connect() as warehouse:
+            history = quality.load_history(warehouse)
+        sync_states = None
+        if any(view.online for view in self.registry.feature_views.values()):
+            self.online.deadline_seconds = min(self.online.deadline_seconds, 5.0)
+            try:
+                sync_states = {row["view"]: row for row in self.sync_status()}
+            except FeatureStoreError:
+                sync_states = None  # the online store did not answer: shown as unknown
+        return write_catalog(self.registry, latest, out_dir, dbt_docs_url, history=history, sync_states=sync_states,
+                             exports=_find_exports(exports_dir) if exports_dir else [], reference=reference,
+                             reference_label=Path(reference_stats).name if reference_stats else None,
+                             sql_of=self._model_sql, exports_searched=bool(exports_dir))
+
+    def _model_sql(self, view_name: str) -> tuple[str, str]:
+        """The view's SQL as dbt compiled it (target/compiled), else as written; and a note saying which."""
+        view = self.registry.view(view_name)
+        compiled = self.project.manifest_path.parent / "compiled" / self.registry.project_name / view.sql_path
+        if compiled.is_file():
+            return compiled.read_text(encoding="utf-8"), f"compiled by dbt ({compiled.name})"
+        if view.compiled_code:
+            return view.compiled_code, "compiled by dbt"
+        return view.raw_code, "as written (run dbt compile or build for the compiled SQL)"
+
+
+def _find_exports(folder) -> list[dict]:
+    """Training sets exported by featurestore under a folder: their fingerprints' service and features."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .quality import STATS_METADATA_KEY
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise FeatureStoreError(f"--exports {root} is not a folder.")
+    found = []
+    for path in sorted(root.rglob("*.parquet")):
+        try:
+            metadata = pq.read_schema(path).metadata or {}
+            stats = json.loads(metadata[STATS_METADATA_KEY.encode()]) if STATS_METADATA_KEY.encode() in metadata else None
+        except (OSError, ValueError, pa.ArrowInvalid):
+            continue
+        if stats:
+            found.append({"path": str(path.relative_to(root)), "service": stats.get("service"),
+                          "features": list(stats.get("features") or {}), "rows": stats.get("rows"),
+                          "exported_at": stats.get("exported_at")})
+    return found

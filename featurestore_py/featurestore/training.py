@@ -11,7 +11,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -118,6 +118,7 @@ class RetrievalJob:
         self.knowledge_guard = knowledge_guard
         self.strategy = strategy
         self.summary: RetrievalSummary | None = None
+        self.feature_service: str | None = None  # the service the features came from, when one was named
         self._table: pa.Table | None = None
         self._timestamp_requested = timestamp_column
         if entities.table is not None:
@@ -288,7 +289,8 @@ class RetrievalJob:
         table = self.to_arrow()
         if save_stats:
             columns = {f"{r.view.name}:{name}": output for r in self.requests for name, output in r.features}
-            stats = {**frame_stats(table, columns), "summary": self.summary.as_dict()}
+            stats = {**frame_stats(table, columns), "summary": self.summary.as_dict(), "service": self.feature_service,
+                     "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             metadata = dict(table.schema.metadata or {})
             metadata[STATS_METADATA_KEY.encode()] = json.dumps(stats, default=str).encode()
             table = table.replace_schema_metadata(metadata)

@@ -1,68 +1,96 @@
 """A static HTML catalog of every feature, for people who do not read YAML.
 
-One self-contained page (no network, no build step): each feature with its description, type,
-owner, entity, TTL, freshness, latest statistics and the services (models) that use it, a
-search box that filters as you type (also from the URL: `index.html#q=orders`), and links to
-the dbt docs of each model.
+One folder, no network, no build step: `index.html` (every feature with its status badges, a
+search box, and a page per badge — `index-stale.html`, `index-drifting.html`,
+`index-failing.html`, `index-never-synced.html` — so filters work without JavaScript), a page
+per feature (distribution, drift, null rate and mean over time from the stats history,
+expectations, lineage, SQL), per feature view and per feature service (its features' status
+and the training sets exported for it). Plots are inline SVG. Every value from YAML or data is
+HTML-escaped; a dbt docs URL must be http(s).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jinja2
 
+from ..errors import FeatureStoreError
 from ..registry import Registry
+from . import pages, svg
 
 
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(loader=jinja2.PackageLoader("featurestore", "catalog"),
-                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
+                              autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.ChainableUndefined)
 
 
-def catalog_rows(registry: Registry, stats: list[dict]) -> list[dict]:
-    by_view = {entry["view"]: entry for entry in stats}
-    used_by: dict[str, list[str]] = {}
-    for service in registry.services.values():
-        for reference in service.feature_refs:
-            used_by.setdefault(reference, []).append(service.name)
-    rows = []
-    for view in registry.feature_views.values():
-        view_stats = by_view.get(view.name) or {}
-        fresh = view_stats.get("freshness_seconds")
-        for feature in view.features:
-            feature_stats = (view_stats.get("features") or {}).get(feature.name) or {}
-            if feature_stats.get("kind") == "number":
-                summary = (f"mean {feature_stats['mean']:.4g}, p50 {feature_stats['quantiles']['p50']:.4g}, "
-                           f"range {feature_stats['min']:.4g} to {feature_stats['max']:.4g}"
-                           if feature_stats.get("mean") is not None else "no values")
-            elif feature_stats:
-                summary = ", ".join(f"{value} ({count:,})" for value, count in feature_stats.get("top", [])[:3])
-            else:
-                summary = "not computed"
-            rows.append({
-                "reference": feature.reference, "name": feature.name, "view": view.name,
-                "unique_id": view.unique_id, "description": feature.description, "type": feature.dtype or "",
-                "owner": view.owner or "", "entities": ", ".join(view.entities),
-                "join_keys": ", ".join(registry.join_keys(view)) if all(e in registry.entities for e in view.entities) else "",
-                "ttl": view.ttl_text or "none", "online": view.online,
-                "freshness": "-" if fresh is None else (f"{fresh / 3600:.1f} h" if fresh < 172800 else f"{fresh / 86400:.0f} days"),
-                "null_rate": "-" if feature_stats.get("null_rate") is None else f"{feature_stats['null_rate']:.1%}",
-                "summary": summary, "services": ", ".join(used_by.get(feature.reference, [])) or "-",
-            })
-    return rows
+def check_docs_url(url: str | None) -> str:
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise FeatureStoreError(f"--dbt-docs-url '{url}' must be an http(s) URL, e.g. http://localhost:8080.")
+    return url.rstrip("/")
 
 
-def write_catalog(registry: Registry, stats: list[dict], out_dir: str | Path, dbt_docs_url: str | None = None) -> Path:
-    """Write `index.html` into out_dir and return its path."""
+def summary(stats: dict | None) -> str:
+    if not stats:
+        return "not computed"
+    if stats.get("kind") == "number":
+        if stats.get("mean") is None:
+            return "no values"
+        return (f"mean {stats['mean']:.4g}, p50 {stats['quantiles']['p50']:.4g}, "
+                f"range {stats['min']:.4g} to {stats['max']:.4g}")
+    return ", ".join(f"{value} ({count:,})" for value, count in (stats.get("top") or [])[:3]) or "no values"
+
+
+def write_catalog(registry: Registry, latest: list[dict], out_dir: str | Path, dbt_docs_url: str | None = None, *,
+                  history: list[dict] = (), sync_states: dict | None = None, exports: list[dict] = (),
+                  reference: dict | None = None, reference_label: str | None = None,
+                  sql_of=None, exports_searched: bool = False) -> Path:
+    """Write the catalog into out_dir; return the path of index.html."""
+    docs = check_docs_url(dbt_docs_url)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = catalog_rows(registry, stats)
-    html = _environment().get_template("template.html").render(
-        rows=rows, project=registry.project_name, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        dbt_docs_url=(dbt_docs_url or "").rstrip("/"), views=len(registry.feature_views),
-        services=sorted(registry.services))
-    path = out / "index.html"
-    path.write_text(html, encoding="utf-8")
-    return path
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FeatureStoreError(f"Cannot create the catalog folder {out}: {exc}") from None
+    data = pages.build(registry, latest, list(history), sync_states, list(exports), reference, datetime.now(timezone.utc))
+    environment = _environment()
+    service_names = sorted(data["services"])
+    common = {
+        "project": registry.project_name, "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "dbt_docs_url": docs, "service_names": service_names, "views": data["views"], "summary": summary,
+        "service_page": lambda name: data["services"][name]["page"] if name in data["services"] else "index.html",
+        "badges": pages.BADGES, "counts": data["counts"], "exports_searched": exports_searched,
+    }
+
+    def write(name: str, template: str, **context) -> None:
+        (out / name).write_text(environment.get_template(template).render(**common, **context), encoding="utf-8")
+
+    write("index.html", "index.html", features=data["features"], only=None)
+    for badge in pages.BADGES:
+        write(f"index-{badge}.html", "index.html", features=data["features"], only=badge)
+    label = reference_label or "the first stats run"
+    for feature in data["features"]:
+        view = data["views"][feature["view"]]
+        stats = feature["stats"] or {}
+        if stats.get("kind") == "number" and stats.get("histogram"):
+            distribution = svg.histogram(stats["histogram"]["edges"], stats["histogram"]["counts"], "histogram")
+        else:
+            distribution = svg.top_values([(str(v), n) for v, n in stats.get("top") or []], "top values")
+        sql, sql_note = (sql_of(feature["view"]) if sql_of else ("", ""))
+        write(feature["page"], "feature.html", f=feature, view=view, distribution=distribution,
+              drift_plot=svg.series(feature["drift"], "drift", limit=feature["drift_threshold"]),
+              null_plot=svg.series(feature["null_rates"], "null rate", percent=True),
+              mean_plot=svg.series(feature["means"], "mean") if feature["means"] else "",
+              reference_label=label, sql=sql, sql_note=sql_note)
+    for view in data["views"].values():
+        write(view["page"], "view.html", view=view,
+              freshness_plot=svg.series(view["freshness_series"], "days since the newest event"))
+    for service in data["services"].values():
+        write(service["page"], "service.html", s=service)
+    return out / "index.html"
