@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE, copy_project, duckdb_path, project_env
+from conftest import EXAMPLE, copy_project, project_env
 from featurestore import FeatureStore, FeatureStoreError
 from jaffle_data import JaffleSize, load_raw, write_raw_files
 
@@ -114,8 +114,6 @@ def test_a_dbt_build_holding_the_lock_is_waited_for_or_named(demo_project, tmp_p
     PID and command line; a reader with a longer one waits and then succeeds."""
     import shutil
 
-    import duckdb
-
     project = tmp_path / "project"
     shutil.copytree(demo_project, project, symlinks=True, ignore=shutil.ignore_patterns("target", "logs"))
     (project / "models" / "slow_model.sql").write_text(
@@ -124,17 +122,16 @@ def test_a_dbt_build_holding_the_lock_is_waited_for_or_named(demo_project, tmp_p
     writer = subprocess.Popen([str(BIN / "dbt"), "run", "--select", "slow_model"], cwd=project,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # until dbt holds the lock
-            try:
-                duckdb.connect(str(duckdb_path(project)), read_only=True).close()
-                time.sleep(0.05)
-            except duckdb.IOException:
+        started = []
+        for line in writer.stdout:  # dbt says when the model starts; polling the file could race its open
+            started.append(line)
+            if "START sql table model" in line:
                 break
+        time.sleep(1.0)  # the model's statement is running: dbt-duckdb holds the write lock
         reader = [str(BIN / "featurestore"), "stats", "-p", str(project), "--no-save"]
         impatient = subprocess.run(reader, env={**os.environ, "FEATURESTORE_LOCK_TIMEOUT": "1"},
                                    capture_output=True, text=True, timeout=120)
-        assert writer.poll() is None, "the dbt run ended before the reader tried"
+        assert writer.poll() is None, "the dbt run ended before the reader tried:\n" + "".join(started)
         assert impatient.returncode == 1 and "Traceback" not in impatient.stderr, impatient.stderr
         assert f"PID {writer.pid}" in impatient.stderr and "dbt run" in impatient.stderr
         assert "locked for writing" in impatient.stderr and "waiting up to 1 s" in impatient.stderr
