@@ -49,3 +49,8 @@ def test_only_http_docs_urls_are_accepted(url):
     with pytest.raises(FeatureStoreError, match="http"):
         check_docs_url(url)
     assert check_docs_url("https://docs.example/") == "https://docs.example"
+
+
+def test_a_flat_share_is_drawn_without_a_negative_axis():
+    plot = svg.series([("a", 0.0), ("b", 0.0)], "null rate", percent=True)
+    assert "-" not in "".join(l for l in plot.split(">") if "%" in l) and "5.0%" in plot and "0.0%" in plot

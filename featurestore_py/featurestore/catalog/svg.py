@@ -63,8 +63,9 @@ def series(points: Sequence[tuple[str, float | None]], title: str, limit: float 
     if not present:
         return _empty(title)
     low, high = min(present + ([limit] if limit is not None else [])), max(present + ([limit] if limit is not None else []))
-    if high == low:
-        low, high = low - 1, high + 1
+    if high == low:  # a flat line: a small range around it (a share never below 0)
+        pad = 0.05 if percent else max(abs(low) * 0.1, 1.0)
+        low, high = (max(low - pad, 0.0) if percent else low - pad), high + pad
     span_x = max(len(points) - 1, 1)
 
     def xy(index, value):
