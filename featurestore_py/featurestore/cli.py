@@ -228,7 +228,7 @@ def parse(project_dir: str = ProjectDir, target: Optional[str] = Target, profile
 
 @app.command()
 def export(
-    out: str = typer.Option(..., "--out", "-o", help="Parquet file to write (atomically; its stats inside it)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Parquet file to write (atomically; its stats inside it)."),
     entities: Optional[str] = typer.Option(None, "--entities", "-e",
                                            help="Entity rows: a .parquet/.csv file, one SELECT query or a relation name."),
     service: Optional[str] = typer.Option(None, "--service", "-s", help="A feature service (exposure of type ml)."),
@@ -243,6 +243,8 @@ def export(
     every: str = typer.Option("1d", help="Without --entities: spine step."),
     allow_file_access: bool = typer.Option(False, "--allow-file-access",
                                            help="Let an --entities query read files through the engine (read_csv ...)."),
+    show_sql: bool = typer.Option(False, "--show-sql", help="Print how it would run (entity load, join strategy per "
+                                  "view and why, the point-in-time SQL) and export nothing."),
     project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
     as_json: bool = AsJson,
 ):
@@ -251,11 +253,21 @@ def export(
     Example: featurestore export --entities main.churn_labels --timestamp-column label_ts
     --service churn_model --out churn.parquet
     """
+    if not out and not show_sql:
+        raise FeatureStoreError("Pass --out FILE (or --show-sql to see how the export would run).")
     store = _store(project_dir, target, profiles_dir)
     job = store.get_historical_features(
         entities, features or None, feature_service=service, full_feature_names=full_feature_names,
         timestamp_column=timestamp_column, knowledge_guard=knowledge_guard, start=start, end=end, every=every,
         allow_file_access=allow_file_access)
+    if show_sql:
+        plan = job.plan()
+        if as_json:
+            typer.echo(json.dumps({"entity_load": plan.entity_load, "strategies": plan.strategies, "sql": plan.sql},
+                                  indent=2))
+        else:
+            typer.echo(plan.as_text(), nl=False)
+        return
     with err_console.status("Point-in-time join in the warehouse…"):
         job.to_arrow()
     with err_console.status(f"Writing {out}…"):

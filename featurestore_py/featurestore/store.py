@@ -178,12 +178,14 @@ class FeatureStore:
                         f"Entity rows need '{entity_key}' for feature view '{request.view.name}'; "
                         f"got keys {sorted(set().union(*[r.keys() for r in rows])) if rows else []}.")
                 columns.setdefault(entity_key, [row[entity_key] for row in rows])
+        dtypes = {}
         for request in requests:
             table = online_table(self.registry, request.view)
             values = self.online.read(table, rows, [name for name, _ in request.features], now=now)
             for name, output in request.features:
                 columns[output] = [value[name] if value else None for value in values]
-        return OnlineResponse(columns)
+                dtypes[output] = request.view.feature(name).dtype
+        return OnlineResponse(columns, dtypes)
 
     # -- quality -----------------------------------------------------------------------------
     def stats(self, views: Sequence[str] | None = None, *, feature_service: str | None = None,

@@ -84,6 +84,24 @@ def plan_retrieval(registry: Registry, features: Sequence[str] | None, feature_s
 
 
 @dataclass
+class RetrievalPlan:
+    """How a retrieval runs: see RetrievalJob.plan."""
+
+    entity_load: list[str]  # statements (or, for frames and files, a comment) that create _fs_entities
+    strategies: dict[str, dict]  # view -> {"strategy": interval | asof | knowledge, "reason": ...}
+    sql: str  # the point-in-time statement over _fs_entities
+
+    def as_text(self) -> str:
+        lines = ["-- 1. the entity rows, as the temporary table _fs_entities"]
+        lines += [statement.rstrip() + ("" if statement.startswith("--") else ";") for statement in self.entity_load]
+        lines.append("-- 2. one join per feature view:")
+        lines += [f"--    {view}: {choice['strategy']} ({choice['reason']})" for view, choice in self.strategies.items()]
+        lines.append("-- 3. the point-in-time query")
+        lines.append(self.sql.rstrip() + ";")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
 class RetrievalSummary:
     rows: int = 0
     null_key_rows: int = 0
@@ -121,6 +139,8 @@ class RetrievalJob:
         self.feature_service: str | None = None  # the service the features came from, when one was named
         self._table: pa.Table | None = None
         self._timestamp_requested = timestamp_column
+        self._plan: RetrievalPlan | None = None
+        self._entity_load: list[str] = []
         if entities.table is not None:
             self._timestamp = choose_timestamp_column(entities.table.schema, timestamp_column, entities.description)
             self._prepared = with_row_numbers(normalise_timestamp(entities.table, self._timestamp, entities.description))
@@ -128,19 +148,30 @@ class RetrievalJob:
             self._timestamp, self._prepared = timestamp_column, None
 
     # -- the SQL -----------------------------------------------------------------------------
+    def plan(self) -> RetrievalPlan:
+        """How the retrieval runs, decided against the warehouse (the entity rows are loaded to
+        count them and check their key types): the statements that load the entity rows as
+        `_fs_entities`, the join strategy per view and why, and the point-in-time statement."""
+        if self._plan is None:
+            with self._connect(read_only=True) as warehouse:
+                columns = self._load_entities(warehouse)
+                self._check_output_names(columns)
+                choices = self._check_and_choose(warehouse)
+            self._plan = RetrievalPlan(
+                entity_load=list(self._entity_load),
+                strategies={r.view.name: {"strategy": choices[r.alias][0], "reason": choices[r.alias][1]}
+                            for r in self.requests},
+                sql=self._render(columns, {alias: choice[0] for alias, choice in choices.items()},
+                                 match_columns=False, ordered=True))
+        return self._plan
+
     @property
     def sql(self) -> str:
-        """The point-in-time query, as it runs against the loaded entity relation `_fs_entities`."""
-        columns = self._prepared.schema.names if self._prepared is not None else None
-        return self._render(columns, {r.alias: self._default_strategy() for r in self.requests},
-                            match_columns=False, ordered=True)
-
-    def _default_strategy(self) -> str:
-        if self.knowledge_guard:
-            return "knowledge"
-        if self.dialect != "duckdb":
-            return "interval"
-        return "interval" if self.strategy == "auto" else self.strategy
+        """The point-in-time statement, runnable as printed once the entity rows are loaded as
+        `_fs_entities` (`plan().entity_load`): every entity column and the features, in the entity
+        rows' order. `to_table` runs exactly this; `to_arrow` runs it with a matched flag per view
+        (for the summary) and restores the order in Python. Deciding the strategy reads the warehouse."""
+        return self.plan().sql
 
     def _check_output_names(self, entity_columns: list[str]) -> None:
         check_column_names([c for c in entity_columns if c != ROW_COLUMN], self.entities.description)
@@ -176,6 +207,9 @@ class RetrievalJob:
         """Put the entity rows into the warehouse as `_fs_entities`; return its columns."""
         if self._prepared is not None:
             warehouse.load_arrow(ENTITY_RELATION, self._prepared, temporary=True)
+            self._entity_load = [f"-- {ENTITY_RELATION}: the rows of the {self.entities.description} "
+                                 f"({self._prepared.num_rows:,} rows), loaded through Arrow with the row number "
+                                 f"{ROW_COLUMN}; columns: {', '.join(self._prepared.schema.names)}"]
             return self._prepared.schema.names
         parameters = self.entities.parameters
         query = self.entities.sql_for(warehouse)
@@ -201,13 +235,16 @@ class RetrievalJob:
                         f"{field_.type}; cast it to a timestamp in the query."
                     )
             columns.append((field_.name, conversion))
+        self._entity_load = warehouse.user_query_load_statements(ENTITY_RELATION, columns, query)
+        if parameters:
+            self._entity_load.insert(0, f"-- bind parameters, in order: {', '.join(map(str, parameters))}")
         try:
             warehouse.load_user_query(ENTITY_RELATION, columns, query, parameters)
         except WarehouseError as exc:
             raise EntityFrameError(f"The entity {self.entities.description} cannot be read: {exc}") from None
         return schema.names + [ROW_COLUMN]
 
-    def _check_and_choose(self, warehouse: Warehouse) -> dict[str, str]:
+    def _check_and_choose(self, warehouse: Warehouse) -> dict[str, tuple[str, str]]:
         entity_schema = warehouse.fetch_arrow(warehouse.render("relation_probe", probe="columns",
                                                                relation=ENTITY_RELATION)).schema
         entity_rows = self._prepared.num_rows if self._prepared is not None else \
@@ -231,12 +268,16 @@ class RetrievalJob:
             strategies[request.alias] = self._strategy_for(warehouse, request, entity_rows)
         return strategies
 
-    def _strategy_for(self, warehouse: Warehouse, request: ViewRequest, entity_rows: int) -> str:
-        """DuckDB: the interval join's work grows with entity rows x rows per key (the hash join
-        fans out), the ASOF join's with entity rows + feature rows (it sorts both). Measured
-        crossover (benchmarks/bench_training.py): ASOF wins once the first is ~150x the second."""
-        if self.knowledge_guard or self.dialect != "duckdb" or self.strategy != "auto":
-            return self._default_strategy()
+    def _strategy_for(self, warehouse: Warehouse, request: ViewRequest, entity_rows: int) -> tuple[str, str]:
+        """(strategy, why). DuckDB: the interval join's work grows with entity rows x rows per key
+        (the hash join fans out), the ASOF join's with entity rows + feature rows (it sorts both).
+        Measured crossover (benchmarks/bench_training.py): ASOF wins once the first is ~150x the second."""
+        if self.knowledge_guard:
+            return "knowledge", "the knowledge guard ranks the versions known at each entity time"
+        if self.dialect != "duckdb":
+            return "interval", f"{self.dialect} joins on the validity intervals"
+        if self.strategy != "auto":
+            return self.strategy, f"strategy='{self.strategy}' was requested"
         stats = _VIEW_STATS.get(request.view.relation_name)
         if stats is None:
             rows, keys_seen = warehouse.fetch_all(warehouse.render(
@@ -245,7 +286,10 @@ class RetrievalJob:
             stats = _VIEW_STATS[request.view.relation_name] = (rows, rows / keys_seen if keys_seen else 0.0)
         rows, rows_per_key = stats
         fan_out = entity_rows * rows_per_key
-        return "asof" if fan_out > ASOF_CROSSOVER * (entity_rows + rows) else "interval"
+        budget = ASOF_CROSSOVER * (entity_rows + rows)
+        why = (f"{entity_rows:,} entity rows x {rows_per_key:,.1f} rows per key = {fan_out:,.0f} "
+               f"{'>' if fan_out > budget else '<='} {ASOF_CROSSOVER} x ({entity_rows:,} entity rows + {rows:,} view rows)")
+        return ("asof", why) if fan_out > budget else ("interval", why)
 
     def _run(self, sink: Callable[[Warehouse, str], Any], match_columns: bool, ordered: bool, read_only: bool = True):
         started = time.perf_counter()
@@ -253,7 +297,7 @@ class RetrievalJob:
             try:
                 columns = self._load_entities(warehouse)
                 self._check_output_names(columns)
-                strategies = self._check_and_choose(warehouse)
+                strategies = {alias: choice[0] for alias, choice in self._check_and_choose(warehouse).items()}
                 query = self._render(columns, strategies, match_columns, ordered)
                 return sink(warehouse, query)
             finally:
@@ -270,7 +314,11 @@ class RetrievalJob:
         return self._table
 
     def to_df(self):
-        return self.to_arrow().to_pandas()
+        """The training set as pandas with ML-ready dtypes (nullable Int64, decimals as float64;
+        see featurestore.frames); `to_arrow()` keeps the warehouse's exact types."""
+        from .frames import ml_dataframe
+
+        return ml_dataframe(self.to_arrow())
 
     def to_parquet(self, path: str | os.PathLike, save_stats: bool = True) -> Path:
         """Write the training set to Parquet atomically (a temporary file in the same folder, then

@@ -62,6 +62,10 @@ class Warehouse(ABC):
         `columns`), running the user's SQL where it cannot modify anything."""
 
     @abstractmethod
+    def user_query_load_statements(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str) -> list[str]:
+        """The statements load_user_query runs, to show a user (bind parameters as markers)."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def describe_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Schema:

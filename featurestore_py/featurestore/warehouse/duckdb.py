@@ -136,12 +136,16 @@ class DuckDBWarehouse(Warehouse):
                 f"{len(kinds)} statement(s): {', '.join(kinds) or 'none'}."
             )
 
+    def user_query_load_statements(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str) -> list[str]:
+        body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
+        return [f"create or replace temp table {table} as\n{body}"]
+
     def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
                         parameters: Sequence[Any] = ()) -> None:
         # A SELECT cannot write in DuckDB, and file access is off unless the user allowed it.
         self.check_user_query(sql)
-        body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
-        self.execute(f"create or replace temp table {table} as {body}", parameters)
+        for statement in self.user_query_load_statements(table, columns, sql):
+            self.execute(statement, parameters)
 
     def close(self) -> None:
         self.connection.close()

@@ -152,18 +152,25 @@ class PostgresWarehouse(Warehouse):
     def check_user_query(self, sql: str) -> None:
         check_query(sql, self.allow_file_access)
 
+    def user_query_load_statements(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
+                                   schema: pa.Schema | None = None) -> list[str]:
+        body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
+        definitions = self._column_definitions(schema) if schema is not None else "<the query's columns>"
+        return [f"drop table if exists {table}", f"create temporary table {table} ({definitions})",
+                "begin transaction read only", f"insert into {table} {body}", "commit"]
+
     def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
                         parameters: Sequence[Any] = ()) -> None:
         self.check_user_query(sql)
-        body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
         with self.transaction(read_only=True):
             schema = self.fetch_arrow(self.render("user_query", query=sql, columns=columns, limit_zero=True),
                                       parameters).schema
-        self.execute(f"drop table if exists {table}")
-        self.execute(f"create temporary table {table} ({self._column_definitions(schema)})")
+        drop, create, _, insert, _ = self.user_query_load_statements(table, columns, sql, schema)
+        self.execute(drop)
+        self.execute(create)
         # a READ ONLY transaction may still insert into a temporary table
         with self.transaction(read_only=True):
-            self.execute(f"insert into {table} {body}", parameters)
+            self.execute(insert, parameters)
 
     def _begin(self, read_only: bool) -> None:
         self.execute("begin transaction read only" if read_only else "begin transaction")
