@@ -41,7 +41,8 @@ def ml_dataframe(table: pa.Table):
     columns = []
     for field, column in zip(table.schema, table.columns):
         if pa.types.is_decimal(field.type):
-            column = pc.cast(column, pa.float64())
+            # through the exact decimal text: Arrow's direct cast is not correctly rounded (61.48 -> 61.480000000000004)
+            column = pc.cast(pc.cast(column, pa.string()), pa.float64())
         columns.append(column)
     table = pa.table(columns, names=table.schema.names)
     mapping = {pa.int8(): pd.Int64Dtype(), pa.int16(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(),

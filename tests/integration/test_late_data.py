@@ -35,7 +35,7 @@ def test_late_and_corrected_orders_reach_training_and_serving(tmp_path, moto_ser
         at = warehouse.fetch_all("select max(feature_ts) from main.customer_features")[0][0]
         customers = [row[0] for row in warehouse.fetch_all("select distinct customer_id from main.customer_features")]
     frame = pd.DataFrame({"customer_id": customers, "event_timestamp": [at] * len(customers)})
-    before = store.get_historical_features(frame, ["customer_features:lifetime_value"]).to_df()
+    before = store.get_historical_features(frame, ["customer_features:lifetime_value"]).to_arrow().to_pandas()
 
     late = late_and_corrected_orders(raw, count=3, seed=2)
     append_late_orders(raw, late, "late")
@@ -43,7 +43,7 @@ def test_late_and_corrected_orders_reach_training_and_serving(tmp_path, moto_ser
     dbt.run("build", "--quiet")  # incremental: the tables are changed in place
     incremental = {view: winning_rows(project, view) for view in VIEWS}
 
-    after = store.get_historical_features(frame, ["customer_features:lifetime_value"]).to_df()
+    after = store.get_historical_features(frame, ["customer_features:lifetime_value"]).to_arrow().to_pandas()
     moved = {c for c, old, new in zip(customers, before.lifetime_value, after.lifetime_value) if old != new}
     assert moved and moved <= changed  # the late and corrected orders' customers, and only they
 

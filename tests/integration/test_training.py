@@ -15,6 +15,7 @@ import oracles
 from conftest import FIXTURES, REPO, copy_project, project_env
 from featurestore import FeatureStore, FeatureStoreError
 from featurestore.entity_frame import EntityFrameError
+from featurestore.frames import ml_dataframe
 
 N_CASES = 320
 FEATURES = [f"{view}:{feature}" for view, (_, features, _) in oracles.PIT_VIEWS.items() for feature in features]
@@ -99,7 +100,7 @@ def test_every_entity_input_kind_gives_the_same_rows(training_duckdb, tmp_path):
     # inside the warehouse the order of an unordered relation is not defined: compare sorted
     for source in ("main.entity_rows", "select * from main.entity_rows where label >= 0"):
         got = store.get_historical_features(source, FEATURES, full_feature_names=True).to_df()
-        want = expected.to_pandas()
+        want = ml_dataframe(expected)
         order = ["case_id", "thing_id", "place_id", "event_timestamp", "label"]
         pd.testing.assert_frame_equal(got.sort_values(order, ignore_index=True).astype(str),
                                       want.sort_values(order, ignore_index=True).astype(str))
