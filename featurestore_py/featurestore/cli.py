@@ -289,6 +289,27 @@ def export(
     console.print(table)
 
 
+@app.command()
+def replay(exported: str = typer.Argument(..., help="A training set written by `featurestore export`."),
+           out: str = typer.Option(..., "--out", "-o", help="Parquet file to write the reproduction to."),
+           project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
+           as_json: bool = AsJson):
+    """Reproduce an exported training set from the warehouse as it was known at its export (its
+    manifest is inside the file); writes --out only when the content is identical, else says why.
+
+    Example: featurestore replay out/churn_training.parquet --out churn_again.parquet
+    """
+    report = _store(project_dir, target, profiles_dir).replay(exported, out)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console.print(f"[bold green]reproduced[/] {exported} as {report['out']}: {report['rows']:,} rows, identical "
+                  f"content (sha256 {report['content_sha256'][:12]}…), as known at "
+                  + ", ".join(f"{view} {moment}" for view, moment in report["known_at"].items()), highlight=False)
+    if report["manifest_changed"]:
+        err_console.print("note: the dbt project changed since the export; the features requested are the same.")
+
+
 online_app = typer.Typer(cls=_Boundary, help="The local DynamoDB endpoint (moto's server on 127.0.0.1).",
                          no_args_is_help=True)
 app.add_typer(online_app, name="online")

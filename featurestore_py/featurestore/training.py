@@ -35,6 +35,8 @@ from .warehouse import Warehouse, WarehouseError
 
 ENTITY_RELATION = "_fs_entities"
 MATCH_PREFIX = "_fs_match_"
+KNOWN_PREFIX = "_fs_known_"  # replay: the time each view's versions must have been known by
+MANIFEST_KEY = "featurestore.manifest"  # what produced an exported training set, in its Parquet metadata
 STRATEGIES = ("auto", "interval", "asof")
 # DuckDB: entity rows x rows per key above this multiple of (entity rows + feature rows) and
 # the ASOF join beats the interval join (see _strategy_for and benchmarks/bench_training.py).
@@ -119,7 +121,7 @@ class RetrievalJob:
 
     def __init__(self, connect: Callable[[], Warehouse], dialect: str, requests: list[ViewRequest],
                  entities: EntitySource, timestamp_column: str | None, knowledge_guard: bool = False,
-                 strategy: str = "auto"):
+                 strategy: str = "auto", known_at: dict[str, datetime] | None = None):
         if strategy not in STRATEGIES:
             raise FeatureStoreError(f"strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'.")
         if knowledge_guard:
@@ -141,10 +143,21 @@ class RetrievalJob:
         self._timestamp_requested = timestamp_column
         self._plan: RetrievalPlan | None = None
         self._entity_load: list[str] = []
+        self.known_at = dict(known_at or {})  # view name -> knowledge time (replay)
+        self.provenance: dict = {}  # project, manifest hash, git commit: set by the store
+        self.sql_as_run: str | None = None
+        self.snapshot_state: dict[str, dict] = {}  # view -> {known_at, build_id}, read when the query runs
         if entities.table is not None:
             self._timestamp = choose_timestamp_column(entities.table.schema, timestamp_column, entities.description)
             self._prepared = with_row_numbers(normalise_timestamp(entities.table, self._timestamp, entities.description))
+            for request in requests:
+                if request.view.name in self.known_at:
+                    moment = self.known_at[request.view.name].replace(tzinfo=None)
+                    self._prepared = self._prepared.append_column(
+                        KNOWN_PREFIX + request.alias, pa.array([moment] * self._prepared.num_rows, pa.timestamp("us")))
         else:
+            if self.known_at:
+                raise FeatureStoreError("A replay needs the entity rows as a table (they are read from the export).")
             self._timestamp, self._prepared = timestamp_column, None
 
     # -- the SQL -----------------------------------------------------------------------------
@@ -174,7 +187,8 @@ class RetrievalJob:
         return self.plan().sql
 
     def _check_output_names(self, entity_columns: list[str]) -> None:
-        check_column_names([c for c in entity_columns if c != ROW_COLUMN], self.entities.description)
+        check_column_names([c for c in entity_columns if c != ROW_COLUMN and not c.startswith(KNOWN_PREFIX)],
+                           self.entities.description)
         taken = {column.lower(): column for column in entity_columns}
         for request in self.requests:
             for _, output in request.features:
@@ -192,12 +206,13 @@ class RetrievalJob:
                 "join_keys": request.keys,
                 "features": request.features,
                 "ttl_seconds": int(request.view.ttl.total_seconds()) if request.view.ttl else None,
-                "strategy": strategies[request.alias],
+                "strategy": "knowledge" if request.view.name in self.known_at else strategies[request.alias],
                 "created": request.view.created_timestamp,
+                "known_at": KNOWN_PREFIX + request.alias if request.view.name in self.known_at else None,
             }
             for request in self.requests
         ]
-        shown = [c for c in (entity_columns or ["<entity columns>"]) if c != ROW_COLUMN]
+        shown = [c for c in (entity_columns or ["<entity columns>"]) if c != ROW_COLUMN and not c.startswith(KNOWN_PREFIX)]
         return sqlgen.render("point_in_time", dialect=self.dialect, entities=ENTITY_RELATION,
                              entity_columns=shown, timestamp=self._timestamp or "<timestamp>",
                              views=views, match_columns=match_columns, ordered=ordered)
@@ -298,10 +313,45 @@ class RetrievalJob:
                 columns = self._load_entities(warehouse)
                 self._check_output_names(columns)
                 strategies = {alias: choice[0] for alias, choice in self._check_and_choose(warehouse).items()}
+                self.snapshot_state = self._read_snapshot_state(warehouse)
                 query = self._render(columns, strategies, match_columns, ordered)
+                self.sql_as_run = query
                 return sink(warehouse, query)
             finally:
                 self._elapsed = time.perf_counter() - started
+
+    def _read_snapshot_state(self, warehouse: Warehouse) -> dict[str, dict]:
+        """Per view: the latest created timestamp it holds (what was known at this export) and the
+        id of its last full build."""
+        state = {}
+        for request in self.requests:
+            view = request.view
+            known = None
+            if view.created_timestamp:
+                known = warehouse.fetch_all(warehouse.render("view_probe", probe="newest_created",
+                                                             created=view.created_timestamp,
+                                                             relation=view.relation_name))[0][0]
+            try:
+                rows = warehouse.fetch_all(warehouse.render("view_probe", probe="build_id",
+                                                            relation=view.companion_relation("__build")))
+                build = str(rows[0][0]) if rows else ""
+            except WarehouseError:
+                build = ""
+            state[view.name] = {"known_at": known.isoformat(timespec="microseconds") if known else None,
+                                "build_id": build}
+        return state
+
+    def manifest(self, table: pa.Table) -> dict:
+        """What produced this training set, so it can be replayed (featurestore replay)."""
+        return {
+            "format": 1, "references": [f"{r.view.name}:{name}" for r in self.requests for name, _ in r.features],
+            "outputs": [output for r in self.requests for _, output in r.features],
+            "full_feature_names": any(output != name for r in self.requests for name, output in r.features),
+            "timestamp_column": self._timestamp, "knowledge_guard": self.knowledge_guard,
+            "entities": self.entities.description, "strategy": self.strategy, "sql": self.sql_as_run,
+            "views": self.snapshot_state, "rows": table.num_rows, "content_sha256": content_hash(table),
+            **self.provenance,
+        }
 
     def to_arrow(self) -> pa.Table:
         """The training set: every entity column, then the features, in the entity frame's row order."""
@@ -341,6 +391,7 @@ class RetrievalJob:
                      "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             metadata = dict(table.schema.metadata or {})
             metadata[STATS_METADATA_KEY.encode()] = json.dumps(stats, default=str).encode()
+            metadata[MANIFEST_KEY.encode()] = json.dumps(self.manifest(table), default=str).encode()
             table = table.replace_schema_metadata(metadata)
         _write_atomically(target, lambda temporary: pq.write_table(table, temporary))
         return target
@@ -376,7 +427,8 @@ class RetrievalJob:
             summary.match_rate[request.view.name] = matched / rows if rows else 0.0
             for _, output in request.features:
                 summary.null_rate[output] = (raw.column(output).null_count / rows) if rows else 0.0
-        keep = [name for name in raw.schema.names if not name.startswith(MATCH_PREFIX) and name != ROW_COLUMN]
+        keep = [name for name in raw.schema.names
+                if not name.startswith((MATCH_PREFIX, KNOWN_PREFIX)) and name != ROW_COLUMN]
         table = raw.select(keep)
         index = table.schema.get_field_index(self._timestamp)
         utc = pc.cast(table.column(index), pa.timestamp("us"), safe=False).cast(pa.timestamp("us", tz="UTC"))
@@ -398,6 +450,30 @@ def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def content_hash(table: pa.Table) -> str:
+    """A hash of a table's rows, whatever their order (a relation's rows come in the order the
+    warehouse reads them), and of its column names and types."""
+    import hashlib
+
+    import pyarrow.compute as pc
+
+    canonical = table.replace_schema_metadata(None)
+    if canonical.num_rows and canonical.num_columns:
+        try:
+            keys = [pc.cast(column, pa.string()) for column in canonical.columns]
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            keys = None  # a type that cannot be sorted by: hash in row order
+        if keys is not None:
+            names = [f"c{i}" for i in range(len(keys))]
+            indices = pa.table(keys + [pa.array(range(canonical.num_rows))], names=names + ["_i"]).sort_by(
+                [(name, "ascending") for name in names]).column("_i")
+            canonical = canonical.take(indices)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, canonical.schema) as writer:
+        writer.write_table(canonical)
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
 
 
 def _restore_order(table: pa.Table) -> pa.Table:
