@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_snapshots.py [--rows 5000000] [--keys 500000] [--repeats 3]
 
 Times are each model's own `execution_time` from target/run_results.json, so dbt's start-up
-is not counted. Each repeat: full build (--full-refresh) of everything loaded so far, then
+is not counted; where that time goes is read from dbt's debug log (each statement and its
+"SQL status: OK in N seconds"), by phase: `statement_phases`. Each repeat: full build (--full-refresh) of everything loaded so far, then
 1% new rows arrive (80% newer than the key's latest event, 15% late, 5% corrections of an
 existing event), then the incremental run. At the end the incremental table is compared
 with a full refresh of the same rows.
@@ -67,6 +68,72 @@ def add_batch(con, batch: int, rows: int, keys: int) -> None:
         select * from fresh union all select * from corrections""")
 
 
+# what a statement of the feature_view materialization does, recognised by how it starts
+# (after dbt's /* comment */) and what it names; the first match wins
+STATEMENT_PHASES = (
+    (("delete",), "", "delete affected rows"),
+    (("insert",), "__rejected", "rejected rows"),
+    (("insert",), "", "insert recomputed rows"),
+    (("create",), "__fs_recomputed", "recompute touched keys (rank versions + intervals)"),
+    (("create",), "__fs_bounds", "batch bounds per key"),
+    (("create",), "__fs_new", "select the batch"),
+    (("create",), "lead(", "rank versions + intervals (one window sort)"),
+    (("create",), "__rejected", "rejected rows"),
+    (("select", "with"), "_fs_repeats", "repeated-version check"),
+    (("create", "insert", "delete", "select", "with"), "__build", "build record"),
+)
+
+
+def _phase_of(text: str) -> str:
+    body = text.split("*/", 1)[1] if text.lstrip().startswith("/*") else text
+    first = body.strip().split(None, 1)[0].lower() if body.strip() else ""
+    for starts, needle, name in STATEMENT_PHASES:
+        if first in starts and needle in body:
+            return name
+    return "dbt bookkeeping"
+
+
+def statement_phases(log_text: str, node: str = ".bench_view") -> dict[str, float]:
+    """Seconds per materialization phase of one model, from a dbt debug log: every statement
+    run `On model...<node>:` with the "SQL status: ... in N seconds" that follows it. What the
+    statements do not account for of the model's execution_time is dbt's own work (rendering,
+    catalog queries, renames and commits counted under "dbt bookkeeping")."""
+    phases: dict[str, float] = {}
+    current = None
+    for line in log_text.splitlines():
+        marker = f"On model" in line and f"{node}:" in line
+        if marker:
+            current = [line.split(f"{node}:", 1)[1]]
+        elif "SQL status:" in line and current is not None:
+            seconds = float(line.rsplit(" in ", 1)[1].split()[0])
+            phase = _phase_of("\n".join(current))
+            phases[phase] = phases.get(phase, 0.0) + seconds
+            current = None
+        elif current is not None:
+            current.append(line)
+    return phases
+
+
+def run_logged(dbt, project_dir: Path, *args: str) -> dict[str, float]:
+    """Run dbt with a fresh debug log; return its statement phases plus "model total"."""
+    log = project_dir / "logs" / "dbt.log"
+    log.unlink(missing_ok=True)
+    dbt.run(*args, "--quiet", "--log-level-file", "debug")
+    phases = statement_phases(log.read_text())
+    phases["model total"] = model_time(project_dir)
+    return phases
+
+
+def print_phases(title: str, runs: list[dict[str, float]]) -> None:
+    print(f"  {title} (median s over {len(runs)}):")
+    names = sorted({name for run in runs for name in run} - {"model total"}, key=lambda n: -statistics.median(r.get(n, 0.0) for r in runs))
+    for name in names + ["model total"]:
+        print(f"    {name:<52} {statistics.median(r.get(name, 0.0) for r in runs):8.3f}")
+    statements = {name for _, _, name in STATEMENT_PHASES} | {"dbt bookkeeping"}
+    unaccounted = statistics.median(r["model total"] - sum(v for k, v in r.items() if k in statements) for r in runs)
+    print(f"    {'(dbt: rendering, adapter calls between statements)':<52} {unaccounted:8.3f}")
+
+
 def model_time(project_dir: Path) -> float:
     results = json.loads((project_dir / "target" / "run_results.json").read_text())
     return next(r["execution_time"] for r in results["results"] if r["unique_id"].endswith(".bench_view"))
@@ -94,15 +161,18 @@ def main() -> None:
         generate(con, args.rows, args.keys)
     print(f"{args.rows:,} feature rows over {args.keys:,} keys; batches of {batch_rows:,} new rows (1%)")
 
-    full_times, incremental_times = [], []
+    full_runs, incremental_runs = [], []
     for repeat in range(args.repeats):
-        dbt.run("run", "--select", "bench_view", "--full-refresh", "--quiet")
-        full_times.append(model_time(project_dir))
+        full_runs.append(run_logged(dbt, project_dir, "run", "--select", "bench_view", "--full-refresh"))
         with duckdb.connect(str(db_path)) as con:
             add_batch(con, repeat, batch_rows, args.keys)
-        dbt.run("run", "--select", "bench_view", "--quiet")
-        incremental_times.append(model_time(project_dir))
-        print(f"  repeat {repeat + 1}: full {full_times[-1]:.2f} s, incremental {incremental_times[-1]:.2f} s")
+        incremental_runs.append(run_logged(dbt, project_dir, "run", "--select", "bench_view"))
+        print(f"  repeat {repeat + 1}: full {full_runs[-1]['model total']:.2f} s, "
+              f"incremental {incremental_runs[-1]['model total']:.2f} s")
+    full_times = [run["model total"] for run in full_runs]
+    incremental_times = [run["model total"] for run in incremental_runs]
+    print_phases("full build", full_runs)
+    print_phases("incremental build", incremental_runs)
 
     with duckdb.connect(str(db_path)) as con:
         con.execute("create table main.after_incremental as select * from main.bench_view")

@@ -15,12 +15,24 @@ Measured, each in a fresh subprocess (so peak RSS is that query's alone), median
   interval        hand-written: LEFT JOIN on the key, filtered by the validity interval and TTL
 Both hand-written queries read the same snapshot table and return Arrow; the ratio is against
 the faster. Also: the CLI export end to end (process start to Parquet written).
+
+--phases: where an export to Parquet spends its time (many-keys shape), this code ("after",
+RetrievalJob.timings) against an earlier commit ("before", --before REV, run from a git
+worktree and timed step by step the way its to_parquet ran them): entity load, checks, the
+query, order, summary, hash, fingerprint, write. The overhead ratio is the Python steps on the
+critical path over the warehouse's (entity load + checks + query).
+
+--cold: the first `dbt run` of the snapshot plus the first export (two processes, timed from
+their start), against a hand-written DuckDB ASOF query over the raw rows (latest version per key
+and event, then the ASOF join and the TTL) written to Parquet in one process, with the dbt
+build's phases read from its debug log (see bench_snapshots.statement_phases).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -31,6 +43,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # bench_snapshots
 REPO = HERE.parent
 TTL_DAYS = 30
 FEATURES = ["bench_view:f_double", "bench_view:f_int", "bench_view:f_str"]
@@ -55,7 +68,73 @@ HAND_WRITTEN = {
 }
 
 
+RAW_ASOF = f"""
+    with latest as (
+        select * from main.events
+        qualify row_number() over (partition by entity_id, ev order by created desc, f_double desc, f_int desc, f_str desc) = 1
+    )
+    select e.entity_id, e.event_timestamp, e.label,
+        case when f.ev >= e.event_timestamp - interval {TTL_DAYS} day then f.f_double end as f_double,
+        case when f.ev >= e.event_timestamp - interval {TTL_DAYS} day then f.f_int end as f_int,
+        case when f.ev >= e.event_timestamp - interval {TTL_DAYS} day then f.f_str end as f_str
+    from main.bench_entities e
+    asof left join latest f on f.entity_id = e.entity_id and e.event_timestamp >= f.ev"""
+BEFORE = "7383c6a"  # the last commit before exports streamed (issue 15)
+
+
 # -- the measured child process --------------------------------------------------------------------
+
+def child_phases(kind: str, project_dir: str, db_path: str) -> None:
+    """One Parquet export, timed per phase; prints JSON."""
+    from featurestore import FeatureStore
+
+    store = FeatureStore(project_dir, env={"FEATURESTORE_DUCKDB_PATH": db_path})
+    store.registry
+    job = store.get_historical_features("main.bench_entities", FEATURES)
+    out = Path(tempfile.mkdtemp()) / "export.parquet"
+    started = time.perf_counter()
+    if kind == "after":
+        job.to_parquet(out)
+        phases = dict(job.timings)
+    else:  # the earlier commit's to_parquet, step by step
+        import pyarrow.parquet as pq
+
+        from featurestore import training
+        from featurestore.quality import frame_stats
+
+        phases = {}
+        clock = time.perf_counter()
+        raw = job._run(lambda warehouse, query: warehouse.fetch_arrow(query), match_columns=True, ordered=False)
+        phases["warehouse (load, checks, query)"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        raw = training._restore_order(raw)
+        phases["order"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        table, job.summary = job._finish(raw)
+        phases["summary"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        frame_stats(table, {f: f.split(":")[1] for f in FEATURES})
+        phases["fingerprint"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        training.content_hash(table)
+        phases["hash"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        pq.write_table(table, out)
+        phases["write"] = time.perf_counter() - clock
+    phases["total"] = time.perf_counter() - started
+    print(json.dumps({"phases": phases, "rss_mb": peak_rss_mb()}))
+
+
+def child_raw_asof(db_path: str) -> None:
+    """The hand-written ASOF query over the raw rows, written to Parquet (a whole process)."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    with duckdb.connect(db_path, read_only=True) as con:
+        table = con.sql(RAW_ASOF).to_arrow_table()
+    pq.write_table(table, Path(tempfile.mkdtemp()) / "raw.parquet")
+    print(json.dumps({"rows": table.num_rows}))
+
 
 def child(kind: str, project_dir: str, db_path: str) -> None:
     """Run one measurement and print {"seconds", "rss_mb", "rows"} as JSON."""
@@ -92,10 +171,69 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(kind: str, project_dir: Path, db_path: Path) -> dict:
+def measure(kind: str, project_dir: Path, db_path: Path, env: dict | None = None) -> dict:
     output = subprocess.run([sys.executable, __file__, "--child", kind, str(project_dir), str(db_path)],
-                            check=True, capture_output=True, text=True).stdout
+                            check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(output.strip().splitlines()[-1])
+
+
+def before_worktree(work: Path, revision: str) -> Path:
+    """A checkout of `revision` beside the work folder, whose package the "before" child imports."""
+    tree = work / "before"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), revision],
+                   check=True, capture_output=True)
+    return tree
+
+
+def report_phases(entity_rows: int, runs: dict[str, list[dict]]) -> None:
+    warehouse_keys = ("entity load", "checks", "query", "warehouse (load, checks, query)")
+    print(f"  export phases at {entity_rows:,} entity rows (median s):")
+    for kind, results in runs.items():
+        names = list(results[0]["phases"])
+        median = {name: statistics.median(r["phases"][name] for r in results) for name in names}
+        warehouse = sum(v for k, v in median.items() if k in warehouse_keys)
+        # "after": hash and fingerprint run beside the write; only what the writer waited counts
+        python = (median.get("summary", 0) + median.get("waited", 0)) if kind == "after" else \
+            sum(median.get(k, 0) for k in ("order", "summary", "fingerprint", "hash"))
+        print(f"    {kind:>6}: " + ", ".join(f"{name} {value:.3f}" for name, value in median.items()))
+        print(f"    {kind:>6}: python overhead on the critical path {python:.3f} s = {python / warehouse:.1%} of the "
+              f"warehouse's {warehouse:.3f} s; peak RSS {statistics.median(r['rss_mb'] for r in results):.0f} MB")
+
+
+def cold_path(project_dir: Path, db_path: Path, repeats: int) -> None:
+    """First dbt run of the snapshot + first export, vs the hand-written ASOF over raw rows."""
+    from bench_snapshots import print_phases, statement_phases
+
+    env = {**os.environ, "FEATURESTORE_DUCKDB_PATH": str(db_path)}
+    ours, builds, raw = [], [], []
+    for _ in range(repeats):
+        log = project_dir / "logs" / "dbt.log"
+        log.unlink(missing_ok=True)
+        started = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).parent / "dbt"), "run", "--select", "bench_view", "--full-refresh",
+                        "--quiet", "--log-level-file", "debug", "--project-dir", str(project_dir),
+                        "--profiles-dir", str(project_dir)], check=True, capture_output=True, env=env, cwd=project_dir)
+        build = time.perf_counter() - started
+        phases = statement_phases(log.read_text())
+        results = json.loads((project_dir / "target" / "run_results.json").read_text())
+        phases["model total"] = next(r["execution_time"] for r in results["results"] if r["unique_id"].endswith(".bench_view"))
+        phases["dbt process (start-up, parse, other nodes)"] = build - phases["model total"]
+        builds.append(phases)
+        started = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).parent / "featurestore"), "export", "-p", str(project_dir),
+                        "--entities", "main.bench_entities", *sum((["-f", f] for f in FEATURES), []),
+                        "--out", str(project_dir / "export.parquet")], check=True, capture_output=True, env=env)
+        export = time.perf_counter() - started
+        ours.append((build, export))
+        started = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--raw-asof", str(db_path)], check=True, capture_output=True)
+        raw.append(time.perf_counter() - started)
+    build = statistics.median(b for b, _ in ours)
+    export = statistics.median(e for _, e in ours)
+    hand = statistics.median(raw)
+    print(f"  cold path: dbt run {build:.2f} s + first export {export:.2f} s = {build + export:.2f} s; "
+          f"hand-written ASOF over raw rows (process, query, Parquet) {hand:.2f} s; ratio {(build + export) / hand:.2f} (aim <= 1.0)")
+    print_phases("the dbt run's model", builds)
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -144,16 +282,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100000:1000000,1000000:10000000", help="entity_rows:feature_rows,...")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--phases", action="store_true", help="export phases, before and after")
+    parser.add_argument("--before", default=BEFORE, help="the revision --phases compares with")
+    parser.add_argument("--cold", action="store_true", help="the cold path against the hand-written query over raw rows")
+    parser.add_argument("--only", action="store_true", help="skip the ours-vs-hand-written table")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--raw-asof", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child)
+        kind = args.child[0]
+        (child_phases(kind.split("/")[1], *args.child[1:]) if kind.startswith("phases/") else child(*args.child))
+        return
+    if args.raw_asof:
+        child_raw_asof(args.raw_asof)
         return
 
     from featurestore.dbt import DbtProject
 
     work = Path(tempfile.mkdtemp(prefix="bench-training-"))
     project_dir = prepare_project(work)
+    before_env = None
+    if args.phases:
+        tree = before_worktree(work, args.before)
+        before_env = {**os.environ, "PYTHONPATH": str(tree / "featurestore_py")}
     print(f"{'size':>18} {'shape':>9} {'measure':>15} {'median s':>9} {'peak MB':>8} {'x best s':>9} {'x its MB':>9}")
     for size in args.sizes.split(","):
         entity_rows, feature_rows = (int(n) for n in size.split(":"))
@@ -163,6 +314,15 @@ def main() -> None:
             dbt = DbtProject.at(project_dir, env={"FEATURESTORE_DUCKDB_PATH": str(db_path)})
             dbt.run("deps", "--quiet")
             dbt.run("run", "--select", "bench_view", "--full-refresh", "--quiet")
+            if args.phases and shape == "many keys":
+                report_phases(entity_rows, {
+                    "before": [measure("phases/before", project_dir, db_path, before_env) for _ in range(args.repeats)],
+                    "after": [measure("phases/after", project_dir, db_path) for _ in range(args.repeats)]})
+            if args.cold and shape == "many keys":
+                cold_path(project_dir, db_path, args.repeats)
+            if args.only:
+                db_path.unlink()
+                continue
             results = {}
             for kind in ("asof", "interval", "ours/relation", "ours/DataFrame"):
                 runs = [measure(kind, project_dir, db_path) for _ in range(args.repeats)]
@@ -181,6 +341,8 @@ def main() -> None:
                            env={**__import__("os").environ, "FEATURESTORE_DUCKDB_PATH": str(db_path)})
             print(f"{'':>18} {shape:>9} {'CLI export e2e':>15} {time.perf_counter() - started:9.3f}")
             db_path.unlink()
+    if args.phases:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(work / "before")], capture_output=True)
     shutil.rmtree(work, ignore_errors=True)
 
 

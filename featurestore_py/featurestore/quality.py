@@ -320,29 +320,38 @@ def duplicate_values(table, references: list[str], columns: list[str], min_rows:
 def frame_stats(table, features: dict[str, str]) -> dict:
     """Stats of an exported training set, per `view:feature` (features: reference -> column):
     null rate, and what drift needs later — decile edges and bin shares for numbers, value
-    shares for the rest."""
+    shares for the rest. Computed with Arrow compute and numpy over whole columns (no
+    per-value Python): a second at 1M rows became a few tens of milliseconds."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     rows = table.num_rows
     out = {"rows": rows, "features": {}}
     for reference, column in features.items():
         values = table.column(column)
         null_rate = values.null_count / rows if rows else None
-        present = [v for v in values.to_pylist() if v is not None]
+        present = pc.drop_null(values)
         if pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_decimal(values.type):
-            array = np.array([float(v) for v in present])
-            edges = sorted({float(q) for q in np.quantile(array, [i / 10 for i in range(1, 10)])}) if len(array) else []
-            bins = np.searchsorted(np.array(edges), array, side="right") if len(array) else np.array([])
-            shares = {int(b): float(c) / len(array) for b, c in zip(*np.unique(bins, return_counts=True))} if len(array) else {}
+            # read from the buffers: pyarrow's to_numpy imports pandas (0.3 s) on first use
+            chunks = [np.frombuffer(chunk.buffers()[1], dtype=np.float64, count=len(chunk), offset=chunk.offset * 8)
+                      for chunk in pc.cast(present, pa.float64()).chunks if len(chunk)]
+            array = np.concatenate(chunks) if chunks else np.array([], dtype=np.float64)
+            if len(array):
+                edges = sorted({float(q) for q in np.quantile(array, [i / 10 for i in range(1, 10)])})
+                counts = np.bincount(np.searchsorted(np.array(edges), array, side="right"))
+                shares = {int(b): float(c) / len(array) for b, c in enumerate(counts) if c}
+            else:
+                edges, shares = [], {}
             out["features"][reference] = {"kind": "number", "null_rate": null_rate, "edges": edges, "bin_shares": shares,
                                           "mean": float(array.mean()) if len(array) else None}
         else:
-            counts: dict[str, int] = {}
-            for value in present:
-                counts[str(value)] = counts.get(str(value), 0) + 1
-            out["features"][reference] = {"kind": "category", "null_rate": null_rate,
-                                          "value_shares": {k: v / len(present) for k, v in counts.items()}}
+            counted = pc.value_counts(present)
+            total = len(present)
+            shares: dict[str, float] = {}
+            for value, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
+                shares[str(value)] = shares.get(str(value), 0.0) + count / total
+            out["features"][reference] = {"kind": "category", "null_rate": null_rate, "value_shares": shares}
     return out
 
 

@@ -152,7 +152,8 @@ class FeatureStore:
 
         import pyarrow.parquet as pq
 
-        from .training import MANIFEST_KEY, content_hash
+        from .digest import content_hash
+        from .training import MANIFEST_KEY
 
         source = Path(exported)
         try:

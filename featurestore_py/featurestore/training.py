@@ -1,7 +1,7 @@
 """Point-in-time training sets, computed inside the warehouse.
 
 `plan_retrieval` resolves feature references against the registry; `RetrievalJob` loads the
-entity frame into the warehouse, renders `sql/point_in_time.sql.j2` and returns the result as
+entity frame into the warehouse, renders `sql/point_in_time.sql` (the macro dbt's training_set also runs) and returns the result as
 Arrow, pandas, Parquet or a warehouse table. Semantics are in the README ("Training sets").
 """
 
@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,6 +41,12 @@ STRATEGIES = ("auto", "interval", "asof")
 # DuckDB: entity rows x rows per key above this multiple of (entity rows + feature rows) and
 # the ASOF join beats the interval join (see _strategy_for and benchmarks/bench_training.py).
 ASOF_CROSSOVER = 150
+# where an export's time goes (RetrievalJob.timings; benchmarks/bench_training.py prints them)
+PHASES = ("entity load", "checks", "query", "summary", "hash", "fingerprint", "write", "waited")
+ROW_GROUP_ROWS = 131_072  # rows per Parquet row group written by to_parquet
+# rows to_parquet may hold unwritten, so that the fingerprint (which needs every row) overlaps
+# the write: results up to this size are fingerprinted while they are written; larger ones stream
+WRITE_BUFFER_ROWS = 4_194_304
 # (rows, rows per key) of a snapshot table, measured once per process (they change slowly)
 _VIEW_STATS: dict[str, tuple[int, float]] = {}
 
@@ -116,6 +122,48 @@ class RetrievalSummary:
                 "null_rate": self.null_rate, "seconds": round(self.seconds, 3)}
 
 
+class _Summary:
+    """Counts the summary (NULL join keys, matches per view, NULLs per feature) batch by batch
+    with Arrow compute, and shapes each batch for the user: the matched flags dropped, the
+    timestamp column typed as UTC."""
+
+    def __init__(self, job: "RetrievalJob", schema: pa.Schema):
+        self.requests = job.requests
+        self.rows = self.null_key_rows = 0
+        self.matched = {request.alias: 0 for request in job.requests}
+        self.nulls = {output: 0 for request in job.requests for _, output in request.features}
+        self.key_columns = sorted({entity_key for request in job.requests for entity_key, _ in request.keys})
+        self.keep = [name for name in schema.names if not name.startswith((MATCH_PREFIX, KNOWN_PREFIX)) and name != ROW_COLUMN]
+        self.timestamp = self.keep.index(job._timestamp)
+        fields = [schema.field(name) for name in self.keep]
+        fields[self.timestamp] = pa.field(job._timestamp, pa.timestamp("us", tz="UTC"))
+        self.schema = pa.schema(fields)
+
+    def add(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        self.rows += batch.num_rows
+        null_keys = None
+        for key in self.key_columns:
+            mask = pc.is_null(batch.column(key))
+            null_keys = mask if null_keys is None else pc.or_(null_keys, mask)
+        if null_keys is not None:
+            self.null_key_rows += int(pc.sum(null_keys).as_py() or 0)
+        for alias in self.matched:
+            self.matched[alias] += int(pc.sum(batch.column(MATCH_PREFIX + alias)).as_py() or 0)
+        for output in self.nulls:
+            self.nulls[output] += batch.column(output).null_count
+        columns = [batch.column(name) for name in self.keep]
+        moment = columns[self.timestamp]
+        columns[self.timestamp] = pc.cast(moment, pa.timestamp("us"), safe=False).cast(pa.timestamp("us", tz="UTC"))
+        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+
+    def summary(self, seconds: float) -> RetrievalSummary:
+        rows = self.rows
+        return RetrievalSummary(
+            rows=rows, null_key_rows=self.null_key_rows, seconds=seconds,
+            match_rate={r.view.name: (self.matched[r.alias] / rows if rows else 0.0) for r in self.requests},
+            null_rate={output: (nulls / rows if rows else 0.0) for output, nulls in self.nulls.items()})
+
+
 class RetrievalJob:
     """A lazy point-in-time retrieval: nothing runs until `to_arrow`/`to_df`/`to_parquet`/`to_table`."""
 
@@ -147,6 +195,8 @@ class RetrievalJob:
         self.provenance: dict = {}  # project, manifest hash, git commit: set by the store
         self.sql_as_run: str | None = None
         self.snapshot_state: dict[str, dict] = {}  # view -> {known_at, build_id}, read when the query runs
+        self.timings: dict[str, float] = dict.fromkeys(PHASES, 0.0)  # seconds per phase of the last run
+        self.content_sha256: str | None = None  # of the last file written by to_parquet
         if entities.table is not None:
             self._timestamp = choose_timestamp_column(entities.table.schema, timestamp_column, entities.description)
             self._prepared = with_row_numbers(normalise_timestamp(entities.table, self._timestamp, entities.description))
@@ -308,17 +358,53 @@ class RetrievalJob:
 
     def _run(self, sink: Callable[[Warehouse, str], Any], match_columns: bool, ordered: bool, read_only: bool = True):
         started = time.perf_counter()
+        self.timings = dict.fromkeys(PHASES, 0.0)
         with self._connect(read_only=read_only) as warehouse:
             try:
                 columns = self._load_entities(warehouse)
+                self.timings["entity load"] = time.perf_counter() - started
                 self._check_output_names(columns)
                 strategies = {alias: choice[0] for alias, choice in self._check_and_choose(warehouse).items()}
                 self.snapshot_state = self._read_snapshot_state(warehouse)
                 query = self._render(columns, strategies, match_columns, ordered)
                 self.sql_as_run = query
+                self.timings["checks"] = time.perf_counter() - started - self.timings["entity load"]
                 return sink(warehouse, query)
             finally:
                 self._elapsed = time.perf_counter() - started
+
+    def _export(self, consume: Callable[[pa.Schema, Iterator[pa.RecordBatch]], Any]) -> Any:
+        """Run the point-in-time query, rows in the entity frame's order (the ORDER BY is in the
+        SQL), and hand `consume` the output schema and the result's record batches as they arrive,
+        shaped for the user (internal columns dropped, the timestamp as UTC); the summary is counted
+        on the way. A result already fetched by to_arrow is handed over without running again."""
+        if self._table is not None:
+            return consume(self._table.schema, iter(self._table.to_batches()))
+
+        def sink(warehouse: Warehouse, query: str):
+            started = time.perf_counter()
+            schema, reader = warehouse.stream_arrow(query)
+            self.timings["query"] += time.perf_counter() - started
+            counter = _Summary(self, schema)
+            timings = self.timings
+
+            def batches() -> Iterator[pa.RecordBatch]:
+                while True:
+                    started = time.perf_counter()
+                    batch = next(reader, None)
+                    timings["query"] += time.perf_counter() - started
+                    if batch is None:
+                        self.summary = counter.summary(time.perf_counter() - self._started)
+                        return
+                    started = time.perf_counter()
+                    shaped = counter.add(batch)
+                    timings["summary"] += time.perf_counter() - started
+                    yield shaped
+
+            return consume(counter.schema, batches())
+
+        self._started = time.perf_counter()
+        return self._run(sink, match_columns=True, ordered=True)
 
     def _read_snapshot_state(self, warehouse: Warehouse) -> dict[str, dict]:
         """Per view: the latest created timestamp it holds (what was known at this export) and the
@@ -341,7 +427,7 @@ class RetrievalJob:
                                 "build_id": build}
         return state
 
-    def manifest(self, table: pa.Table) -> dict:
+    def manifest(self, rows: int, digest: str) -> dict:
         """What produced this training set, so it can be replayed (featurestore replay)."""
         return {
             "format": 1, "references": [f"{r.view.name}:{name}" for r in self.requests for name, _ in r.features],
@@ -349,18 +435,14 @@ class RetrievalJob:
             "full_feature_names": any(output != name for r in self.requests for name, output in r.features),
             "timestamp_column": self._timestamp, "knowledge_guard": self.knowledge_guard,
             "entities": self.entities.description, "strategy": self.strategy, "sql": self.sql_as_run,
-            "views": self.snapshot_state, "rows": table.num_rows, "content_sha256": content_hash(table),
+            "views": self.snapshot_state, "rows": rows, "content_sha256": digest,
             **self.provenance,
         }
 
     def to_arrow(self) -> pa.Table:
         """The training set: every entity column, then the features, in the entity frame's row order."""
         if self._table is None:
-            # sorting in Python by the dense row numbers is cheaper than an ORDER BY in the warehouse
-            raw = self._run(lambda warehouse, query: warehouse.fetch_arrow(query), match_columns=True, ordered=False)
-            if self._prepared is not None:
-                raw = _restore_order(raw)
-            self._table, self.summary = self._finish(raw)
+            self._table = self._export(lambda schema, batches: pa.Table.from_batches(list(batches), schema))
         return self._table
 
     def to_df(self):
@@ -372,29 +454,93 @@ class RetrievalJob:
 
     def to_parquet(self, path: str | os.PathLike, save_stats: bool = True) -> Path:
         """Write the training set to Parquet atomically (a temporary file in the same folder, then
-        one rename). Its fingerprint — what `featurestore drift --reference-stats` compares later
-        data with — travels inside the file's metadata (key `featurestore.stats`), so file and
-        stats can never disagree."""
-        import json
-
-        import pyarrow.parquet as pq
-
-        from .quality import STATS_METADATA_KEY, frame_stats
-
+        one rename), streaming: each batch from the warehouse is written, hashed and counted as it
+        arrives; only the feature columns are kept for the fingerprint. The fingerprint (what
+        `featurestore drift --reference-stats` compares later data with) and the manifest (what
+        `featurestore replay` reproduces it from) travel inside the file's metadata (keys
+        `featurestore.stats` and `featurestore.manifest`), so file and stats can never disagree."""
         target = Path(path)
         if target.is_dir():
             raise FeatureStoreError(f"--out {target} is a directory; give a file name, e.g. {target / 'train.parquet'}.")
-        table = self.to_arrow()
-        if save_stats:
-            columns = {f"{r.view.name}:{name}": output for r in self.requests for name, output in r.features}
-            stats = {**frame_stats(table, columns), "summary": self.summary.as_dict(), "service": self.feature_service,
-                     "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            metadata = dict(table.schema.metadata or {})
-            metadata[STATS_METADATA_KEY.encode()] = json.dumps(stats, default=str).encode()
-            metadata[MANIFEST_KEY.encode()] = json.dumps(self.manifest(table), default=str).encode()
-            table = table.replace_schema_metadata(metadata)
-        _write_atomically(target, lambda temporary: pq.write_table(table, temporary))
+        columns = {f"{r.view.name}:{name}": output for r in self.requests for name, output in r.features}
+        _write_atomically(target, lambda temporary: self._export(
+            lambda schema, batches: self._write_parquet(temporary, schema, batches, columns if save_stats else None)))
         return target
+
+    def _write_parquet(self, path: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch],
+                       stats_columns: dict[str, str] | None) -> None:
+        """Write batches in row groups of ROW_GROUP_ROWS, holding at most WRITE_BUFFER_ROWS
+        unwritten. The content hash and the fingerprint run on one worker thread beside the write
+        (hashlib, numpy and the Parquet writer release the GIL), in batch order; the write waits
+        for them only at the end, to put their results in the footer. timings: "hash"/"fingerprint" are the worker's time,
+        "waited" what the writer spent waiting for it."""
+        import json
+        from concurrent.futures import ThreadPoolExecutor
+
+        import pyarrow.parquet as pq
+
+        from .digest import ContentHasher
+        from .quality import STATS_METADATA_KEY, frame_stats
+
+        timings = self.timings if self._table is None else dict.fromkeys(PHASES, 0.0)
+        hasher = ContentHasher(schema)
+        kept: list[pa.RecordBatch] = []  # the feature columns, for the fingerprint
+        pending: list[pa.RecordBatch] = []  # batches for the next row group
+
+        def digest(batch: pa.RecordBatch) -> None:
+            started = time.perf_counter()
+            hasher.update(batch)
+            if stats_columns:
+                kept.append(batch.select(list(stats_columns.values())))
+            timings["hash"] += time.perf_counter() - started
+
+        def fingerprint() -> dict:
+            started = time.perf_counter()
+            features = pa.Table.from_batches(kept, schema=pa.schema([schema.field(c) for c in stats_columns.values()]))
+            stats = frame_stats(features, stats_columns)
+            timings["fingerprint"] += time.perf_counter() - started
+            return stats
+
+        # store_schema=False: the metadata added at the end then shows as the schema's metadata
+        # (pq.read_table(path).schema.metadata) instead of being shadowed by the Arrow schema
+        # stored at the start; the types we write read back the same (tests/integration/test_training.py)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="featurestore-digest") as worker, \
+                pq.ParquetWriter(path, schema, store_schema=False) as writer:
+            def write_row_group() -> None:
+                started = time.perf_counter()
+                group, count = [], 0
+                while pending and count < ROW_GROUP_ROWS:
+                    group.append(pending.pop(0))
+                    count += group[-1].num_rows
+                writer.write_table(pa.Table.from_batches(group, schema))
+                timings["write"] += time.perf_counter() - started
+
+            rows = buffered = 0
+            for batch in batches:
+                worker.submit(digest, batch)
+                pending.append(batch)
+                rows += batch.num_rows
+                buffered += batch.num_rows
+                while buffered >= ROW_GROUP_ROWS + WRITE_BUFFER_ROWS:
+                    write_row_group()
+                    buffered = sum(b.num_rows for b in pending)
+            # the fingerprint starts now, beside the writes still buffered
+            stats = worker.submit(fingerprint) if stats_columns is not None else None
+            while pending:
+                write_row_group()
+            if not rows:
+                writer.write_table(schema.empty_table())
+            started = time.perf_counter()
+            stats = stats.result() if stats is not None else None
+            worker.submit(lambda: None).result()  # every digest() has run
+            timings["waited"] += time.perf_counter() - started
+            metadata = {MANIFEST_KEY: json.dumps(self.manifest(hasher.rows, hasher.hexdigest()), default=str)}
+            if stats is not None:
+                metadata[STATS_METADATA_KEY] = json.dumps({
+                    **stats, "summary": self.summary.as_dict() if self.summary else None, "service": self.feature_service,
+                    "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, default=str)
+            writer.add_key_value_metadata(metadata)
+        self.content_sha256 = hasher.hexdigest()
 
     def to_table(self, name: str) -> str:
         """Materialise the training set as a warehouse table `name` without a round trip through
@@ -412,30 +558,6 @@ class RetrievalJob:
         self._run(create, match_columns=False, ordered=True, read_only=False)
         return relation
 
-    def _finish(self, raw: pa.Table) -> tuple[pa.Table, RetrievalSummary]:
-        rows = raw.num_rows
-        summary = RetrievalSummary(rows=rows, seconds=self._elapsed)
-        key_columns = {entity_key for request in self.requests for entity_key, _ in request.keys}
-        if rows:
-            null_keys = None
-            for key in key_columns:
-                mask = pc.is_null(raw.column(key))
-                null_keys = mask if null_keys is None else pc.or_(null_keys, mask)
-            summary.null_key_rows = int(pc.sum(null_keys).as_py() or 0) if null_keys is not None else 0
-        for request in self.requests:
-            matched = pc.sum(raw.column(MATCH_PREFIX + request.alias)).as_py() or 0
-            summary.match_rate[request.view.name] = matched / rows if rows else 0.0
-            for _, output in request.features:
-                summary.null_rate[output] = (raw.column(output).null_count / rows) if rows else 0.0
-        keep = [name for name in raw.schema.names
-                if not name.startswith((MATCH_PREFIX, KNOWN_PREFIX)) and name != ROW_COLUMN]
-        table = raw.select(keep)
-        index = table.schema.get_field_index(self._timestamp)
-        utc = pc.cast(table.column(index), pa.timestamp("us"), safe=False).cast(pa.timestamp("us", tz="UTC"))
-        table = table.set_column(index, pa.field(self._timestamp, pa.timestamp("us", tz="UTC")), utc)
-        return table, summary
-
-
 def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
     """Write through a temporary file in the same folder, then rename: never a half file."""
     try:
@@ -450,41 +572,6 @@ def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-def content_hash(table: pa.Table) -> str:
-    """A hash of a table's rows, whatever their order (a relation's rows come in the order the
-    warehouse reads them), and of its column names and types."""
-    import hashlib
-
-    import pyarrow.compute as pc
-
-    canonical = table.replace_schema_metadata(None)
-    if canonical.num_rows and canonical.num_columns:
-        try:
-            keys = [pc.cast(column, pa.string()) for column in canonical.columns]
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            keys = None  # a type that cannot be sorted by: hash in row order
-        if keys is not None:
-            names = [f"c{i}" for i in range(len(keys))]
-            indices = pa.table(keys + [pa.array(range(canonical.num_rows))], names=names + ["_i"]).sort_by(
-                [(name, "ascending") for name in names]).column("_i")
-            canonical = canonical.take(indices)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, canonical.schema) as writer:
-        writer.write_table(canonical)
-    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
-
-
-def _restore_order(table: pa.Table) -> pa.Table:
-    """Put rows back in entity-frame order: _fs_row is a permutation of 0..n-1, so its inverse
-    is computed in one pass (no sort)."""
-    import numpy as np
-
-    positions = table.column(ROW_COLUMN).to_numpy()
-    inverse = np.empty(len(positions), dtype=np.int64)
-    inverse[positions] = np.arange(len(positions), dtype=np.int64)
-    return table.take(pa.array(inverse))
 
 
 def time_spine_source(requests: list[ViewRequest], start: datetime, end: datetime, every: str) -> EntitySource:

@@ -86,7 +86,8 @@ def test_profile_lookup_follows_dbt(shop, tmp_path):
     elsewhere = tmp_path / "profiles_elsewhere"
     elsewhere.mkdir()
     moved = shop.parent / "shop_without_profile"
-    shutil.copytree(shop, moved, ignore=shutil.ignore_patterns("target", "shop.duckdb*"))
+    # symlinks=True: dbt_packages/featurestore links to the repository, whose demo links back to it
+    shutil.copytree(shop, moved, symlinks=True, ignore=shutil.ignore_patterns("target", "shop.duckdb*"))
     (moved / "profiles.yml").unlink()
     home = tmp_path / "home"
     home.mkdir()

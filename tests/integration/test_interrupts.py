@@ -92,13 +92,13 @@ def test_export_under_a_real_sigint_says_so_and_keeps_the_file(demo_project, tmp
 def test_export_interrupted_while_writing_leaves_no_half_file(demo_project, tmp_path, monkeypatch):
     out = tmp_path / "train.parquet"
     out.write_bytes(b"the previous training set")
-    real_write = pq.write_table
+    real_write = pq.ParquetWriter.write_table
 
-    def write_half_then_interrupt(table, where, **kwargs):
-        real_write(table.slice(0, 1), where, **kwargs)  # part of the file is on disk
+    def write_a_row_group_then_interrupt(self, table, *args, **kwargs):
+        real_write(self, table, *args, **kwargs)  # part of the file is on disk
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pq, "write_table", write_half_then_interrupt)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", write_a_row_group_then_interrupt)
     result = CliRunner().invoke(app, ["export", "-p", str(demo_project), "-e", "main.churn_labels", "--timestamp-column",
                                       "label_ts", "--service", "churn_model", "--out", str(out)])
     text = (result.stdout or "") + (result.stderr or "")

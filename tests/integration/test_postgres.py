@@ -18,6 +18,7 @@ COMPARED = {
     "store_features": "store_id, feature_ts",
     "customer_product_features": "customer_id, product_type, feature_ts",
     "churn_labels": "customer_id, label_ts",
+    "churn_training_set": "customer_id, label_ts",  # built by featurestore.training_set
 }
 
 

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from conftest import EXAMPLE, copy_project, project_env
 from featurestore.cli import app
-from featurestore.training import MANIFEST_KEY, content_hash
+from featurestore.digest import content_hash
+from featurestore.training import MANIFEST_KEY
 from jaffle_data import JaffleSize, append_late_orders, late_and_corrected_orders, write_raw_files
 
 runner = CliRunner()

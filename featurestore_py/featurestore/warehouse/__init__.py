@@ -11,7 +11,7 @@ import os
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -42,6 +42,12 @@ class Warehouse(ABC):
 
     @abstractmethod
     def fetch_arrow(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Table: ...
+
+    def stream_arrow(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The result's schema and its record batches as the engine produces them (an engine
+        without a streaming reader gives the whole result as batches)."""
+        table = self.fetch_arrow(sql, parameters)
+        return table.schema, iter(table.to_batches())
 
     @abstractmethod
     def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]: ...

@@ -14,7 +14,7 @@ import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -51,6 +51,9 @@ def _engine_errors():
         if "interrupted" in str(exc).lower():  # what the Python client raises when SIGINT stops a query
             raise KeyboardInterrupt from exc
         raise
+
+
+STREAM_BATCH_ROWS = 131_072
 
 
 class DuckDBWarehouse(Warehouse):
@@ -110,6 +113,23 @@ class DuckDBWarehouse(Warehouse):
             # DuckDB 2.0 has to_arrow_table (fetch_arrow_table is gone); 1.x has both spellings
             reader = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
             return reader()
+
+    def stream_arrow(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        with _engine_errors():
+            relation = self.connection.sql(sql, params=list(parameters) or None)
+            # DuckDB 2.0 has to_arrow_reader (fetch_record_batch is 1.x's spelling)
+            reader = (getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch)(STREAM_BATCH_ROWS)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            stream = iter(reader)
+            while True:
+                with _engine_errors():
+                    batch = next(stream, None)
+                if batch is None:
+                    return
+                yield batch
+
+        return reader.schema, batches()
 
     def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
         with _engine_errors():

@@ -1,0 +1,123 @@
+{#-
+  Point-in-time join of an entity relation with feature views' snapshot tables: the one copy of
+  this SQL, shared by the Python SDK (featurestore.sql renders this file with jinja2) and by
+  dbt (this folder is one of the package's macro-paths; `featurestore.training_set` calls it).
+
+  For each entity row (keys, t) and view: the winning row whose validity interval holds t,
+  kept only if its event time is within the TTL (t - ttl <= valid_from <= t); otherwise NULL.
+  With the knowledge guard: among versions created at or before t and not yet superseded at
+  t, the one with the latest event time <= t (and within the TTL).
+
+  Each view joins at most one row to an entity row (winning intervals tile time), so the views
+  are chained as left joins straight onto the entity relation; only the knowledge guard needs a
+  ranking step first.
+-#}
+
+{% macro point_in_time(dialect, entities, entity_columns, timestamp, views, match_columns=false, ordered=true, quote=none) %}
+{#-
+  dialect        'duckdb' | 'postgres' (other engines: the interval join, standard SQL)
+  entities       relation (or parenthesised subquery) of the entity rows; it has _fs_row, the
+                 input order, unless ordered is none
+  entity_columns the entity columns to return, in order
+  timestamp      the entity timestamp column
+  views          [{alias, relation, join_keys: [(entity_column, view_column)], ttl_seconds,
+                   strategy ('interval' | 'asof' | 'knowledge'), features: [(column, output_name)],
+                   created, known_at}]  known_at: none, or an entity column with the time the
+                   versions must have been known by (replay: the export's knowledge time)
+  match_columns  add _fs_match_<alias> (true when the view matched) for the summary
+  ordered        true: end with order by _fs_row, without returning it; false: return _fs_row
+                 (the caller restores the order); none: no _fs_row at all (a dbt table)
+  quote          quotes an identifier (the SDK's quote_identifier; in dbt, adapter.quote)
+-#}
+{% set ts = '_fs_entity.' ~ quote(timestamp) %}
+{% set guarded = views | selectattr('strategy', 'equalto', 'knowledge') | list %}
+{% if guarded %}
+with
+{% for view in guarded %}
+{{ view.alias }} as (
+    select _fs_row, valid_from{% for column, output in view.features %}, {{ quote(column) }}{% endfor %}
+
+    from (
+        select
+            _fs_entity._fs_row,
+            _fs_view.*,
+            row_number() over (partition by _fs_entity._fs_row order by _fs_view.valid_from desc) as _fs_rank
+        from {{ entities }} as _fs_entity
+        inner join {{ view.relation }} as _fs_view
+            on {{ featurestore._pit_keys_match(view, '_fs_view', quote) }}
+            and _fs_view.valid_from <= {{ ts }}
+            and {{ featurestore._pit_within_ttl(view, '_fs_view', ts, dialect) }}
+{% set known = ('_fs_entity.' ~ quote(view.known_at)) if view.known_at is defined and view.known_at else ts %}
+            and _fs_view.{{ quote(view.created) }} <= {{ known }}
+            and (_fs_view.superseded_at is null or _fs_view.superseded_at > {{ known }})
+    ) as _fs_candidates
+    where _fs_rank = 1
+){% if not loop.last %},{% endif %}
+
+{% endfor %}
+{% endif %}
+{% set items = [] %}
+{% for column in entity_columns %}
+{% set _ = items.append('_fs_entity.' ~ quote(column)) %}
+{% endfor %}
+{% for view in views %}
+{% for column, output in view.features %}
+{% set _ = items.append(featurestore._pit_value(view, quote(column), ts, dialect) ~ ' as ' ~ quote(output)) %}
+{% endfor %}
+{% if match_columns %}
+{% set _ = items.append(featurestore._pit_value(view, 'valid_from', ts, dialect) ~ ' is not null as ' ~ quote('_fs_match_' ~ view.alias)) %}
+{% endif %}
+{% endfor %}
+{% if ordered is sameas false %}
+{% set _ = items.append('_fs_entity._fs_row') %}
+{% endif %}
+select
+    {{ items | join(',\n    ') }}
+from {{ entities }} as _fs_entity
+{% for view in views %}
+{% if view.strategy == 'asof' %}
+{# DuckDB ASOF over winning rows only: (key, valid_from) is unique there, so the match is
+   deterministic even when multi-threaded #}
+asof left join (
+    select * from {{ view.relation }} where valid_to is null or valid_to > valid_from
+) as {{ view.alias }}
+    on {{ featurestore._pit_keys_match(view, view.alias, quote) }} and {{ ts }} >= {{ view.alias }}.valid_from
+{% elif view.strategy == 'knowledge' %}
+left join {{ view.alias }} on {{ view.alias }}._fs_row = _fs_entity._fs_row
+{% else %}
+{# interval join: equi-join on the keys, filtered by the validity interval and the TTL #}
+left join {{ view.relation }} as {{ view.alias }}
+    on {{ featurestore._pit_keys_match(view, view.alias, quote) }}
+    and {{ view.alias }}.valid_from <= {{ ts }}
+    and ({{ view.alias }}.valid_to is null or {{ view.alias }}.valid_to > {{ ts }})
+    and {{ featurestore._pit_within_ttl(view, view.alias, ts, dialect) }}
+{% endif %}
+{% endfor %}
+{% if ordered %}
+order by _fs_entity._fs_row
+{% endif %}
+{% endmacro %}
+
+
+{% macro _pit_within_ttl(view, alias, ts, dialect) -%}
+{#- The TTL condition: the row's event time is at most ttl_seconds before the entity time. -#}
+{% if view.ttl_seconds is not none -%}
+{{ alias }}.valid_from >= {{ ts }} - {% if dialect == 'postgres' %}make_interval(secs => {{ view.ttl_seconds }}){% else %}to_seconds({{ view.ttl_seconds }}){% endif %}
+{%- else %}true{% endif %}
+{%- endmacro %}
+
+
+{% macro _pit_keys_match(view, alias, quote) -%}
+{#- The view's join keys equal the entity row's. -#}
+{% for entity_key, view_key in view.join_keys %}{{ alias }}.{{ quote(view_key) }} = _fs_entity.{{ quote(entity_key) }}{% if not loop.last %} and {% endif %}{% endfor %}
+{%- endmacro %}
+
+
+{% macro _pit_value(view, column, ts, dialect) -%}
+{#- A feature's value; the ASOF join matches rows outside the TTL too, so it is checked here. -#}
+{% if view.strategy == 'asof' and view.ttl_seconds is not none -%}
+case when {{ featurestore._pit_within_ttl(view, view.alias, ts, dialect) }} then {{ view.alias }}.{{ column }} end
+{%- else -%}
+{{ view.alias }}.{{ column }}
+{%- endif %}
+{%- endmacro %}

@@ -1,0 +1,128 @@
+{#
+  Training sets as dbt models: the label rows of a relation joined point-in-time with the
+  features of a feature service, by the same SQL as the Python SDK's export
+  (featurestore_py/featurestore/sql/point_in_time.sql, one of this package's macro-paths).
+
+  The feature service is the `ml` exposure of that name; its feature list, each view's keys,
+  TTL and snapshot table are read from the graph when the model runs. dbt learns a model's
+  dependencies when it parses it, before the graph is known, so the model names the feature
+  views it reads in `-- depends_on: {{ ref('<view>') }}` lines; dbt stops with an error naming
+  any it lacks.
+#}
+
+{% macro training_set(entities, feature_service, timestamp_column='event_timestamp', full_feature_names=false) %}
+    {{ return(adapter.dispatch('training_set', 'featurestore')(entities, feature_service, timestamp_column, full_feature_names)) }}
+{% endmacro %}
+
+
+{% macro default__training_set(entities, feature_service, timestamp_column, full_feature_names) %}
+    {%- if not execute -%}
+        {{ return('select 1 as _fs_parsed') }}
+    {%- endif -%}
+    {%- set where = "featurestore.training_set in model '" ~ model.name ~ "'" -%}
+    {%- set entity_columns = adapter.get_columns_in_relation(entities) | map(attribute='name') | list -%}
+    {%- if entity_columns | length == 0 -%}
+        {{ exceptions.raise_compiler_error(where ~ ": the entity relation " ~ entities ~ " does not exist or has no columns; build it first.") }}
+    {%- endif -%}
+    {%- if timestamp_column not in entity_columns -%}
+        {{ exceptions.raise_compiler_error(where ~ ": the entity relation " ~ entities ~ " has no timestamp column '" ~ timestamp_column ~ "'; its columns: " ~ (entity_columns | join(', '))) }}
+    {%- endif -%}
+    {%- set views = [] -%}
+    {%- set outputs = {} -%}
+    {%- for view_name, names in featurestore._service_features(feature_service, where).items() -%}
+        {%- set node = featurestore._model_named(view_name, where) -%}
+        {%- set spec = featurestore.feature_view_spec(node) -%}
+        {%- set ttl = (node.config.meta.featurestore or {}).get('ttl') -%}
+        {%- set features = [] -%}
+        {%- for name in names -%}
+            {%- if name not in node.columns or name in spec['keys'] or name in [spec['event_timestamp'], spec['created_timestamp']] -%}
+                {{ exceptions.raise_compiler_error(where ~ ": feature service '" ~ feature_service ~ "' asks for '" ~ view_name ~ ":" ~ name ~ "', which is not a feature of " ~ view_name ~ " (" ~ spec['where'] ~ ")") }}
+            {%- endif -%}
+            {%- set output = (view_name ~ '__' ~ name) if full_feature_names else name -%}
+            {%- if output | lower in outputs or output | lower in (entity_columns | map('lower') | list) -%}
+                {{ exceptions.raise_compiler_error(where ~ ": two columns would be named '" ~ output ~ "' (" ~ (outputs.get(output | lower) or ('a column of ' ~ entities)) ~ " and " ~ view_name ~ "); pass full_feature_names=true") }}
+            {%- endif -%}
+            {%- do outputs.update({output | lower: view_name}) -%}
+            {%- do features.append((name, output)) -%}
+        {%- endfor -%}
+        {%- set keys = [] -%}
+        {%- for key in spec['keys'] -%}
+            {%- if key not in entity_columns -%}
+                {{ exceptions.raise_compiler_error(where ~ ": the entity relation " ~ entities ~ " has no column '" ~ key ~ "', a join key of feature view '" ~ view_name ~ "'") }}
+            {%- endif -%}
+            {%- do keys.append((key, key)) -%}
+        {%- endfor -%}
+        {%- do views.append({
+            'alias': '_fs_v' ~ loop.index0,
+            'relation': ref(view_name),
+            'join_keys': keys,
+            'features': features,
+            'ttl_seconds': none if ttl in (none, '') else (featurestore._duration_microseconds(ttl, view_name ~ ' ttl') // 1000000) | int,
+            'strategy': 'asof' if adapter.type() == 'duckdb' else 'interval',
+            'created': spec['created_timestamp'],
+            'known_at': none,
+        }) -%}
+    {%- endfor -%}
+    {{ return(featurestore.point_in_time(dialect=adapter.type(), entities=entities, entity_columns=entity_columns,
+                                         timestamp=timestamp_column, views=views, match_columns=false,
+                                         ordered=none, quote=featurestore._q)) }}
+{% endmacro %}
+
+
+{% macro _service_features(feature_service, where) %}
+    {#- {view: [feature, ...]} of the `ml` exposure named feature_service, in its listed order;
+        without a list, every feature of the feature views it depends on (the registry's rule). -#}
+    {%- set found = [] -%}
+    {%- for exposure in graph.exposures.values() if exposure.name == feature_service and exposure.type == 'ml' -%}
+        {%- do found.append(exposure) -%}
+    {%- endfor -%}
+    {%- if found | length == 0 -%}
+        {%- set services = [] -%}
+        {%- for exposure in graph.exposures.values() if exposure.type == 'ml' -%}
+            {%- do services.append(exposure.name) -%}
+        {%- endfor -%}
+        {{ exceptions.raise_compiler_error(where ~ ": no feature service (exposure of type ml) named '" ~ feature_service ~ "'; services: " ~ (services | join(', ') or 'none')) }}
+    {%- endif -%}
+    {%- set exposure = found[0] -%}
+    {%- set meta = ((exposure.config or {}).get('meta') or exposure.meta or {}).get('featurestore') or {} -%}
+    {%- set references = [] -%}
+    {%- if meta.get('features') -%}
+        {%- for reference in ([meta.features] if meta.features is string else meta.features) -%}
+            {%- do references.append(reference | string) -%}
+        {%- endfor -%}
+    {%- else -%}
+        {%- for uid in exposure.depends_on.nodes if uid in graph.nodes -%}
+            {%- set node = graph.nodes[uid] -%}
+            {%- set view_meta = (node.config.meta or {}).get('featurestore') or {} -%}
+            {%- if view_meta.get('entities') and (view_meta.entities | reject('string') | list | length) == 0 -%}
+                {%- set spec = featurestore.feature_view_spec(node) -%}
+                {%- for column in node.columns if column not in spec['keys'] and column not in [spec['event_timestamp'], spec['created_timestamp']] -%}
+                    {%- do references.append(node.name ~ ':' ~ column) -%}
+                {%- endfor -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- set by_view = {} -%}
+    {%- for reference in references -%}
+        {%- set parts = reference.split(':') -%}
+        {%- if parts | length != 2 or not parts[0] or not parts[1] -%}
+            {{ exceptions.raise_compiler_error(where ~ ": feature reference '" ~ reference ~ "' of service '" ~ feature_service ~ "' is not of the form 'view:feature'") }}
+        {%- endif -%}
+        {%- if parts[0] not in by_view -%}
+            {%- do by_view.update({parts[0]: []}) -%}
+        {%- endif -%}
+        {%- if parts[1] not in by_view[parts[0]] -%}
+            {%- do by_view[parts[0]].append(parts[1]) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(by_view) }}
+{% endmacro %}
+
+
+{% macro _model_named(view_name, where) %}
+    {#- The graph node of the feature-view model named view_name. -#}
+    {%- for node in graph.nodes.values() if node.resource_type == 'model' and node.name == view_name -%}
+        {{ return(node) }}
+    {%- endfor -%}
+    {{ exceptions.raise_compiler_error(where ~ ": no model named '" ~ view_name ~ "' (a feature view of the service)") }}
+{% endmacro %}
