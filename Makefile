@@ -47,7 +47,9 @@ demo: build
 	$(FS) catalog --out site --exports out
 	@echo "featurestore get --service churn_model (the most recent customer of the churn labels):"
 	@row=$$(cd $(DEMO) && $(BIN)/python -c "import duckdb; print(*duckdb.connect('jaffle_shop.duckdb', read_only=True).sql('select customer_id, store_id from main.churn_labels order by label_ts desc, customer_id limit 1').fetchall()[0])"); \
-	$(FS) get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }
+	$(FS) get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }; \
+	echo "the same over HTTP: (cd $(DEMO) && $(BIN)/featurestore serve &) then"; \
+	echo "curl -s localhost:6566/get-online-features -H 'content-type: application/json' -d '{\"feature_service\": \"churn_model\", \"entities\": {\"customer_id\": [\"$${row% *}\"], \"store_id\": [\"$${row#* }\"]}}'"
 
 # Fast tier first (no dbt, no server), then the integration tier.
 test: venv

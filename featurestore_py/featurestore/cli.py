@@ -562,15 +562,25 @@ def duplicates(sample: int = typer.Option(2000, min=1, help="Rows (keys and time
 
 
 @app.command()
-def audit(view: str = typer.Argument(..., help="An online feature view."),
+def audit(view: Optional[str] = typer.Argument(None, help="An online feature view (not with --served)."),
           sample: int = typer.Option(100, min=1, help="Random keys to check."),
+          served: bool = typer.Option(False, "--served", help="Audit what the feature server served (its --log-served log)."),
+          min_match_rate: float = typer.Option(1.0, "--min-match-rate", help="With --served: exit 1 below this share."),
           project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
           as_json: bool = AsJson):
     """Training/serving consistency: online values vs the point-in-time query, now, for random
-    keys; exit 1 on any mismatch, listing feature, keys, value and expected value.
+    keys; exit 1 on any mismatch, listing feature, keys, value and expected value. With --served:
+    every vector the server logged, recomputed as the warehouse knew it at its request time.
 
-    Example: featurestore audit customer_features --sample 200
+    Example: featurestore audit customer_features --sample 200; featurestore audit --served --min-match-rate 0.99
     """
+    if served:
+        if view:
+            raise FeatureStoreError("audit --served checks every logged feature; leave out the view name.")
+        _audit_served(_store(project_dir, target, profiles_dir).audit_served(min_match_rate), as_json)
+        return
+    if not view:
+        raise FeatureStoreError("Name an online feature view (featurestore audit customer_features), or pass --served.")
     report = _store(project_dir, target, profiles_dir).audit(view, sample=sample)
     if as_json:
         typer.echo(json.dumps(report, indent=2, default=str))
@@ -582,6 +592,79 @@ def audit(view: str = typer.Argument(..., help="An online feature view."),
                           f"expected {mismatch['expected']!r}", highlight=False)
     if report["mismatches"]:
         raise typer.Exit(code=1)
+
+
+def _audit_served(report: dict, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+    else:
+        console.print(f"{report['rows']:,} served values from {report['folder']}", highlight=False)
+        for reference, entry in report["features"].items():
+            age = entry["age_seconds"]
+            console.print(f"  {reference}: {entry['match_rate']:.2%} of {entry['checked']:,} match"
+                          + (f"; served values {age['median']:.0f} s old (median), {age['max']:.0f} s at most" if age else ""),
+                          highlight=False)
+            for mismatch in entry["mismatches"][:5]:
+                console.print(f"    {mismatch['keys']} at {mismatch['request_time']}: served {mismatch['served']!r} "
+                              f"({mismatch['status']}), expected {mismatch['expected']!r}", highlight=False)
+    if report["failing"]:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Address to bind; other than loopback needs API keys."),
+          port: int = typer.Option(6566, help="Port (Feast's default)."),
+          workers: int = typer.Option(1, min=1, help="Worker processes."),
+          api_keys_file: Optional[str] = typer.Option(None, "--api-keys-file", help="File of API keys, one per line "
+                                                      "(FEATURESTORE_API_KEYS, comma-separated, also counts)."),
+          insecure_no_auth: bool = typer.Option(False, "--insecure-no-auth", help="Serve a non-loopback address without keys."),
+          max_entities: int = typer.Option(1000, "--max-entities", min=1, help="Most entity rows per request."),
+          push: bool = typer.Option(False, "--push", help="Accept POST /push for views with `push: true`."),
+          log_served: float = typer.Option(0.0, "--log-served", min=0.0, max=1.0,
+                                           help="Share of requests whose served vectors are logged (0: off)."),
+          log_flush_seconds: float = typer.Option(5.0, "--log-flush-seconds", min=0.05, help="How often the log is written."),
+          project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir):
+    """Run the HTTP feature server: POST /get-online-features (Feast's request and response shapes),
+    POST /push, GET /health, /ready, /metrics (Prometheus), /docs (OpenAPI). It reads the manifest
+    once and the online store per request; no warehouse, no dbt at request time.
+
+    Example: featurestore serve --port 6566 --workers 4 --api-keys-file keys.txt --host 0.0.0.0
+    """
+    import ipaddress
+
+    import uvicorn
+
+    from .server import SETTINGS_ENV, api_keys, settings_env
+
+    config = _store(project_dir, target, profiles_dir).serve_config(
+        api_keys_file=api_keys_file, max_entities=max_entities, push=push, served_log_fraction=log_served,
+        served_log_flush_seconds=log_flush_seconds)
+    keys = api_keys(config)
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not keys and not insecure_no_auth:
+        raise FeatureStoreError(f"Serving on {host} needs API keys: set FEATURESTORE_API_KEYS or --api-keys-file "
+                                "(or pass --insecure-no-auth behind a gateway that authenticates).")
+    os.environ[SETTINGS_ENV] = settings_env(config)
+    _access_log()
+    err_console.print(f"serving {config.project_dir} on http://{host}:{port} ({workers} worker(s), "
+                      f"auth {'on' if keys else 'off'}, push {'on' if push else 'off'}, served log {log_served:.0%})",
+                      highlight=False)
+    uvicorn.run("featurestore.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=False, log_level="warning")
+
+
+def _access_log() -> None:
+    """The server's JSON access lines, one per request, on stderr."""
+    logger = logging.getLogger("featurestore.access")
+    if not logger.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 @app.command()

@@ -6,7 +6,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 from functools import cached_property
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from .dbt import DbtProject
 from .entity_frame import entity_source
@@ -357,6 +357,33 @@ class FeatureStore:
         mismatches = quality.serving_mismatches([f.name for f in view.features], entity_rows, online, offline)
         return {"view": view_name, "at": moment.isoformat(), "keys": len(entity_rows),
                 "features": len(view.features), "mismatches": mismatches}
+
+    def push(self, view: str, rows: Sequence[Mapping[str, Any]], to: str = "online_and_offline") -> dict:
+        """Push rows to a feature view with `push: true`: written durably to the landing area (which
+        the view's model reads with `featurestore.pushed_rows`, so the next `dbt build` holds them)
+        and to the online store with the conditional write (an older row never replaces a newer
+        one). Returns when both writes are done. to: online, offline or online_and_offline."""
+        from .server.push import Pusher, landing_dir
+
+        landing = landing_dir(self.project.project_dir, dict(self.project.env))
+        return Pusher(self.registry, self.online, landing).push(view, list(rows), to)
+
+    def audit_served(self, min_match_rate: float = 1.0) -> dict:
+        """The feature server's served-vector log recomputed point-in-time at each request's time
+        with the knowledge guard, per feature: match rate, mismatches, age of what was served
+        (see featurestore.served). `failing` lists the features under min_match_rate."""
+        from .served import audit_served
+
+        return audit_served(self, min_match_rate)
+
+    def serve_config(self, **options):
+        """The feature server's settings for this project: its manifest (parsed now; the server
+        runs no dbt) and the options of `featurestore serve` (see featurestore.server.ServeConfig)."""
+        from .server import ServeConfig
+
+        self.registry  # a registry with errors is refused before the server starts
+        return ServeConfig(project_dir=str(Path(self.project.project_dir).resolve()),
+                           manifest=str(Path(self._manifest()).resolve()), **options)
 
     def write_catalog(self, out_dir, dbt_docs_url: str | None = None, *, exports_dir=None,
                       reference_stats=None):

@@ -24,7 +24,7 @@ TIMESTAMP_TYPES = ("timestamp", "datetime", "date")
 EXPECT_KEYS = {"min", "max", "values", "max_null_rate"}
 DRIFT_KEYS = {"max_psi", "max_tvd"}
 VIEW_KEYS = {"entities", "event_timestamp", "created_timestamp", "ttl", "online", "owner", "tags", "max_staleness",
-             "description"}
+             "description", "push"}
 COLUMN_KEYS = {"window", "expect", "drift"}
 # Names the snapshot table, the online store's items or the SDK use themselves.
 RESERVED_NAMES = {"valid_from", "valid_to", "superseded_at", "entity_key", "event_timestamp", "created_timestamp",
@@ -190,8 +190,9 @@ def _check_view_types(view: FeatureView) -> list[Problem]:
     for key in ("event_timestamp", "created_timestamp", "owner"):
         if meta.get(key) is not None and not isinstance(meta[key], str):
             bad(key, "a string", "feature_ts" if "timestamp" in key else "team@example.com")
-    if "online" in meta and not isinstance(meta["online"], bool):
-        bad("online", "true or false (a YAML boolean, not a string)", "true")
+    for key in ("online", "push"):
+        if key in meta and not isinstance(meta[key], bool):
+            bad(key, "true or false (a YAML boolean, not a string)", "true")
     if meta.get("tags") is not None and not (isinstance(meta["tags"], list) and all(isinstance(t, str) for t in meta["tags"])):
         bad("tags", "a list of strings", "[orders]")
     if meta.get("ttl") is not None and not isinstance(meta["ttl"], str):

@@ -63,8 +63,13 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def read(self, table: OnlineTable, keys: Sequence[Mapping[str, Any]], features: Sequence[str],
-             now=None) -> list[dict | None]:
-        """Feature values per key (None for a missing key); values past the TTL are None."""
+             now=None, with_expired: bool = False) -> list[dict | None]:
+        """Feature values per key (None for a missing key), with `_event_timestamp`; values past
+        the TTL are None, unless with_expired: then they come with `_expired` true."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise unless the store answers."""
 
     @abstractmethod
     def get_state(self, key: str) -> dict | None:

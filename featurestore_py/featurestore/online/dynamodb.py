@@ -304,8 +304,12 @@ class DynamoDBOnlineStore(OnlineStore):
         return {key: _version(item) for key, item in items.items()}
 
     # -- reads -------------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Raise unless the endpoint answers (the server's readiness probe)."""
+        self._call("list_tables", time.monotonic() + min(self.deadline_seconds, 5.0), Limit=1)
+
     def read(self, table: OnlineTable, keys: Sequence[Mapping[str, Any]], features: Sequence[str],
-             now: datetime | None = None) -> list[dict | None]:
+             now: datetime | None = None, with_expired: bool = False) -> list[dict | None]:
         name = self.config.table_name(table.view)
         names = {f"#f{i}": feature for i, feature in enumerate(features)}
         names.update({"#k": KEY, "#e": EVENT})
@@ -336,12 +340,15 @@ class DynamoDBOnlineStore(OnlineStore):
                 results.append(None)
                 continue
             event = parse_timestamp(item[EVENT]["S"])
-            if table.ttl_seconds and (current - event).total_seconds() > table.ttl_seconds:
+            expired = bool(table.ttl_seconds) and (current - event).total_seconds() > table.ttl_seconds
+            if expired and not with_expired:
                 results.append(None)  # past the TTL, even if DynamoDB has not deleted it yet
                 continue
             values = {feature: decode(item[feature], table.features.get(feature)) if feature in item else None
                       for feature in features}
             values["_event_timestamp"] = event
+            if with_expired:
+                values["_expired"] = expired
             results.append(values)
         return results
 

@@ -1,0 +1,67 @@
+"""`featurestore serve`: the HTTP feature server.
+
+It needs the registry (a dbt manifest.json) and the online store's configuration, nothing else:
+no warehouse connection and no dbt at request time. `build_app` wires the pieces; `app_from_env`
+is the factory uvicorn's workers call (the CLI passes the settings in FEATURESTORE_SERVE_SETTINGS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SETTINGS_ENV = "FEATURESTORE_SERVE_SETTINGS"
+
+
+@dataclass
+class ServeConfig:
+    project_dir: str
+    manifest: str  # path of manifest.json
+    api_keys_file: str | None = None  # one key per line; FEATURESTORE_API_KEYS (comma-separated) also counts
+    max_entities: int = 1000
+    push: bool = False
+    served_log_fraction: float = 0.0  # share of requests whose vectors are logged (0: off)
+    served_log_flush_seconds: float = 5.0
+
+
+def api_keys(config: ServeConfig) -> tuple[str, ...]:
+    keys = [key.strip() for key in os.environ.get("FEATURESTORE_API_KEYS", "").split(",") if key.strip()]
+    if config.api_keys_file:
+        try:
+            text = Path(config.api_keys_file).read_text()
+        except OSError as exc:
+            from ..errors import FeatureStoreError
+
+            raise FeatureStoreError(f"Cannot read the API keys file {config.api_keys_file}: {exc.strerror}") from None
+        keys += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return tuple(dict.fromkeys(keys))
+
+
+def build_app(config: ServeConfig):
+    from ..online.config import load_online_config
+    from ..online.dynamodb import DynamoDBOnlineStore
+    from ..registry import load_manifest, registry_from_manifest
+    from .app import ServerSettings, create_app
+    from .landing import ServedLog
+    from .push import Pusher, landing_dir
+    from .serving import OnlineServer
+
+    registry = registry_from_manifest(load_manifest(Path(config.manifest)))
+    online = DynamoDBOnlineStore(load_online_config(Path(config.project_dir)))
+    landing = landing_dir(Path(config.project_dir))
+    served_log = ServedLog(landing, config.served_log_fraction, config.served_log_flush_seconds) \
+        if config.served_log_fraction > 0 else None
+    pusher = Pusher(registry, online, landing).push_request if config.push else None
+    settings = ServerSettings(api_keys=api_keys(config), served_log=served_log, pusher=pusher, ready_check=online.ping)
+    return create_app(OnlineServer(registry, online, config.max_entities), settings)
+
+
+def app_from_env():
+    """The app of the settings the CLI wrote to FEATURESTORE_SERVE_SETTINGS (uvicorn's factory)."""
+    return build_app(ServeConfig(**json.loads(os.environ[SETTINGS_ENV])))
+
+
+def settings_env(config: ServeConfig) -> str:
+    return json.dumps(asdict(config))

@@ -1,0 +1,212 @@
+"""The HTTP feature server (FastAPI): online reads in Feast's shapes, pushes, health, readiness,
+Prometheus metrics, JSON access logs and an OpenAPI document. Built from a registry and an
+online store; it never connects to the warehouse or runs dbt.
+
+Every client mistake is a 4xx with {"error": "..."} naming it; the online store failing is a
+503; anything else is a 500 and is logged with its traceback (the fuzz test finds none).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from .. import __version__
+from ..errors import FeatureStoreError
+from ..online import OnlineStoreError
+from .serving import BadRequest, OnlineServer
+
+access_log = logging.getLogger("featurestore.access")
+log = logging.getLogger("featurestore.server")
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+OPEN_PATHS = {"/health", "/ready"}  # probes need no key
+
+
+@dataclass
+class ServerSettings:
+    api_keys: tuple[str, ...] = ()  # empty: no authentication
+    max_body_bytes: int = 1_048_576
+    served_log: Any = None  # a ServedLog, or None
+    pusher: Callable[[Any], dict] | None = None  # body -> result (see push.py), or None: push disabled
+    ready_check: Callable[[], None] | None = None  # raises when the online store does not answer
+    extra: dict = field(default_factory=dict)
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("featurestore_requests", "HTTP requests by endpoint and status code",
+                                ["endpoint", "status"], registry=self.registry)
+        self.latency = Histogram("featurestore_request_seconds", "Request latency by endpoint and feature service",
+                                 ["endpoint", "feature_service"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.store_errors = Counter("featurestore_online_store_errors", "Requests failed by the online store",
+                                    ["endpoint"], registry=self.registry)
+        self.entity_rows = Counter("featurestore_entity_rows", "Entity rows served", ["feature_service"],
+                                   registry=self.registry)
+
+
+REQUEST_SCHEMA = {
+    "type": "object",
+    "description": "Feast's feature-server request: `features` or `feature_service`, and `entities`.",
+    "properties": {
+        "features": {"type": "array", "items": {"type": "string"}, "example": ["customer_features:total_orders_30d"]},
+        "feature_service": {"type": "string", "example": "churn_model"},
+        "entities": {"type": "object", "additionalProperties": {"type": "array", "items": {}},
+                     "example": {"customer_id": ["c1"], "store_id": ["s1"]}},
+        "full_feature_names": {"type": "boolean", "default": False},
+    },
+    "required": ["entities"],
+}
+PUSH_SCHEMA = {
+    "type": "object",
+    "description": "Feast's push request: `push_source_name` (a feature view with `push: true`), the rows as "
+                   "columns in `df`, and `to` (online, offline or online_and_offline).",
+    "properties": {
+        "push_source_name": {"type": "string"},
+        "df": {"type": "object", "additionalProperties": {"type": "array", "items": {}}},
+        "to": {"type": "string", "enum": ["online", "offline", "online_and_offline"], "default": "online_and_offline"},
+    },
+    "required": ["push_source_name", "df"],
+}
+ERROR = {"content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}}
+RESPONSES = {"400": {"description": "A malformed request", **ERROR}, "401": {"description": "No or a wrong API key", **ERROR},
+             "404": {"description": "An unknown feature, view or service", **ERROR},
+             "413": {"description": "Too many entity rows or too large a body", **ERROR},
+             "503": {"description": "The online store does not answer", **ERROR}}
+
+
+def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if settings.served_log is not None:
+            settings.served_log.start()
+        yield
+        if settings.served_log is not None:
+            settings.served_log.close()  # flushes what is buffered
+
+    app = FastAPI(title="featurestore feature server", version=__version__, lifespan=lifespan,
+                  description="Online features in Feast's feature-server shapes; see the README's 'Feature server'.")
+    app.state.metrics = metrics
+
+    def authorised(request: Request) -> bool:
+        if not settings.api_keys or request.url.path in OPEN_PATHS:
+            return True
+        given = request.headers.get("x-api-key") or ""
+        header = request.headers.get("authorization") or ""
+        if header[:7].lower() == "bearer ":
+            given = header[7:].strip()
+        return any(hmac.compare_digest(given.encode(), key.encode()) for key in settings.api_keys)
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def read_json(request: Request) -> Any:
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > settings.max_body_bytes):
+            raise BadRequest(f"The body is larger than {settings.max_body_bytes:,} bytes.", status=413)
+        raw = await request.body()
+        if len(raw) > settings.max_body_bytes:
+            raise BadRequest(f"The body is larger than {settings.max_body_bytes:,} bytes.", status=413)
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"The body is not JSON: {exc}") from None
+
+    async def handle(request: Request, endpoint: str, work: Callable[[Any], tuple[Any, str | None, int]]) -> Response:
+        started = time.perf_counter()
+        service, rows, status = None, 0, 500
+        try:
+            if not authorised(request):
+                status = 401
+                return error(401, "Missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.")
+            body = await read_json(request)
+            payload, service, rows = await run_in_threadpool(work, body)
+            status = 200
+            return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+        except BadRequest as exc:
+            status = exc.status
+            return error(exc.status, str(exc))
+        except OnlineStoreError as exc:
+            status = 503
+            metrics.store_errors.labels(endpoint).inc()
+            return error(503, f"The online store failed: {exc}")
+        except FeatureStoreError as exc:  # a rule of ours the request broke
+            status = 400
+            return error(400, str(exc))
+        except Exception:
+            log.exception("unexpected error on %s", endpoint)
+            return error(500, "Internal error; the server log has the details.")
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.requests.labels(endpoint, str(status)).inc()
+            metrics.latency.labels(endpoint, service or "").observe(elapsed)
+            if rows:
+                metrics.entity_rows.labels(service or "").inc(rows)
+            access_log.info(json.dumps({"ts": time.time(), "method": request.method, "path": endpoint, "status": status,
+                                        "ms": round(elapsed * 1000, 3), "rows": rows, "feature_service": service,
+                                        "client": request.client.host if request.client else None}))
+
+    def read_features(body: Any):
+        response, served = server.get_online_features(body)
+        if settings.served_log is not None:
+            settings.served_log.record(served)
+        return response, served.feature_service, served.rows
+
+    @app.post("/get-online-features", openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": REQUEST_SCHEMA}}}}, responses=RESPONSES, summary="Online feature values")
+    async def get_online_features(request: Request):
+        return await handle(request, "/get-online-features", read_features)
+
+    def push(body: Any):
+        if settings.pusher is None:
+            raise BadRequest("Push is not enabled on this server (start it with --push).", status=404)
+        result = settings.pusher(body)
+        return result, None, result.get("rows", 0)
+
+    @app.post("/push", openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": PUSH_SCHEMA}}}}, responses=RESPONSES, summary="Push rows to a feature view")
+    async def push_rows(request: Request):
+        return await handle(request, "/push", push)
+
+    @app.get("/health", summary="Liveness: the process answers")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Readiness: the online store answers", responses={"503": RESPONSES["503"]})
+    async def ready():
+        try:
+            if settings.ready_check is not None:
+                await run_in_threadpool(settings.ready_check)
+        except Exception as exc:  # any failure of the store means not ready
+            metrics.store_errors.labels("/ready").inc()
+            return error(503, f"The online store does not answer: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        return {"status": "ready"}
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def prometheus(request: Request):
+        if not authorised(request):
+            return error(401, "Missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.")
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc):
+        return error(404, f"No endpoint {request.method} {request.url.path}; see /docs.")
+
+    @app.exception_handler(405)
+    async def wrong_method(request: Request, exc):
+        return error(405, f"{request.method} is not allowed on {request.url.path}; see /docs.")
+
+    return app

@@ -1,0 +1,297 @@
+"""The feature server as a real process on a free port, with a real HTTP client: every endpoint,
+every status, auth on and off, bad requests (each a 4xx naming the problem), a request copied
+from Feast's documentation, pushes (read back, racing a sync, surviving kill -9), the
+served-vector log and `audit --served`, and the OpenAPI schema fuzzed by schemathesis."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import EXAMPLE, copy_project, project_env
+from featurestore import FeatureStore
+from featurestore.online.local import free_port
+from jaffle_data import JaffleSize, write_raw_files
+
+BIN = Path(sys.executable).parent
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture(scope="module")
+def served_project(tmp_path_factory, moto_server):
+    """The demo, built and synced to moto, with a push view; its customers' live features pushed now."""
+    project = copy_project(EXAMPLE, tmp_path_factory.mktemp("serve") / "project")
+    write_raw_files(project / "data" / "raw", JaffleSize(customers=60, stores=2, days=60), seed=11)
+    env = {"FEATURESTORE_DYNAMODB_ENDPOINT": moto_server, "FEATURESTORE_TABLE_PREFIX": "serve_"}
+    project_env(project, **env).run("build", "--quiet")
+    store = FeatureStore(project, env=env)
+    store.sync()
+    return project, env
+
+
+def customers(project: Path, count: int = 3) -> list[str]:
+    import duckdb
+
+    with duckdb.connect(str(project / "jaffle_shop.duckdb"), read_only=True) as con:
+        return [row[0] for row in con.execute("select distinct customer_id from main.customer_features order by 1 limit ?",
+                                              [count]).fetchall()]
+
+
+@contextmanager
+def server(project: Path, env: dict, *args: str, extra_env: dict | None = None):
+    port = free_port()
+    process = subprocess.Popen([str(BIN / "featurestore"), "serve", "-p", str(project), "--port", str(port), *args],
+                               env={**os.environ, **env, **(extra_env or {})}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"the server exited {process.returncode}: {process.stderr.read()}")
+            try:
+                if requests.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("the server did not start in 60 s")
+            time.sleep(0.1)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def column(response: dict, name: str) -> dict:
+    return response["results"][response["metadata"]["feature_names"].index(name)]
+
+
+def test_endpoints_statuses_and_a_request_from_feasts_documentation(served_project):
+    project, env = served_project
+    known = customers(project)
+    with server(project, env, "--push") as (url, _):
+        assert requests.get(url + "/health").json() == {"status": "ok"}
+        assert requests.get(url + "/ready").json() == {"status": "ready"}
+        # the shape of Feast's documentation example: features as view:feature, entities as columns
+        request = {"features": ["customer_features:total_orders_30d", "customer_features:lifetime_value"],
+                   "entities": {"customer_id": [known[0], "no-such-customer"]}}
+        response = requests.post(url + "/get-online-features", json=request)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["metadata"]["feature_names"] == ["customer_id", "total_orders_30d", "lifetime_value"]
+        assert column(body, "customer_id")["values"] == [known[0], "no-such-customer"]
+        orders = column(body, "total_orders_30d")
+        # the demo's data ends weeks ago and the view's TTL is 2d: served as outside its max age
+        assert orders["statuses"] == ["OUTSIDE_MAX_AGE", "NOT_FOUND"] and orders["values"] == [None, None]
+        assert orders["event_timestamps"][0] > "2000" and orders["event_timestamps"][1] == "1970-01-01T00:00:00Z"
+
+        # a fresh push: PRESENT; a pushed NULL: NULL_VALUE
+        pushed = {"push_source_name": "customer_live_features",
+                  "df": {"customer_id": [known[0], known[1]], "event_at": [NOW.isoformat()] * 2,
+                         "cart_items": [3, None], "cart_value": [41.5, 9.0]}}
+        assert requests.post(url + "/push", json=pushed).status_code == 200
+        live = requests.post(url + "/get-online-features", json={
+            "features": ["customer_live_features:cart_items", "customer_live_features:cart_value"],
+            "entities": {"customer_id": known[:2]}, "full_feature_names": True}).json()
+        items = column(live, "customer_live_features__cart_items")
+        assert items["values"] == [3, None] and items["statuses"] == ["PRESENT", "NULL_VALUE"]
+        assert column(live, "customer_live_features__cart_value")["values"] == [41.5, 9.0]
+        assert items["event_timestamps"][0].startswith(NOW.strftime("%Y-%m-%dT%H:%M:%S"))
+
+        service = requests.post(url + "/get-online-features", json={
+            "feature_service": "churn_model", "entities": {"customer_id": known[:1], "store_id": ["no-store"]}}).json()
+        assert "orders_7d" in service["metadata"]["feature_names"]
+
+        metrics = requests.get(url + "/metrics").text
+        assert 'featurestore_requests_total{endpoint="/get-online-features",status="200"}' in metrics
+        assert "featurestore_request_seconds_bucket" in metrics and 'feature_service="churn_model"' in metrics
+        document = requests.get(url + "/openapi.json").json()
+        assert {"/get-online-features", "/push", "/health", "/ready", "/metrics"} <= set(document["paths"])
+
+
+BAD_REQUESTS = [
+    ("not json", b"{features", 400, "not JSON"),
+    ("a list", [], 400, "JSON object"),
+    ("neither", {"entities": {"customer_id": ["c"]}}, 400, "either `features`"),
+    ("both", {"features": ["customer_features:total_orders_30d"], "feature_service": "churn_model",
+              "entities": {"customer_id": ["c"]}}, 400, "not both"),
+    ("features not a list", {"features": "customer_features:x", "entities": {"customer_id": ["c"]}}, 400, "non-empty list"),
+    ("empty features", {"features": [], "entities": {"customer_id": ["c"]}}, 400, "non-empty list"),
+    ("bad reference", {"features": ["total_orders_30d"], "entities": {"customer_id": ["c"]}}, 400, "view:feature"),
+    ("unknown view", {"features": ["nope:x"], "entities": {"customer_id": ["c"]}}, 404, "nope"),
+    ("unknown feature", {"features": ["customer_features:nope"], "entities": {"customer_id": ["c"]}}, 404, "nope"),
+    ("unknown service", {"feature_service": "nope", "entities": {"customer_id": ["c"]}}, 404, "nope"),
+    ("missing join key", {"features": ["customer_features:total_orders_30d"], "entities": {"store_id": ["s"]}}, 400,
+     "'customer_id'"),
+    ("unknown entity column", {"features": ["customer_features:total_orders_30d"],
+                               "entities": {"customer_id": ["c"], "custmer": ["c"]}}, 400, "custmer"),
+    ("wrong key type", {"features": ["customer_features:total_orders_30d"], "entities": {"customer_id": [42]}}, 400,
+     "string column"),
+    ("a list as key", {"features": ["customer_features:total_orders_30d"], "entities": {"customer_id": [["c"]]}}, 400,
+     "list values"),
+    ("unequal columns", {"features": ["store_features:orders_7d", "customer_features:total_orders_30d"],
+                         "entities": {"customer_id": ["c", "d"], "store_id": ["s"]}}, 400, "same number"),
+    ("entities not an object", {"features": ["customer_features:total_orders_30d"], "entities": ["c"]}, 400, "`entities`"),
+    ("no rows", {"features": ["customer_features:total_orders_30d"], "entities": {"customer_id": []}}, 400, "no rows"),
+    ("too many rows", {"features": ["customer_features:total_orders_30d"], "entities": {"customer_id": ["c"] * 51}},
+     413, "limit is 50"),
+    ("unknown field", {"features": ["customer_features:total_orders_30d"], "entities": {"customer_id": ["c"]},
+                       "projct": "x"}, 400, "projct"),
+    ("full_feature_names not boolean", {"features": ["customer_features:total_orders_30d"],
+                                        "entities": {"customer_id": ["c"]}, "full_feature_names": "yes"}, 400, "true or false"),
+    ("null body", None, 400, "JSON object"),
+    ("a bool as key", {"features": ["customer_features:total_orders_30d"], "entities": {"customer_id": [True]}}, 400,
+     "bool values"),
+    ("key too long", {"features": ["customer_features:total_orders_30d"], "entities": {"customer_id": ["x" * 3000]}},
+     400, "2,048-byte"),
+]
+
+
+def test_bad_requests_get_a_4xx_naming_the_problem(served_project):
+    project, env = served_project
+    with server(project, env, "--max-entities", "50", "--push") as (url, _):
+        for name, body, status, message in BAD_REQUESTS:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            response = requests.post(url + "/get-online-features", data=data, headers={"content-type": "application/json"})
+            assert response.status_code == status, (name, response.status_code, response.text)
+            assert message in response.json()["error"], (name, response.text)
+        pushes = [({"push_source_name": "customer_features", "df": {"customer_id": ["c"]}}, 400, "does not accept pushes"),
+                  ({"push_source_name": "customer_live_features", "df": {"customer_id": ["c"]}}, 400, "'event_at' is required"),
+                  ({"push_source_name": "customer_live_features", "df": {"customer_id": ["c"], "event_at": ["soon"]}}, 400,
+                   "ISO 8601"),
+                  ({"push_source_name": "customer_live_features", "df": {"customer_id": ["c"], "event_at": [NOW.isoformat()],
+                                                                         "cart_items": ["many"]}}, 400, "cart_items"),
+                  ({"push_source_name": "customer_live_features", "df": {"customer_id": ["c"], "event_at": [NOW.isoformat()],
+                                                                         "colour": ["red"]}}, 400, "colour")]
+        for body, status, message in pushes:
+            response = requests.post(url + "/push", json=body)
+            assert response.status_code == status and message in response.json()["error"], response.text
+        assert requests.get(url + "/nowhere").status_code == 404
+        assert requests.get(url + "/get-online-features").status_code == 405
+        big = b'{"entities": {"customer_id": ["' + b"x" * 2_000_000 + b'"]}}'
+        assert requests.post(url + "/get-online-features", data=big).status_code == 413
+
+
+def test_api_keys_when_set_and_required_off_loopback(served_project, tmp_path):
+    project, env = served_project
+    keys = tmp_path / "keys"
+    keys.write_text("# one per line\nsecret-one\n")
+    request = {"features": ["customer_features:total_orders_30d"], "entities": {"customer_id": ["c"]}}
+    with server(project, env, "--api-keys-file", str(keys), extra_env={"FEATURESTORE_API_KEYS": "secret-two"}) as (url, process):
+        assert requests.post(url + "/get-online-features", json=request).status_code == 401
+        assert requests.post(url + "/get-online-features", json=request, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert requests.post(url + "/get-online-features", json=request,
+                             headers={"Authorization": "Bearer secret-one"}).status_code == 200
+        assert requests.post(url + "/get-online-features", json=request, headers={"X-API-Key": "secret-two"}).status_code == 200
+        assert requests.get(url + "/metrics").status_code == 401
+        assert requests.get(url + "/health").status_code == 200 and requests.get(url + "/ready").status_code == 200
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+        logs = process.stderr.read()
+        assert '"status": 401' in logs and "secret-one" not in logs and "secret-two" not in logs
+    refused = subprocess.run([str(BIN / "featurestore"), "serve", "-p", str(project), "--host", "0.0.0.0"],
+                             env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "API key" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_push_survives_kill_9_and_a_racing_sync_never_wins_with_older_rows(served_project):
+    project, env = served_project
+    known = customers(project, 5)
+    store = FeatureStore(project, env=env)
+    with server(project, env, "--push") as (url, process):
+        newer = {"push_source_name": "customer_live_features",
+                 "df": {"customer_id": known, "event_at": [(NOW + timedelta(minutes=5)).isoformat()] * 5,
+                        "cart_items": [7] * 5, "cart_value": [70.0] * 5}}
+        assert requests.post(url + "/push", json=newer).status_code == 200
+        process.kill()  # kill -9 right after the acknowledgement
+        process.wait()
+    landed = sorted((project / "landing" / "customer_live_features").glob("*.parquet"))
+    assert landed and not list((project / "landing" / "customer_live_features").glob(".*.tmp"))
+    # the next dbt build reads the pushed rows into the snapshot table
+    project_env(project, **env).run("build", "--select", "customer_live_features", "--quiet")
+    with store.connect() as warehouse:
+        rows = warehouse.fetch_all("select customer_id, cart_items from main.customer_live_features where cart_items = 7")
+    assert {row[0] for row in rows} == set(known)
+
+    # an older push racing a full sync of the same view (which holds the newer rows): newest wins
+    older = {"push_source_name": "customer_live_features",
+             "df": {"customer_id": known, "event_at": [NOW.isoformat()] * 5, "cart_items": [1] * 5, "cart_value": [1.0] * 5}}
+    with server(project, env, "--push") as (url, _):
+        racing = threading.Thread(target=lambda: store.sync(["customer_live_features"], full=True, force=True))
+        racing.start()
+        for _ in range(5):
+            assert requests.post(url + "/push", json=older).status_code == 200
+        racing.join()
+        live = requests.post(url + "/get-online-features", json={
+            "features": ["customer_live_features:cart_items"], "entities": {"customer_id": known}}).json()
+    assert column(live, "cart_items")["values"] == [7] * 5
+
+
+def test_served_vectors_are_audited_point_in_time(served_project):
+    import boto3
+
+    project, env = served_project
+    known = customers(project, 8)[6:]  # customers the other tests do not push
+    store = FeatureStore(project, env=env)
+    served = project / "landing" / "_served"
+    with server(project, env, "--push", "--log-served", "1", "--log-flush-seconds", "0.2") as (url, _):
+        pushed = {"push_source_name": "customer_live_features",
+                  "df": {"customer_id": known, "event_at": [(NOW - timedelta(hours=1)).isoformat()] * 2,
+                         "cart_items": [2, 4], "cart_value": [20.0, 40.0]}}
+        assert requests.post(url + "/push", json=pushed).status_code == 200
+    project_env(project, **env).run("build", "--select", "customer_live_features", "--quiet")
+    for path in served.glob("*.parquet"):
+        path.unlink()
+    with server(project, env, "--log-served", "1", "--log-flush-seconds", "0.2") as (url, _):
+        request = {"features": ["customer_live_features:cart_items"], "entities": {"customer_id": known}}
+        assert requests.post(url + "/get-online-features", json=request).status_code == 200
+        time.sleep(0.5)
+    clean = subprocess.run([str(BIN / "featurestore"), "audit", "--served", "-p", str(project), "--json"],
+                           env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    report = json.loads(clean.stdout)
+    assert report["features"]["customer_live_features:cart_items"]["match_rate"] == 1.0
+
+    # a value planted in DynamoDB behind the store's back is served, logged, and caught
+    client = boto3.client("dynamodb", endpoint_url=env["FEATURESTORE_DYNAMODB_ENDPOINT"], region_name=store.online_config.region,
+                          aws_access_key_id="test", aws_secret_access_key="test")
+    table = store.online_config.table_name("customer_live_features")
+    key = next(item for item in client.scan(TableName=table)["Items"] if item["customer_id"]["S"] == known[0])
+    key["cart_items"] = {"N": "999"}
+    client.put_item(TableName=table, Item=key)
+    with server(project, env, "--log-served", "1", "--log-flush-seconds", "0.2") as (url, _):
+        assert requests.post(url + "/get-online-features", json=request).status_code == 200
+    planted = subprocess.run([str(BIN / "featurestore"), "audit", "--served", "-p", str(project), "--json"],
+                             env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    assert planted.returncode == 1, planted.stdout + planted.stderr
+    result = json.loads(planted.stdout)["features"]["customer_live_features:cart_items"]
+    assert result["match_rate"] == 0.75
+    assert result["mismatches"][0]["served"] == 999 and result["mismatches"][0]["expected"] == 2
+
+
+def test_fuzzing_the_openapi_schema_finds_no_server_error(served_project, tmp_path):
+    schemathesis = BIN / "schemathesis"
+    if not schemathesis.exists():
+        pytest.fail("schemathesis is not installed (pip install -e '.[dev]')")
+    project, env = served_project
+    with server(project, env, "--push", "--max-entities", "20") as (url, _):
+        result = subprocess.run([str(schemathesis), "run", url + "/openapi.json", "--checks", "not_a_server_error",
+                                 "--max-examples", "60", "--seed", "1", "--suppress-health-check", "all"],
+                                capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
