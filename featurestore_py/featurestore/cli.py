@@ -600,10 +600,10 @@ def _audit_served(report: dict, as_json: bool) -> None:
     else:
         console.print(f"{report['rows']:,} served values from {report['folder']}", highlight=False)
         for reference, entry in report["features"].items():
-            age = entry["age_seconds"]
+            stale = entry["staleness_seconds"]
             console.print(f"  {reference}: {entry['match_rate']:.2%} of {entry['checked']:,} match"
-                          + (f"; served values {age['median']:.0f} s old (median), {age['max']:.0f} s at most" if age else ""),
-                          highlight=False)
+                          + (f"; {stale['stale_rows']:,} served older than known (behind by {stale['median']:.0f} s "
+                             f"median, {stale['max']:.0f} s at most)" if stale else ""), highlight=False)
             for mismatch in entry["mismatches"][:5]:
                 console.print(f"    {mismatch['keys']} at {mismatch['request_time']}: served {mismatch['served']!r} "
                               f"({mismatch['status']}), expected {mismatch['expected']!r}", highlight=False)

@@ -3,8 +3,9 @@ log in the landing area) recomputed point-in-time at their request time with the
 guard — what the warehouse knew then — and compared value by value.
 
 Per feature: the rows checked, the exact-match rate, examples of mismatches (keys, request time,
-served and expected value, status), and how old the served values were (request time minus the
-served event time: median and maximum seconds).
+served and expected value, status), and staleness: the newest event time the warehouse knew at
+the request time minus the served event time (seconds; above 0 the online store served an older
+value than was known — a sync lagging behind), median, maximum and how many rows were stale.
 """
 
 from __future__ import annotations
@@ -54,12 +55,14 @@ def audit_served(store: "FeatureStore", min_match_rate: float = 1.0) -> dict:
                           "event_timestamp": pa.array([point[1] for point in ordered], pa.timestamp("us", tz="UTC"))})
         references = sorted({row["feature"] for row in logged})
         guard = bool(view.created_timestamp)
-        expected = store.get_historical_features(frame, references, knowledge_guard=guard).to_arrow().to_pylist()
+        job = store.get_historical_features(frame, references, knowledge_guard=guard)
+        job.event_times = True
+        expected = job.to_arrow().to_pylist()
         for row in logged:
             name = row["feature"].partition(":")[2]
             want = json_value(expected[row["_point"]][name], view.feature(name).dtype)
             got = json.loads(row["value"])
-            entry = features.setdefault(row["feature"], {"checked": 0, "matched": 0, "mismatches": [], "ages": [],
+            entry = features.setdefault(row["feature"], {"checked": 0, "matched": 0, "mismatches": [], "behind": [],
                                                          "knowledge_guard": guard})
             entry["checked"] += 1
             if _same(got, want):
@@ -67,14 +70,17 @@ def audit_served(store: "FeatureStore", min_match_rate: float = 1.0) -> dict:
             elif len(entry["mismatches"]) < EXAMPLES:
                 entry["mismatches"].append({"keys": json.loads(row["keys"]), "request_time": row["request_time"].isoformat(),
                                             "served": got, "expected": want, "status": row["status"]})
-            if row["status"] != "NOT_FOUND":
+            known = expected[row["_point"]][f"{view_name}__event_timestamp"]
+            if row["status"] != "NOT_FOUND" and known is not None:
                 served_at = datetime.fromisoformat(row["event_timestamp"].replace("Z", "+00:00"))
-                entry["ages"].append((row["request_time"] - served_at).total_seconds())
+                known = known if known.tzinfo else known.replace(tzinfo=served_at.tzinfo)
+                entry["behind"].append((known - served_at).total_seconds())
     failing = []
     for reference, entry in features.items():
         entry["match_rate"] = entry["matched"] / entry["checked"]
-        ages = entry.pop("ages")
-        entry["age_seconds"] = {"median": statistics.median(ages), "max": max(ages)} if ages else None
+        behind = entry.pop("behind")
+        entry["staleness_seconds"] = {"median": statistics.median(behind), "max": max(behind),
+                                      "stale_rows": sum(1 for b in behind if b > 0)} if behind else None
         if entry["match_rate"] < min_match_rate:
             failing.append(reference)
     return {"rows": log.num_rows, "folder": str(folder), "min_match_rate": min_match_rate, "features": features,

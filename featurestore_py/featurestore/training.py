@@ -36,6 +36,7 @@ from .warehouse import Warehouse, WarehouseError
 ENTITY_RELATION = "_fs_entities"
 MATCH_PREFIX = "_fs_match_"
 KNOWN_PREFIX = "_fs_known_"  # replay: the time each view's versions must have been known by
+EVENT_PREFIX = "_fs_event_"  # event_times: the matched row's event time, output as <view>__event_timestamp
 MANIFEST_KEY = "featurestore.manifest"  # what produced an exported training set, in its Parquet metadata
 STRATEGIES = ("auto", "interval", "asof")
 # DuckDB: entity rows x rows per key above this multiple of (entity rows + feature rows) and
@@ -135,7 +136,9 @@ class _Summary:
         self.key_columns = sorted({entity_key for request in job.requests for entity_key, _ in request.keys})
         self.keep = [name for name in schema.names if not name.startswith((MATCH_PREFIX, KNOWN_PREFIX)) and name != ROW_COLUMN]
         self.timestamp = self.keep.index(job._timestamp)
-        fields = [schema.field(name) for name in self.keep]
+        views = {EVENT_PREFIX + request.alias: request.view.name for request in job.requests}
+        fields = [schema.field(name).with_name(f"{views[name]}__event_timestamp") if name in views else schema.field(name)
+                  for name in self.keep]
         fields[self.timestamp] = pa.field(job._timestamp, pa.timestamp("us", tz="UTC"))
         self.schema = pa.schema(fields)
 
@@ -197,6 +200,7 @@ class RetrievalJob:
         self.snapshot_state: dict[str, dict] = {}  # view -> {known_at, build_id}, read when the query runs
         self.timings: dict[str, float] = dict.fromkeys(PHASES, 0.0)  # seconds per phase of the last run
         self.content_sha256: str | None = None  # of the last file written by to_parquet
+        self.event_times = False  # also return each view's matched event time as <view>__event_timestamp
         if entities.table is not None:
             self._timestamp = choose_timestamp_column(entities.table.schema, timestamp_column, entities.description)
             self._prepared = with_row_numbers(normalise_timestamp(entities.table, self._timestamp, entities.description))
@@ -265,7 +269,8 @@ class RetrievalJob:
         shown = [c for c in (entity_columns or ["<entity columns>"]) if c != ROW_COLUMN and not c.startswith(KNOWN_PREFIX)]
         return sqlgen.render("point_in_time", dialect=self.dialect, entities=ENTITY_RELATION,
                              entity_columns=shown, timestamp=self._timestamp or "<timestamp>",
-                             views=views, match_columns=match_columns, ordered=ordered)
+                             views=views, match_columns=match_columns, ordered=ordered,
+                             event_columns=self.event_times)
 
     # -- running -----------------------------------------------------------------------------
     def _load_entities(self, warehouse: Warehouse) -> list[str]:

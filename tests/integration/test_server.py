@@ -51,15 +51,17 @@ def customers(project: Path, count: int = 3) -> list[str]:
 @contextmanager
 def server(project: Path, env: dict, *args: str, extra_env: dict | None = None):
     port = free_port()
+    log = project.parent / f"server-{port}.log"  # a file: a pipe nobody reads would block the server's logging
     process = subprocess.Popen([str(BIN / "featurestore"), "serve", "-p", str(project), "--port", str(port), *args],
-                               env={**os.environ, **env, **(extra_env or {})}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               env={**os.environ, **env, **(extra_env or {})}, stdout=subprocess.DEVNULL,
+                               stderr=open(log, "w"), text=True)
+    process.log = log
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"the server exited {process.returncode}: {process.stderr.read()}")
+                raise AssertionError(f"the server exited {process.returncode}: {log.read_text()}")
             try:
                 if requests.get(url + "/health", timeout=1).status_code == 200:
                     break
@@ -203,7 +205,7 @@ def test_api_keys_when_set_and_required_off_loopback(served_project, tmp_path):
         assert requests.get(url + "/health").status_code == 200 and requests.get(url + "/ready").status_code == 200
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
-        logs = process.stderr.read()
+        logs = process.log.read_text()
         assert '"status": 401' in logs and "secret-one" not in logs and "secret-two" not in logs
     refused = subprocess.run([str(BIN / "featurestore"), "serve", "-p", str(project), "--host", "0.0.0.0"],
                              env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
@@ -267,6 +269,7 @@ def test_served_vectors_are_audited_point_in_time(served_project):
     assert clean.returncode == 0, clean.stdout + clean.stderr
     report = json.loads(clean.stdout)
     assert report["features"]["customer_live_features:cart_items"]["match_rate"] == 1.0
+    assert report["features"]["customer_live_features:cart_items"]["staleness_seconds"]["stale_rows"] == 0
 
     # a value planted in DynamoDB behind the store's back is served, logged, and caught
     client = boto3.client("dynamodb", endpoint_url=env["FEATURESTORE_DYNAMODB_ENDPOINT"], region_name=store.online_config.region,

@@ -67,6 +67,11 @@ class OnlineStore(ABC):
         """Feature values per key (None for a missing key), with `_event_timestamp`; values past
         the TTL are None, unless with_expired: then they come with `_expired` true."""
 
+    def read_many(self, reads: Sequence[tuple[OnlineTable, Sequence[Mapping[str, Any]], Sequence[str]]],
+                  now=None, with_expired: bool = False) -> list[list[dict | None]]:
+        """`read` for several views at once (a store may batch them into fewer requests)."""
+        return [self.read(table, keys, features, now=now, with_expired=with_expired) for table, keys, features in reads]
+
     @abstractmethod
     def ping(self) -> None:
         """Raise unless the store answers."""

@@ -300,8 +300,9 @@ class DynamoDBOnlineStore(OnlineStore):
 
     def _stored_versions(self, table_name: str, keys: list[str], deadline: float) -> dict[str, tuple[str, str]]:
         names = {"#k": KEY, "#e": EVENT, "#c": CREATED}
-        items = self._read_chunk(table_name, keys, "#k, #e, #c", names, deadline, consistent=True)
-        return {key: _version(item) for key, item in items.items()}
+        items = self._read_items([(table_name, key) for key in keys], {table_name: ("#k, #e, #c", names)},
+                                 deadline, consistent=True)
+        return {key: _version(item) for (_, key), item in items.items()}
 
     # -- reads -------------------------------------------------------------------------------
     def ping(self) -> None:
@@ -310,20 +311,32 @@ class DynamoDBOnlineStore(OnlineStore):
 
     def read(self, table: OnlineTable, keys: Sequence[Mapping[str, Any]], features: Sequence[str],
              now: datetime | None = None, with_expired: bool = False) -> list[dict | None]:
-        name = self.config.table_name(table.view)
-        names = {f"#f{i}": feature for i, feature in enumerate(features)}
-        names.update({"#k": KEY, "#e": EVENT})
-        projection = ", ".join(["#k", "#e", *[f"#f{i}" for i in range(len(features))]])
-        wanted = [entity_key(table.join_keys, key) if all(key.get(k) is not None for k in table.join_keys) else None
-                  for key in keys]
-        distinct = sorted({key for key in wanted if key is not None and len(key.encode()) <= 2048})
-        chunks = [distinct[i:i + MAX_READ_KEYS] for i in range(0, len(distinct), MAX_READ_KEYS)]
-        found: dict[str, dict] = {}
+        return self.read_many([(table, keys, features)], now, with_expired)[0]
 
+    def read_many(self, reads: Sequence[tuple[OnlineTable, Sequence[Mapping[str, Any]], Sequence[str]]],
+                  now: datetime | None = None, with_expired: bool = False) -> list[list[dict | None]]:
+        """Several views' reads in as few BatchGetItem calls as DynamoDB allows (100 keys each,
+        any mix of tables), the calls in parallel: a feature service's vector costs one round trip."""
+        specs: dict[str, tuple[str, dict]] = {}
+        plans, wanted_items = [], []
+        for table, keys, features in reads:
+            name = self.config.table_name(table.view)
+            names = {f"#f{i}": feature for i, feature in enumerate(features)}
+            names.update({"#k": KEY, "#e": EVENT})
+            if name in specs and specs[name][1] != names:
+                raise ValueError(f"read_many: {table.view} is read twice with different features")
+            specs[name] = (", ".join(["#k", "#e", *[f"#f{i}" for i in range(len(features))]]), names)
+            wanted = [entity_key(table.join_keys, key) if all(key.get(k) is not None for k in table.join_keys) else None
+                      for key in keys]
+            plans.append((name, table, features, wanted))
+            wanted_items += [(name, key) for key in sorted({k for k in wanted if k is not None and len(k.encode()) <= 2048})]
+        distinct = list(dict.fromkeys(wanted_items))
+        chunks = [distinct[i:i + MAX_READ_KEYS] for i in range(0, len(distinct), MAX_READ_KEYS)]
+        found: dict[tuple[str, str], dict] = {}
         deadline = time.monotonic() + min(self.deadline_seconds, 30.0)
 
         def fetch(chunk):
-            return self._read_chunk(name, chunk, projection, names, deadline)
+            return self._read_items(chunk, specs, deadline)
 
         if len(chunks) == 1:
             found.update(fetch(chunks[0]))
@@ -333,48 +346,62 @@ class DynamoDBOnlineStore(OnlineStore):
                     found.update(result)
         current = now or datetime.now(timezone.utc)
         current = current if current.tzinfo else current.replace(tzinfo=timezone.utc)
-        results = []
-        for key in wanted:
-            item = found.get(key) if key else None
-            if item is None:
-                results.append(None)
-                continue
-            event = parse_timestamp(item[EVENT]["S"])
-            expired = bool(table.ttl_seconds) and (current - event).total_seconds() > table.ttl_seconds
-            if expired and not with_expired:
-                results.append(None)  # past the TTL, even if DynamoDB has not deleted it yet
-                continue
-            values = {feature: decode(item[feature], table.features.get(feature)) if feature in item else None
-                      for feature in features}
-            values["_event_timestamp"] = event
-            if with_expired:
-                values["_expired"] = expired
-            results.append(values)
-        return results
+        answers = []
+        for name, table, features, wanted in plans:
+            results = []
+            for key in wanted:
+                item = found.get((name, key)) if key else None
+                if item is None:
+                    results.append(None)
+                    continue
+                event = parse_timestamp(item[EVENT]["S"])
+                expired = bool(table.ttl_seconds) and (current - event).total_seconds() > table.ttl_seconds
+                if expired and not with_expired:
+                    results.append(None)  # past the TTL, even if DynamoDB has not deleted it yet
+                    continue
+                values = {feature: decode(item[feature], table.features.get(feature)) if feature in item else None
+                          for feature in features}
+                values["_event_timestamp"] = event
+                if with_expired:
+                    values["_expired"] = expired
+                results.append(values)
+            answers.append(results)
+        return answers
 
-    def _read_chunk(self, table_name: str, keys: list[str], projection: str, names: dict,
-                    deadline: float, consistent: bool = False) -> dict[str, dict]:
-        """BatchGetItem of at most 100 keys; UnprocessedKeys resent with backoff until the deadline."""
+    def _read_items(self, items: list[tuple[str, str]], specs: Mapping[str, tuple[str, dict]], deadline: float,
+                    consistent: bool = False) -> dict[tuple[str, str], dict]:
+        """One BatchGetItem of at most 100 (table, key) pairs; UnprocessedKeys resent with backoff
+        until the deadline. A table that does not exist yet (never synced) reads as empty."""
         from botocore.exceptions import ClientError
 
-        assert len(keys) <= MAX_READ_KEYS
-        request = {table_name: {"Keys": [{KEY: {"S": key}} for key in keys], "ProjectionExpression": projection,
-                                "ExpressionAttributeNames": names, "ConsistentRead": consistent}}
+        assert len(items) <= MAX_READ_KEYS
+        request: dict = {}
+        for name, key in items:
+            projection, names = specs[name]
+            entry = request.setdefault(name, {"Keys": [], "ProjectionExpression": projection,
+                                              "ExpressionAttributeNames": names, "ConsistentRead": consistent})
+            entry["Keys"].append({KEY: {"S": key}})
         found, attempt = {}, 0
         while request:
             try:
                 response, _ = self._call("batch_get_item", deadline, RequestItems=request)
             except ClientError as exc:
-                if exc.response["Error"]["Code"] == "ResourceNotFoundException":
-                    return {}  # never synced: every key is missing
-                raise OnlineStoreError(f"DynamoDB refused a read from {table_name}: {exc}") from None
-            for item in response.get("Responses", {}).get(table_name, []):
-                found[item[KEY]["S"]] = item
+                if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                    raise OnlineStoreError(f"DynamoDB refused a read from {', '.join(request)}: {exc}") from None
+                if len(request) == 1:
+                    return found  # never synced: every key is missing
+                for name in list(request):  # which table is missing: one request each
+                    found.update(self._read_items([(n, k) for n, k in items if n == name], specs, deadline, consistent))
+                return found
+            for name, rows in response.get("Responses", {}).items():
+                for item in rows:
+                    found[(name, item[KEY]["S"])] = item
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 break
             attempt += 1
-            _back_off(attempt, deadline, f"Reads from {table_name} still unprocessed at the deadline.", base=0.02, cap=1.0)
+            _back_off(attempt, deadline, f"Reads from {', '.join(request)} still unprocessed at the deadline.",
+                      base=0.02, cap=1.0)
         return found
 
     # -- sync state ----------------------------------------------------------------------------

@@ -146,10 +146,10 @@ class OnlineServer:
         references: list[str | None] = [None] * len(keys)
         results = [{"values": list(entities[key]), "statuses": [PRESENT] * rows, "event_timestamps": [EPOCH] * rows}
                    for key in keys]
-        for request in requests:
-            table = self.tables[request.view.name]
-            key_rows = [{key: entities[key][i] for key, _ in request.keys} for i in range(rows)]
-            found = self.online.read(table, key_rows, [name for name, _ in request.features], now=now, with_expired=True)
+        reads = [(self.tables[request.view.name], [{key: entities[key][i] for key, _ in request.keys} for i in range(rows)],
+                  [name for name, _ in request.features]) for request in requests]
+        answers = self.online.read_many(reads, now=now, with_expired=True)
+        for request, (table, _, _), found in zip(requests, reads, answers):
             for name, output in request.features:
                 dtype = table.features.get(name)
                 values, statuses, stamps = [], [], []

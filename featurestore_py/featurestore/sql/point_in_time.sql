@@ -13,7 +13,7 @@
   ranking step first.
 -#}
 
-{% macro point_in_time(dialect, entities, entity_columns, timestamp, views, match_columns=false, ordered=true, quote=none) %}
+{% macro point_in_time(dialect, entities, entity_columns, timestamp, views, match_columns=false, ordered=true, quote=none, event_columns=false) %}
 {#-
   dialect        'duckdb' | 'postgres' (other engines: the interval join, standard SQL)
   entities       relation (or parenthesised subquery) of the entity rows; it has _fs_row, the
@@ -28,6 +28,7 @@
   ordered        true: end with order by _fs_row, without returning it; false: return _fs_row
                  (the caller restores the order); none: no _fs_row at all (a dbt table)
   quote          quotes an identifier (the SDK's quote_identifier; in dbt, adapter.quote)
+  event_columns  add _fs_event_<alias>: the event time of the matched row (NULL without a match)
 -#}
 {% set ts = '_fs_entity.' ~ quote(timestamp) %}
 {% set guarded = views | selectattr('strategy', 'equalto', 'knowledge') | list %}
@@ -66,6 +67,9 @@ with
 {% endfor %}
 {% if match_columns %}
 {% set _ = items.append(featurestore._pit_value(view, 'valid_from', ts, dialect) ~ ' is not null as ' ~ quote('_fs_match_' ~ view.alias)) %}
+{% endif %}
+{% if event_columns %}
+{% set _ = items.append(featurestore._pit_value(view, 'valid_from', ts, dialect) ~ ' as ' ~ quote('_fs_event_' ~ view.alias)) %}
 {% endif %}
 {% endfor %}
 {% if ordered is sameas false %}
