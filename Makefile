@@ -26,6 +26,7 @@ $(RAW_DIR)/raw_orders.csv: | $(BIN)/featurestore
 	mv $(DEMO)/data/.jafgen/jaffle-data/raw_{customers,orders,items,products,stores}.csv $(RAW_DIR)/
 	rm -rf $(DEMO)/data/.jafgen
 	$(BIN)/python $(DEMO)/jaffle_data.py shift $(RAW_DIR)
+	$(BIN)/python $(DEMO)/jaffle_data.py pushes $(RAW_DIR)
 	rm -f $(DEMO)/jaffle_shop.duckdb  # new raw data: rebuild the warehouse from scratch
 
 data: $(RAW_DIR)/raw_orders.csv
@@ -68,4 +69,4 @@ online-down:
 
 clean:
 	-$(FS) online down
-	rm -rf $(DEMO)/{target,logs,jaffle_shop.duckdb,data,out,site,.featurestore,dbt_packages,package-lock.yml} $(VENV)
+	rm -rf $(DEMO)/{target,logs,jaffle_shop.duckdb,data,landing,out,site,.featurestore,dbt_packages,package-lock.yml} $(VENV)

@@ -11,15 +11,38 @@
 
 
 {% macro default__pushed_rows(view_name) %}
-    {{ exceptions.raise_compiler_error("featurestore.pushed_rows: reading the landing area's Parquet files is implemented for DuckDB; " ~ adapter.type() ~ " needs a pushed_rows override (e.g. an external table over the folder).") }}
+    {#- Engines that cannot read the landing area's Parquet files: an empty relation with the
+        model's columns, and a warning saying the pushed rows are not in the table. -#}
+    {%- if execute -%}
+        {%- do exceptions.warn("featurestore.pushed_rows('" ~ view_name ~ "'): " ~ adapter.type() ~ " cannot read the landing area's Parquet files, so pushed rows are online only and not in this table; override pushed_rows for this adapter (e.g. an external table over the folder) to build them in.") -%}
+    {%- endif -%}
+    {{ return(featurestore._no_pushed_rows(featurestore._pushed_columns())) }}
 {% endmacro %}
 
 
 {% macro duckdb__pushed_rows(view_name) %}
-    {#- The model's YAML columns, cast to their declared types. Before the first push the folder
-        has no file (DuckDB refuses an empty glob), so the relation is then empty with the same
-        columns. -#}
+    {#- The landing folder's files, cast to the model's YAML types. Before the first push the
+        folder has no file (DuckDB refuses an empty glob), so the relation is then empty with the
+        same columns. -#}
     {%- set folder = (var('featurestore_landing', 'landing') ~ '/' ~ view_name) | replace("'", "''") -%}
+    {%- set columns = featurestore._pushed_columns() -%}
+    {%- set found = 0 -%}
+    {%- if execute -%}
+        {%- set found = run_query("select count(*) from glob('" ~ folder ~ "/*.parquet')").columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- if found | int == 0 -%}
+        {{ return(featurestore._no_pushed_rows(columns)) }}
+    {%- endif -%}
+    (select
+    {%- for column in columns %}
+        cast({{ featurestore._q(column.name) }} as {{ column.data_type }}) as {{ featurestore._q(column.name) }}{{ ',' if not loop.last }}
+    {%- endfor %}
+    from read_parquet('{{ folder }}/*.parquet', union_by_name = true))
+{% endmacro %}
+
+
+{% macro _pushed_columns() %}
+    {#- The calling model's YAML columns; each needs a data_type (pushed files are cast to it). -#}
     {%- set columns = [] -%}
     {%- for name, column in model.columns.items() -%}
         {%- if not column.data_type -%}
@@ -27,21 +50,15 @@
         {%- endif -%}
         {%- do columns.append(column) -%}
     {%- endfor -%}
-    {%- set found = 0 -%}
-    {%- if execute -%}
-        {%- set found = run_query("select count(*) from glob('" ~ folder ~ "/*.parquet')").columns[0].values()[0] -%}
-    {%- endif -%}
-    {%- if found | int > 0 -%}
-        (select
-        {%- for column in columns %}
-            cast({{ featurestore._q(column.name) }} as {{ column.data_type }}) as {{ featurestore._q(column.name) }}{{ ',' if not loop.last }}
-        {%- endfor %}
-        from read_parquet('{{ folder }}/*.parquet', union_by_name = true))
-    {%- else -%}
-        (select
-        {%- for column in columns %}
-            cast(null as {{ column.data_type }}) as {{ featurestore._q(column.name) }}{{ ',' if not loop.last }}
-        {%- endfor %}
-        where false)
-    {%- endif -%}
+    {{ return(columns) }}
+{% endmacro %}
+
+
+{% macro _no_pushed_rows(columns) %}
+    {#- An empty relation with the pushed columns and their types. -#}
+    {%- set parts = [] -%}
+    {%- for column in columns -%}
+        {%- do parts.append('cast(null as ' ~ column.data_type ~ ') as ' ~ featurestore._q(column.name)) -%}
+    {%- endfor -%}
+    {{ return('(select ' ~ (parts | join(', ')) ~ ' where 1 = 0)') }}
 {% endmacro %}

@@ -91,7 +91,38 @@ def write_raw_files(directory: str | Path, size: JaffleSize = JaffleSize(), seed
            [(sku, name, kind, price, f"a {kind}") for sku, name, kind, price in PRODUCTS])
     _write(out / "raw_orders.csv", ORDER_COLUMNS, orders)
     _write(out / "raw_items.csv", ["id", "order_id", "sku"], items)
+    write_seed_pushes(out)
     return {"customers": len(customers), "stores": len(stores), "orders": len(orders), "items": len(items)}
+
+
+def write_seed_pushes(directory: str | Path, count: int = 20) -> Path:
+    """The carts the shop "pushed" before its latest orders (the push view's first rows), as the
+    server would have landed them: <project>/landing/customer_live_features/push-seed.parquet, for
+    the raw files in <project>/data/raw. Without it the push view of a fresh demo is empty."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    raw = Path(directory)
+    with open(raw / "raw_orders.csv", newline="", encoding="utf-8") as handle:
+        orders = sorted(csv.DictReader(handle), key=lambda row: row["ordered_at"])
+    latest: dict[str, dict] = {}
+    for order in reversed(orders):
+        latest.setdefault(order["customer"], order)
+        if len(latest) == count:
+            break
+    rows = sorted(latest.values(), key=lambda row: row["customer"])
+    events = [datetime.fromisoformat(row["ordered_at"]) - timedelta(minutes=10) for row in rows]
+    table = pa.table({
+        "customer_id": [row["customer"] for row in rows],
+        "event_at": pa.array(events, pa.timestamp("us")),
+        "pushed_at": pa.array([moment + timedelta(seconds=1) for moment in events], pa.timestamp("us")),
+        "cart_items": pa.array([1 + int(row["subtotal"]) % 4 for row in rows], pa.int64()),
+        "cart_value": [int(row["subtotal"]) / 100 for row in rows],
+    })
+    landing = raw.parent.parent / "landing" / "customer_live_features"
+    landing.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, landing / "push-seed.parquet")
+    return landing / "push-seed.parquet"
 
 
 def _write(path: Path, header: list[str], rows) -> None:
@@ -177,6 +208,8 @@ if __name__ == "__main__":
     late = commands.add_parser("late", help="append late and corrected orders, loaded now")
     late.add_argument("directory")
     late.add_argument("--name", default=datetime.now().strftime("late_%Y%m%dT%H%M%S"))
+    pushes = commands.add_parser("pushes", help="write the push view's seed rows to the landing area")
+    pushes.add_argument("directory")
     load = commands.add_parser("load-raw", help="load the raw files into the warehouse's raw schema")
     load.add_argument("--dir", default="data/raw")
     load.add_argument("--target", "-t", default=None)
@@ -184,6 +217,8 @@ if __name__ == "__main__":
     arguments = parser.parse_args()
     if arguments.command == "shift":
         print(f"shifted the Jaffle Shop by {shift_to_recent(arguments.directory)} days so it ends yesterday")
+    elif arguments.command == "pushes":
+        print(f"wrote {write_seed_pushes(arguments.directory)}: carts pushed before the latest orders")
     elif arguments.command == "late":
         path = append_late_orders(arguments.directory, late_and_corrected_orders(arguments.directory), arguments.name)
         print(f"wrote {path}: late and corrected orders, loaded now")

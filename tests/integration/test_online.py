@@ -253,7 +253,7 @@ def test_cli_get_sync_status_and_errors(online_project):
     result = runner.invoke(app, ["sync", "status", "-p", str(project_dir), "--json"], env=env)
     assert result.exit_code == 0, result.output
     assert {row["view"] for row in __import__("json").loads(result.stdout)} == {
-        "customer_features", "store_features", "customer_product_features"}
+        "customer_features", "store_features", "customer_product_features", "customer_live_features"}
     result = runner.invoke(app, ["get", "-p", str(project_dir), "-f", "customer_features:lifetime_value",
                                  "-e", f"customer_id={customer}"], env=env)
     assert result.exit_code == 0 and customer in result.stdout
