@@ -101,7 +101,7 @@ def statement_phases(log_text: str, node: str = ".bench_view") -> dict[str, floa
     phases: dict[str, float] = {}
     current = None
     for line in log_text.splitlines():
-        marker = f"On model" in line and f"{node}:" in line
+        marker = "On model" in line and f"{node}:" in line
         if marker:
             current = [line.split(f"{node}:", 1)[1]]
         elif "SQL status:" in line and current is not None:

@@ -47,6 +47,15 @@ def copy_project(source: Path, destination: Path, package: bool = True) -> Path:
     return destination
 
 
+def built_demo(tmp_path_factory, name: str, size: JaffleSize, **env: str) -> Path:
+    """A copy of the demo on a small dataset (seed 11), built with `env` (e.g. its online
+    endpoint and table prefix)."""
+    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp(name) / "project")
+    write_raw_files(project_dir / "data" / "raw", size, seed=11)
+    project_env(project_dir, **env).run("build", "--quiet")
+    return project_dir
+
+
 def duckdb_path(project_dir: Path) -> Path:
     """Where a copied project's DuckDB file is (its profile's relative path)."""
     name = "jaffle_shop.duckdb" if (project_dir / "models" / "features").is_dir() else "featurestore.duckdb"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import EXAMPLE, copy_project, project_env
+from conftest import built_demo, project_env
 from fault_proxy import FaultProxy
 from featurestore import FeatureStore
 from featurestore.cli import app
@@ -157,11 +157,8 @@ def test_two_concurrent_syncs_with_interleaved_versions_keep_the_newest(dynamodb
 @pytest.fixture(scope="module")
 def online_project(tmp_path_factory, dynamodb):
     """A copy of the demo on a small dataset, built, with its own table prefix."""
-    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("online") / "project")
-    write_raw_files(project_dir / "data" / "raw", JaffleSize(customers=400, stores=2, days=50), seed=11)
     env = {"FEATURESTORE_DYNAMODB_ENDPOINT": dynamodb, "FEATURESTORE_TABLE_PREFIX": "sync_"}
-    project_env(project_dir, **env).run("build", "--quiet")
-    return project_dir, env
+    return built_demo(tmp_path_factory, "online", JaffleSize(customers=400, stores=2, days=50), **env), env
 
 
 def current_rows(store: FeatureStore, view: str) -> dict:

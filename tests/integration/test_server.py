@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import EXAMPLE, copy_project, project_env
+from conftest import built_demo, project_env
 from featurestore import FeatureStore
 from featurestore.online.local import free_port
-from jaffle_data import JaffleSize, write_raw_files
+from jaffle_data import JaffleSize
 
 BIN = Path(sys.executable).parent
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -31,10 +31,8 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 @pytest.fixture(scope="module")
 def served_project(tmp_path_factory, moto_server):
     """The demo, built and synced to moto, with a push view; its customers' live features pushed now."""
-    project = copy_project(EXAMPLE, tmp_path_factory.mktemp("serve") / "project")
-    write_raw_files(project / "data" / "raw", JaffleSize(customers=60, stores=2, days=60), seed=11)
     env = {"FEATURESTORE_DYNAMODB_ENDPOINT": moto_server, "FEATURESTORE_TABLE_PREFIX": "serve_"}
-    project_env(project, **env).run("build", "--quiet")
+    project = built_demo(tmp_path_factory, "serve", JaffleSize(customers=60, stores=2, days=60), **env)
     store = FeatureStore(project, env=env)
     store.sync()
     return project, env

@@ -46,19 +46,29 @@ def test_dbt_lineage_runs_from_features_and_labels_to_the_exposure(demo_project)
     assert "model.jaffle_shop.churn_training_set" in exposure["depends_on"]["nodes"]
 
 
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory):
+    project = copy_project(EXAMPLE, tmp_path_factory.mktemp("ts") / "project")
+    write_raw_files(project / "data" / "raw", JaffleSize(customers=30, stores=2, days=50), seed=5)
+    project_env(project).run("build", "--quiet")
+    return project
+
+
 @pytest.mark.parametrize("change, message", [
     (("'churn_model'", "'no_such_service'"), "no feature service (exposure of type ml) named 'no_such_service'"),
     (("timestamp_column='label_ts'", "timestamp_column='label_at'"), "has no timestamp column 'label_at'"),
     (("-- depends_on: {{ ref('store_features') }}\n", ""), "store_features"),
 ])
-def test_a_wrong_training_set_model_fails_naming_the_problem(tmp_path_factory, change, message):
-    project = copy_project(EXAMPLE, tmp_path_factory.mktemp("ts") / "project")
-    write_raw_files(project / "data" / "raw", JaffleSize(customers=30, stores=2, days=50), seed=5)
-    model = project / "models" / "training" / "churn_training_set.sql"
+def test_a_wrong_training_set_model_fails_naming_the_problem(small_demo, change, message):
+    model = small_demo / "models" / "training" / "churn_training_set.sql"
+    original = model.read_text()
     old, new = change
-    assert old in model.read_text()
-    model.write_text(model.read_text().replace(old, new))
-    result = project_env(project).run("build", "--quiet", raise_on_failure=False)
+    assert old in original
+    model.write_text(original.replace(old, new))
+    try:
+        result = project_env(small_demo).run("run", "--select", "churn_training_set", "--quiet", raise_on_failure=False)
+    finally:
+        model.write_text(original)
     assert not result.success
     said = str(result.exception or "") + " ".join(str(r.message) for r in getattr(result.result, "results", []))
     assert message in said, said

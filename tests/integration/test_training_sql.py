@@ -62,7 +62,7 @@ def test_to_df_dtypes_are_ml_ready_and_the_same_online_and_offline(demo_project,
     store.sync(["customer_features"])
     with store.connect() as warehouse:
         customer, at = warehouse.fetch_all("select customer_id, feature_ts from main.customer_features "
-                                           "where valid_to is null order by feature_ts desc limit 1")[0]
+                                           "where valid_to is null order by feature_ts desc, customer_id limit 1")[0]
     references = [f"customer_features:{name}" for name in
                   ("total_orders_30d", "avg_order_value_30d", "days_since_last_order", "customer_segment", "lifetime_value")]
     frame = pd.DataFrame({"customer_id": [customer, "nobody"], "event_timestamp": [at, at]})
@@ -74,7 +74,7 @@ def test_to_df_dtypes_are_ml_ready_and_the_same_online_and_offline(demo_project,
     assert str(offline["total_orders_30d"].dtype) == "Int64" and str(offline["days_since_last_order"].dtype) == "Int64"
     assert str(offline["lifetime_value"].dtype) == "float64"  # a decimal(18,2) in the warehouse
     assert pd.isna(offline["total_orders_30d"][1]) and pd.isna(online["total_orders_30d"][1])  # missing: <NA>, not NaN
-    assert offline.loc[0, features].tolist() == online.loc[0, features].tolist()
+    assert offline.loc[[0], features].equals(online.loc[[0], features])  # NaN (no orders in 30d) equals NaN
     # Arrow keeps the warehouse's exact types
     assert str(store.get_historical_features(frame, references).to_arrow().schema.field("lifetime_value").type) \
         == "decimal128(18, 2)"
