@@ -477,8 +477,8 @@ class RetrievalJob:
         """Write batches in row groups of ROW_GROUP_ROWS, holding at most WRITE_BUFFER_ROWS
         unwritten. The content hash and the fingerprint run on one worker thread beside the write
         (hashlib, numpy and the Parquet writer release the GIL), in batch order; the write waits
-        for them only at the end, to put their results in the footer. timings: "hash"/"fingerprint" are the worker's time,
-        "waited" what the writer spent waiting for it."""
+        for them only at the end, to put their results in the footer. timings: "hash" and
+        "fingerprint" are the worker's time, "waited" what the writer spent waiting for it."""
         import json
         from concurrent.futures import ThreadPoolExecutor
 
@@ -521,8 +521,9 @@ class RetrievalJob:
                 timings["write"] += time.perf_counter() - started
 
             rows = buffered = 0
+            digests = []  # their results are checked: a failure on the worker must not pass silently
             for batch in batches:
-                worker.submit(digest, batch)
+                digests.append(worker.submit(digest, batch))
                 pending.append(batch)
                 rows += batch.num_rows
                 buffered += batch.num_rows
@@ -536,8 +537,9 @@ class RetrievalJob:
             if not rows:
                 writer.write_table(schema.empty_table())
             started = time.perf_counter()
+            for done in digests:
+                done.result()  # re-raises what digest() raised
             stats = stats.result() if stats is not None else None
-            worker.submit(lambda: None).result()  # every digest() has run
             timings["waited"] += time.perf_counter() - started
             metadata = {MANIFEST_KEY: json.dumps(self.manifest(hasher.rows, hasher.hexdigest()), default=str)}
             if stats is not None:
