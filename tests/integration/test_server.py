@@ -210,7 +210,7 @@ def test_api_keys_when_set_and_required_off_loopback(served_project, tmp_path):
     assert refused.returncode == 1 and "API key" in refused.stderr and "Traceback" not in refused.stderr
 
 
-def test_a_push_survives_kill_9_and_a_racing_sync_never_wins_with_older_rows(served_project):
+def test_a_push_survives_kill_9_and_pushes_and_syncs_race_to_the_newest_row(served_project):
     project, env = served_project
     known = customers(project, 5)
     store = FeatureStore(project, env=env)
@@ -240,7 +240,20 @@ def test_a_push_survives_kill_9_and_a_racing_sync_never_wins_with_older_rows(ser
         racing.join()
         live = requests.post(url + "/get-online-features", json={
             "features": ["customer_live_features:cart_items"], "entities": {"customer_id": known}}).json()
-    assert column(live, "cart_items")["values"] == [7] * 5
+        assert column(live, "cart_items")["values"] == [7] * 5
+
+        # and a newer push racing a forced full sync of the older rows: the push wins
+        newest = {"push_source_name": "customer_live_features",
+                  "df": {"customer_id": known, "event_at": [(NOW + timedelta(minutes=10)).isoformat()] * 5,
+                         "cart_items": [9] * 5, "cart_value": [90.0] * 5}}
+        racing = threading.Thread(target=lambda: store.sync(["customer_live_features"], full=True, force=True))
+        racing.start()
+        assert requests.post(url + "/push", json=newest).status_code == 200
+        racing.join()
+        store.sync(["customer_live_features"], full=True, force=True)  # and once more after it
+        live = requests.post(url + "/get-online-features", json={
+            "features": ["customer_live_features:cart_items"], "entities": {"customer_id": known}}).json()
+    assert column(live, "cart_items")["values"] == [9] * 5
 
 
 def test_served_vectors_are_audited_point_in_time(served_project):
