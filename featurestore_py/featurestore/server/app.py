@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
@@ -40,7 +40,6 @@ class ServerSettings:
     served_log: Any = None  # a ServedLog, or None
     pusher: Callable[[Any], dict] | None = None  # body -> result (see push.py), or None: push disabled
     ready_check: Callable[[], None] | None = None  # raises when the online store does not answer
-    extra: dict = field(default_factory=dict)
 
 
 class Metrics:

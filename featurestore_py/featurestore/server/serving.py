@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 from ..errors import FeatureStoreError
 from ..online import OnlineStore, OnlineTable
-from ..online.codec import MAX_KEY_BYTES, entity_key
+from ..online.codec import INTEGER_TYPES, MAX_KEY_BYTES, entity_key
 from ..registry import Registry
 from ..sync import online_table
 from ..training import ViewRequest, plan_retrieval
@@ -34,7 +34,6 @@ from ..training import ViewRequest, plan_retrieval
 PRESENT, NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE = "PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"
 EPOCH = "1970-01-01T00:00:00Z"
 _FIELDS = {"features", "feature_service", "entities", "full_feature_names"}
-_INTEGER_TYPES = ("int", "bigint", "smallint", "tinyint", "integer", "hugeint", "long", "short", "byte")
 _STRING_TYPES = ("varchar", "text", "string", "char", "uuid")
 
 
@@ -173,7 +172,7 @@ class OnlineServer:
 
 def _family(dtype: str | None) -> str | None:
     declared = (dtype or "").lower()
-    if declared.startswith(_INTEGER_TYPES):
+    if declared.startswith(INTEGER_TYPES):
         return "integer"
     if declared.startswith(_STRING_TYPES):
         return "string"
@@ -197,7 +196,7 @@ def _check_key_value(key: str, index: int, value: Any, family: str | None) -> No
 def json_value(value: Any, dtype: str | None = None) -> Any:
     """A feature value as JSON: decimals as numbers, times as ISO 8601."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and (dtype or "").lower().startswith(_INTEGER_TYPES) \
+        return int(value) if value == value.to_integral_value() and (dtype or "").lower().startswith(INTEGER_TYPES) \
             else float(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
