@@ -136,3 +136,23 @@ def test_a_created_timestamp_that_moves_every_run_is_named(tmp_path, moto_server
     run([dbt, "build"], shop)
     result = run([dbt, "build", "--select", "customer_features"], shop)
     assert "repeat the stored values" in result.stdout and "current_timestamp" in result.stdout
+
+
+def test_a_manifest_from_a_plain_dbt_command_is_reused_only_for_the_same_target(tmp_path):
+    """After the user's own `dbt parse`/`dbt run`, featurestore reuses the manifest when it names
+    this target's relations and parses again when it was written for another target."""
+    from conftest import EXAMPLE, copy_project
+    from featurestore import FeatureStore
+
+    project = copy_project(EXAMPLE, tmp_path / "project", package=True)
+    manifest = project / "target" / "manifest.json"
+    run([str(BIN / "dbt"), "deps"], project)
+    run([str(BIN / "dbt"), "parse"], project, FEATURESTORE_TARGET="postgres", FEATURESTORE_PG_SCHEMA="elsewhere")
+    assert '"elsewhere"' in manifest.read_text()
+    written = manifest.stat().st_mtime_ns
+    view = FeatureStore(project, env={"FEATURESTORE_DUCKDB_PATH": str(tmp_path / "w.duckdb")}).registry.view("customer_features")
+    assert manifest.stat().st_mtime_ns != written and '"elsewhere"' not in view.relation_name  # parsed again
+    run([str(BIN / "dbt"), "parse"], project, FEATURESTORE_DUCKDB_PATH=str(tmp_path / "w.duckdb"))
+    written = manifest.stat().st_mtime_ns
+    view = FeatureStore(project, env={"FEATURESTORE_DUCKDB_PATH": str(tmp_path / "w.duckdb")}).registry.view("customer_features")
+    assert manifest.stat().st_mtime_ns == written and view.relation_name.endswith('"main"."customer_features"')  # reused
