@@ -555,7 +555,7 @@ class RetrievalJob:
         parts = name.split(".")
         if not all(part and part.replace("_", "").isalnum() for part in parts) or len(parts) > 3:
             raise FeatureStoreError(f"'{name}' is not a table name of the form [schema.]table.")
-        relation = ".".join(sqlgen.quote_identifier(part) for part in parts)
+        relation = ".".join(sqlgen.quote_identifier(part, self.dialect) for part in parts)
 
         def create(warehouse: Warehouse, query: str) -> None:
             with warehouse.transaction():

@@ -31,7 +31,7 @@
     {%- set model_schema = get_column_schema_from_query(sql) if execute else [] -%}
     {%- set columns = featurestore._model_columns(spec, model_schema, model) -%}
     {%- set spec = featurestore._resolve_spec(spec, columns) -%}
-    {%- set definition = local_md5(sql) -%}
+    {%- set definition = local_md5(sql ~ featurestore.snapshot_layout()) -%}
     {%- set incremental = featurestore._can_run_incrementally(spec, existing_relation, build_record, model_schema,
                                                                definition, on_schema_change) -%}
 
@@ -84,7 +84,7 @@
     {%- endif -%}
     {%- set columns = model_schema | map(attribute='name') | list -%}
     {%- set lowered = columns | map('lower') | list -%}
-    {%- for reserved in ['valid_from', 'valid_to', 'superseded_at'] if reserved in lowered -%}
+    {%- for reserved in ['valid_from', 'valid_to', 'superseded_at', '_fs_bucket'] if reserved in lowered -%}
         {{ exceptions.raise_compiler_error("featurestore: " ~ spec['where'] ~ " returns a column named '" ~ reserved ~ "', which the snapshot table adds itself; rename it") }}
     {%- endfor -%}
     {%- for required in spec['keys'] + [spec['event_timestamp']] + ([spec['created_timestamp']] if spec['created_timestamp'] else []) -%}
@@ -145,7 +145,7 @@
         {%- endif -%}
     {%- endfor -%}
     {%- set names = model_schema | map(attribute='name') | map('lower') | list -%}
-    {%- for name in existing.keys() if name not in names + ['valid_from', 'valid_to', 'superseded_at'] -%}
+    {%- for name in existing.keys() if name not in names + ['valid_from', 'valid_to', 'superseded_at', '_fs_bucket'] -%}
         {%- do changes.append("column " ~ name ~ " removed") -%}
     {%- endfor -%}
     {{ return(changes) }}
@@ -197,10 +197,62 @@
                 ~ "cast(" ~ dbt.current_timestamp() ~ " as " ~ dbt.type_timestamp() ~ ") as last_run_at") }}
         {%- endcall %}
     {%- else -%}
-        {% call statement('record_build') -%}
-            update {{ build_record }} set last_run_at = cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }})
-        {%- endcall %}
+        {{ featurestore.touch_build_record(build_record) }}
     {%- endif -%}
+{% endmacro %}
+
+
+{% macro touch_build_record(build_record) %}
+    {#- Set the build record's last_run_at to now. -#}
+    {{ return(adapter.dispatch('touch_build_record', 'featurestore')(build_record)) }}
+{% endmacro %}
+
+{% macro default__touch_build_record(build_record) %}
+    {% call statement('record_build') -%}
+        update {{ build_record }} set last_run_at = cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }})
+    {%- endcall %}
+{% endmacro %}
+
+
+{% macro create_batch_relation(relation, sql) %}
+    {#- A relation an incremental run computes once and reads several times (the batch, its
+        bounds, the recomputed rows); gone when the run ends. -#}
+    {{ return(adapter.dispatch('create_batch_relation', 'featurestore')(relation, sql)) }}
+{% endmacro %}
+
+{% macro default__create_batch_relation(relation, sql) %}
+    {% call statement('batch_relation') -%}
+        {{ get_create_table_as_sql(True, relation, sql) }}
+    {%- endcall %}
+{% endmacro %}
+
+
+{% macro drop_batch_relations(relations) %}
+    {#- Drop what create_batch_relation made, where it would outlive the run. -#}
+    {{ return(adapter.dispatch('drop_batch_relations', 'featurestore')(relations)) }}
+{% endmacro %}
+
+{% macro default__drop_batch_relations(relations) %}
+    {#- temporary tables end with the connection -#}
+{% endmacro %}
+
+
+{% macro snapshot_layout() %}
+    {#- What, besides the model's SQL, decides where rows are stored (part of the definition
+        hash: changing it rebuilds the table). Empty on engines without a layout of ours. -#}
+    {{ return(adapter.dispatch('snapshot_layout', 'featurestore')()) }}
+{% endmacro %}
+
+{% macro default__snapshot_layout() %}{{ return('') }}{% endmacro %}
+
+
+{% macro create_snapshot_table(spec, relation, sql) %}
+    {#- Create the snapshot table from the versioned rows (its layout is the engine's). -#}
+    {{ return(adapter.dispatch('create_snapshot_table', 'featurestore')(spec, relation, sql)) }}
+{% endmacro %}
+
+{% macro default__create_snapshot_table(spec, relation, sql) %}
+    {{ get_create_table_as_sql(False, relation, sql) }}
 {% endmacro %}
 
 
@@ -213,7 +265,7 @@
     {%- set source_sql = 'select ' ~ featurestore._q_list(columns) ~ ' from (' ~ sql ~ '\n) as _fs_model' -%}
 
     {% call statement('main') -%}
-        {{ get_create_table_as_sql(False, intermediate,
+        {{ featurestore.create_snapshot_table(spec, intermediate,
             featurestore.snapshot_versions_sql(spec,
                 source_sql ~ ' where ' ~ featurestore._row_is_valid(spec), columns)) }}
     {%- endcall %}
@@ -258,9 +310,7 @@
             ) as _fs_maxima
         )
     {%- endset -%}
-    {% call statement('new_rows') -%}
-        {{ get_create_table_as_sql(True, new_rows, batch_sql) }}
-    {%- endcall %}
+    {{ featurestore.create_batch_relation(new_rows, batch_sql) }}
 
     {% call statement('rejected') -%}
         insert into {{ rejected }} ({{ column_list }})
@@ -268,9 +318,7 @@
     {%- endcall %}
 
     {# 2. per key in the batch: its earliest and latest new event, the next existing event #}
-    {% call statement('bounds') -%}
-        {{ get_create_table_as_sql(True, bounds, featurestore.batch_bounds_sql(spec, target_relation, new_rows)) }}
-    {%- endcall %}
+    {{ featurestore.create_batch_relation(bounds, featurestore.batch_bounds_sql(spec, target_relation, new_rows)) }}
 
     {# 3. recompute the changed rows of each touched key: old rows from the last event before
           the batch to the batch's latest event (and the next event, read only), plus the batch #}
@@ -285,12 +333,23 @@
         inner join {{ bounds }} as _fs_bounds on {{ featurestore._keys_match(spec, '_fs_bounds', '_fs_versions') }}
         where _fs_versions.valid_from <= _fs_bounds._fs_max_new_event
     {%- endset -%}
-    {% call statement('recomputed') -%}
-        {{ get_create_table_as_sql(True, recomputed, recomputed_sql) }}
-    {%- endcall %}
+    {{ featurestore.create_batch_relation(recomputed, recomputed_sql) }}
     {{ featurestore._warn_on_repeated_versions(spec, columns, recomputed, new_rows) }}
 
     {# 4. swap the affected rows #}
+    {{ featurestore.swap_affected_rows(spec, target_relation, bounds, recomputed, columns) }}
+    {{ featurestore.drop_batch_relations([new_rows, bounds, recomputed]) }}
+{% endmacro %}
+
+
+{% macro swap_affected_rows(spec, target_relation, bounds, recomputed, columns) %}
+    {#- Replace the snapshot rows a batch changed (see _is_affected) by the recomputed ones. -#}
+    {{ return(adapter.dispatch('swap_affected_rows', 'featurestore')(spec, target_relation, bounds, recomputed, columns)) }}
+{% endmacro %}
+
+{% macro default__swap_affected_rows(spec, target_relation, bounds, recomputed, columns) %}
+    {#- Tables that can DELETE: delete the changed rows, insert the recomputed ones (one transaction). -#}
+    {%- set column_list = featurestore._q_list(columns) -%}
     {% call statement('delete_affected') -%}
         {{ featurestore.delete_affected_rows(spec, target_relation, bounds) }}
     {%- endcall %}

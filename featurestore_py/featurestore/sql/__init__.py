@@ -1,13 +1,16 @@
-"""All SQL the Python package generates, as jinja2 templates: one per query family, with
-dialect variants as `{% if dialect == ... %}` blocks inside it. Rendered through a Warehouse
+"""All SQL the Python package generates, as jinja2 templates: one per query family. Where engines
+spell something differently, the template calls a piece of the engine's dialect file,
+`dialects/<dialect>.sql.j2`, as `d.<piece>(...)`; a dialect without that piece fails with an
+error naming it, never with another engine's SQL. Rendered through a Warehouse
 (`warehouse.render`), which supplies its dialect and bind-parameter marker.
 
 A template that dbt runs too is a macro file, `<name>.sql`, holding a macro `<name>` (this
 folder is one of the dbt package's macro-paths): the SDK calls that macro with the same
 arguments dbt does, identifiers quoted by `quote`. One copy of the SQL, two callers.
 
-Templates receive identifiers already checked and quote them with the `ident` filter; values
-never enter the SQL text (they are bind parameters or loaded relations).
+Templates receive identifiers already checked and quote them with the `ident` filter (the
+dialect's quote character); values never enter the SQL text (they are bind parameters or
+loaded relations).
 """
 
 from __future__ import annotations
@@ -17,8 +20,31 @@ from functools import lru_cache
 import jinja2
 
 
-def quote_identifier(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
+from ..errors import FeatureStoreError
+
+# The identifier quote of each dialect (SQL standard: double quotes; Spark SQL: backticks).
+_QUOTES = {"duckdb": '"', "postgres": '"', "spark": "`"}
+
+
+class DialectError(FeatureStoreError):
+    """The engine's dialect lacks a piece of SQL a template needs."""
+
+
+def quote_identifier(name: str, dialect: str = "duckdb") -> str:
+    """`name` as a quoted identifier of `dialect` (the quote character doubled inside)."""
+    try:
+        mark = _QUOTES[dialect]
+    except KeyError:
+        raise DialectError(f"No identifier quoting is defined for the '{dialect}' dialect (featurestore.sql._QUOTES).") from None
+    return mark + str(name).replace(mark, mark * 2) + mark
+
+
+class _Exceptions:
+    """dbt's `exceptions.raise_compiler_error`, for the macro files the SDK renders too."""
+
+    @staticmethod
+    def raise_compiler_error(message: str):
+        raise DialectError(message)
 
 
 @lru_cache(maxsize=1)
@@ -30,8 +56,17 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.filters["ident"] = quote_identifier
+    environment.filters["ident"] = jinja2.pass_context(lambda context, name: quote_identifier(name, context["dialect"]))
     return environment
+
+
+@lru_cache(maxsize=None)
+def _dialect(dialect: str):
+    """The pieces of `dialects/<dialect>.sql.j2`, as `d` inside templates."""
+    try:
+        return _environment().get_template(f"dialects/{dialect}.sql.j2").module
+    except jinja2.TemplateNotFound:
+        raise DialectError(f"featurestore has no SQL dialect '{dialect}' (featurestore/sql/dialects/{dialect}.sql.j2).") from None
 
 
 class _Package:
@@ -53,20 +88,37 @@ def _shared_module(template: str) -> _Package:
     module would hide those, and dbt calls them as featurestore._name."""
     package = _Package()
     source = _environment().get_template(f"{template}.sql")
-    context = source.new_context({"featurestore": package})
+    context = source.new_context({"featurestore": package, "exceptions": _Exceptions})
     for _ in source.root_render_func(context):  # running the file defines its macros
         pass
     package.macros = dict(context.vars)
     return package
 
 
-def render(template: str, **context) -> str:
-    """Render `sql/<template>.sql.j2`, or call the macro of `sql/<template>.sql` (shared with dbt)
-    with the arguments it declares."""
+def render(template: str, dialect: str, **context) -> str:
+    """Render `sql/<template>.sql.j2` in `dialect`, or call the macro of `sql/<template>.sql`
+    (shared with dbt) with the arguments it declares."""
     environment = _environment()
+    quote = lambda name: quote_identifier(name, dialect)  # noqa: E731
+    context = {**context, "dialect": dialect}
     try:
-        macro = getattr(_shared_module(template), template)
-    except jinja2.TemplateNotFound:
-        return environment.get_template(f"{template}.sql.j2").render(**context).strip() + "\n"
-    arguments = {name: context[name] for name in macro.arguments if name in context}
-    return str(macro(**{**arguments, "quote": quote_identifier})).strip() + "\n"
+        try:
+            macro = getattr(_shared_module(template), template)
+        except jinja2.TemplateNotFound:
+            text = environment.get_template(f"{template}.sql.j2").render(d=_dialect(dialect), **context)
+            return text.strip() + "\n"
+        arguments = {name: context[name] for name in macro.arguments if name in context}
+        return str(macro(**{**arguments, "quote": quote})).strip() + "\n"
+    except jinja2.UndefinedError as exc:
+        raise DialectError(f"The SQL template '{template}' needs a piece the '{dialect}' dialect does not define "
+                           f"({exc.message}); add it to featurestore/sql/dialects/{dialect}.sql.j2.") from None
+
+
+def piece(dialect: str, name: str, *arguments) -> str:
+    """One piece of a dialect's SQL (e.g. how a warehouse loads rows), for the warehouse modules."""
+    try:
+        macro = getattr(_dialect(dialect), name)
+    except AttributeError:
+        raise DialectError(f"The '{dialect}' dialect has no SQL piece '{name}' "
+                           f"(featurestore/sql/dialects/{dialect}.sql.j2).") from None
+    return str(macro(*arguments)).strip()

@@ -15,7 +15,8 @@
 
 {% macro point_in_time(dialect, entities, entity_columns, timestamp, views, match_columns=false, ordered=true, quote=none, event_columns=false) %}
 {#-
-  dialect        'duckdb' | 'postgres' (other engines: the interval join, standard SQL)
+  dialect        'duckdb' | 'postgres' | 'spark' (databricks: as spark); any other stops
+                 with an error where its SQL differs (the TTL interval)
   entities       relation (or parenthesised subquery) of the entity rows; it has _fs_row, the
                  input order, unless ordered is none
   entity_columns the entity columns to return, in order
@@ -106,8 +107,23 @@ order by _fs_entity._fs_row
 {% macro _pit_within_ttl(view, alias, ts, dialect) -%}
 {#- The TTL condition: the row's event time is at most ttl_seconds before the entity time. -#}
 {% if view.ttl_seconds is not none -%}
-{{ alias }}.valid_from >= {{ ts }} - {% if dialect == 'postgres' %}make_interval(secs => {{ view.ttl_seconds }}){% else %}to_seconds({{ view.ttl_seconds }}){% endif %}
+{{ alias }}.valid_from >= {{ ts }} - {{ featurestore._pit_seconds(view.ttl_seconds, dialect) }}
 {%- else %}true{% endif %}
+{%- endmacro %}
+
+
+{% macro _pit_seconds(seconds, dialect) -%}
+{#- An interval of `seconds` (a whole number) in the engine's SQL; an engine not listed here
+    stops with an error rather than getting another engine's SQL. -#}
+{% if dialect == 'duckdb' -%}
+to_seconds({{ seconds }})
+{%- elif dialect == 'postgres' -%}
+make_interval(secs => {{ seconds }})
+{%- elif dialect in ('spark', 'databricks') -%}
+make_dt_interval(0, 0, 0, {{ seconds }})
+{%- else -%}
+{{ exceptions.raise_compiler_error("featurestore.point_in_time: no interval SQL for the '" ~ dialect ~ "' engine; add it to _pit_seconds in point_in_time.sql") }}
+{%- endif %}
 {%- endmacro %}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from importlib import import_module
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -74,13 +75,22 @@ class Warehouse(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @staticmethod
+    @abstractmethod
+    def identity(target: Mapping[str, Any], base_dir: Path) -> str:
+        """What tells this warehouse from another (see identity_of)."""
+
     def describe_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Schema:
         """The columns a (checked) user query returns, without reading its rows."""
         self.check_user_query(sql)
         return self.fetch_arrow(self.render("user_query", query=sql, columns=None, limit_zero=True), parameters).schema
 
     def quote(self, identifier: str) -> str:
-        return sqlgen.quote_identifier(identifier)
+        return sqlgen.quote_identifier(identifier, self.dialect)
+
+    def piece(self, name: str, *arguments) -> str:
+        """One piece of this engine's SQL (sql/dialects/<dialect>.sql.j2)."""
+        return sqlgen.piece(self.dialect, name, *arguments)
 
     def render(self, template: str, **context) -> str:
         """A template of `sql/` in this engine's dialect, with its bind-parameter marker as `param`."""
@@ -112,23 +122,34 @@ class Warehouse(ABC):
         self.close()
 
 
+# dbt adapter type -> (module, class, template dialect). A new engine is one module here plus
+# its sql/dialects/<dialect>.sql.j2 (and `<adapter>__` dbt macros where the defaults do not work).
+ENGINES = {
+    "duckdb": ("duckdb", "DuckDBWarehouse", "duckdb"),
+    "postgres": ("postgres", "PostgresWarehouse", "postgres"),
+    "spark": ("spark", "SparkWarehouse", "spark"),
+}
+
+
+def _engine(target: Mapping[str, Any]) -> tuple[str, str, str]:
+    kind = target.get("type")
+    if kind not in ENGINES:
+        raise FeatureStoreError(
+            f"dbt target '{target.get('target_name')}' is of type '{kind}'; featurestore supports "
+            f"{', '.join(ENGINES)}.")
+    return ENGINES[kind]
+
+
 def dialect_of(target: Mapping[str, Any]) -> str:
     """The template dialect of a target's engine, without connecting."""
-    kind = target.get("type")
-    if kind not in ("duckdb", "postgres"):
-        raise FeatureStoreError(
-            f"dbt target '{target.get('target_name')}' is of type '{kind}'; featurestore supports duckdb and postgres.")
-    return kind
+    return _engine(target)[2]
 
 
 def identity_of(target: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> str:
-    """What tells one warehouse from another (secrets left out): the DuckDB file, or the server
-    and database. The sync state is kept per identity."""
-    kind = dialect_of(target)
-    if kind == "duckdb":
-        raw = str(target.get("path", ":memory:"))
-        return "duckdb:" + (raw if raw == ":memory:" else str((Path(base_dir or ".") / Path(raw).expanduser()).resolve()))
-    return f"postgres://{target.get('host')}:{target.get('port', 5432)}/{target.get('dbname') or target.get('database')}"
+    """What tells one warehouse from another (secrets left out): the DuckDB file, the server and
+    database, or the Spark metastore. The sync state is kept per identity."""
+    module, name, _ = _engine(target)
+    return getattr(import_module(f".{module}", __package__), name).identity(target, Path(base_dir or "."))
 
 
 def connect(target: Mapping[str, Any], base_dir: str | os.PathLike | None = None, *, read_only: bool = True,
@@ -139,16 +160,7 @@ def connect(target: Mapping[str, Any], base_dir: str | os.PathLike | None = None
     whether queries may read files through the engine (off: a user's query cannot read the host's
     files). Relative paths in the target resolve against base_dir (the dbt project).
     """
-    kind = target.get("type")
-    if kind == "duckdb":
-        from .duckdb import DuckDBWarehouse
-
-        return DuckDBWarehouse(target, Path(base_dir or "."), read_only=read_only,
-                               allow_file_access=allow_file_access, lock_timeout=lock_timeout)
-    if kind == "postgres":
-        from .postgres import PostgresWarehouse
-
-        return PostgresWarehouse(target, allow_file_access=allow_file_access)
-    raise FeatureStoreError(
-        f"dbt target '{target.get('target_name')}' is of type '{kind}'; featurestore supports duckdb and postgres."
-    )
+    module, name, _ = _engine(target)
+    engine = getattr(import_module(f".{module}", __package__), name)
+    return engine(target, Path(base_dir or "."), read_only=read_only, allow_file_access=allow_file_access,
+                  lock_timeout=lock_timeout)

@@ -60,6 +60,11 @@ class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
     placeholder = "?"
 
+    @staticmethod
+    def identity(target: Mapping[str, Any], base_dir: Path) -> str:
+        raw = str(target.get("path", ":memory:"))
+        return "duckdb:" + (raw if raw == ":memory:" else str((base_dir / Path(raw).expanduser()).resolve()))
+
     def __init__(self, target: Mapping[str, Any], base_dir: Path, *, read_only: bool = True,
                  allow_file_access: bool = False, lock_timeout: float = 60.0):
         raw = str(target.get("path", ":memory:"))
@@ -99,7 +104,7 @@ class DuckDBWarehouse(Warehouse):
                 raise FeatureStoreError(f"Cannot open the DuckDB database {self.path}: {exc}") from None
         threads = target.get("threads")
         if threads:
-            self.connection.execute(f"set threads = {int(threads)}")
+            self.connection.execute(self.piece("set_threads", int(threads)))
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> None:
         with _engine_errors():
@@ -139,8 +144,7 @@ class DuckDBWarehouse(Warehouse):
         view = "_fs_arrow_input"
         self.connection.register(view, data)
         try:
-            kind = "temp table" if temporary else "table"
-            self.connection.execute(f"create or replace {kind} {table} as select * from {view}")
+            self.connection.execute(self.piece("load_arrow", table, view, temporary))
         finally:
             self.connection.unregister(view)
 
@@ -158,7 +162,7 @@ class DuckDBWarehouse(Warehouse):
 
     def user_query_load_statements(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str) -> list[str]:
         body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
-        return [f"create or replace temp table {table} as\n{body}"]
+        return [self.piece("user_query_load", table, body)]
 
     def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
                         parameters: Sequence[Any] = ()) -> None:

@@ -9,6 +9,7 @@ Server-side file functions (pg_read_file, lo_import ...) are refused unless allo
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
@@ -83,7 +84,12 @@ class PostgresWarehouse(Warehouse):
     dialect = "postgres"
     placeholder = "%s"
 
-    def __init__(self, target: Mapping[str, Any], *, allow_file_access: bool = False):
+    @staticmethod
+    def identity(target: Mapping[str, Any], base_dir: Path) -> str:
+        return f"postgres://{target.get('host')}:{target.get('port', 5432)}/{target.get('dbname') or target.get('database')}"
+
+    def __init__(self, target: Mapping[str, Any], base_dir: Path | None = None, *, read_only: bool = True,
+                 allow_file_access: bool = False, lock_timeout: float = 60.0):
         import psycopg2
 
         self.allow_file_access = allow_file_access
@@ -138,16 +144,15 @@ class PostgresWarehouse(Warehouse):
         return ", ".join(columns)
 
     def load_arrow(self, table: str, data: pa.Table, *, temporary: bool = False) -> None:
-        kind = "temporary table" if temporary else "table"
-        self.execute(f"drop table if exists {table}")
-        self.execute(f"create {kind} {table} ({self._column_definitions(data.schema)})")
+        self.execute(self.piece("drop_table", table))
+        self.execute(self.piece("create_columns", table, self._column_definitions(data.schema), temporary))
         buffer = io.BytesIO()
         import pyarrow.csv as pacsv
 
         pacsv.write_csv(data, buffer, pacsv.WriteOptions(include_header=False))
         buffer.seek(0)
         with self.connection.cursor() as cursor:
-            cursor.copy_expert(f"copy {table} from stdin with (format csv, null '')", buffer)
+            cursor.copy_expert(self.piece("copy_csv", table), buffer)
 
     def check_user_query(self, sql: str) -> None:
         check_query(sql, self.allow_file_access)
@@ -156,8 +161,8 @@ class PostgresWarehouse(Warehouse):
                                    schema: pa.Schema | None = None) -> list[str]:
         body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
         definitions = self._column_definitions(schema) if schema is not None else "<the query's columns>"
-        return [f"drop table if exists {table}", f"create temporary table {table} ({definitions})",
-                "begin transaction read only", f"insert into {table} {body}", "commit"]
+        return [self.piece("drop_table", table), self.piece("create_columns", table, definitions, True),
+                "begin transaction read only", self.piece("insert_query", table, body), "commit"]
 
     def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
                         parameters: Sequence[Any] = ()) -> None:

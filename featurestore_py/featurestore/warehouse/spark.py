@@ -1,0 +1,222 @@
+"""Apache Spark, through the dbt-spark target's own settings.
+
+`method: session` (local mode, or any master set in `server_side_parameters`) runs Spark in this
+process, with the same `server_side_parameters` dbt-spark builds its session from, so the SDK
+sees the warehouse directory and metastore dbt wrote. A process that already holds a Spark
+session (dbt run in-process, a notebook) shares it. `method: connect` (Spark Connect, `host`
+as `sc://host:port`) reaches a cluster through the same DataFrame API, so every statement here
+runs the same way on both. (dbt-spark's thrift/http/odbc methods are for dbt; point the SDK at
+the same cluster's Spark Connect endpoint.)
+
+Spark has no multi-statement transactions: `transaction()` runs its statements one by one.
+SQL a user hands us must parse, with Spark's own parser, to one query (no command, no insert),
+and runs with `spark.sql.runSQLOnFiles` off unless file access is allowed, so it cannot read
+the host's files through `parquet.\\`/path\\``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import pyarrow as pa
+
+from ..errors import FeatureStoreError
+from . import UserQueryError, Warehouse, WarehouseError
+
+# Root nodes of a parsed statement that only reads (Spark SQL writes only at a statement's root).
+_QUERY_ROOTS = {"Project", "Aggregate", "Filter", "Sort", "GlobalLimit", "LocalLimit", "Distinct", "Union",
+                "Intersect", "Except", "Join", "SubqueryAlias", "UnresolvedRelation", "UnresolvedWith", "WithCTE",
+                "Window", "Generate", "OneRowRelation", "UnresolvedInlineTable", "Offset", "Tail", "Sample",
+                "Repartition", "RepartitionByExpression", "Deduplicate", "Pivot", "Unpivot", "LateralJoin",
+                "UnresolvedTableValuedFunction", "Range", "LocalRelation"}
+
+
+def _resolve(value: str, base_dir: Path) -> str:
+    """A relative path inside a Spark setting (warehouse dir, Derby URL), made absolute against
+    the dbt project, as it is when dbt runs from the project directory."""
+    if value.startswith("jdbc:derby:"):
+        head, _, rest = value.partition("databaseName=")
+        if rest:
+            name, sep, tail = rest.partition(";")
+            return head + "databaseName=" + _resolve(name, base_dir) + sep + tail
+        return value
+    if "://" in value or os.path.isabs(value):
+        return value
+    return str((base_dir / value).resolve())
+
+
+def session_settings(target: Mapping[str, Any], base_dir: Path) -> dict[str, str]:
+    """The Spark settings of a dbt-spark target, relative paths resolved."""
+    settings = {str(k): str(v) for k, v in (target.get("server_side_parameters") or {}).items()}
+    for key in ("spark.sql.warehouse.dir", "spark.hadoop.javax.jdo.option.ConnectionURL"):
+        if key in settings:
+            settings[key] = _resolve(settings[key], base_dir)
+    return settings
+
+
+def spark_session(target: Mapping[str, Any], base_dir: Path):
+    """The Spark session of a dbt-spark target: this process's, or one built from the target."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise FeatureStoreError("The dbt target is of type 'spark'; install pyspark: pip install 'featurestore[spark]'.") from None
+    method = target.get("method", "session")
+    if method == "connect":
+        return SparkSession.builder.remote(str(target.get("host"))).getOrCreate()
+    if method != "session":
+        raise FeatureStoreError(
+            f"dbt target '{target.get('target_name')}' connects to Spark with method '{method}'; the featurestore SDK "
+            "runs Spark in-process (method: session) or reaches a cluster through Spark Connect (method: connect, "
+            "host: sc://host:15002). Add a target of one of those kinds for the same cluster.")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.enableHiveSupport()
+    for key, value in session_settings(target, base_dir).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    return session
+
+
+@contextmanager
+def _engine_errors():
+    from pyspark.errors import PySparkException
+
+    try:
+        yield
+    except PySparkException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WarehouseError(f"Spark refused a query: {first}") from exc
+
+
+def _naive_utc(table: pa.Table) -> pa.Table:
+    """Spark's timestamps arrive tagged UTC (the session's zone); the other engines give naive UTC."""
+    fields = [pa.field(f.name, pa.timestamp(f.type.unit), f.nullable) if pa.types.is_timestamp(f.type) and f.type.tz
+              else f for f in table.schema]
+    return table if fields == list(table.schema) else table.cast(pa.schema(fields, table.schema.metadata))
+
+
+class SparkWarehouse(Warehouse):
+    dialect = "spark"
+    placeholder = "?"
+
+    @staticmethod
+    def identity(target: Mapping[str, Any], base_dir: Path) -> str:
+        settings = session_settings(target, base_dir)
+        where = settings.get("spark.hadoop.javax.jdo.option.ConnectionURL") or settings.get("spark.sql.warehouse.dir")
+        return f"spark:{target.get('method', 'session')}:{target.get('host') if target.get('method') == 'connect' else where}"
+
+    def __init__(self, target: Mapping[str, Any], base_dir: Path, *, read_only: bool = True,
+                 allow_file_access: bool = False, lock_timeout: float = 60.0):
+        self.session = spark_session(target, base_dir)
+        self.allow_file_access = allow_file_access
+        self._cached: list[str] = []
+
+    def _sql(self, sql: str, parameters: Sequence[Any]):
+        with _engine_errors():
+            return self.session.sql(sql, args=list(parameters) or None)
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        with _engine_errors():
+            self._sql(sql, parameters).collect()
+
+    def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
+        with _engine_errors():
+            return [tuple(row) for row in self._sql(sql, parameters).collect()]
+
+    def fetch_arrow(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Table:
+        with _engine_errors():
+            return _naive_utc(self._sql(sql, parameters).toArrow())
+
+    def stream_arrow(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The result on the driver (for results that fit; `write_parquet` writes large ones from
+        the executors)."""
+        table = self.fetch_arrow(sql, parameters)
+        return table.schema, iter(table.to_batches())
+
+    def write_parquet(self, sql: str, directory: str, parameters: Sequence[Any] = ()) -> None:
+        """The result written as a directory of Parquet files by the executors, never collected."""
+        with _engine_errors():
+            self._sql(sql, parameters).write.mode("error").parquet(directory)
+
+    def load_arrow(self, table: str, data: pa.Table, *, temporary: bool = False) -> None:
+        with _engine_errors():
+            frame = self.session.createDataFrame(data)
+            if temporary:
+                frame.createOrReplaceTempView(table)
+                self._cache(table)
+            else:
+                frame.write.mode("overwrite").format("parquet").saveAsTable(table)
+
+    def _cache(self, view: str) -> None:
+        """Compute a temporary view once (views are otherwise recomputed at every use)."""
+        self.execute(self.piece("cache", view))
+        self._cached.append(view)
+
+    def check_user_query(self, sql: str) -> None:
+        with _engine_errors():
+            try:
+                plan = self.session._jsparkSession.sessionState().sqlParser().parsePlan(sql)
+            except Exception as exc:  # py4j wraps the ParseException
+                message = str(exc).strip().splitlines()
+                detail = next((line for line in message if "PARSE_SYNTAX_ERROR" in line or "Exception" in line), message[0] if message else "")
+                raise UserQueryError(f"The entity query does not parse as one Spark SQL statement: {detail.strip()}") from None
+        root = plan.nodeName()
+        while root in ("UnresolvedWith", "WithCTE"):  # a WITH clause: look at the statement it introduces
+            plan = plan.children().apply(plan.children().size() - 1) if root == "WithCTE" else plan.child()
+            root = plan.nodeName()
+        if root not in _QUERY_ROOTS:
+            raise UserQueryError(f"The entity query must be exactly one SELECT statement; Spark's parser found a {root}.")
+
+    def user_query_load_statements(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str) -> list[str]:
+        body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
+        return [self.piece("user_query_view", table, body), self.piece("cache", table)]
+
+    @contextmanager
+    def _files(self):
+        """Spark's `format.\\`path\\`` file reads off, unless file access is allowed."""
+        if self.allow_file_access:
+            yield
+            return
+        conf = self.session.conf
+        before = conf.get("spark.sql.runSQLOnFiles", "true")
+        conf.set("spark.sql.runSQLOnFiles", "false")
+        try:
+            yield
+        finally:
+            conf.set("spark.sql.runSQLOnFiles", before)
+
+    def describe_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Schema:
+        with self._files():
+            return super().describe_user_query(sql, parameters)
+
+    def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
+                        parameters: Sequence[Any] = ()) -> None:
+        """The user's query as a cached temporary view (a view's text cannot hold bind parameters,
+        so the query is bound as a DataFrame and registered under the name)."""
+        self.check_user_query(sql)
+        with self._files(), _engine_errors():
+            self._sql(self.render("user_query", query=sql, columns=columns, limit_zero=False), parameters) \
+                .createOrReplaceTempView(table)
+            self._cache(table)  # the user's query runs here, once, with file reads off
+
+    @contextmanager
+    def transaction(self, read_only: bool = False):
+        """Spark has no multi-statement transactions: the statements run one by one."""
+        yield self
+
+    def close(self) -> None:
+        """Drop what this connection cached; the session stays (dbt and others may share it)."""
+        for view in self._cached:
+            try:
+                self.execute(self.piece("uncache", view))
+            except WarehouseError:
+                pass
+        self._cached.clear()

@@ -1,0 +1,124 @@
+{#
+  Apache Spark (dbt-spark; dbt-databricks falls back to these `spark__` macros too).
+
+  Plain Parquet tables cannot DELETE, UPDATE or MERGE, so a feature view's snapshot table is
+  laid out for `insert overwrite`: it is partitioned by `_fs_bucket`, a hash bucket of the join
+  keys (`pmod(hash(keys), snapshot_buckets)`, the model config `snapshot_buckets`, default 16).
+  An incremental run recomputes the touched keys as on every engine, then rewrites only the
+  buckets those keys hash to: the untouched rows of those buckets and the recomputed rows are
+  written to a staging table, which replaces exactly those partitions (dynamic partition
+  overwrite). Buckets the batch does not touch are not read or written.
+
+  Table formats that can DELETE (file_format delta, iceberg or hudi) use the engine-neutral
+  delete-and-insert instead; that path needs the format's jars and is not tested offline.
+
+  Spark has no multi-statement transactions: a run killed during the overwrite can leave a
+  bucket half-written on Parquet. `dbt build --full-refresh` rebuilds the table.
+#}
+
+{% macro _spark_bucket_count() -%}
+    {%- set buckets = config.get('snapshot_buckets', 16) -%}
+    {%- if buckets is not number or buckets < 1 or buckets > 10000 -%}
+        {{ exceptions.raise_compiler_error("featurestore: model '" ~ model.name ~ "' sets snapshot_buckets: " ~ buckets ~ "; give a whole number from 1 to 10000.") }}
+    {%- endif -%}
+    {{- buckets | int -}}
+{%- endmacro %}
+
+
+{% macro _spark_bucket(spec, prefix='') -%}
+    {#- The snapshot bucket of a row: a hash of its join keys. -#}
+    pmod(hash({{ featurestore._q_list(spec['keys'], prefix) }}), {{ featurestore._spark_bucket_count() }})
+{%- endmacro %}
+
+
+{% macro _spark_can_delete() -%}
+    {{- return(config.get('file_format', 'parquet') in ['delta', 'iceberg', 'hudi']) -}}
+{%- endmacro %}
+
+
+{% macro spark__snapshot_layout() %}
+    {{ return('' if featurestore._spark_can_delete() else 'snapshot_buckets=' ~ featurestore._spark_bucket_count()) }}
+{% endmacro %}
+
+
+{% macro spark__create_snapshot_table(spec, relation, sql) %}
+    {%- if featurestore._spark_can_delete() -%}
+        {{ featurestore.default__create_snapshot_table(spec, relation, sql) }}
+    {%- else -%}
+    create table {{ relation }}
+    using parquet
+    partitioned by (_fs_bucket)
+    as
+    select *, {{ featurestore._spark_bucket(spec) }} as _fs_bucket
+    from ({{ sql }}) as _fs_snapshot
+    {%- endif -%}
+{% endmacro %}
+
+
+{% macro spark__create_batch_relation(relation, sql) %}
+    {#- A cached temporary view, computed once (Spark's temporary views are otherwise lazy and
+        would read the snapshot table again while it is being rewritten). -#}
+    {% call statement('batch_relation') -%}
+        create or replace temporary view {{ relation }} as {{ sql }}
+    {%- endcall %}
+    {% call statement('batch_relation_cache') -%}
+        cache table {{ relation }}
+    {%- endcall %}
+{% endmacro %}
+
+
+{% macro spark__drop_batch_relations(relations) %}
+    {%- for relation in relations -%}
+        {% call statement('drop_batch_relation') -%}
+            drop view if exists {{ relation }}
+        {%- endcall %}
+    {%- endfor -%}
+{% endmacro %}
+
+
+{% macro spark__swap_affected_rows(spec, target_relation, bounds, recomputed, columns) %}
+    {%- if featurestore._spark_can_delete() -%}
+        {{ featurestore.default__swap_affected_rows(spec, target_relation, bounds, recomputed, columns) }}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set column_list = featurestore._q_list(columns + ['valid_from', 'valid_to', 'superseded_at']) -%}
+    {%- set stage = api.Relation.create(database=target_relation.database, schema=target_relation.schema,
+                                        identifier=target_relation.identifier ~ '__fs_stage', type='table') -%}
+    {{ drop_relation_if_exists(stage) }}
+    {#- the touched buckets, whole: their rows the batch did not change, and the recomputed ones -#}
+    {% call statement('stage_buckets') -%}
+        create table {{ stage }} using parquet as
+        select {{ featurestore._q_list(columns + ['valid_from', 'valid_to', 'superseded_at'], '_fs_old.') }}, _fs_old._fs_bucket
+        from {{ target_relation }} as _fs_old
+        left join {{ bounds }} as _fs_bounds on {{ featurestore._keys_match(spec, '_fs_bounds', '_fs_old') }}
+        where _fs_old._fs_bucket in (select distinct {{ featurestore._spark_bucket(spec) }} from {{ bounds }})
+          and (_fs_bounds.{{ featurestore._q(spec['keys'][0]) }} is null
+               or not ({{ featurestore._is_affected(spec, '_fs_old', for_reading=false) }}))
+        union all
+        select {{ column_list }}, {{ featurestore._spark_bucket(spec) }} as _fs_bucket
+        from {{ recomputed }}
+    {%- endcall %}
+    {% call statement('overwrite_mode') -%}
+        set spark.sql.sources.partitionOverwriteMode = dynamic
+    {%- endcall %}
+    {% call statement('main') -%}
+        insert overwrite table {{ target_relation }} partition (_fs_bucket)
+        select {{ column_list }}, _fs_bucket from {{ stage }}
+    {%- endcall %}
+    {% call statement('overwrite_mode') -%}
+        set spark.sql.sources.partitionOverwriteMode = static
+    {%- endcall %}
+    {{ drop_relation_if_exists(stage) }}
+{% endmacro %}
+
+
+{% macro spark__touch_build_record(build_record) %}
+    {#- Parquet has no UPDATE: write the one row again with the new last_run_at. -#}
+    {%- set result = run_query('select definition_hash, build_id, cast(built_at as string) from ' ~ build_record) -%}
+    {%- set row = result.rows[0] -%}
+    {% call statement('record_build') -%}
+        insert overwrite table {{ build_record }}
+        select {{ dbt.string_literal(row[0]) }}, {{ dbt.string_literal(row[1]) }},
+               cast({{ dbt.string_literal(row[2]) }} as timestamp), cast(current_timestamp() as timestamp)
+    {%- endcall %}
+{% endmacro %}
