@@ -52,6 +52,14 @@
 {%- endmacro %}
 
 
+{% macro type_double() %}
+    {#- An IEEE double column type (dbt's type_float is single precision on some engines). -#}
+    {{ return(adapter.dispatch('type_double', 'featurestore')()) }}
+{% endmacro %}
+
+{% macro default__type_double() %}double precision{% endmacro %}
+
+
 {% macro timestamp_series(start_expression, stop_expression, step) %}
     {{ return(adapter.dispatch('timestamp_series', 'featurestore')(start_expression, stop_expression, step)) }}
 {% endmacro %}

@@ -54,11 +54,19 @@
 {% endmacro %}
 
 
+{% macro column_type(data_type) %}
+    {#- A YAML data_type as this engine spells it. -#}
+    {{ return(adapter.dispatch('column_type', 'featurestore')(data_type)) }}
+{% endmacro %}
+
+{% macro default__column_type(data_type) %}{{ return(data_type) }}{% endmacro %}
+
+
 {% macro _no_pushed_rows(columns) %}
     {#- An empty relation with the pushed columns and their types. -#}
     {%- set parts = [] -%}
     {%- for column in columns -%}
-        {%- do parts.append('cast(null as ' ~ column.data_type ~ ') as ' ~ featurestore._q(column.name)) -%}
+        {%- do parts.append('cast(null as ' ~ featurestore.column_type(column.data_type) ~ ') as ' ~ featurestore._q(column.name)) -%}
     {%- endfor -%}
     {{ return('(select ' ~ (parts | join(', ')) ~ ' where 1 = 0)') }}
 {% endmacro %}

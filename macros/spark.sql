@@ -122,3 +122,25 @@
                cast({{ dbt.string_literal(row[2]) }} as timestamp), cast(current_timestamp() as timestamp)
     {%- endcall %}
 {% endmacro %}
+
+
+{# Spark has no generate_series: sequence() makes the array, explode() the rows; sequence()
+   refuses a stop before the start, where generate_series gives no rows. #}
+{% macro spark__timestamp_series(start_expression, stop_expression, step) -%}
+    explode(case when {{ start_expression }} <= {{ stop_expression }}
+        then sequence({{ start_expression }}, {{ stop_expression }}, {{ featurestore.interval(step) }})
+        else cast(array() as array<timestamp>) end)
+{%- endmacro %}
+
+
+{% macro spark__type_double() %}double{% endmacro %}
+
+
+{% macro spark__column_type(data_type) -%}
+    {#- The YAML's SQL type names that Spark spells differently. -#}
+    {%- set name = data_type | trim | lower -%}
+    {%- if name == 'double precision' -%}double
+    {%- elif name == 'text' or name.startswith('varchar') or name.startswith('character varying') -%}string
+    {%- else -%}{{ data_type }}
+    {%- endif -%}
+{%- endmacro %}

@@ -92,6 +92,43 @@ def postgres_server():
 
 
 @pytest.fixture(scope="session")
+def spark_dir(tmp_path_factory):
+    """The warehouse directory and Derby metastore every Spark test of this run shares. dbt runs
+    in this process, so dbt-spark and the SDK share the one Spark session (one JVM) the first
+    Spark test starts; each project uses its own schema."""
+    import importlib.util
+
+    if shutil.which("java") is None or importlib.util.find_spec("pyspark") is None:
+        message = "Spark needs a JDK and pyspark (.ci/run installs both)"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI must run the Spark tests
+        pytest.skip(message)
+    path = tmp_path_factory.mktemp("spark")
+    os.environ["FEATURESTORE_SPARK_DIR"] = str(path)
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    yield path
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_on_spark(spark_dir, tmp_path_factory):
+    """The demo on Spark, on the same rows as demo_project (schema `demo`): its FeatureStore."""
+    from featurestore import FeatureStore
+    from jaffle_data import load_raw
+
+    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("sparkdemo") / "project")
+    write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)
+    env = {"FEATURESTORE_SPARK_SCHEMA": "demo", "FEATURESTORE_SPARK_DIR": str(spark_dir)}
+    load_raw(FeatureStore(project_dir, "spark", env=env, strict=False), project_dir / "data" / "raw")
+    project_env(project_dir, "spark", **env).run("build", "--quiet")
+    return FeatureStore(project_dir, "spark", env=env)
+
+
+@pytest.fixture(scope="session")
 def moto_server(tmp_path_factory):
     """moto's DynamoDB server on 127.0.0.1 and a free port, for the whole run."""
     from featurestore.online.local import LocalDynamoDB, free_port

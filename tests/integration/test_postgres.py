@@ -104,12 +104,19 @@ def test_point_in_time_matches_the_oracle_on_postgres(tmp_path_factory, postgres
         store.get_historical_features(frame.assign(place_id=frame.place_id.astype(str)), ["place_features:size"]).to_arrow()
 
 
-def test_churn_training_set_identical_on_duckdb_and_postgres(demo_project, demo_on_postgres, postgres_server):
+def test_churn_training_set_identical_on_duckdb_postgres_and_spark(demo_project, demo_on_postgres, postgres_server,
+                                                                  demo_on_spark):
+    """The demo's churn training set (the same raw rows built on each engine) is the same rows,
+    values and types on DuckDB, PostgreSQL and Spark."""
     duck = FeatureStore(demo_project)
     with duck.connect() as warehouse:
         labels = warehouse.fetch_arrow("select * from main.churn_labels order by customer_id, label_ts").to_pandas()
-    on_duckdb = duck.get_historical_features(labels, feature_service="churn_model", timestamp_column="label_ts")
+    on_duckdb = duck.get_historical_features(labels, feature_service="churn_model", timestamp_column="label_ts").to_arrow()
     pg = FeatureStore(demo_project, "postgres", env={**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo"})
-    on_postgres = pg.get_historical_features(labels, feature_service="churn_model", timestamp_column="label_ts")
-    assert on_duckdb.to_arrow().num_rows > 100
-    assert on_postgres.to_arrow().to_pylist() == on_duckdb.to_arrow().to_pylist()
+    on_postgres = pg.get_historical_features(labels, feature_service="churn_model", timestamp_column="label_ts").to_arrow()
+    on_spark = demo_on_spark.get_historical_features(labels, feature_service="churn_model",
+                                                     timestamp_column="label_ts").to_arrow()
+    assert on_duckdb.num_rows > 100
+    assert on_postgres.to_pylist() == on_duckdb.to_pylist()
+    assert on_spark.to_pylist() == on_duckdb.to_pylist()
+    assert on_spark.schema == on_duckdb.schema

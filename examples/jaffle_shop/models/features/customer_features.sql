@@ -33,7 +33,7 @@ select
     loaded_at,
     total_orders_30d,
     -- double, not decimal: IEEE division gives the same bits on every warehouse
-    case when total_orders_30d > 0 then cast(order_value_sum_30d as double precision) / total_orders_30d end
+    case when total_orders_30d > 0 then cast(order_value_sum_30d as {{ featurestore.type_double() }}) / total_orders_30d end
         as avg_order_value_30d,
     cast(days_since_last_order as integer) as days_since_last_order,
     cast(case
