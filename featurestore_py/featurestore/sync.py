@@ -21,6 +21,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Sequence
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from .durations import parse_duration
 from .errors import FeatureStoreError
 from .online import OnlineStore, OnlineTable
@@ -113,38 +116,55 @@ class Syncer:
         key = self.state_key(view)
         state = self.online.get_state(key) or {}
         before = state.get("watermark") or None
+        counts = {"read": 0, "written": 0, "stale": 0}
+        rejected: list[dict] = []
+        newest: list[str] = []  # the latest created timestamp of each part read
+        table = online_table(self.registry, view)
+
+        def push(part: pa.Table) -> None:
+            counts["read"] += part.num_rows
+            if on_rows:
+                on_rows(counts["read"])
+            if part.num_rows and view.created_timestamp:
+                created = pc.max(part.column("created_timestamp")).as_py()
+                if created is not None:
+                    newest.append(created.isoformat(timespec="microseconds"))
+            # in slices, so a view of millions of keys never becomes millions of Python dicts at once
+            for piece in part.to_batches(max_chunksize=ROWS_PER_WRITE):
+                report = self.online.write(table, piece.to_pylist(), should_stop=should_stop, on_batch=on_batch,
+                                           force=force)
+                counts["written"] += report.written
+                counts["stale"] += report.skipped_stale
+                rejected.extend(r.as_dict() for r in report.rejected)
+
         with self.connect() as warehouse:
             build_id = self._build_id(warehouse, view)
             incremental, reason = self._mode(view, state, build_id, full)
-            rows = warehouse.fetch_arrow(self._query(warehouse, view, incremental),
+            parts = warehouse.read_parts(self._query(warehouse, view, incremental),
                                          [datetime.fromisoformat(before)] if incremental else [])
-        if on_rows:
-            on_rows(rows.num_rows)
+            if warehouse.reads_in_parts:  # Spark: write each partition as it arrives
+                for part in parts:
+                    push(part)
+                parts = []
+            else:  # read everything, then let go of the warehouse before writing online
+                parts = list(parts)
+        for part in parts:
+            push(part)
         after = before if incremental else None
-        if rows.num_rows and view.created_timestamp:
-            newest = max(value for value in rows.column("created_timestamp").to_pylist() if value is not None)
-            newest_text = newest.isoformat(timespec="microseconds")
-            after = newest_text if after is None or newest_text > after else after
-        table = online_table(self.registry, view)
-        written = stale = 0
-        rejected = []
-        # in slices, so a view of millions of keys never becomes millions of Python dicts at once
-        for piece in rows.to_batches(max_chunksize=ROWS_PER_WRITE):
-            report = self.online.write(table, piece.to_pylist(), should_stop=should_stop, on_batch=on_batch,
-                                       force=force)
-            written, stale = written + report.written, stale + report.skipped_stale
-            rejected += [r.as_dict() for r in report.rejected]
+        if newest and view.created_timestamp:
+            after = max(newest) if after is None or max(newest) > after else after
+        rows_read, written, stale = counts["read"], counts["written"], counts["stale"]
         mode = "incremental" if incremental else "full"
-        result = SyncResult(view.name, mode, reason, rows.num_rows, written, stale, rejected, before, after,
+        result = SyncResult(view.name, mode, reason, rows_read, written, stale, rejected, before, after,
                             round(time.perf_counter() - started, 3))
         # every row written or set aside: only now does the watermark move (never backwards)
         new_state = {
             "watermark": after or "", "build_id": build_id, "source": self.source, "relation": view.relation_name,
             "last_sync_finished": datetime.now(timezone.utc).isoformat(), "last_mode": mode,
-            "rows_last_read": rows.num_rows,
-            "rows_last_pushed": written if rows.num_rows else state.get("rows_last_pushed", 0),
+            "rows_last_read": rows_read,
+            "rows_last_pushed": written if rows_read else state.get("rows_last_pushed", 0),
             "rejected_last_sync": len(rejected),
-            "rejected_examples": rejected[:REJECTED_KEPT] if rows.num_rows else state.get("rejected_examples", []),
+            "rejected_examples": rejected[:REJECTED_KEPT] if rows_read else state.get("rejected_examples", []),
         }
         if not self.online.put_state(key, new_state):
             log.info(json.dumps({"event": "watermark_kept", "view": view.name,

@@ -31,13 +31,14 @@ from .entity_frame import (
 )
 from .errors import FeatureStoreError
 from .registry import FeatureView, Registry
-from .warehouse import Warehouse, WarehouseError
+from .warehouse import Warehouse, WarehouseError, engine_class
 
 ENTITY_RELATION = "_fs_entities"
 MATCH_PREFIX = "_fs_match_"
 KNOWN_PREFIX = "_fs_known_"  # replay: the time each view's versions must have been known by
 EVENT_PREFIX = "_fs_event_"  # event_times: the matched row's event time, output as <view>__event_timestamp
 MANIFEST_KEY = "featurestore.manifest"  # what produced an exported training set, in its Parquet metadata
+MANIFEST_FILE = "_featurestore_manifest.json"  # the same, beside the files of an export directory
 STRATEGIES = ("auto", "interval", "asof")
 # DuckDB: entity rows x rows per key above this multiple of (entity rows + feature rows) and
 # the ASOF join beats the interval join (see _strategy_for and benchmarks/bench_training.py).
@@ -465,11 +466,50 @@ class RetrievalJob:
         `featurestore replay` reproduces it from) travel inside the file's metadata (keys
         `featurestore.stats` and `featurestore.manifest`), so file and stats can never disagree."""
         target = Path(path)
+        if engine_class(self.dialect).exports_parquet_directories and self._table is None:
+            return self._to_parquet_directory(target)
         if target.is_dir():
             raise FeatureStoreError(f"--out {target} is a directory; give a file name, e.g. {target / 'train.parquet'}.")
         columns = {f"{r.view.name}:{name}": output for r in self.requests for name, output in r.features}
         _write_atomically(target, lambda temporary: self._export(
             lambda schema, batches: self._write_parquet(temporary, schema, batches, columns if save_stats else None)))
+        return target
+
+    def _to_parquet_directory(self, target: Path) -> Path:
+        """On an engine with executors (Spark): the executors write the rows, in the entity
+        frame's order, as a directory of Parquet files (part-00000 first); nothing is collected on
+        the driver. Written to a temporary directory beside `target`, then renamed into place (an
+        existing export directory is replaced only once the new one is complete). The manifest is
+        `_featurestore_manifest.json` inside it; its content hash is empty and no fingerprint is
+        computed (they would need the rows on the driver)."""
+        import json
+        import shutil
+
+        import pyarrow.parquet as pq
+
+        if target.is_file():
+            raise FeatureStoreError(f"--out {target} is a file; on this engine an export is a directory of Parquet files.")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FeatureStoreError(f"Cannot create the folder of {target}: {exc}") from None
+        temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        temporary.rmdir()  # the engine creates it
+        try:
+            self._run(lambda warehouse, query: warehouse.write_parquet(query, str(temporary)),
+                      match_columns=False, ordered=True)
+            rows = sum(pq.ParquetFile(part).metadata.num_rows for part in sorted(temporary.glob("*.parquet")))
+            (temporary / MANIFEST_FILE).write_text(json.dumps(self.manifest(rows, ""), default=str, indent=1))
+            previous = target.with_name(f".{target.name}.previous") if target.exists() else None
+            if previous is not None:
+                os.replace(target, previous)
+            os.replace(temporary, target)
+            if previous is not None:
+                shutil.rmtree(previous, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        self.content_sha256 = ""
         return target
 
     def _write_parquet(self, path: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch],

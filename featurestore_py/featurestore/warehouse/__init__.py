@@ -50,6 +50,17 @@ class Warehouse(ABC):
         table = self.fetch_arrow(sql, parameters)
         return table.schema, iter(table.to_batches())
 
+    # True: read_parts streams from the engine while the caller works (Spark: partition by
+    # partition); False: read_parts gives the whole result at once, so the caller can close the
+    # connection (and a DuckDB file's read lock) before slow work such as writing online.
+    reads_in_parts = False
+    # True: exports are written by the engine as a directory of Parquet files (write_parquet)
+    exports_parquet_directories = False
+
+    def read_parts(self, sql: str, parameters: Sequence[Any] = ()) -> Iterator[pa.Table]:
+        """The result as a sequence of Arrow tables (see reads_in_parts)."""
+        yield self.fetch_arrow(sql, parameters)
+
     @abstractmethod
     def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]: ...
 
@@ -138,6 +149,14 @@ def _engine(target: Mapping[str, Any]) -> tuple[str, str, str]:
             f"dbt target '{target.get('target_name')}' is of type '{kind}'; featurestore supports "
             f"{', '.join(ENGINES)}.")
     return ENGINES[kind]
+
+
+def engine_class(dialect: str) -> type[Warehouse]:
+    """The Warehouse class of a template dialect (for what an engine can do, without connecting)."""
+    for module, name, engine_dialect in ENGINES.values():
+        if engine_dialect == dialect:
+            return getattr(import_module(f".{module}", __package__), name)
+    raise FeatureStoreError(f"featurestore has no engine for the dialect '{dialect}'.")
 
 
 def dialect_of(target: Mapping[str, Any]) -> str:

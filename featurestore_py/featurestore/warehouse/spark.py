@@ -141,10 +141,35 @@ class SparkWarehouse(Warehouse):
         table = self.fetch_arrow(sql, parameters)
         return table.schema, iter(table.to_batches())
 
+    reads_in_parts = True
+    exports_parquet_directories = True
+    PART_ROWS = 65_536
+
+    def read_parts(self, sql: str, parameters: Sequence[Any] = ()) -> Iterator[pa.Table]:
+        """The result a Spark partition at a time (toLocalIterator), in Arrow tables of at most
+        PART_ROWS rows: the driver never holds more than one partition of it."""
+        with _engine_errors():
+            frame = self._sql(sql, parameters)
+            schema = _naive_utc(frame.limit(0).toArrow()).schema
+            rows = frame.toLocalIterator(prefetchPartitions=False)
+        while True:
+            with _engine_errors():
+                chunk = [tuple(row) for _, row in zip(range(self.PART_ROWS), rows)]
+            if not chunk:
+                return
+            yield pa.Table.from_arrays([pa.array(column, type=field.type) for column, field in zip(zip(*chunk), schema)],
+                                       schema=schema)
+
     def write_parquet(self, sql: str, directory: str, parameters: Sequence[Any] = ()) -> None:
         """The result written as a directory of Parquet files by the executors, never collected."""
-        with _engine_errors():
-            self._sql(sql, parameters).write.mode("error").parquet(directory)
+        conf = self.session.conf
+        before = conf.get("spark.sql.parquet.outputTimestampType", "INT96")
+        conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")  # not INT96: UTC microseconds, as our files
+        try:
+            with _engine_errors():
+                self._sql(sql, parameters).write.mode("error").parquet(directory)
+        finally:
+            conf.set("spark.sql.parquet.outputTimestampType", before)
 
     def load_arrow(self, table: str, data: pa.Table, *, temporary: bool = False) -> None:
         with _engine_errors():
