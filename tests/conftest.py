@@ -67,6 +67,19 @@ def project_env(project_dir: Path, target: str | None = None, **extra: str) -> D
     return DbtProject.at(project_dir, target, {"FEATURESTORE_DUCKDB_PATH": str(duckdb_path(project_dir)), **extra})
 
 
+# Files that compare engines share one worker under pytest-xdist (`make test` runs two), so the
+# Spark session (one JVM, minutes of set-up) and the PostgreSQL demo are built once.
+SHARED_WORKER = {"test_postgres.py": "engines", "test_spark.py": "engines"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test file is one unit of work for pytest-xdist's loadgroup: its module-scoped
+    fixtures are built once, on one worker."""
+    for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group(SHARED_WORKER.get(name, name)))
+
+
 @pytest.fixture(scope="session")
 def demo_project(tmp_path_factory) -> Path:
     """The demo project on deterministic synthetic Jaffle Shop data, `dbt build` run once."""

@@ -268,6 +268,14 @@ def export(
         else:
             typer.echo(plan.as_text(), nl=False)
         return
+    if job.exports_directory:  # Spark: the executors write the files; nothing comes to this process
+        with err_console.status(f"Point-in-time join, written by the engine to {out}…"):
+            path = job.to_parquet(out)
+        if as_json:
+            typer.echo(json.dumps({"out": str(path), "rows": job.rows_written}, indent=2))
+        else:
+            console.print(f"[bold green]wrote[/] {path}/ (Parquet files): {job.rows_written:,} rows", highlight=False)
+        return
     with err_console.status("Point-in-time join in the warehouse…"):
         job.to_arrow()
     with err_console.status(f"Writing {out}…"):

@@ -466,7 +466,7 @@ class RetrievalJob:
         `featurestore replay` reproduces it from) travel inside the file's metadata (keys
         `featurestore.stats` and `featurestore.manifest`), so file and stats can never disagree."""
         target = Path(path)
-        if engine_class(self.dialect).exports_parquet_directories and self._table is None:
+        if self.exports_directory and self._table is None:
             return self._to_parquet_directory(target)
         if target.is_dir():
             raise FeatureStoreError(f"--out {target} is a directory; give a file name, e.g. {target / 'train.parquet'}.")
@@ -474,6 +474,12 @@ class RetrievalJob:
         _write_atomically(target, lambda temporary: self._export(
             lambda schema, batches: self._write_parquet(temporary, schema, batches, columns if save_stats else None)))
         return target
+
+    @property
+    def exports_directory(self) -> bool:
+        """Whether to_parquet writes a directory from the engine's executors (Spark) rather than
+        one file through this process."""
+        return engine_class(self.dialect).exports_parquet_directories
 
     def _to_parquet_directory(self, target: Path) -> Path:
         """On an engine with executors (Spark): the executors write the rows, in the entity
@@ -500,6 +506,7 @@ class RetrievalJob:
                       match_columns=False, ordered=True)
             rows = sum(pq.ParquetFile(part).metadata.num_rows for part in sorted(temporary.glob("*.parquet")))
             (temporary / MANIFEST_FILE).write_text(json.dumps(self.manifest(rows, ""), default=str, indent=1))
+            self.rows_written = rows
             previous = target.with_name(f".{target.name}.previous") if target.exists() else None
             if previous is not None:
                 os.replace(target, previous)

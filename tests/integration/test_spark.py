@@ -110,3 +110,24 @@ def test_the_python_side_runs_in_spark(demo_on_spark, moto_server, tmp_path):
     assert all(entry["rows"] > 0 for entry in stats)
     audit = store.audit("customer_features", sample=20)
     assert audit["keys"] == 20 and audit["mismatches"] == []
+
+
+@pytest.mark.parametrize("query", [
+    "select 1 as k; drop table demo.customer_features",
+    "insert into demo.churn_labels select * from demo.churn_labels",
+    "create table demo.x as select 1 as k",
+    "drop table demo.customer_features",
+    "with x as (select 1 as k) insert into demo.churn_labels select * from x",
+    "select * from parquet.`/etc`",
+    "set spark.sql.ansi.enabled = false",
+    "",
+])
+def test_an_entity_query_that_is_not_one_read_only_select_is_refused_on_spark(demo_on_spark, query):
+    from featurestore.errors import FeatureStoreError
+
+    with pytest.raises(FeatureStoreError) as caught:
+        demo_on_spark.get_historical_features(query, feature_service="churn_model").to_arrow()
+    assert "entity" in str(caught.value).lower()
+    with demo_on_spark.connect() as warehouse:  # nothing was written or dropped
+        assert warehouse.fetch_all("select count(*) from demo.customer_features")[0][0] > 0
+        assert not warehouse.fetch_all("show tables in demo like 'x'")

@@ -1,0 +1,224 @@
+"""Spark against DuckDB on one machine, in the same run: the feature_view full build, an
+incremental build of 1% new rows, and a point-in-time export of N entity rows; the driver's
+memory as the view grows; local[1] against local[2].
+
+    .venv/bin/python benchmarks/bench_spark.py [--rows 10000000] [--keys 1000000] [--entities 1000000]
+        [--memory-rows 1000000,10000000] [--cores-rows 2000000] [--repeats 1]
+
+Each measurement runs in its own process (`worker`), so a JVM's start and a process's peak
+memory are its own. Times: the model's execution_time from dbt's run_results.json (dbt's and
+the JVM's start-up not counted; reported apart as "dbt command"), and the export's wall time
+(entity rows from Arrow, point-in-time join, result written as Parquet: one file on DuckDB,
+a directory written by the executors on Spark). Memory: the Python process's peak RSS (what
+a collect on the driver would grow) and, on Spark, the JVM's (driver and, in local mode, the
+executors; capped by spark.driver.memory), read after the export and a sync-style read of
+every current row, partition by partition, which writes nowhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+YEAR_SECONDS = 365 * 86400
+
+
+def _generate_sql(engine: str, rows: int, keys: int) -> list[str]:
+    """The events table: `rows` rows over `keys` keys across a year (the same shape on both)."""
+    if engine == "duckdb":
+        return [f"""create or replace table main.events as
+            select i % {keys} as entity_id,
+                   timestamp '2024-01-01' + to_seconds(hash(i, 1) % {YEAR_SECONDS}) as ev,
+                   timestamp '2024-01-01' + to_seconds(hash(i, 1) % {YEAR_SECONDS}) + interval 1 hour as created,
+                   (hash(i, 2) % 100000) / 100.0 as f_double, cast(hash(i, 3) % 1000 as bigint) as f_int,
+                   'v' || (hash(i, 4) % 50) as f_str
+            from range({rows}) as t(i)"""]
+    return ["create schema if not exists bench", "drop table if exists bench.events", f"""
+        create table bench.events using parquet as
+        select id % {keys} as entity_id,
+               timestamp '2024-01-01' + make_dt_interval(0, 0, 0, pmod(hash(id, 1), {YEAR_SECONDS})) as ev,
+               timestamp '2024-01-01' + make_dt_interval(0, 0, 0, pmod(hash(id, 1), {YEAR_SECONDS})) + interval 1 hour as created,
+               cast(pmod(hash(id, 2), 100000) / 100.0 as double) as f_double, cast(pmod(hash(id, 3), 1000) as bigint) as f_int,
+               concat('v', pmod(hash(id, 4), 50)) as f_str
+        from range({rows})"""]
+
+
+def _batch_sql(engine: str, rows: int, keys: int) -> str:
+    """1% new rows, loaded a day after everything before: 80% newer than every event, 20% late."""
+    if engine == "duckdb":
+        return f"""insert into main.events
+            with loaded as (select max(created) as at from main.events)
+            select hash(j, 10) % {keys}, case when j % 5 < 4 then loaded.at + to_seconds(j % 86400)
+                   else timestamp '2024-01-01' + to_seconds(hash(j, 20) % {YEAR_SECONDS}) end,
+                   loaded.at + interval 1 day, (hash(j, 30) % 100000) / 100.0, cast(hash(j, 31) % 1000 as bigint),
+                   'n' || (hash(j, 32) % 50)
+            from range({rows}) as t(j), loaded"""
+    return f"""insert into bench.events
+        select pmod(hash(id, 10), {keys}), case when id % 5 < 4 then loaded.at + make_dt_interval(0, 0, 0, id % 86400)
+               else timestamp '2024-01-01' + make_dt_interval(0, 0, 0, pmod(hash(id, 20), {YEAR_SECONDS})) end,
+               loaded.at + interval 1 day, cast(pmod(hash(id, 30), 100000) / 100.0 as double),
+               cast(pmod(hash(id, 31), 1000) as bigint), concat('n', pmod(hash(id, 32), 50))
+        from range({rows}) cross join (select max(created) as at from bench.events) as loaded"""
+
+
+def _entities(count: int, keys: int):
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(7)
+    seconds = rng.integers(0, YEAR_SECONDS, count)
+    return pa.table({"entity_id": pa.array(rng.integers(0, keys, count), pa.int64()),
+                     "event_timestamp": pa.array(np.datetime64("2024-01-01") + seconds.astype("timedelta64[s]"))
+                     .cast(pa.timestamp("us"))})
+
+
+def _model_seconds(project_dir: Path) -> float:
+    results = json.loads((project_dir / "target" / "run_results.json").read_text())
+    return next(r["execution_time"] for r in results["results"] if r["unique_id"].endswith(".bench_view"))
+
+
+def worker(args) -> dict:
+    """One engine at one size, in this process: build, incremental, export, partitioned read."""
+    from featurestore import FeatureStore
+    from featurestore.dbt import DbtProject
+
+    work = Path(tempfile.mkdtemp(prefix=f"bench-spark-{args.engine}-"))
+    project_dir = work / "project"
+    shutil.copytree(HERE / "snapshot_project", project_dir)
+    shutil.copy2(REPO / "tests" / "fixtures" / "profiles.yml", project_dir / "profiles.yml")
+    (project_dir / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
+    schema = "main" if args.engine == "duckdb" else "bench"
+    (project_dir / "models" / "schema.yml").write_text(
+        (project_dir / "models" / "schema.yml").read_text().replace("schema: main", f"schema: {schema}"))
+    env = {"FEATURESTORE_DUCKDB_PATH": str(work / "bench.duckdb"), "FEATURESTORE_SPARK_DIR": str(work / "spark"),
+           "FEATURESTORE_SPARK_SCHEMA": schema, "FEATURESTORE_SPARK_MASTER": args.master,
+           "FEATURESTORE_SPARK_PARTITIONS": str(args.partitions), "FEATURESTORE_SPARK_DRIVER_MEMORY": "6g"}
+    target = None if args.engine == "duckdb" else "spark"
+    dbt = DbtProject.at(project_dir, target, env)
+    dbt.run("deps", "--quiet")
+    if args.engine == "duckdb":
+        import duckdb
+
+        with duckdb.connect(env["FEATURESTORE_DUCKDB_PATH"]) as con:
+            for statement in _generate_sql("duckdb", args.rows, args.keys):
+                con.execute(statement)
+    result: dict = {"engine": args.engine, "master": args.master if args.engine == "spark" else "-", "rows": args.rows}
+    started = time.perf_counter()
+    if args.engine == "spark":  # the session starts here; dbt (in this process) shares it
+        store = FeatureStore(project_dir, target, env=env, strict=False)
+        with store.connect(read_only=False) as warehouse:
+            result["session start s"] = time.perf_counter() - started
+            for statement in _generate_sql("spark", args.rows, args.keys):
+                warehouse.execute(statement)
+    started = time.perf_counter()
+    dbt.run("build", "--select", "bench_view", "--quiet")
+    result["dbt command s"] = time.perf_counter() - started
+    result["full build s"] = _model_seconds(project_dir)
+    store = FeatureStore(project_dir, target, env=env)
+    with store.connect(read_only=False) as warehouse:
+        warehouse.execute(_batch_sql(args.engine, args.rows // 100, args.keys))
+    dbt.run("run", "--select", "bench_view", "--quiet")
+    result["incremental s"] = _model_seconds(project_dir)
+    entities = _entities(args.entities, args.keys)
+    started = time.perf_counter()
+    job = store.get_historical_features(entities, ["bench_view:f_double", "bench_view:f_int", "bench_view:f_str"])
+    job.to_parquet(work / ("export" if args.engine == "spark" else "export.parquet"))
+    result["export s"] = time.perf_counter() - started
+    started, read = time.perf_counter(), 0
+    view = store.registry.view("bench_view")
+    with store.connect() as warehouse:  # what sync reads, without the online writes
+        for part in warehouse.read_parts(warehouse.render(
+                "current_rows", relation=view.relation_name, join_keys=["entity_id"], event="ev", created="created",
+                features=["f_double", "f_int", "f_str"], after_watermark=False)):
+            read += part.num_rows
+    result["current rows read"] = read
+    result["current rows read s"] = time.perf_counter() - started
+    result["python peak MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.engine == "spark":
+        from pyspark.sql import SparkSession
+
+        SparkSession.getActiveSession().stop()
+        time.sleep(1)
+        result["jvm peak MB"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def run_worker(engine: str, rows: int, keys: int, entities: int, master: str, partitions: int) -> dict:
+    command = [sys.executable, __file__, "worker", "--engine", engine, "--rows", str(rows), "--keys", str(keys),
+               "--entities", str(entities), "--master", master, "--partitions", str(partitions)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+    if done.returncode:
+        raise SystemExit(f"worker failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _median(runs: list[dict]) -> dict:
+    return {key: (statistics.median(r[key] for r in runs) if isinstance(runs[0][key], (int, float)) else runs[0][key])
+            for key in runs[0]}
+
+
+def _table(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}")
+    keys = [k for k in rows[0] if k not in ("engine", "master", "rows")]
+    print(f"  {'engine':<8} {'master':<9} {'rows':>11} " + " ".join(f"{k:>20}" for k in keys))
+    for row in rows:
+        print(f"  {row['engine']:<8} {row['master']:<9} {row['rows']:>11,} "
+              + " ".join(f"{row.get(k, float('nan')):>20.2f}" for k in keys))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    one = sub.add_parser("worker")
+    one.add_argument("--engine", choices=["duckdb", "spark"], required=True)
+    one.add_argument("--master", default="local[2]")
+    one.add_argument("--partitions", type=int, default=8)
+    for p in (parser, one):
+        p.add_argument("--rows", type=int, default=10_000_000)
+        p.add_argument("--keys", type=int, default=1_000_000)
+        p.add_argument("--entities", type=int, default=1_000_000)
+    parser.add_argument("--memory-rows", default="1000000,10000000")
+    parser.add_argument("--cores-rows", type=int, default=2_000_000)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--partitions", type=int, default=8)
+    args = parser.parse_args()
+    if args.command == "worker":
+        print(json.dumps(worker(args)))
+        return
+
+    print(f"{os.cpu_count()} cores; view of {args.rows:,} rows over {args.keys:,} keys; {args.entities:,} entity rows")
+    runs = {engine: [run_worker(engine, args.rows, args.keys, args.entities, "local[2]", args.partitions)
+                     for _ in range(args.repeats)] for engine in ("duckdb", "spark")}
+    duck, spark = _median(runs["duckdb"]), _median(runs["spark"])
+    _table("Spark against DuckDB (medians)", [duck, spark])
+    for key in ("full build s", "incremental s", "export s"):
+        print(f"  {key}: Spark / DuckDB = {spark[key] / duck[key]:.1f}x")
+    print(f"  incremental / full: DuckDB {duck['incremental s'] / duck['full build s']:.2f}, "
+          f"Spark {spark['incremental s'] / spark['full build s']:.2f}")
+
+    sizes = [int(size) for size in args.memory_rows.split(",")]
+    memory = [spark if size == args.rows and args.keys == max(1, size // 10) else
+              run_worker("spark", size, max(1, size // 10), args.entities, "local[2]", args.partitions) for size in sizes]
+    _table("Driver memory as the view grows (Spark, local[2])", memory)
+
+    cores = [run_worker("spark", args.cores_rows, max(1, args.cores_rows // 10), args.entities // 2, master,
+                        args.partitions) for master in ("local[1]", "local[2]")]
+    _table("local[1] against local[2] (Spark)", cores)
+    for key in ("full build s", "incremental s", "export s"):
+        print(f"  {key}: local[1] / local[2] = {cores[0][key] / cores[1][key]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
