@@ -52,12 +52,12 @@ demo: build
 	echo "the same over HTTP: (cd $(DEMO) && $(BIN)/featurestore serve &) then"; \
 	echo "curl -s localhost:6566/get-online-features -H 'content-type: application/json' -d '{\"feature_service\": \"churn_model\", \"entities\": {\"customer_id\": [\"$${row% *}\"], \"store_id\": [\"$${row#* }\"]}}'"
 
-# Fast tier first (no dbt, no server), then the integration tier on two workers (a test file
-# stays on one worker with its module fixtures; the engine comparisons share one; see conftest).
+# Fast tier first (no dbt, no server), then the integration tier on two workers (pytest-xdist;
+# a test file stays on one worker with its module fixtures).
 test: venv
 	@start=$$(date +%s%N); $(BIN)/pytest -q -p no:cacheprovider tests/unit || exit $$?; \
 	echo "unit tier: $$(( ($$(date +%s%N) - start) / 1000000 )) ms"
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup tests/integration
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/integration
 
 unit: venv
 	$(BIN)/pytest -q tests/unit

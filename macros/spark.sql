@@ -85,6 +85,12 @@
     {%- set stage = api.Relation.create(database=target_relation.database, schema=target_relation.schema,
                                         identifier=target_relation.identifier ~ '__fs_stage', type='table') -%}
     {{ drop_relation_if_exists(stage) }}
+    {#- a marker while buckets are being replaced: a run killed in between leaves it, and the next
+        run rebuilds from scratch instead of trusting a table whose buckets may be of two runs -#}
+    {%- set marker = featurestore.swap_marker_relation(target_relation) -%}
+    {% call statement('swap_marker') -%}
+        create table if not exists {{ marker }} using parquet as select 1 as swapping
+    {%- endcall %}
     {#- the touched buckets, whole: their rows the batch did not change, and the recomputed ones -#}
     {% call statement('stage_buckets') -%}
         create table {{ stage }} using parquet as
@@ -109,6 +115,7 @@
         set spark.sql.sources.partitionOverwriteMode = static
     {%- endcall %}
     {{ drop_relation_if_exists(stage) }}
+    {{ drop_relation_if_exists(marker) }}
 {% endmacro %}
 
 

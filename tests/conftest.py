@@ -67,19 +67,6 @@ def project_env(project_dir: Path, target: str | None = None, **extra: str) -> D
     return DbtProject.at(project_dir, target, {"FEATURESTORE_DUCKDB_PATH": str(duckdb_path(project_dir)), **extra})
 
 
-# Files that compare engines share one worker under pytest-xdist (`make test` runs two), so the
-# Spark session (one JVM, minutes of set-up) and the PostgreSQL demo are built once.
-SHARED_WORKER = {"test_postgres.py": "engines", "test_spark.py": "engines"}
-
-
-def pytest_collection_modifyitems(config, items):
-    """Every test file is one unit of work for pytest-xdist's loadgroup: its module-scoped
-    fixtures are built once, on one worker."""
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group(SHARED_WORKER.get(name, name)))
-
-
 @pytest.fixture(scope="session")
 def demo_project(tmp_path_factory) -> Path:
     """The demo project on deterministic synthetic Jaffle Shop data, `dbt build` run once."""
@@ -125,6 +112,22 @@ def spark_dir(tmp_path_factory):
     session = SparkSession.getActiveSession()
     if session is not None:
         session.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_on_postgres(tmp_path_factory, postgres_server):
+    """The demo on PostgreSQL, on the same rows as demo_project (schema `demo`): its tables."""
+    from featurestore import FeatureStore
+    from jaffle_data import load_raw
+    from test_postgres import PostgresTables
+
+    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("pgdemo") / "project")
+    write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)  # the same rows as demo_project
+    env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo"}
+    store = FeatureStore(project_dir, "postgres", env=env, strict=False)
+    load_raw(store, project_dir / "data" / "raw")
+    project_env(project_dir, "postgres", **env).run("build", "--quiet")
+    return PostgresTables(postgres_server, "demo")
 
 
 @pytest.fixture(scope="session")

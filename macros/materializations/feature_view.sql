@@ -120,6 +120,14 @@
 {% endmacro %}
 
 
+{% macro swap_marker_relation(relation) %}
+    {#- Exists only while an incremental run replaces rows without a transaction (Spark's
+        bucket overwrite); found by a later run, it forces a full rebuild. -#}
+    {{ return(api.Relation.create(database=relation.database, schema=relation.schema,
+                                  identifier=relation.identifier ~ '__fs_swapping', type='table')) }}
+{% endmacro %}
+
+
 {% macro build_relation(relation) %}
     {#- Where a feature view records what its rows were computed from: one row with the hash of
         the model's compiled SQL, the id and time of the full build, and the last run. -#}
@@ -165,6 +173,10 @@
         {{ return(false) }}
     {%- endif -%}
     {%- set reasons = featurestore._schema_changes(existing_relation, model_schema) -%}
+    {%- set marker = featurestore.swap_marker_relation(existing_relation) -%}
+    {%- if adapter.get_relation(marker.database, marker.schema, marker.identifier) is not none -%}
+        {%- do reasons.append("an earlier incremental run was stopped while it replaced rows (" ~ marker.identifier ~ " is left)") -%}
+    {%- endif -%}
     {%- set recorded = none -%}
     {%- if adapter.get_relation(build_record.database, build_record.schema, build_record.identifier) is not none -%}
         {%- set result = run_query('select definition_hash from ' ~ build_record) -%}
@@ -279,6 +291,8 @@
         {{ adapter.rename_relation(existing_relation, backup) }}
     {%- endif -%}
     {{ adapter.rename_relation(intermediate, target_relation) }}
+    {%- set marker = featurestore.swap_marker_relation(target_relation) -%}
+    {{ drop_relation_if_exists(adapter.get_relation(marker.database, marker.schema, marker.identifier)) }}
 {% endmacro %}
 
 

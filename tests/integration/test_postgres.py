@@ -7,10 +7,7 @@ import duckdb
 import psycopg2
 import pytest
 
-from featurestore import FeatureStore
-from jaffle_data import JaffleSize, load_raw, write_raw_files
-
-from conftest import EXAMPLE, copy_project, duckdb_path, project_env
+from conftest import duckdb_path
 from test_snapshots import check_rolling, make_props_project, run_snapshot_properties
 
 COMPARED = {
@@ -47,17 +44,6 @@ class PostgresTables:
 
     def table_id(self, table: str):
         return self.fetch(f"select '{{schema}}.{table}'::regclass::oid")
-
-
-@pytest.fixture(scope="module")
-def demo_on_postgres(tmp_path_factory, postgres_server):
-    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("pgdemo") / "project")
-    write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)  # the same rows as demo_project
-    env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo"}
-    store = FeatureStore(project_dir, "postgres", env=env, strict=False)
-    load_raw(store, project_dir / "data" / "raw")
-    project_env(project_dir, "postgres", **env).run("build", "--quiet")
-    return PostgresTables(postgres_server, "demo")
 
 
 @pytest.mark.parametrize("table", sorted(COMPARED))
@@ -102,21 +88,3 @@ def test_point_in_time_matches_the_oracle_on_postgres(tmp_path_factory, postgres
         assert_matches_oracle(job.to_arrow(), oracles.point_in_time(cases, knowledge_guard=guard))
     with pytest.raises(Exception, match="Join key 'place_id'.*string"):
         store.get_historical_features(frame.assign(place_id=frame.place_id.astype(str)), ["place_features:size"]).to_arrow()
-
-
-def test_churn_training_set_identical_on_duckdb_postgres_and_spark(demo_project, demo_on_postgres, postgres_server,
-                                                                  demo_on_spark):
-    """The demo's churn training set (the same raw rows built on each engine) is the same rows,
-    values and types on DuckDB, PostgreSQL and Spark."""
-    duck = FeatureStore(demo_project)
-    with duck.connect() as warehouse:
-        labels = warehouse.fetch_arrow("select * from main.churn_labels order by customer_id, label_ts").to_pandas()
-    on_duckdb = duck.get_historical_features(labels, feature_service="churn_model", timestamp_column="label_ts").to_arrow()
-    pg = FeatureStore(demo_project, "postgres", env={**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo"})
-    on_postgres = pg.get_historical_features(labels, feature_service="churn_model", timestamp_column="label_ts").to_arrow()
-    on_spark = demo_on_spark.get_historical_features(labels, feature_service="churn_model",
-                                                     timestamp_column="label_ts").to_arrow()
-    assert on_duckdb.num_rows > 100
-    assert on_postgres.to_pylist() == on_duckdb.to_pylist()
-    assert on_spark.to_pylist() == on_duckdb.to_pylist()
-    assert on_spark.schema == on_duckdb.schema
