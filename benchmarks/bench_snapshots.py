@@ -72,6 +72,10 @@ def add_batch(con, batch: int, rows: int, keys: int) -> None:
 # (after dbt's /* comment */) and what it names; the first match wins
 STATEMENT_PHASES = (
     (("delete",), "", "delete affected rows"),
+    (("create",), "__fs_stage", "stage the touched buckets (Spark)"),
+    (("insert",), "partition (_fs_bucket)", "overwrite the touched buckets (Spark)"),
+    (("cache",), "", "compute a cached batch relation (Spark)"),
+    (("create", "drop"), "__fs_swapping", "swap marker (Spark)"),
     (("insert",), "__rejected", "rejected rows"),
     (("insert",), "", "insert recomputed rows"),
     (("create",), "__fs_recomputed", "recompute touched keys (rank versions + intervals)"),

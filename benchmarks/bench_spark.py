@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_snapshots import statement_phases  # noqa: E402  (the time per materialization statement)
 REPO = HERE.parent
 YEAR_SECONDS = 365 * 86400
 
@@ -128,8 +130,11 @@ def worker(args) -> dict:
     store = FeatureStore(project_dir, target, env=env)
     with store.connect(read_only=False) as warehouse:
         warehouse.execute(_batch_sql(args.engine, args.rows // 100, args.keys))
-    dbt.run("run", "--select", "bench_view", "--quiet")
+    log = project_dir / "logs" / "dbt.log"
+    log.unlink(missing_ok=True)
+    dbt.run("run", "--select", "bench_view", "--quiet", "--log-level-file", "debug")
     result["incremental s"] = _model_seconds(project_dir)
+    phases = statement_phases(log.read_text())
     entities = _entities(args.entities, args.keys)
     started = time.perf_counter()
     job = store.get_historical_features(entities, ["bench_view:f_double", "bench_view:f_int", "bench_view:f_str"])
@@ -145,13 +150,13 @@ def worker(args) -> dict:
     result["current rows read"] = read
     result["current rows read s"] = time.perf_counter() - started
     result["python peak MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if args.engine == "spark":
-        from pyspark.sql import SparkSession
+    if args.engine == "spark":  # the JVM's high-water mark (driver; in local mode the executors too)
+        from pyspark import SparkContext
 
-        SparkSession.getActiveSession().stop()
-        time.sleep(1)
-        result["jvm peak MB"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        status = Path(f"/proc/{SparkContext._gateway.proc.pid}/status").read_text()
+        result["jvm peak MB"] = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
     shutil.rmtree(work, ignore_errors=True)
+    result["incremental phases"] = phases
     return result
 
 
@@ -171,7 +176,7 @@ def _median(runs: list[dict]) -> dict:
 
 def _table(title: str, rows: list[dict]) -> None:
     print(f"\n{title}")
-    keys = [k for k in rows[0] if k not in ("engine", "master", "rows")]
+    keys = [k for k in rows[0] if k not in ("engine", "master", "rows", "incremental phases")]
     print(f"  {'engine':<8} {'master':<9} {'rows':>11} " + " ".join(f"{k:>20}" for k in keys))
     for row in rows:
         print(f"  {row['engine']:<8} {row['master']:<9} {row['rows']:>11,} "
@@ -207,6 +212,10 @@ def main() -> None:
         print(f"  {key}: Spark / DuckDB = {spark[key] / duck[key]:.1f}x")
     print(f"  incremental / full: DuckDB {duck['incremental s'] / duck['full build s']:.2f}, "
           f"Spark {spark['incremental s'] / spark['full build s']:.2f}")
+    for run in (runs["duckdb"][0], runs["spark"][0]):
+        print(f"  where the incremental run's time goes, {run['engine']} (s per statement kind):")
+        for name, seconds in sorted(run["incremental phases"].items(), key=lambda item: -item[1]):
+            print(f"    {name:<52} {seconds:8.3f}")
 
     sizes = [int(size) for size in args.memory_rows.split(",")]
     memory = [spark if size == args.rows and args.keys == max(1, size // 10) else
