@@ -123,6 +123,11 @@ def test_the_python_side_runs_in_spark(demo_on_spark, moto_server, tmp_path):
     assert all(entry["rows"] > 0 for entry in stats)
     audit = store.audit("customer_features", sample=20)
     assert audit["keys"] == 20 and audit["mismatches"] == []
+    with store.connect() as warehouse:
+        first, last = warehouse.fetch_all("select min(feature_ts), max(feature_ts) from demo.customer_features")[0]
+    middle = first + (last - first) / 2
+    drift = store.drift("customer_features", reference=(first, middle), current=(middle, last))
+    assert drift and not any(result.no_data for result in drift)
 
 
 @pytest.mark.parametrize("query", [

@@ -112,19 +112,16 @@ class Warehouse(ABC):
         """Statements inside run all-or-nothing: committed together or rolled back (also on Ctrl-C).
         read_only: the engine refuses writes inside (where it can tell; DuckDB readers are
         read-only connections already)."""
-        self._begin(read_only)
+        self.execute(self.piece("begin", read_only))
         try:
             yield self
         except BaseException:
             try:
-                self.execute("rollback")
+                self.execute(self.piece("rollback"))
             except Exception:  # a broken connection rolls back by itself
                 pass
             raise
-        self.execute("commit")
-
-    def _begin(self, read_only: bool) -> None:
-        self.execute("begin transaction")
+        self.execute(self.piece("commit"))
 
     def __enter__(self):
         return self
@@ -151,11 +148,16 @@ def _engine(target: Mapping[str, Any]) -> tuple[str, str, str]:
     return ENGINES[kind]
 
 
+def _load(engine: tuple[str, str, str]) -> type[Warehouse]:
+    module, name, _ = engine
+    return getattr(import_module(f".{module}", __package__), name)
+
+
 def engine_class(dialect: str) -> type[Warehouse]:
     """The Warehouse class of a template dialect (for what an engine can do, without connecting)."""
-    for module, name, engine_dialect in ENGINES.values():
-        if engine_dialect == dialect:
-            return getattr(import_module(f".{module}", __package__), name)
+    for engine in ENGINES.values():
+        if engine[2] == dialect:
+            return _load(engine)
     raise FeatureStoreError(f"featurestore has no engine for the dialect '{dialect}'.")
 
 
@@ -167,8 +169,7 @@ def dialect_of(target: Mapping[str, Any]) -> str:
 def identity_of(target: Mapping[str, Any], base_dir: str | os.PathLike | None = None) -> str:
     """What tells one warehouse from another (secrets left out): the DuckDB file, the server and
     database, or the Spark metastore. The sync state is kept per identity."""
-    module, name, _ = _engine(target)
-    return getattr(import_module(f".{module}", __package__), name).identity(target, Path(base_dir or "."))
+    return _load(_engine(target)).identity(target, Path(base_dir or "."))
 
 
 def connect(target: Mapping[str, Any], base_dir: str | os.PathLike | None = None, *, read_only: bool = True,
@@ -179,7 +180,6 @@ def connect(target: Mapping[str, Any], base_dir: str | os.PathLike | None = None
     whether queries may read files through the engine (off: a user's query cannot read the host's
     files). Relative paths in the target resolve against base_dir (the dbt project).
     """
-    module, name, _ = _engine(target)
-    engine = getattr(import_module(f".{module}", __package__), name)
+    engine = _load(_engine(target))
     return engine(target, Path(base_dir or "."), read_only=read_only, allow_file_access=allow_file_access,
                   lock_timeout=lock_timeout)

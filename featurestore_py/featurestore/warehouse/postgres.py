@@ -134,14 +134,15 @@ class PostgresWarehouse(Warehouse):
                 arrays[column.name] = pa.array(list(values), type=pa.decimal128(38, 9) if kind == "decimal" else kind)
         return pa.table(arrays)
 
-    def _column_definitions(self, schema: pa.Schema) -> str:
+    def _column_definitions(self, schema: pa.Schema) -> list[tuple[str, str]]:
+        """(quoted name, PostgreSQL type) per column of an Arrow schema."""
         columns = []
         for field in schema:
             pg_type = next((name for test, name in _PG_TYPES if test(field.type)), None)
             if pg_type is None:
                 raise FeatureStoreError(f"Column '{field.name}' has type {field.type}, which cannot be loaded into PostgreSQL.")
-            columns.append(f"{self.quote(field.name)} {pg_type}")
-        return ", ".join(columns)
+            columns.append((self.quote(field.name), pg_type))
+        return columns
 
     def load_arrow(self, table: str, data: pa.Table, *, temporary: bool = False) -> None:
         self.execute(self.piece("drop_table", table))
@@ -160,9 +161,9 @@ class PostgresWarehouse(Warehouse):
     def user_query_load_statements(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
                                    schema: pa.Schema | None = None) -> list[str]:
         body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
-        definitions = self._column_definitions(schema) if schema is not None else "<the query's columns>"
+        definitions = self._column_definitions(schema) if schema is not None else [("<the query's columns>", "")]
         return [self.piece("drop_table", table), self.piece("create_columns", table, definitions, True),
-                "begin transaction read only", self.piece("insert_query", table, body), "commit"]
+                self.piece("begin", True), self.piece("insert_query", table, body), self.piece("commit")]
 
     def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
                         parameters: Sequence[Any] = ()) -> None:
@@ -176,9 +177,6 @@ class PostgresWarehouse(Warehouse):
         # a READ ONLY transaction may still insert into a temporary table
         with self.transaction(read_only=True):
             self.execute(insert, parameters)
-
-    def _begin(self, read_only: bool) -> None:
-        self.execute("begin transaction read only" if read_only else "begin transaction")
 
     def close(self) -> None:
         self.connection.close()
