@@ -57,17 +57,18 @@ def _generate_sql(engine: str, rows: int, keys: int) -> list[str]:
 
 
 def _batch_sql(engine: str, rows: int, keys: int) -> str:
-    """1% new rows, loaded a day after everything before: 80% newer than every event, 20% late."""
+    """New rows (1% by default) over min(rows, keys) keys, loaded a day after everything before:
+    80% newer than every event, 20% late."""
     if engine == "duckdb":
         return f"""insert into main.events
             with loaded as (select max(created) as at from main.events)
-            select hash(j, 10) % {keys}, case when j % 5 < 4 then loaded.at + to_seconds(j % 86400)
+            select hash(j, 10) % {min(rows, keys)}, case when j % 5 < 4 then loaded.at + to_seconds(j % 86400)
                    else timestamp '2024-01-01' + to_seconds(hash(j, 20) % {YEAR_SECONDS}) end,
                    loaded.at + interval 1 day, (hash(j, 30) % 100000) / 100.0, cast(hash(j, 31) % 1000 as bigint),
                    'n' || (hash(j, 32) % 50)
             from range({rows}) as t(j), loaded"""
     return f"""insert into bench.events
-        select pmod(hash(id, 10), {keys}), case when id % 5 < 4 then loaded.at + make_dt_interval(0, 0, 0, id % 86400)
+        select pmod(hash(id, 10), {min(rows, keys)}), case when id % 5 < 4 then loaded.at + make_dt_interval(0, 0, 0, id % 86400)
                else timestamp '2024-01-01' + make_dt_interval(0, 0, 0, pmod(hash(id, 20), {YEAR_SECONDS})) end,
                loaded.at + interval 1 day, cast(pmod(hash(id, 30), 100000) / 100.0 as double),
                cast(pmod(hash(id, 31), 1000) as bigint), concat('n', pmod(hash(id, 32), 50))
@@ -105,7 +106,8 @@ def worker(args) -> dict:
         (project_dir / "models" / "schema.yml").read_text().replace("schema: main", f"schema: {schema}"))
     env = {"FEATURESTORE_DUCKDB_PATH": str(work / "bench.duckdb"), "FEATURESTORE_SPARK_DIR": str(work / "spark"),
            "FEATURESTORE_SPARK_SCHEMA": schema, "FEATURESTORE_SPARK_MASTER": args.master,
-           "FEATURESTORE_SPARK_PARTITIONS": str(args.partitions), "FEATURESTORE_SPARK_DRIVER_MEMORY": "6g"}
+           "FEATURESTORE_SPARK_PARTITIONS": str(args.partitions), "FEATURESTORE_SPARK_DRIVER_MEMORY": "6g",
+           "BENCH_SNAPSHOT_BUCKETS": str(args.buckets)}
     target = None if args.engine == "duckdb" else "spark"
     dbt = DbtProject.at(project_dir, target, env)
     dbt.run("deps", "--quiet")
@@ -129,7 +131,7 @@ def worker(args) -> dict:
     result["full build s"] = _model_seconds(project_dir)
     store = FeatureStore(project_dir, target, env=env)
     with store.connect(read_only=False) as warehouse:
-        warehouse.execute(_batch_sql(args.engine, args.rows // 100, args.keys))
+        warehouse.execute(_batch_sql(args.engine, args.batch_rows or args.rows // 100, args.keys))
     log = project_dir / "logs" / "dbt.log"
     log.unlink(missing_ok=True)
     dbt.run("run", "--select", "bench_view", "--quiet", "--log-level-file", "debug")
@@ -160,9 +162,11 @@ def worker(args) -> dict:
     return result
 
 
-def run_worker(engine: str, rows: int, keys: int, entities: int, master: str, partitions: int) -> dict:
+def run_worker(engine: str, rows: int, keys: int, entities: int, master: str, partitions: int,
+               batch_rows: int = 0, buckets: int = 16) -> dict:
     command = [sys.executable, __file__, "worker", "--engine", engine, "--rows", str(rows), "--keys", str(keys),
-               "--entities", str(entities), "--master", master, "--partitions", str(partitions)]
+               "--entities", str(entities), "--master", master, "--partitions", str(partitions),
+               "--batch-rows", str(batch_rows), "--buckets", str(buckets)]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
     if done.returncode:
         raise SystemExit(f"worker failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
@@ -190,6 +194,8 @@ def main() -> None:
     one.add_argument("--engine", choices=["duckdb", "spark"], required=True)
     one.add_argument("--master", default="local[2]")
     one.add_argument("--partitions", type=int, default=8)
+    one.add_argument("--batch-rows", type=int, default=0, help="new rows of the incremental run (0: 1%%)")
+    one.add_argument("--buckets", type=int, default=16, help="snapshot_buckets (Spark)")
     for p in (parser, one):
         p.add_argument("--rows", type=int, default=10_000_000)
         p.add_argument("--keys", type=int, default=1_000_000)
@@ -198,6 +204,8 @@ def main() -> None:
     parser.add_argument("--cores-rows", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--small-batch", type=int, default=100,
+                        help="rows of the small batch (over as many keys), against 256 buckets")
     args = parser.parse_args()
     if args.command == "worker":
         print(json.dumps(worker(args)))
@@ -216,6 +224,12 @@ def main() -> None:
         print(f"  where the incremental run's time goes, {run['engine']} (s per statement kind):")
         for name, seconds in sorted(run["incremental phases"].items(), key=lambda item: -item[1]):
             print(f"    {name:<52} {seconds:8.3f}")
+
+    small = [run_worker(engine, args.rows, args.keys, 1000, "local[2]", args.partitions, args.small_batch, 256)
+             for engine in ("duckdb", "spark")]
+    _table(f"A small batch: {args.small_batch} new rows over as many keys, 256 buckets", small)
+    for run in small:
+        print(f"  {run['engine']}: incremental / full = {run['incremental s'] / run['full build s']:.2f}")
 
     sizes = [int(size) for size in args.memory_rows.split(",")]
     memory = [spark if size == args.rows and args.keys == max(1, size // 10) else

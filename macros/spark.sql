@@ -12,6 +12,10 @@
   Table formats that can DELETE (file_format delta, iceberg or hudi) use the engine-neutral
   delete-and-insert instead; that path needs the format's jars and is not tested offline.
 
+  The touched buckets are a literal partition filter. A Hive metastore on Derby (local mode)
+  cannot filter partitions itself: set spark.sql.hive.metastorePartitionPruningFallbackOnException
+  (the demo's profile does), and Spark prunes them after listing.
+
   Spark has no multi-statement transactions: a run killed during the overwrite can leave a
   bucket half-written on Parquet. `dbt build --full-refresh` rebuilds the table.
 #}
@@ -29,6 +33,32 @@
     {#- The snapshot bucket of a row: a hash of its join keys. -#}
     pmod(hash({{ featurestore._q_list(spec['keys'], prefix) }}), {{ featurestore._spark_bucket_count() }})
 {%- endmacro %}
+
+
+{% macro _spark_touched_buckets(spec, relation) -%}
+    {#- The buckets of the keys in `relation` (the batch or its bounds), as a literal list for
+        partition pruning (our own computed integers; never a user's value). -#}
+    {%- set keys_present = [] -%}
+    {%- for key in spec['keys'] -%}
+        {%- do keys_present.append(featurestore._q(key) ~ ' is not null') -%}
+    {%- endfor -%}
+    {%- set result = run_query('select distinct ' ~ featurestore._spark_bucket(spec) ~ ' from ' ~ relation
+                               ~ ' where ' ~ (keys_present | join(' and '))) -%}
+    {%- set buckets = [] -%}
+    {%- for value in result.columns[0].values() -%}
+        {%- do buckets.append(value | int) -%}
+    {%- endfor -%}
+    {{- return((buckets | sort | join(', ')) if buckets else '-1') -}}
+{%- endmacro %}
+
+
+{% macro spark__batch_target(spec, target_relation, new_rows) %}
+    {%- if featurestore._spark_can_delete() -%}
+        {{ return(target_relation) }}
+    {%- endif -%}
+    {{ return('(select * from ' ~ target_relation ~ ' where _fs_bucket in ('
+              ~ featurestore._spark_touched_buckets(spec, new_rows) ~ '))') }}
+{% endmacro %}
 
 
 {% macro _spark_can_delete() -%}
@@ -97,7 +127,7 @@
         select {{ featurestore._q_list(columns + ['valid_from', 'valid_to', 'superseded_at'], '_fs_old.') }}, _fs_old._fs_bucket
         from {{ target_relation }} as _fs_old
         left join {{ bounds }} as _fs_bounds on {{ featurestore._keys_match(spec, '_fs_bounds', '_fs_old') }}
-        where _fs_old._fs_bucket in (select distinct {{ featurestore._spark_bucket(spec) }} from {{ bounds }})
+        where _fs_old._fs_bucket in ({{ featurestore._spark_touched_buckets(spec, bounds) }})
           and (_fs_bounds.{{ featurestore._q(spec['keys'][0]) }} is null
                or not ({{ featurestore._is_affected(spec, '_fs_old', for_reading=false) }}))
         union all

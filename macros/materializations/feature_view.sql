@@ -332,12 +332,13 @@
     {%- endcall %}
 
     {# 2. per key in the batch: its earliest and latest new event, the next existing event #}
-    {{ featurestore.create_batch_relation(bounds, featurestore.batch_bounds_sql(spec, target_relation, new_rows)) }}
+    {%- set batch_target = featurestore.batch_target(spec, target_relation, new_rows) -%}
+    {{ featurestore.create_batch_relation(bounds, featurestore.batch_bounds_sql(spec, batch_target, new_rows)) }}
 
     {# 3. recompute the changed rows of each touched key: old rows from the last event before
           the batch to the batch's latest event (and the next event, read only), plus the batch #}
     {%- set affected_sql -%}
-        {{ featurestore.affected_rows_sql(spec, target_relation, bounds, columns) }}
+        {{ featurestore.affected_rows_sql(spec, batch_target, bounds, columns) }}
         union all
         select {{ column_list }} from {{ new_rows }} where {{ featurestore._row_is_valid(spec) }}
     {%- endset -%}
@@ -353,6 +354,18 @@
     {# 4. swap the affected rows #}
     {{ featurestore.swap_affected_rows(spec, target_relation, bounds, recomputed, columns) }}
     {{ featurestore.drop_batch_relations([new_rows, bounds, recomputed]) }}
+{% endmacro %}
+
+
+{% macro batch_target(spec, target_relation, new_rows) %}
+    {#- The part of the snapshot table a batch can touch (what it reads the existing rows of its
+        keys from). Dispatches: the whole table by default; on Spark only the hash buckets of
+        the batch's keys, so the other partitions are not read. -#}
+    {{ return(adapter.dispatch('batch_target', 'featurestore')(spec, target_relation, new_rows)) }}
+{% endmacro %}
+
+{% macro default__batch_target(spec, target_relation, new_rows) %}
+    {{ return(target_relation) }}
 {% endmacro %}
 
 
