@@ -3,7 +3,7 @@ incremental build of 1% new rows, and a point-in-time export of N entity rows; t
 memory as the view grows; local[1] against local[2].
 
     .venv/bin/python benchmarks/bench_spark.py [--rows 10000000] [--keys 1000000] [--entities 1000000]
-        [--memory-rows 1000000,10000000] [--cores-rows 2000000] [--repeats 1]
+        [--memory-rows 1000000,10000000] [--cores-rows 2000000] [--small-batch 10] [--repeats 1]
 
 Each measurement runs in its own process (`worker`), so a JVM's start and a process's peak
 memory are its own. Times: the model's execution_time from dbt's run_results.json (dbt's and
@@ -204,7 +204,7 @@ def main() -> None:
     parser.add_argument("--cores-rows", type=int, default=2_000_000)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=8)
-    parser.add_argument("--small-batch", type=int, default=100,
+    parser.add_argument("--small-batch", type=int, default=10,
                         help="rows of the small batch (over as many keys), against 256 buckets")
     args = parser.parse_args()
     if args.command == "worker":
