@@ -16,8 +16,9 @@
   cannot filter partitions itself: set spark.sql.hive.metastorePartitionPruningFallbackOnException
   (the demo's profile does), and Spark prunes them after listing.
 
-  Spark has no multi-statement transactions: a run killed during the overwrite can leave a
-  bucket half-written on Parquet. `dbt build --full-refresh` rebuilds the table.
+  Spark has no multi-statement transactions: a run killed during the overwrite can leave the
+  buckets of two runs. While buckets are replaced, `<table>__fs_swapping` exists; a later run
+  that finds it rebuilds the table from scratch (see swap_marker_relation).
 #}
 
 {% macro _spark_bucket_count() -%}
