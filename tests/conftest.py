@@ -123,7 +123,7 @@ def demo_on_postgres(tmp_path_factory, postgres_server):
 
     project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("pgdemo") / "project")
     write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)  # the same rows as demo_project
-    env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo"}
+    env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo", "FEATURESTORE_RAW_SCHEMA": "raw_demo"}
     store = FeatureStore(project_dir, "postgres", env=env, strict=False)
     load_raw(store, project_dir / "data" / "raw")
     project_env(project_dir, "postgres", **env).run("build", "--quiet")

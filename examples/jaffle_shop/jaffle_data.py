@@ -178,21 +178,23 @@ def late_and_corrected_orders(directory: str | Path, count: int = 3, seed: int =
 
 
 def load_raw(store, directory: str | Path) -> dict[str, int]:
-    """Load the raw CSV files (every `<table>*.csv`) into the warehouse's `raw` schema, for
+    """Load the raw CSV files (every `<table>*.csv`) into the warehouse's `raw` schema
+    (FEATURESTORE_RAW_SCHEMA), for
     warehouses that cannot read them in place. Returns row counts."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     folder = Path(directory)
     counts = {}
+    schema = store.project.getenv("FEATURESTORE_RAW_SCHEMA", "raw")  # the sources' schema (_sources.yml)
     with store.connect(read_only=False) as warehouse:
-        warehouse.execute("create schema if not exists raw")
+        warehouse.execute(f"create schema if not exists {warehouse.quote(schema)}")
         for name in RAW_TABLES:
             files = sorted(folder.glob(f"{name}*.csv"))
             if not files:
                 raise SystemExit(f"{folder} has no {name}.csv; run `make data` first.")
             table = pa.concat_tables([pacsv.read_csv(path) for path in files], promote_options="default")
-            warehouse.load_arrow(f"raw.{warehouse.quote(name)}", table)
+            warehouse.load_arrow(f"{warehouse.quote(schema)}.{warehouse.quote(name)}", table)
             counts[name] = table.num_rows
     return counts
 

@@ -50,14 +50,15 @@ def table_counts(store: FeatureStore) -> dict:
 def pg_store(tmp_path_factory, postgres_server):
     project = copy_project(EXAMPLE, tmp_path_factory.mktemp("pghard") / "project")
     write_raw_files(project / "data" / "raw", JaffleSize(customers=30, days=20), seed=3)
-    env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "hardening"}
+    env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "hardening", "FEATURESTORE_RAW_SCHEMA": "raw_hardening"}
     store = FeatureStore(project, "postgres", env=env, strict=False)
     load_raw(store, project / "data" / "raw")
     project_env(project, "postgres", **env).run("build", "--quiet")
     yield FeatureStore(project, "postgres", env=env)
-    # its views depend on the shared raw schema, which other tests reload
+    # its own raw schema, so other projects on this server never find views depending on theirs
     with FeatureStore(project, "postgres", env=env).connect(read_only=False) as warehouse:
         warehouse.execute("drop schema hardening cascade")
+        warehouse.execute("drop schema raw_hardening cascade")
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "postgres"])
