@@ -13,8 +13,8 @@
   delete-and-insert instead; that path needs the format's jars and is not tested offline.
 
   The touched buckets are a literal partition filter. A Hive metastore on Derby (local mode)
-  cannot filter partitions itself: set spark.sql.hive.metastorePartitionPruningFallbackOnException
-  (the demo's profile does), and Spark prunes them after listing.
+  cannot filter partitions itself: set spark.sql.hive.metastorePartitionPruning to false (the
+  demo's profile does), and Spark prunes them after listing.
 
   Spark has no multi-statement transactions: a run killed during the overwrite can leave the
   buckets of two runs. While buckets are replaced, `<table>__fs_swapping` exists; a later run

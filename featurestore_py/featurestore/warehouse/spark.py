@@ -60,6 +60,9 @@ def session_settings(target: Mapping[str, Any], base_dir: Path) -> dict[str, str
 
 def spark_session(target: Mapping[str, Any], base_dir: Path):
     """The Spark session of a dbt-spark target: this process's, or one built from the target."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")  # pandas 3: what we call works
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -73,6 +76,9 @@ def spark_session(target: Mapping[str, Any], base_dir: Path):
             "runs Spark in-process (method: session) or reaches a cluster through Spark Connect (method: connect, "
             "host: sc://host:15002). Add a target of one of those kinds for the same cluster.")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # pyspark logs every refused query with the JVM's stack trace as JSON on stderr; the error
+    # we raise names the problem in one line (the CLI shows tracebacks with --debug)
+    logging.getLogger("SQLQueryContextLogger").disabled = True
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
