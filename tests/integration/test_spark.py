@@ -115,6 +115,24 @@ def test_the_python_side_runs_in_spark(demo_on_spark, moto_server, tmp_path):
     assert not set(parts) & {path.name for path in out.glob("part-*.parquet")}
     assert ds.dataset(out, format="parquet").to_table().to_pylist() == written.to_pylist()
 
+    # sync's partition-by-partition read gives what a collect gives, whatever this host's zone
+    import os
+    import time
+
+    import pyarrow as pa
+
+    zone = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Tokyo"
+    time.tzset()
+    try:
+        with store.connect() as warehouse:
+            query = "select customer_id, feature_ts, loaded_at from demo.customer_features order by customer_id, feature_ts"
+            streamed = pa.concat_tables(list(warehouse.read_parts(query)))
+            assert streamed.num_rows > 1000 and streamed.to_pylist() == warehouse.fetch_arrow(query).to_pylist()
+    finally:
+        os.environ.pop("TZ") if zone is None else os.environ.__setitem__("TZ", zone)
+        time.tzset()
+
     # (the push view is empty here: Spark's pushed_rows does not read the landing files)
     results = {r.view: r for r in store.sync() if r.view != "customer_live_features"}
     assert results and all(r.rows_read > 0 and r.written == r.rows_read for r in results.values()), results

@@ -154,17 +154,26 @@ class SparkWarehouse(Warehouse):
     def read_parts(self, sql: str, parameters: Sequence[Any] = ()) -> Iterator[pa.Table]:
         """The result a Spark partition at a time (toLocalIterator), in Arrow tables of at most
         PART_ROWS rows: the driver never holds more than one partition of it."""
+        from pyspark.sql import functions
+
         with _engine_errors():
             frame = self._sql(sql, parameters)
             schema = _naive_utc(frame.limit(0).toArrow()).schema
+            # timestamps as UTC microseconds: Python rows would carry them in this host's zone
+            frame = frame.select([
+                functions.unix_micros(functions.col(self.quote(field.name)).cast("timestamp")).alias(field.name)
+                if pa.types.is_timestamp(field.type) else functions.col(self.quote(field.name))
+                for field in schema])
             rows = frame.toLocalIterator(prefetchPartitions=False)
         while True:
             with _engine_errors():
                 chunk = [tuple(row) for _, row in zip(range(self.PART_ROWS), rows)]
             if not chunk:
                 return
-            yield pa.Table.from_arrays([pa.array(column, type=field.type) for column, field in zip(zip(*chunk), schema)],
-                                       schema=schema)
+            yield pa.Table.from_arrays(
+                [pa.array(column, type=pa.int64()).cast(field.type) if pa.types.is_timestamp(field.type)
+                 else pa.array(column, type=field.type) for column, field in zip(zip(*chunk), schema)],
+                schema=schema)
 
     def write_parquet(self, sql: str, directory: str, parameters: Sequence[Any] = ()) -> None:
         """The result written as a directory of Parquet files by the executors, never collected."""
