@@ -134,8 +134,9 @@ class SparkWarehouse(Warehouse):
             self._sql(sql, parameters).collect()
 
     def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
-        with _engine_errors():
-            return [tuple(row) for row in self._sql(sql, parameters).collect()]
+        """Rows through Arrow: Python rows from Spark would carry timestamps in this host's zone."""
+        table = self.fetch_arrow(sql, parameters)
+        return list(zip(*(column.to_pylist() for column in table.columns)))
 
     def fetch_arrow(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Table:
         with _engine_errors():
