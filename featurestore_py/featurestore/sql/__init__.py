@@ -30,7 +30,7 @@ class DialectError(FeatureStoreError):
     """The engine's dialect lacks a piece of SQL a template needs."""
 
 
-def quote_identifier(name: str, dialect: str = "duckdb") -> str:
+def quote_identifier(name: str, dialect: str) -> str:
     """`name` as a quoted identifier of `dialect` (the quote character doubled inside)."""
     try:
         mark = _QUOTES[dialect]
@@ -110,6 +110,8 @@ def render(template: str, dialect: str, **context) -> str:
         arguments = {name: context[name] for name in macro.arguments if name in context}
         return str(macro(**{**arguments, "quote": quote})).strip() + "\n"
     except jinja2.UndefinedError as exc:
+        if "TemplateModule" not in (exc.message or ""):  # not a piece of `d`: a template's own mistake
+            raise
         raise DialectError(f"The SQL template '{template}' needs a piece the '{dialect}' dialect does not define "
                            f"({exc.message}); add it to featurestore/sql/dialects/{dialect}.sql.j2.") from None
 

@@ -142,12 +142,8 @@ class SparkWarehouse(Warehouse):
         with _engine_errors():
             return _naive_utc(self._sql(sql, parameters).toArrow())
 
-    def stream_arrow(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        """The result on the driver (for results that fit; `write_parquet` writes large ones from
-        the executors)."""
-        table = self.fetch_arrow(sql, parameters)
-        return table.schema, iter(table.to_batches())
-
+    # stream_arrow is the base class's: the result on the driver, for results that fit;
+    # write_parquet writes large ones from the executors
     reads_in_parts = True
     exports_parquet_directories = True
     PART_ROWS = 65_536
