@@ -69,6 +69,16 @@ def test_a_dialect_missing_a_piece_names_it():
         sql.piece("duckdb", "copy_csv", "t")
 
 
+def test_a_template_missing_its_own_argument_is_not_blamed_on_the_dialect():
+    import jinja2
+
+    context = dict(TEMPLATES["feature_stats"])
+    del context["event"]
+    with pytest.raises(jinja2.UndefinedError) as caught:
+        sql.render("feature_stats", dialect="spark", param="?", **context)
+    assert not isinstance(caught.value, sql.DialectError)
+
+
 def test_the_point_in_time_sql_names_no_engine_outside_its_interval_piece():
     """The one place point_in_time.sql branches on the engine is _pit_seconds."""
     text = (Path(sql.__file__).parent / "point_in_time.sql").read_text()
