@@ -114,12 +114,42 @@ def spark_dir(tmp_path_factory):
         session.stop()
 
 
+class PostgresTables:
+    """Load and read a project's tables in one schema of the throwaway PostgreSQL server."""
+
+    def __init__(self, server, schema: str):
+        self.server, self.schema = server, schema
+
+    def _connect(self):
+        import psycopg2
+
+        connection = psycopg2.connect(host=self.server.host, port=self.server.port, user=self.server.user,
+                                      dbname=self.server.database)
+        connection.autocommit = True
+        return connection
+
+    def load(self, ddl: str, table: str, rows):
+        with self._connect() as con, con.cursor() as cur:
+            cur.execute(f"create schema if not exists {self.schema}")
+            cur.execute(ddl.format(schema=self.schema).replace("create or replace table", f"drop table if exists {self.schema}.{table}; create table"))
+            if rows:
+                marks = ", ".join(["%s"] * len(rows[0]))
+                cur.executemany(f"insert into {self.schema}.{table} values ({marks})", rows)
+
+    def fetch(self, sql: str):
+        with self._connect() as con, con.cursor() as cur:
+            cur.execute(sql.format(schema=self.schema))
+            return cur.fetchall()
+
+    def table_id(self, table: str):
+        return self.fetch(f"select '{{schema}}.{table}'::regclass::oid")
+
+
 @pytest.fixture(scope="session")
 def demo_on_postgres(tmp_path_factory, postgres_server):
     """The demo on PostgreSQL, on the same rows as demo_project (schema `demo`): its tables."""
     from featurestore import FeatureStore
     from jaffle_data import load_raw
-    from test_postgres import PostgresTables
 
     project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("pgdemo") / "project")
     write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)  # the same rows as demo_project

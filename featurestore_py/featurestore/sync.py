@@ -118,7 +118,7 @@ class Syncer:
         before = state.get("watermark") or None
         counts = {"read": 0, "written": 0, "stale": 0}
         rejected: list[dict] = []
-        newest: list[str] = []  # the latest created timestamp of each part read
+        newest: dict[str, str] = {}  # "created": the latest created timestamp read
         table = online_table(self.registry, view)
 
         def push(part: pa.Table) -> None:
@@ -128,7 +128,8 @@ class Syncer:
             if part.num_rows and view.created_timestamp:
                 created = pc.max(part.column("created_timestamp")).as_py()
                 if created is not None:
-                    newest.append(created.isoformat(timespec="microseconds"))
+                    text = created.isoformat(timespec="microseconds")
+                    newest["created"] = max(text, newest.get("created", text))
             # in slices, so a view of millions of keys never becomes millions of Python dicts at once
             for piece in part.to_batches(max_chunksize=ROWS_PER_WRITE):
                 report = self.online.write(table, piece.to_pylist(), should_stop=should_stop, on_batch=on_batch,
@@ -151,8 +152,8 @@ class Syncer:
         for part in parts:
             push(part)
         after = before if incremental else None
-        if newest and view.created_timestamp:
-            after = max(newest) if after is None or max(newest) > after else after
+        if newest and (after is None or newest["created"] > after):
+            after = newest["created"]
         rows_read, written, stale = counts["read"], counts["written"], counts["stale"]
         mode = "incremental" if incremental else "full"
         result = SyncResult(view.name, mode, reason, rows_read, written, stale, rejected, before, after,

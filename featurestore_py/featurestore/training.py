@@ -190,6 +190,7 @@ class RetrievalJob:
         self.knowledge_guard = knowledge_guard
         self.strategy = strategy
         self.summary: RetrievalSummary | None = None
+        self.rows_written: int | None = None  # rows of the last export directory (Spark's to_parquet)
         self.feature_service: str | None = None  # the service the features came from, when one was named
         self._table: pa.Table | None = None
         self._timestamp_requested = timestamp_column
@@ -495,10 +496,7 @@ class RetrievalJob:
 
         if target.is_file():
             raise FeatureStoreError(f"--out {target} is a file; on this engine an export is a directory of Parquet files.")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise FeatureStoreError(f"Cannot create the folder of {target}: {exc}") from None
+        _make_parent(target)
         temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         temporary.rmdir()  # the engine creates it
         try:
@@ -612,12 +610,16 @@ class RetrievalJob:
         self._run(create, match_columns=False, ordered=True, read_only=False)
         return relation
 
-def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half file."""
+def _make_parent(target: Path) -> None:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FeatureStoreError(f"Cannot create the folder of {target}: {exc}") from None
+
+
+def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
+    """Write through a temporary file in the same folder, then rename: never a half file."""
+    _make_parent(target)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
     try:

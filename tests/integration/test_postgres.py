@@ -4,10 +4,9 @@ materialization agrees with the oracle there too (a smaller set of cases)."""
 from __future__ import annotations
 
 import duckdb
-import psycopg2
 import pytest
 
-from conftest import duckdb_path
+from conftest import PostgresTables, duckdb_path
 from test_snapshots import check_rolling, make_props_project, run_snapshot_properties
 
 COMPARED = {
@@ -17,33 +16,6 @@ COMPARED = {
     "churn_labels": "customer_id, label_ts",
     "churn_training_set": "customer_id, label_ts",  # built by featurestore.training_set
 }
-
-
-class PostgresTables:
-    def __init__(self, server, schema: str):
-        self.server, self.schema = server, schema
-
-    def _connect(self):
-        connection = psycopg2.connect(host=self.server.host, port=self.server.port, user=self.server.user,
-                                      dbname=self.server.database)
-        connection.autocommit = True
-        return connection
-
-    def load(self, ddl: str, table: str, rows):
-        with self._connect() as con, con.cursor() as cur:
-            cur.execute(f"create schema if not exists {self.schema}")
-            cur.execute(ddl.format(schema=self.schema).replace("create or replace table", f"drop table if exists {self.schema}.{table}; create table"))
-            if rows:
-                marks = ", ".join(["%s"] * len(rows[0]))
-                cur.executemany(f"insert into {self.schema}.{table} values ({marks})", rows)
-
-    def fetch(self, sql: str):
-        with self._connect() as con, con.cursor() as cur:
-            cur.execute(sql.format(schema=self.schema))
-            return cur.fetchall()
-
-    def table_id(self, table: str):
-        return self.fetch(f"select '{{schema}}.{table}'::regclass::oid")
 
 
 @pytest.mark.parametrize("table", sorted(COMPARED))
