@@ -1,5 +1,6 @@
 """The same projects on Apache Spark (dbt-spark, `method: session`, local mode): the snapshot and
-point-in-time oracles, and the demo's churn training set equal to DuckDB's.
+point-in-time oracles, the Python side (export, sync, stats, drift, audit), hostile entity
+queries, and the demo's churn training set equal on DuckDB, PostgreSQL and Spark.
 
 All Spark tests share one Spark session (one JVM, one warehouse directory and Derby metastore
 per test run): dbt runs in this process, so dbt-spark and the SDK reuse the session the first
@@ -14,6 +15,7 @@ import oracles
 from featurestore import FeatureStore
 from test_training import FEATURES, TYPES, assert_matches_oracle, build_training_project, entity_frame
 from test_snapshots import SNAPSHOT_COLUMNS, check_rolling, make_props_project, run_snapshot_properties
+
 
 class SparkTables:
     """Load and read a project's tables through the shared Spark session."""
@@ -38,11 +40,11 @@ class SparkTables:
         return [tuple(row.values()) for row in table.to_pylist()]
 
     def table_id(self, table: str):
-        """When the table was created: unchanged by an incremental run's insert overwrite."""
-        rows = self.warehouse.fetch_all(f"describe table extended {self.schema}.{table}")
-        created = [row[1] for row in rows if row[0] == "Created Time"]
-        assert created, rows
-        return created
+        """The id of the snapshot table's last full build (its `__build` record): an incremental
+        run's insert overwrite keeps it, a rebuild replaces it."""
+        rows = self.warehouse.fetch_all(f"select build_id from {self.schema}.{table}__build")
+        assert len(rows) == 1, rows
+        return rows[0][0]
 
 
 def test_snapshot_and_rolling_match_the_oracle_on_spark(tmp_path_factory, spark_dir):
