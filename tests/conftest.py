@@ -24,8 +24,10 @@ sys.path.insert(0, str(EXAMPLE))  # the demo's data module: jaffle_data
 from featurestore.dbt import DbtProject  # noqa: E402
 from jaffle_data import JaffleSize, write_raw_files  # noqa: E402
 
-# The tests choose their own warehouses, raw files and endpoints: ignore the caller's settings.
-for _name in [name for name in os.environ if name.startswith("FEATURESTORE_") or name == "DBT_PROFILES_DIR"]:
+# The tests choose their own warehouses, raw files and endpoints: ignore the caller's settings —
+# but for how dbt is invoked (FEATURESTORE_DBT), which CI sets to run the suite with dbt as a command.
+for _name in [name for name in os.environ if (name.startswith("FEATURESTORE_") and name != "FEATURESTORE_DBT")
+              or name == "DBT_PROFILES_DIR"]:
     del os.environ[_name]
 
 

@@ -1,14 +1,26 @@
 """The only place that invokes dbt and knows where a project keeps its files.
 
-dbt runs in-process through `dbtRunner`, from the project's directory (so relative paths in
-profiles.yml and sources resolve as they do when a user runs dbt there), with the profiles
-directory found the way dbt finds it: `--profiles-dir`, then `DBT_PROFILES_DIR`, then the
-project directory, then the current directory, then `~/.dbt/`.
+dbt runs from the project's directory (so relative paths in profiles.yml and sources resolve as
+they do when a user runs dbt there), with the profiles directory found the way dbt finds it:
+`--profiles-dir`, then `DBT_PROFILES_DIR`, then the project directory, then the current
+directory, then `~/.dbt/`.
+
+How dbt is invoked (`FEATURESTORE_DBT`): in-process through dbt-core's `dbtRunner` when that
+Python API is importable, else as a command (`dbt` on PATH) — the only way to drive a dbt without
+a Python API, such as dbt's next engine. `FEATURESTORE_DBT=inprocess` forces the first;
+`FEATURESTORE_DBT=/path/to/dbt` (or a command name) forces the second with that executable. Both
+give the same `DbtResult`: success, and each node's status and message (read from dbt's
+`run_results.json` when dbt ran as a command).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
+import subprocess
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +34,41 @@ from .errors import ManifestError
 # Files whose change makes a parsed manifest stale.
 _PROJECT_FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml")
 _SOURCE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".md")
+_IN_PROCESS = ("inprocess", "in-process", "python")
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """One node of a dbt command's results: `status` is dbt's (success, error, pass, fail, warn, skipped)."""
+
+    name: str
+    unique_id: str
+    status: str
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class DbtResult:
+    """What a dbt command gave, however dbt was invoked."""
+
+    success: bool
+    results: tuple[NodeResult, ...] = ()
+    exception: BaseException | None = None
+    invocation: str = "inprocess"  # or the executable that ran
+
+    def failures(self) -> list[NodeResult]:
+        return [node for node in self.results if node.status in ("error", "fail")]
+
+    def describe_failure(self) -> str:
+        """The first failing node and its message, or where to look."""
+        if self.exception is not None:
+            return f": {self.exception}"
+        failed = self.failures()
+        if failed:
+            first = failed[0]
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            return f": {first.name} {first.status}{more}: {first.message or 'see the dbt output above'}"
+        return "; see the dbt output above"
 
 
 @dataclass(frozen=True)
@@ -151,8 +198,6 @@ class DbtProject:
 
     def target_fingerprint(self) -> str:
         """What the manifest's relation names depend on: the rendered target, secrets left out."""
-        import json
-
         from .profiles import load_target  # profiles imports this module
 
         target = {key: value for key, value in load_target(self).items() if "pass" not in key and "token" not in key}
@@ -191,8 +236,6 @@ class DbtProject:
         """Whether a manifest written by another dbt command (not ours, so without our marker)
         names relations of this target: its adapter, and the database and schema of every model
         that does not set its own. Saves a `dbt parse` (seconds) after a plain `dbt run`."""
-        import json
-
         from .profiles import load_target
 
         target = load_target(self)
@@ -221,25 +264,103 @@ class DbtProject:
             full += ["--target", self.target]
         return full + list(args)
 
-    def run(self, command: str, *args: str, raise_on_failure: bool = True):
-        """Run one dbt command in-process and return dbt's result object."""
-        from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
+    def dbt_executable(self) -> str | None:
+        """The dbt command to run as a subprocess, or None to run dbt in-process (module docstring)."""
+        choice = (self.getenv("FEATURESTORE_DBT") or "").strip()
+        if choice.lower() in _IN_PROCESS:
+            if not _python_api_available():
+                raise ManifestError(f"FEATURESTORE_DBT={choice} asks for dbt in-process, but dbt-core's Python API "
+                                    "(dbt.cli.main) cannot be imported here; install dbt-core, or set "
+                                    "FEATURESTORE_DBT to a dbt executable.")
+            return None
+        if choice and choice.lower() != "auto":
+            found = shutil.which(choice)
+            if found is None:
+                raise ManifestError(f"FEATURESTORE_DBT={choice} is not an executable dbt command; give the path "
+                                    "of dbt (or `inprocess`, or leave it unset).")
+            return found
+        if _python_api_available():
+            return None
+        found = shutil.which("dbt")
+        if found is None:
+            raise ManifestError("dbt cannot be run: dbt-core's Python API is not importable and no `dbt` command "
+                                "is on PATH. Install dbt-core with an adapter, or set FEATURESTORE_DBT to dbt's path.")
+        return found
 
+    def run(self, command: str, *args: str, raise_on_failure: bool = True) -> DbtResult:
+        """Run one dbt command (in-process or as a command: `dbt_executable`) and return its result."""
         if command not in ("deps", "clean", "parse") and self.needs_deps():
             self.run("deps", "--quiet")
         arguments = self.command_args(command, *args)
-        with self.environment():
-            try:
-                result = dbtRunner().invoke(arguments)
-            finally:
-                _release_duckdb()
+        executable = self.dbt_executable()
+        result = self._run_in_process(arguments) if executable is None else self._run_command(executable, arguments)
         if self.manifest_path.is_file() and command not in ("deps", "clean", "debug"):
             # remember which target wrote the manifest (dbt rewrites it on most commands)
             self._parsed_for_path.write_text(self.target_fingerprint())
         if raise_on_failure and not result.success:
-            detail = f": {result.exception}" if result.exception else "; see the dbt output above"
-            raise ManifestError(f"`dbt {command}` failed in {self.project_dir}{detail}")
+            raise ManifestError(f"`dbt {command}` failed in {self.project_dir}{result.describe_failure()}")
         return result
+
+    def _run_in_process(self, arguments: list[str]) -> DbtResult:
+        from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
+
+        with self.environment():
+            try:
+                outcome = dbtRunner().invoke(arguments)
+            finally:
+                _release_duckdb()
+        nodes = getattr(outcome.result, "results", None) or ()
+        results = tuple(NodeResult(node.node.name, node.node.unique_id, str(node.status), node.message)
+                        for node in nodes if getattr(node, "node", None) is not None)
+        return DbtResult(bool(outcome.success), results, outcome.exception)
+
+    def _run_command(self, executable: str, arguments: list[str]) -> DbtResult:
+        """dbt as a child process, from the project directory with this project's environment. An
+        interrupt is passed on as dbt's own Ctrl-C (it stops after the running statement) and
+        waited for, so nothing is left half-written by us."""
+        run_results = self.project_dir / self._target_path / "run_results.json"
+        started = time.time()
+        environment = {**os.environ, **self.variables()}
+        with subprocess.Popen([executable, *arguments], cwd=self.project_dir, env=environment) as process:
+            try:
+                code = process.wait()
+            except KeyboardInterrupt:
+                process.send_signal(signal.SIGINT)
+                process.wait()
+                raise
+        results = ()
+        if run_results.is_file() and run_results.stat().st_mtime >= started - 1:
+            results = _node_results(run_results, self.manifest_path)
+        return DbtResult(code == 0, results, None, executable)
+
+
+def _python_api_available() -> bool:
+    """Whether dbt-core's Python API can be imported (without importing dbt: it is slow)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("dbt.cli.main") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _node_results(path: Path, manifest_path: Path) -> tuple[NodeResult, ...]:
+    """The nodes of dbt's run_results.json (dbt run as a command), named as in the manifest."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ()
+    try:
+        names = {key: node.get("name") for key, node in json.loads(manifest_path.read_text(encoding="utf-8"))
+                 .get("nodes", {}).items()}
+    except (OSError, ValueError):
+        names = {}
+    nodes = []
+    for entry in document.get("results") or []:
+        unique_id = str(entry.get("unique_id", ""))
+        name = names.get(unique_id) or (unique_id.split(".") + ["", "", ""])[2]
+        nodes.append(NodeResult(name, unique_id, str(entry.get("status", "")), entry.get("message")))
+    return tuple(nodes)
 
 
 def _release_duckdb() -> None:

@@ -14,3 +14,17 @@ def test_every_macro_and_model_is_documented(demo_project):
             if not m["arguments"] and name in takes_arguments and name != "current_rows"] == []
     models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
     assert [n["name"] for n in models if not n["description"].strip()] == []
+
+
+def test_a_project_using_the_package_parses_without_a_warning(tmp_path):
+    """With dbt 1.12's argument checks on (the default there; a project flag on 1.11), every
+    warning an error: our macros' YAML must match their Jinja, on whichever dbt is installed."""
+    from conftest import FIXTURES, copy_project, project_env
+
+    project = copy_project(FIXTURES / "mini_project", tmp_path / "client")
+    config = project / "dbt_project.yml"
+    config.write_text(config.read_text() + "flags:\n  validate_macro_args: true\n  send_anonymous_usage_stats: false\n")
+    dbt = project_env(project)
+    dbt.run("deps", "--quiet")
+    result = dbt.run("parse", "--warn-error", "--no-partial-parse", raise_on_failure=False)
+    assert result.success, f"dbt parse warned: {result.exception or 'see the output above'}"

@@ -42,7 +42,7 @@ def build_at(project, rows):
                     "temperature double, humidity double, state varchar)")
         con.executemany("insert into main.sensor_events values (?, ?, ?, ?, ?, ?)", rows)
     result = dbt.run("build", "--quiet", raise_on_failure=False)
-    failures = sorted(r.node.name for r in result.result.results if r.status in ("fail", "error"))
+    failures = sorted(r.name for r in result.results if r.status in ("fail", "error"))
     return project, failures
 
 

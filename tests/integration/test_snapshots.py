@@ -128,6 +128,6 @@ def test_integrity_tests_fail_on_a_broken_table(props_duckdb):
                            select case_id, entity_id, valid_from from main.events_view
                            where valid_to is not null and valid_to > valid_from limit 1)""")
     result = dbt.run("test", "--select", "events_view", "--quiet", raise_on_failure=False)
-    failed = {r.node.name for r in result.result.results if r.status == "fail"}
+    failed = {r.name for r in result.results if r.status == "fail"}
     assert any("intervals_do_not_overlap" in name for name in failed), failed
     dbt.run("run", "--select", "events_view", "--full-refresh", "--quiet")

@@ -112,7 +112,7 @@ def test_contracts_are_refused_clearly(engine):
     set_config(project, "customer_features", "contract={'enforced': true}")
     result = project.run("build", "--select", "customer_features", "--quiet", raise_on_failure=False)
     assert not result.success
-    assert "does not support" in str(result.result.results[0].message) and "contract" in str(result.result.results[0].message)
+    assert "does not support" in str(result.results[0].message) and "contract" in str(result.results[0].message)
 
 
 @pytest.mark.parametrize("value", ["ignore", "append_new_columns"])
@@ -120,7 +120,7 @@ def test_on_schema_change_values_that_would_keep_stale_rows_are_refused(engine, 
     _, project, _ = engine
     set_config(project, "customer_features", f"on_schema_change='{value}'")
     result = project.run("build", "--select", "customer_features", "--quiet", raise_on_failure=False)
-    assert not result.success and f"on_schema_change: '{value}'" in str(result.result.results[0].message)
+    assert not result.success and f"on_schema_change: '{value}'" in str(result.results[0].message)
 
 
 def test_on_schema_change_fail_names_the_new_column(engine):
@@ -132,7 +132,7 @@ def test_on_schema_change_fail_names_the_new_column(engine):
     path.write_text(path.read_text().replace("{'name': 'orders_7d', 'fn': 'count', 'window': '7d'},",
                                              "{'name': 'orders_7d', 'fn': 'count', 'window': '7d'}, {'name': 'orders_1d', 'fn': 'count', 'window': '1d'},"))
     result = project.run("run", "--select", "customer_features", "--quiet", raise_on_failure=False)
-    message = str(result.result.results[0].message)
+    message = str(result.results[0].message)
     assert not result.success and "new column orders_1d" in message and "--full-refresh" in message
 
 
@@ -153,11 +153,11 @@ def test_expectation_values_with_quotes_are_literals(engine):
     allowed and fails (not errors) when one is not."""
     _, project, _ = engine
     result = project.run("test", "--select", "mixed_features", "--quiet", raise_on_failure=False)
-    assert {r.status for r in result.result.results} == {"pass"}
+    assert {r.status for r in result.results} == {"pass"}
     schema = project.project_dir / "models" / "schema.yml"
     schema.write_text(schema.read_text().replace('values: ["it\'s", "men\'s"]', 'values: ["men\'s"]'))
     result = project.run("test", "--select", "mixed_features", "--quiet", raise_on_failure=False)
-    assert [str(r.status) for r in result.result.results] == ["fail"]
+    assert [str(r.status) for r in result.results] == ["fail"]
 
 
 def test_a_yaml_column_missing_from_the_sql_fails_the_build_naming_it(engine):
@@ -168,6 +168,6 @@ def test_a_yaml_column_missing_from_the_sql_fails_the_build_naming_it(engine):
         "      - {name: select, data_type: double, description: Amount ordered so far.}\n"
         "      - {name: refunds_7d, data_type: bigint, description: Not in the SQL.}"))
     result = project.run("run", "--select", "customer_features", "--quiet", raise_on_failure=False)
-    message = str(result.result.results[0].message)
+    message = str(result.results[0].message)
     assert not result.success and "customer_features" in message and "'refunds_7d'" in message
     assert "does not return it" in message

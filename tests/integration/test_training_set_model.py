@@ -70,5 +70,5 @@ def test_a_wrong_training_set_model_fails_naming_the_problem(small_demo, change,
     finally:
         model.write_text(original)
     assert not result.success
-    said = str(result.exception or "") + " ".join(str(r.message) for r in getattr(result.result, "results", []))
+    said = str(result.exception or "") + " ".join(str(r.message) for r in result.results)
     assert message in said, said
