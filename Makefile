@@ -4,17 +4,22 @@ PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 YEARS ?= 1
+# The dbt-core release line of the venv: 1.12 (current), or 1.11 (until its end of life).
+DBT_CORE ?= 1.12
 # The demo is its own dbt project, which installs this repository as a package.
 DEMO := examples/jaffle_shop
 RAW_DIR := $(DEMO)/data/raw
 FS := cd $(DEMO) && $(BIN)/featurestore
 
-.PHONY: demo test unit integration venv data build clean online-down
+.PHONY: demo test unit integration test-compat venv data build clean online-down
 
-$(BIN)/featurestore: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# Everything is resolved against dbt-core 1.11, then .ci/install_dbt_core.py puts the wanted line
+# in place (1.12's parser dependency downloads a binary when it is built: see that script).
+$(BIN)/featurestore: pyproject.toml .ci/install_dbt_core.py
+	$(PYTHON) -m venv $(VENV) $(CURDIR)/.venv-dbt1.11
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,demo]'
+	$(BIN)/pip install --quiet -e '.[dev,demo]' 'dbt-core==1.11.*'
+	$(BIN)/python .ci/install_dbt_core.py $(DBT_CORE)
 	touch $@
 
 venv: $(BIN)/featurestore
@@ -62,12 +67,18 @@ test: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
+# DBT_AS_COMMAND=1: every dbt command runs as a subprocess (FEATURESTORE_DBT), not in-process.
 integration: venv
-	$(BIN)/pytest -q tests/integration
+	$(if $(DBT_AS_COMMAND),FEATURESTORE_DBT=$(BIN)/dbt) $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/integration
+
+# The integration tier again on the other supported dbt-core line (1.11), with dbt run as a
+# command: CI runs it after `make test`.
+test-compat:
+	$(MAKE) integration VENV=$(CURDIR)/.venv-dbt1.11 DBT_CORE=1.11 DBT_AS_COMMAND=1
 
 online-down:
 	$(FS) online down
 
 clean:
 	-$(FS) online down
-	rm -rf $(DEMO)/{target,logs,jaffle_shop.duckdb,data,landing,out,site,.featurestore,dbt_packages,package-lock.yml} $(VENV)
+	rm -rf $(DEMO)/{target,logs,jaffle_shop.duckdb,data,landing,out,site,.featurestore,dbt_packages,package-lock.yml} $(VENV) $(CURDIR)/.venv-dbt1.11

@@ -339,9 +339,11 @@ def _python_api_available() -> bool:
     import importlib.util
 
     try:
-        return importlib.util.find_spec("dbt.cli.main") is not None
+        package = importlib.util.find_spec("dbt.cli")  # not dbt.cli.main: finding it would import dbt.cli (3 s)
     except (ImportError, ValueError):
         return False
+    return package is not None and any((Path(folder) / "main.py").is_file()
+                                       for folder in package.submodule_search_locations or ())
 
 
 def _node_results(path: Path, manifest_path: Path) -> tuple[NodeResult, ...]:
