@@ -136,7 +136,7 @@ class FeatureStore:
                                 start: datetime | None = None, end: datetime | None = None,
                                 every: str = "1d", strategy: str = "auto",
                                 allow_file_access: bool = False,
-                                filter_by_created_timestamp: bool | None = None) -> RetrievalJob:
+                                filter_by_created_timestamp: bool = False) -> RetrievalJob:
         """A point-in-time training set (lazy): `.to_df()`, `.to_arrow()`, `.to_parquet(path)`,
         `.to_table(name)`, `.sql`.
 
@@ -149,8 +149,7 @@ class FeatureStore:
         features may be a feature service from get_feature_service, as in Feast.
         """
         features, feature_service = _features_or_service(features, feature_service)
-        if filter_by_created_timestamp is not None:
-            knowledge_guard = knowledge_guard or filter_by_created_timestamp
+        knowledge_guard = knowledge_guard or filter_by_created_timestamp
         requests = plan_retrieval(self.registry, features, feature_service, full_feature_names)
         if entity_df is None:
             if start is None or end is None:
@@ -282,8 +281,8 @@ class FeatureStore:
 
     def materialize_incremental(self, end_date: datetime, feature_views: Sequence[str] | None = None) -> list[SyncResult]:
         """Feast's `materialize_incremental`, mapped onto an incremental sync: the rows created since
-        the last sync's watermark (the first sync of a view is full). end_date does not cut rows off:
-        the current row of each key is pushed whatever its event time (see the README, "Feast's API")."""
+        the last sync's watermark (the first sync of a view is full). end_date cuts nothing off: a
+        row whose event lies after it is pushed too (see the README, "Feast's API")."""
         return self.sync(feature_views)
 
     @cached_property

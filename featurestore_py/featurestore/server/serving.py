@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import FeatureStoreError
 from ..online import OnlineStore, OnlineTable
