@@ -305,14 +305,14 @@ class FeatureStore:
         get_feature_service. keys_from_text: the key values are text (a command line) and are
         converted to each join key's declared type.
         """
-        from .online.reader import key_from_text, read_online
+        from .online.reader import join_keys_of, key_from_text, read_online
 
         features, feature_service = _features_or_service(features, feature_service)
         requests = plan_retrieval(self.registry, features, feature_service, full_feature_names)
         offline = [request.view.name for request in requests if not request.view.online]
         if offline:
             raise FeatureStoreError(f"Feature view(s) {', '.join(offline)} are not online (`online: true` in their YAML).")
-        entities = _entity_columns(entity_rows)
+        entities = _entity_columns(entity_rows) or {key: [] for key in join_keys_of(requests)}  # no rows: an empty answer
         if keys_from_text:
             dtypes = {key: request.view.columns.get(key) for request in requests for key, _ in request.keys}
             entities = {key: [key_from_text(key, text, dtypes.get(key)) for text in values]

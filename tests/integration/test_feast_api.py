@@ -98,3 +98,5 @@ def test_materialize_maps_onto_the_sync(demo_project, feast_env):
     with pytest.raises(FeatureStoreError, match="project_dir or repo_path"):
         FeatureStore(demo_project, repo_path=demo_project)
     assert FeatureStore(repo_path=demo_project).repo_path == demo_project
+    empty = store.get_online_features(["store_features:orders_7d"], entity_rows=[])
+    assert empty.to_dict() == {"store_id": [], "orders_7d": []}

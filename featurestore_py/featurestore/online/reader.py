@@ -37,7 +37,8 @@ _STRING_TYPES = ("varchar", "text", "string", "char", "uuid")
 
 
 class EntityKeyError(FeatureStoreError):
-    """A join key missing from the entity rows, or a key value of the wrong type."""
+    """A join key missing from the entity rows, a key value of the wrong type, or (where refused)
+    an entity column no requested view joins on."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class OnlineColumn:
     name: str  # the output name (`view__feature` with full feature names)
     reference: str | None  # "view:feature"; None for an entity column
     dtype: str | None  # the declared data_type
-    values: list  # as the online store decodes them (a decimal is a Decimal); None unless PRESENT
+    values: list  # as the online store decodes them (a decimal is a Decimal); None when there is no value
     statuses: list[str]
     event_timestamps: list[datetime | None]  # the item's event time; None without an item (and for keys)
 
