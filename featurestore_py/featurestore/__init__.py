@@ -4,7 +4,8 @@ Features are dbt models; `target/manifest.json` is the registry.
 """
 
 from .errors import FeatureStoreError, InvalidRegistryError, ManifestError, RegistryError
-from .registry import Entity, Feature, FeatureService, FeatureView, Registry
+from .online_response import OnlineResponse
+from .registry import Entity, Feature, FeatureService, FeatureView, FeatureViewProjection, Field, Registry
 from .store import FeatureStore
 from .validate import Problem, validate
 
@@ -15,8 +16,11 @@ __all__ = [
     "FeatureStore",
     "FeatureStoreError",
     "FeatureView",
+    "FeatureViewProjection",
+    "Field",
     "InvalidRegistryError",
     "ManifestError",
+    "OnlineResponse",
     "Problem",
     "Registry",
     "RegistryError",

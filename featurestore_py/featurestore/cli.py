@@ -448,10 +448,15 @@ def get(
     features: Optional[List[str]] = typer.Option(None, "--features", "-f", help="view:feature, repeatable."),
     project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir,
 ):
-    """Read one feature vector from the online store (JSON).
+    """Read one feature vector from the online store (JSON): the entity keys, typed as their
+    columns are declared (an integer key is a number), and per feature its value, status and
+    event timestamp. A status says why a value is missing: NOT_FOUND (no item for the key),
+    OUTSIDE_MAX_AGE (older than the view's TTL), NULL_VALUE (stored NULL), else PRESENT.
 
     Example: featurestore get --service churn_model -e customer_id=42 -e store_id=7
     """
+    from .online_response import json_value
+
     row = {}
     for pair in entity:
         name, sep, value = pair.partition("=")
@@ -461,9 +466,17 @@ def get(
             raise FeatureStoreError(f"--entity names '{name}' twice.")
         row[name] = value
     store = _store(project_dir, target, profiles_dir)
-    response = store.get_online_features(features or None, feature_service=service, entity_rows=[row])
-    vector = {name: values[0] for name, values in response.to_dict().items()}
-    typer.echo(json.dumps(vector, indent=2, default=str))
+    response = store.get_online_features(features or None, [row], feature_service=service, keys_from_text=True)
+    vector: dict = {"entity": {}, "features": {}}
+    for column in response.columns:
+        if column.reference is None:
+            vector["entity"][column.name] = column.values[0]
+            continue
+        moment = column.event_timestamps[0]
+        vector["features"][column.name] = {"value": json_value(column.values[0], column.dtype),
+                                           "status": column.statuses[0],
+                                           "event_timestamp": None if moment is None else json_value(moment)}
+    typer.echo(json.dumps(vector, indent=2))
 
 
 @app.command()

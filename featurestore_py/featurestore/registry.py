@@ -38,6 +38,24 @@ class Entity:
     declared_in: str  # the model whose YAML declares it
     yaml_path: str
 
+    @property
+    def join_key(self) -> str:
+        """The join key of a single-key entity (Feast's `Entity.join_key`); a composite entity has
+        several: read `join_keys`."""
+        if len(self.join_keys) != 1:
+            raise RegistryError(f"Entity '{self.name}' has {len(self.join_keys)} join keys "
+                                f"({', '.join(self.join_keys) or 'none'}); read .join_keys.")
+        return self.join_keys[0]
+
+
+@dataclass(frozen=True)
+class Field:
+    """A declared column that is not a feature (a join key), as Feast's `Field`: name, dtype, description."""
+
+    name: str
+    dtype: str | None
+    description: str = ""
+
 
 @dataclass(frozen=True)
 class Feature:
@@ -85,6 +103,19 @@ class FeatureView:
         """The TTL as a timedelta, None when the view has none; ValueError if it is malformed."""
         return parse_duration(self.ttl_text) if self.ttl_text else None
 
+    @property
+    def entity_columns(self) -> tuple[Field, ...]:
+        """The view's join-key columns, in their YAML order (Feast's `FeatureView.entity_columns`)."""
+        features = {feature.name for feature in self.features}
+        timestamps = {self.event_timestamp, self.created_timestamp}
+        return tuple(Field(name, dtype) for name, dtype in self.columns.items()
+                     if name not in features and name not in timestamps)
+
+    @property
+    def schema(self) -> tuple[Field | Feature, ...]:
+        """The join-key columns, then the features (Feast's `FeatureView.schema`), each with .name and .dtype."""
+        return self.entity_columns + self.features
+
     def companion_relation(self, suffix: str) -> str:
         """A table the materialization keeps beside the view's (`__build`, `__rejected`), named
         and quoted the way dbt quoted the view's relation."""
@@ -102,6 +133,18 @@ class FeatureView:
 
 
 @dataclass(frozen=True)
+class FeatureViewProjection:
+    """The features a service takes from one view (Feast's `FeatureViewProjection`)."""
+
+    name: str  # the view
+    features: tuple[Feature, ...]
+    name_alias: str | None = None
+
+    def name_to_use(self) -> str:
+        return self.name_alias or self.name
+
+
+@dataclass(frozen=True)
 class FeatureService:
     """An ML model (a dbt exposure of type `ml`) and the features it is trained and served on."""
 
@@ -113,6 +156,9 @@ class FeatureService:
     explicit: bool  # True when the YAML lists features; False when derived from depends_on
     yaml_path: str
     meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # feature_refs grouped by view, with the views' Feature objects (references that do not
+    # resolve are left out: validate reports them)
+    feature_view_projections: tuple[FeatureViewProjection, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -350,6 +396,12 @@ def _feature_service(
     else:
         refs = tuple(f.reference for name in depends_on if name in views for f in views[name].features)
     owner = exposure.get("owner") or {}
+    by_view: dict[str, list[Feature]] = {}
+    for ref in refs:
+        view_name, _, feature_name = ref.partition(":")
+        found = [f for f in views[view_name].features if f.name == feature_name] if view_name in views else []
+        if found and found[0] not in by_view.setdefault(view_name, []):
+            by_view[view_name].append(found[0])
     return FeatureService(
         name=exposure["name"],
         description=exposure.get("description") or "",
@@ -359,4 +411,6 @@ def _feature_service(
         explicit=bool(listed),
         yaml_path=exposure.get("original_file_path", ""),
         meta=MappingProxyType(dict(meta)),
+        feature_view_projections=tuple(FeatureViewProjection(name, tuple(features))
+                                       for name, features in by_view.items() if features),
     )

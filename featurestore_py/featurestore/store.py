@@ -15,7 +15,8 @@ from .online import OnlineStore
 from .online.config import load_online_config
 from .online_response import OnlineResponse
 from .profiles import load_target
-from .registry import Registry, load_manifest, registry_from_manifest
+from .online.reader import RESPONSES_ENV, response_style
+from .registry import Entity, FeatureService, FeatureView, Registry, load_manifest, registry_from_manifest
 from .sync import Syncer, SyncResult, online_table
 from .training import RetrievalJob, plan_retrieval, time_spine_source
 from .validate import Problem, errors, validate
@@ -35,10 +36,14 @@ class FeatureStore:
     writer's lock on the warehouse (DuckDB) before failing with the holder's name.
     """
 
-    def __init__(self, project_dir: str | os.PathLike = ".", target: str | None = None, *,
-                 strict: bool = True, env: Mapping[str, str] | None = None,
-                 profiles_dir: str | os.PathLike | None = None, lock_timeout: float | None = None):
-        self.project = DbtProject.at(project_dir, target, env, profiles_dir)
+    def __init__(self, project_dir: str | os.PathLike | None = None, target: str | None = None, *,
+                 repo_path: str | os.PathLike | None = None, strict: bool = True,
+                 env: Mapping[str, str] | None = None, profiles_dir: str | os.PathLike | None = None,
+                 lock_timeout: float | None = None):
+        if project_dir is not None and repo_path is not None:
+            raise FeatureStoreError("Pass the dbt project's directory once: project_dir or repo_path (Feast's name).")
+        self.project = DbtProject.at(project_dir if project_dir is not None else repo_path if repo_path is not None
+                                     else ".", target, env, profiles_dir)
         self.strict = strict
         value = lock_timeout if lock_timeout is not None else self.project.getenv("FEATURESTORE_LOCK_TIMEOUT")
         try:
@@ -58,6 +63,41 @@ class FeatureStore:
             if found:
                 raise InvalidRegistryError(found)
         return registry
+
+    @property
+    def repo_path(self) -> Path:
+        """The dbt project's directory (Feast's name for the feature repository)."""
+        return Path(self.project.project_dir)
+
+    def refresh_registry(self) -> None:
+        """Read the manifest again on next use (dbt parse first if it is stale)."""
+        self.__dict__.pop("registry", None)
+
+    # -- the registry, as Feast users read it ----------------------------------------------------
+    # The registry's own objects, with Feast's attribute names (`.name`, `.entities`, `.ttl`,
+    # `.features`/`.schema` with `.name` and `.dtype`, `.owner`, `.description`, `.tags`; a
+    # service's `.feature_view_projections`). The registry is read once per FeatureStore
+    # (refresh_registry() reads it again), so allow_cache and allow_registry_cache change nothing.
+    def list_feature_views(self, allow_cache: bool = False, tags: Sequence[str] | None = None) -> list[FeatureView]:
+        """Every feature view (online or not), or those carrying every tag in `tags`."""
+        return [view for view in self.registry.feature_views.values() if _has_tags(view, tags)]
+
+    def list_entities(self, allow_cache: bool = False) -> list[Entity]:
+        return list(self.registry.entities.values())
+
+    def list_feature_services(self) -> list[FeatureService]:
+        return list(self.registry.services.values())
+
+    def get_feature_view(self, name: str, allow_registry_cache: bool = False) -> FeatureView:
+        return self.registry.view(name)
+
+    def get_entity(self, name: str, allow_registry_cache: bool = False) -> Entity:
+        return self.registry.entity(name)
+
+    def get_feature_service(self, name: str, allow_cache: bool = False) -> FeatureService:
+        """A feature service (a dbt exposure of type ml); pass it as `features=` to get_online_features
+        or get_historical_features, as in Feast."""
+        return self.registry.service(name)
 
     def validate(self) -> list[Problem]:
         """Every problem of the project's feature metadata, errors and warnings."""
@@ -90,12 +130,13 @@ class FeatureStore:
                        allow_file_access=allow_file_access, lock_timeout=self.lock_timeout)
 
     # -- training sets -----------------------------------------------------------------------
-    def get_historical_features(self, entity_df=None, features: Sequence[str] | None = None, *,
-                                feature_service: str | None = None, full_feature_names: bool = False,
+    def get_historical_features(self, entity_df=None, features: Sequence[str] | FeatureService | None = None,
+                                full_feature_names: bool = False, *, feature_service: str | None = None,
                                 timestamp_column: str | None = None, knowledge_guard: bool = False,
                                 start: datetime | None = None, end: datetime | None = None,
                                 every: str = "1d", strategy: str = "auto",
-                                allow_file_access: bool = False) -> RetrievalJob:
+                                allow_file_access: bool = False,
+                                filter_by_created_timestamp: bool = False) -> RetrievalJob:
         """A point-in-time training set (lazy): `.to_df()`, `.to_arrow()`, `.to_parquet(path)`,
         `.to_table(name)`, `.sql`.
 
@@ -103,9 +144,12 @@ class FeatureStore:
         join keys and a timestamp column (`timestamp_column`, else `event_timestamp`, else the only
         timestamp column). A SQL query must be one SELECT; it runs read-only and cannot read files
         through the engine unless allow_file_access. Without entity_df, pass start and end: every
-        key of the views at every `every` between them. knowledge_guard=True uses only rows
-        created at or before each entity timestamp.
+        key of the views at every `every` between them. knowledge_guard=True (Feast 0.67:
+        filter_by_created_timestamp=True) uses only rows created at or before each entity timestamp.
+        features may be a feature service from get_feature_service, as in Feast.
         """
+        features, feature_service = _features_or_service(features, feature_service)
+        knowledge_guard = knowledge_guard or filter_by_created_timestamp
         requests = plan_retrieval(self.registry, features, feature_service, full_feature_names)
         if entity_df is None:
             if start is None or end is None:
@@ -224,35 +268,57 @@ class FeatureStore:
     def sync_status(self, views: Sequence[str] | None = None) -> list[dict]:
         return self.syncer().status(views)
 
-    def get_online_features(self, features: Sequence[str] | None = None, *, entity_rows: Sequence[dict],
-                            feature_service: str | None = None, full_feature_names: bool = False,
-                            now: datetime | None = None) -> OnlineResponse:
-        """The latest feature values for each entity row, from the online store.
+    def materialize(self, start_date: datetime, end_date: datetime,
+                    feature_views: Sequence[str] | None = None) -> list[SyncResult]:
+        """Feast's `materialize`, mapped onto a full sync: every key's current row (as the
+        warehouse knows it now) of the online views (all, or `feature_views`) is pushed. The window
+        does not select rows: a key whose latest event falls outside [start_date, end_date] is
+        pushed too (see the README, "Feast's API")."""
+        if start_date > end_date:
+            raise FeatureStoreError(f"materialize: start_date {start_date.isoformat()} is after end_date "
+                                    f"{end_date.isoformat()}.")
+        return self.sync(feature_views, full=True)
 
-        Missing keys give None; so do values older than the view's TTL at `now` (default: the
-        current time), even before DynamoDB's own TTL deletes them.
+    def materialize_incremental(self, end_date: datetime, feature_views: Sequence[str] | None = None) -> list[SyncResult]:
+        """Feast's `materialize_incremental`, mapped onto an incremental sync: the rows created since
+        the last sync's watermark (the first sync of a view is full). end_date cuts nothing off: a
+        row whose event lies after it is pushed too (see the README, "Feast's API")."""
+        return self.sync(feature_views)
+
+    @cached_property
+    def response_style(self) -> str:
+        """How online answers are shaped where ours and Feast's differ: `featurestore` (default) or
+        `feast` (FEATURESTORE_RESPONSES; see featurestore.online.reader)."""
+        return response_style(self.project.getenv(RESPONSES_ENV))
+
+    def get_online_features(self, features: Sequence[str] | FeatureService | None = None,
+                            entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] | None = None,
+                            full_feature_names: bool = False, *, feature_service: str | None = None,
+                            now: datetime | None = None, keys_from_text: bool = False) -> OnlineResponse:
+        """The latest feature values for each entity row, from the online store, with a status per
+        value (`.statuses`): NOT_FOUND for a missing key, OUTSIDE_MAX_AGE for a value older than
+        the view's TTL at `now` (default: the current time; no value is given, even before
+        DynamoDB's own TTL deletes it), NULL_VALUE for a stored NULL (PRESENT in the feast style).
+
+        entity_rows: a list of {join key: value} (Feast's form) or {join key: [values]}; keys no
+        requested view joins on are ignored, as in Feast. features may be a feature service from
+        get_feature_service. keys_from_text: the key values are text (a command line) and are
+        converted to each join key's declared type.
         """
+        from .online.reader import join_keys_of, key_from_text, read_online
+
+        features, feature_service = _features_or_service(features, feature_service)
         requests = plan_retrieval(self.registry, features, feature_service, full_feature_names)
-        rows = list(entity_rows)
-        columns: dict[str, list] = {}
         offline = [request.view.name for request in requests if not request.view.online]
         if offline:
             raise FeatureStoreError(f"Feature view(s) {', '.join(offline)} are not online (`online: true` in their YAML).")
-        for request in requests:
-            for entity_key, _ in request.keys:
-                if any(entity_key not in row for row in rows):
-                    raise FeatureStoreError(
-                        f"Entity rows need '{entity_key}' for feature view '{request.view.name}'; "
-                        f"got keys {sorted(set().union(*[r.keys() for r in rows])) if rows else []}.")
-                columns.setdefault(entity_key, [row[entity_key] for row in rows])
-        dtypes = {}
-        for request in requests:
-            table = online_table(self.registry, request.view)
-            values = self.online.read(table, rows, [name for name, _ in request.features], now=now)
-            for name, output in request.features:
-                columns[output] = [value[name] if value else None for value in values]
-                dtypes[output] = request.view.feature(name).dtype
-        return OnlineResponse(columns, dtypes)
+        entities = _entity_columns(entity_rows) or {key: [] for key in join_keys_of(requests)}  # no rows: an empty answer
+        if keys_from_text:
+            dtypes = {key: request.view.columns.get(key) for request in requests for key, _ in request.keys}
+            entities = {key: [key_from_text(key, text, dtypes.get(key)) for text in values]
+                        for key, values in entities.items()}
+        tables = {request.view.name: online_table(self.registry, request.view) for request in requests}
+        return OnlineResponse(read_online(self.online, tables, requests, entities, now=now, style=self.response_style))
 
     # -- quality -----------------------------------------------------------------------------
     def stats(self, views: Sequence[str] | None = None, *, feature_service: str | None = None,
@@ -382,6 +448,7 @@ class FeatureStore:
         from .server import ServeConfig
 
         self.registry  # a registry with errors is refused before the server starts
+        options.setdefault("responses", self.response_style)
         return ServeConfig(project_dir=str(Path(self.project.project_dir).resolve()),
                            manifest=str(Path(self._manifest()).resolve()), **options)
 
@@ -420,6 +487,46 @@ class FeatureStore:
         if view.compiled_code:
             return view.compiled_code, "compiled by dbt"
         return view.raw_code, "as written (run dbt compile or build for the compiled SQL)"
+
+
+def _features_or_service(features, feature_service: str | None) -> tuple[Sequence[str] | None, str | None]:
+    """Feast passes a feature service as `features=`; ours also takes its name as `feature_service=`."""
+    if isinstance(features, FeatureService):
+        if feature_service is not None:
+            raise FeatureStoreError("Pass either features=[...] or feature_service=..., not both and not neither.")
+        return None, features.name
+    if isinstance(features, str):
+        raise FeatureStoreError(f"features must be a list of 'view:feature' references, not the string {features!r}.")
+    return features, feature_service
+
+
+def _entity_columns(entity_rows) -> dict[str, list]:
+    """Entity rows as columns: from a list of {key: value} (every row with the same keys) or from
+    {key: [values]} (every column as long)."""
+    if entity_rows is None:
+        raise FeatureStoreError("Pass entity_rows: a list of {join key: value}, one per entity row.")
+    if isinstance(entity_rows, Mapping):
+        columns = {key: list(values) for key, values in entity_rows.items()}
+        if len({len(values) for values in columns.values()}) > 1:
+            raise FeatureStoreError("Every entity column must have the same number of values; got "
+                                    + ", ".join(f"{key}: {len(values)}" for key, values in columns.items()) + ".")
+        return columns
+    rows = list(entity_rows)
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    for index, row in enumerate(rows):
+        missing = [key for key in keys if key not in row]
+        if missing:
+            raise FeatureStoreError(f"Entity row {index} has no {', '.join(map(repr, missing))}; every entity row "
+                                    "needs the same keys.")
+    return {key: [row[key] for row in rows] for key in keys}
+
+
+def _has_tags(view: FeatureView, tags) -> bool:
+    if not tags:
+        return True
+    if isinstance(tags, Mapping):
+        raise FeatureStoreError("Tags here are names (the view's `tags: [...]`), not key/value pairs: pass tags=[...].")
+    return set(tags) <= set(view.tags)
 
 
 def _find_exports(folder) -> list[dict]:

@@ -76,9 +76,38 @@ def test_the_cli_works_from_the_project_and_from_elsewhere(shop, tmp_path):
                                         "order by customer_id limit 1").fetchone()
     got = run([featurestore, "get", "-p", str(shop), "-f", "customer_features:order", "-e", f"customer_id={customer}"],
               tmp_path)
-    assert json.loads(got.stdout)["order"] in (orders, None)  # None only when past the 30d TTL
+    vector = json.loads(got.stdout)
+    assert vector["entity"] == {"customer_id": customer}  # an integer key, echoed as an integer
+    assert (vector["features"]["order"]["value"], vector["features"]["order"]["status"]) in (
+        (orders, "PRESENT"), (None, "OUTSIDE_MAX_AGE"))  # past the 30d TTL: no value, and why
     # the relative DuckDB path of the profile resolves against the project, not the current folder
     assert not (tmp_path / "shop.duckdb").exists()
+
+
+def test_get_shows_each_values_status_and_types_keys_as_declared(shop):
+    from typer.testing import CliRunner
+
+    from featurestore import FeatureStore
+    from featurestore.cli import app
+
+    FeatureStore(shop).sync()
+    runner = CliRunner()
+    result = runner.invoke(app, ["get", "-p", str(shop), "-f", "customer_features:order", "-f", "customer_features:select",
+                                 "-e", "customer_id=424242"])
+    assert result.exit_code == 0, result.output
+    vector = json.loads(result.stdout)
+    assert vector == {"entity": {"customer_id": 424242}, "features": {
+        "order": {"value": None, "status": "NOT_FOUND", "event_timestamp": None},
+        "select": {"value": None, "status": "NOT_FOUND", "event_timestamp": None}}}
+    with duckdb.connect(str(shop / "shop.duckdb"), read_only=True) as con:
+        customer, event = con.execute("select customer_id, ordered_at from customer_features where valid_to is null "
+                                      "order by ordered_at desc limit 1").fetchone()
+    result = runner.invoke(app, ["get", "-p", str(shop), "-f", "customer_features:order", "-e", f"customer_id={customer}"])
+    found = json.loads(result.stdout)["features"]["order"]
+    assert found["status"] == "OUTSIDE_MAX_AGE" and found["value"] is None  # the seeds end in October 2026; TTL 30d
+    assert found["event_timestamp"].startswith(event.strftime("%Y-%m-%dT%H:%M:%S"))
+    result = runner.invoke(app, ["get", "-p", str(shop), "-f", "customer_features:order", "-e", "customer_id=abc"])
+    assert result.exit_code == 1 and "'customer_id' is an integer join key (integer); 'abc' is not an integer" in result.output
 
 
 def test_profile_lookup_follows_dbt(shop, tmp_path):

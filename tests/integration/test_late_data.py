@@ -52,7 +52,7 @@ def test_late_and_corrected_orders_reach_training_and_serving(tmp_path, moto_ser
     online = store.get_online_features(["customer_features:lifetime_value"],
                                        entity_rows=[{"customer_id": c} for c in sorted(moved)], now=at).to_dict()
     expected = after.set_index("customer_id").lifetime_value
-    assert online["lifetime_value"] == [expected[c] for c in sorted(moved)]
+    assert online["lifetime_value"] == [float(expected[c]) for c in sorted(moved)]  # a decimal(18,2), as a float
     report = FeatureStore(project, env=env).audit("customer_features", sample=len(customers), now=at)
     assert report["mismatches"] == []
 

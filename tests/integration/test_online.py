@@ -22,6 +22,7 @@ from featurestore.errors import FeatureStoreError
 from featurestore.online import OnlineStoreError, OnlineTable
 from featurestore.online.config import OnlineConfig
 from featurestore.online.dynamodb import _TTL_UNSUPPORTED, DynamoDBOnlineStore
+from featurestore.online_response import plain_value
 from jaffle_data import JaffleSize, write_raw_files
 
 runner = CliRunner()
@@ -207,7 +208,8 @@ def test_training_and_serving_agree(online_project):
     offline = store.get_historical_features(frame, [f"customer_features:{f}" for f in (
         "total_orders_30d", "avg_order_value_30d", "days_since_last_order", "customer_segment", "lifetime_value")]).to_arrow()
     for feature in ("total_orders_30d", "avg_order_value_30d", "days_since_last_order", "customer_segment", "lifetime_value"):
-        assert online[feature] == offline.column(feature).to_pylist(), feature  # exact values on both sides
+        # exact values on both sides, as to_dict gives them (a decimal as the nearest float, like the server)
+        assert online[feature] == [plain_value(v) for v in offline.column(feature).to_pylist()], feature
     assert any(v is not None for v in online["total_orders_30d"])
 
 

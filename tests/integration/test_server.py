@@ -125,6 +125,33 @@ def test_endpoints_statuses_and_a_request_from_feasts_documentation(served_proje
         assert {"/get-online-features", "/push", "/health", "/ready", "/metrics"} <= set(document["paths"])
 
 
+def test_the_feast_response_setting_gives_feasts_order_and_null_status(served_project):
+    project, env = served_project
+    known = customers(project, 10)[8:]  # customers the other tests do not push
+    pushed = {"push_source_name": "customer_live_features",
+              "df": {"customer_id": known, "event_at": [NOW.isoformat()] * 2, "cart_items": [None, 2],
+                     "cart_value": [5.0, 6.0]}}
+    stores = ["no-such-store", "another"]
+    # entity columns sent in another order than the views' (store_features first, so store_id first)
+    request = {"features": ["store_features:orders_7d", "customer_live_features:cart_items"],
+               "entities": {"customer_id": known, "store_id": stores}}
+    answers = {}
+    for style in ("featurestore", "feast"):
+        with server(project, env, "--push", extra_env={"FEATURESTORE_RESPONSES": style}) as (url, _):
+            assert requests.post(url + "/push", json=pushed).status_code == 200
+            answers[style] = requests.post(url + "/get-online-features", json=request).json()
+    ours, feast = answers["featurestore"], answers["feast"]
+    assert ours["metadata"]["feature_names"] == ["store_id", "customer_id", "orders_7d", "cart_items"]
+    assert feast["metadata"]["feature_names"] == ["customer_id", "store_id", "orders_7d", "cart_items"]  # as sent
+    assert column(ours, "cart_items")["statuses"] == ["NULL_VALUE", "PRESENT"]
+    assert column(feast, "cart_items")["statuses"] == ["PRESENT", "PRESENT"]  # a stored NULL is PRESENT in Feast 0.67
+    assert column(ours, "cart_items")["values"] == column(feast, "cart_items")["values"] == [None, 2]
+    assert column(feast, "customer_id")["values"] == known and column(feast, "store_id")["values"] == stores
+    refused = subprocess.run([str(BIN / "featurestore"), "serve", "-p", str(project)], capture_output=True, text=True,
+                             env={**os.environ, **env, "FEATURESTORE_RESPONSES": "feast067"}, timeout=60)
+    assert refused.returncode == 1 and "FEATURESTORE_RESPONSES must be featurestore or feast" in refused.stderr
+
+
 BAD_REQUESTS = [
     ("not json", b"{features", 400, "not JSON"),
     ("a list", [], 400, "JSON object"),

@@ -24,6 +24,7 @@ class ServeConfig:
     push: bool = False
     served_log_fraction: float = 0.0  # share of requests whose vectors are logged (0: off)
     served_log_flush_seconds: float = 5.0
+    responses: str = "featurestore"  # the response style, featurestore or feast (FEATURESTORE_RESPONSES)
 
 
 def api_keys(config: ServeConfig) -> tuple[str, ...]:
@@ -42,6 +43,7 @@ def api_keys(config: ServeConfig) -> tuple[str, ...]:
 def build_app(config: ServeConfig):
     from ..online.config import load_online_config
     from ..online.dynamodb import DynamoDBOnlineStore
+    from ..online.reader import response_style
     from ..registry import load_manifest, registry_from_manifest
     from .app import ServerSettings, create_app
     from .landing import ServedLog
@@ -55,7 +57,7 @@ def build_app(config: ServeConfig):
         if config.served_log_fraction > 0 else None
     pusher = Pusher(registry, online, landing).push_request if config.push else None
     settings = ServerSettings(api_keys=api_keys(config), served_log=served_log, pusher=pusher, ready_check=online.ping)
-    return create_app(OnlineServer(registry, online, config.max_entities), settings)
+    return create_app(OnlineServer(registry, online, config.max_entities, response_style(config.responses)), settings)
 
 
 def app_from_env():

@@ -7,9 +7,8 @@ Request (POST /get-online-features), as Feast's Python feature server takes it:
 
 Response, as Feast's server gives it: `metadata.feature_names` (the entity columns, then the
 features), and per name `values`, `statuses` and `event_timestamps`, one entry per entity row.
-Statuses say why a value is missing: NOT_FOUND (no item for the key, or a NULL key), NULL_VALUE
-(the item holds NULL), OUTSIDE_MAX_AGE (the item is older than the view's TTL: no value is
-served), PRESENT.
+The values and statuses come from the one online read (featurestore.online.reader), in the
+server's response style (`featurestore` or `feast`, FEATURESTORE_RESPONSES; see there).
 
 Client mistakes raise BadRequest with the HTTP status and a message naming the problem; the
 server maps every other error to 503 (the online store) or 500 (a bug).
@@ -17,24 +16,21 @@ server maps every other error to 503 (the online store) or 500 (a bug).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from decimal import Decimal
+from datetime import datetime
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import FeatureStoreError
 from ..online import OnlineStore, OnlineTable
-from ..online.codec import INTEGER_TYPES, MAX_KEY_BYTES, entity_key
+from ..online.reader import EntityKeyError, read_online
+from ..online_response import iso_timestamp, json_value  # noqa: F401  (json_value: served.py's rule too)
 from ..registry import Registry
 from ..sync import online_table
 from ..training import ViewRequest, plan_retrieval
 
-PRESENT, NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE = "PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"
 EPOCH = "1970-01-01T00:00:00Z"
 _FIELDS = {"features", "feature_service", "entities", "full_feature_names"}
-_STRING_TYPES = ("varchar", "text", "string", "char", "uuid")
 
 
 class BadRequest(FeatureStoreError):
@@ -59,10 +55,11 @@ class Served:
 class OnlineServer:
     """Answers Feast-shaped requests from the online store. Holds no warehouse connection."""
 
-    def __init__(self, registry: Registry, online: OnlineStore, max_entities: int = 1000):
+    def __init__(self, registry: Registry, online: OnlineStore, max_entities: int = 1000, style: str = "featurestore"):
         self.registry = registry
         self.online = online
         self.max_entities = max_entities
+        self.style = style  # the response style: featurestore or feast (featurestore.online.reader)
         self.tables: dict[str, OnlineTable] = {
             view.name: online_table(registry, view) for view in registry.feature_views.values() if view.online}
         self._plan = lru_cache(maxsize=256)(self._plan_uncached)
@@ -117,97 +114,21 @@ class OnlineServer:
             raise BadRequest(f"Feature view(s) {', '.join(offline)} are not served online (`online: true` in their YAML).")
         return tuple(requests)
 
-    def _check_keys(self, requests: tuple[ViewRequest, ...], entities: Mapping[str, list]) -> list[str]:
-        needed: list[str] = []
-        for request in requests:
-            for key, _ in request.keys:
-                if key not in entities:
-                    raise BadRequest(f"Feature view '{request.view.name}' needs the join key '{key}' in `entities`; "
-                                     f"got {', '.join(sorted(entities))}.")
-                if key not in needed:
-                    needed.append(key)
-                family = _family(request.view.columns.get(key))
-                for index, value in enumerate(entities[key]):
-                    _check_key_value(key, index, value, family)
-        extra = sorted(set(entities) - set(needed))
-        if extra:
-            raise BadRequest(f"Unknown entity column(s) {', '.join(map(repr, extra))}: the requested features join on "
-                             f"{', '.join(needed)}.")
-        return needed
-
     # -- the answer ----------------------------------------------------------------------------
     def get_online_features(self, body: Any, now: datetime | None = None) -> tuple[dict, Served]:
         features, service, full, entities = self.parse(body)
         requests = self._plan(features, service, full)
-        keys = self._check_keys(requests, entities)
-        rows = len(entities[keys[0]])
-        names = list(keys)
-        references: list[str | None] = [None] * len(keys)
-        results = [{"values": list(entities[key]), "statuses": [PRESENT] * rows, "event_timestamps": [EPOCH] * rows}
-                   for key in keys]
-        reads = [(self.tables[request.view.name], [{key: entities[key][i] for key, _ in request.keys} for i in range(rows)],
-                  [name for name, _ in request.features]) for request in requests]
-        answers = self.online.read_many(reads, now=now, with_expired=True)
-        for request, (table, _, _), found in zip(requests, reads, answers):
-            for name, output in request.features:
-                dtype = table.features.get(name)
-                values, statuses, stamps = [], [], []
-                for item in found:
-                    if item is None:
-                        values.append(None), statuses.append(NOT_FOUND), stamps.append(EPOCH)
-                        continue
-                    stamps.append(_iso(item["_event_timestamp"]))
-                    if item.get("_expired"):
-                        values.append(None), statuses.append(OUTSIDE_MAX_AGE)
-                    elif item.get(name) is None:
-                        values.append(None), statuses.append(NULL_VALUE)
-                    else:
-                        values.append(json_value(item[name], dtype)), statuses.append(PRESENT)
-                names.append(output)
-                references.append(f"{request.view.name}:{name}")
-                results.append({"values": values, "statuses": statuses, "event_timestamps": stamps})
+        try:
+            columns = read_online(self.online, self.tables, requests, entities, now=now, style=self.style,
+                                  refuse_unknown=True)
+        except EntityKeyError as exc:
+            raise BadRequest(str(exc)) from None
+        names = [column.name for column in columns]
+        references = [column.reference for column in columns]
+        results = [{"values": [json_value(value, column.dtype) for value in column.values],
+                    "statuses": column.statuses,
+                    "event_timestamps": [EPOCH if moment is None else iso_timestamp(moment)
+                                         for moment in column.event_timestamps]}
+                   for column in columns]
         response = {"metadata": {"feature_names": names}, "results": results}
-        return response, Served(service, names, references, rows, results)
-
-
-def _family(dtype: str | None) -> str | None:
-    declared = (dtype or "").lower()
-    if declared.startswith(INTEGER_TYPES):
-        return "integer"
-    if declared.startswith(_STRING_TYPES):
-        return "string"
-    return None  # undeclared or another type: strings and integers are both accepted
-
-
-def _check_key_value(key: str, index: int, value: Any, family: str | None) -> None:
-    if value is None:
-        return  # a NULL key: NOT_FOUND, like a key that is not there
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise BadRequest(f"Entity '{key}' row {index}: {type(value).__name__} values are not join keys; "
-                         f"send {'a string' if family == 'string' else 'an integer' if family == 'integer' else 'strings or integers'}.")
-    if family == "string" and not isinstance(value, str):
-        raise BadRequest(f"Entity '{key}' row {index}: the join key is a string column; got the number {value}.")
-    if family == "integer" and not isinstance(value, int):
-        raise BadRequest(f"Entity '{key}' row {index}: the join key is an integer column; got the string {value!r}.")
-    if isinstance(value, str) and len(entity_key([key], {key: value}).encode()) > MAX_KEY_BYTES:
-        raise BadRequest(f"Entity '{key}' row {index}: the key is longer than DynamoDB's {MAX_KEY_BYTES:,}-byte limit.")
-
-
-def json_value(value: Any, dtype: str | None = None) -> Any:
-    """A feature value as JSON: decimals as numbers, times as ISO 8601."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and (dtype or "").lower().startswith(INTEGER_TYPES) \
-            else float(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, datetime):
-        return _iso(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-def _iso(moment: datetime) -> str:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return moment.isoformat(timespec="microseconds") + "Z"
+        return response, Served(service, names, references, len(next(iter(entities.values()))), results)

@@ -1,0 +1,163 @@
+"""The online read: feature values with a status per value, for the SDK, the CLI and the server.
+
+One batched read of every requested view (`OnlineStore.read_many`) gives, per output column,
+the values, a status per value and the event timestamps — the feature server turns them into
+JSON, `get_online_features` into an `OnlineResponse`, `featurestore get` into its vector.
+
+Statuses say why a value is missing: NOT_FOUND (no item for the key, or a NULL key), NULL_VALUE
+(the item holds NULL), OUTSIDE_MAX_AGE (the item is older than the view's TTL: no value is
+read), else PRESENT.
+
+Two response styles (FEATURESTORE_RESPONSES), differing only where Feast's server does:
+- `featurestore` (default): the entity columns in the views' join-key order; a stored NULL is
+  NULL_VALUE.
+- `feast`: as Feast 0.67's feature server answers — the entity columns in the order the request
+  gives them, and a stored NULL is PRESENT (with a null value).
+In both, features follow the entity columns grouped by view, views in the order of their first
+requested feature and features in the order requested. (Feast orders the features of one view
+as a Python set, which changes from one server process to the next; the requested order is one
+of the orders Feast gives, and the only stable one.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+from ..errors import FeatureStoreError
+from ..training import ViewRequest
+from . import OnlineStore, OnlineTable
+from .codec import INTEGER_TYPES, MAX_KEY_BYTES, entity_key
+
+PRESENT, NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE = "PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"
+RESPONSES_ENV = "FEATURESTORE_RESPONSES"
+RESPONSE_STYLES = ("featurestore", "feast")
+_STRING_TYPES = ("varchar", "text", "string", "char", "uuid")
+
+
+class EntityKeyError(FeatureStoreError):
+    """A join key missing from the entity rows, a key value of the wrong type, or (where refused)
+    an entity column no requested view joins on."""
+
+
+@dataclass(frozen=True)
+class OnlineColumn:
+    """One column of an online read: an entity column (reference None) or a feature."""
+
+    name: str  # the output name (`view__feature` with full feature names)
+    reference: str | None  # "view:feature"; None for an entity column
+    dtype: str | None  # the declared data_type
+    values: list  # as the online store decodes them (a decimal is a Decimal); None when there is no value
+    statuses: list[str]
+    event_timestamps: list[datetime | None]  # the item's event time; None without an item (and for keys)
+
+
+def response_style(value: str | None) -> str:
+    """The checked value of FEATURESTORE_RESPONSES (empty or unset: featurestore)."""
+    style = (value or "featurestore").strip().lower()
+    if style not in RESPONSE_STYLES:
+        raise FeatureStoreError(f"{RESPONSES_ENV} must be {' or '.join(RESPONSE_STYLES)}, not {value!r}.")
+    return style
+
+
+def join_keys_of(requests: Sequence[ViewRequest]) -> list[str]:
+    """Every join key the requested views need, in the views' order."""
+    keys: list[str] = []
+    for request in requests:
+        for key, _ in request.keys:
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def key_family(dtype: str | None) -> str | None:
+    """`integer`, `string`, or None (undeclared or another type: strings and integers are both accepted)."""
+    declared = (dtype or "").lower()
+    if declared.startswith(INTEGER_TYPES):
+        return "integer"
+    if declared.startswith(_STRING_TYPES):
+        return "string"
+    return None
+
+
+def key_from_text(key: str, text: str, dtype: str | None) -> Any:
+    """A join key typed on the command line (`-e customer_id=42`) as the value of its declared type."""
+    if key_family(dtype) != "integer":
+        return text
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise EntityKeyError(f"'{key}' is an integer join key ({dtype}); {text!r} is not an integer.") from None
+
+
+def check_entities(requests: Sequence[ViewRequest], entities: Mapping[str, Sequence[Any]],
+                   refuse_unknown: bool = False) -> list[str]:
+    """The join keys needed, each present in `entities` with values of its declared type (else
+    EntityKeyError naming the key, the row and the type). refuse_unknown: an entity column no
+    requested view joins on is an error too (Feast ignores it; it is usually a misspelt key)."""
+    for request in requests:
+        for key, _ in request.keys:
+            if key not in entities:
+                raise EntityKeyError(f"Entity rows need '{key}' for feature view '{request.view.name}'; "
+                                        f"got {', '.join(sorted(entities)) or 'no keys'}.")
+            family = key_family(request.view.columns.get(key))
+            for index, value in enumerate(entities[key]):
+                _check_key_value(key, index, value, family)
+    needed = join_keys_of(requests)
+    extra = sorted(set(entities) - set(needed))
+    if refuse_unknown and extra:
+        raise EntityKeyError(f"Unknown entity column(s) {', '.join(map(repr, extra))}: the requested features join on "
+                             f"{', '.join(needed)}.")
+    return needed
+
+
+def _check_key_value(key: str, index: int, value: Any, family: str | None) -> None:
+    if value is None:
+        return  # a NULL key: NOT_FOUND, like a key that is not there
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise EntityKeyError(
+            f"Entity '{key}' row {index}: {type(value).__name__} values are not join keys; send "
+            f"{'a string' if family == 'string' else 'an integer' if family == 'integer' else 'strings or integers'}.")
+    if family == "string" and not isinstance(value, str):
+        raise EntityKeyError(f"Entity '{key}' row {index}: the join key is a string column; got the number {value}.")
+    if family == "integer" and not isinstance(value, int):
+        raise EntityKeyError(f"Entity '{key}' row {index}: the join key is an integer column; got the string {value!r}.")
+    if isinstance(value, str) and len(entity_key([key], {key: value}).encode()) > MAX_KEY_BYTES:
+        raise EntityKeyError(f"Entity '{key}' row {index}: the key is longer than DynamoDB's {MAX_KEY_BYTES:,}-byte limit.")
+
+
+def read_online(online: OnlineStore, tables: Mapping[str, OnlineTable], requests: Sequence[ViewRequest],
+                entities: Mapping[str, Sequence[Any]], now: datetime | None = None,
+                style: str = "featurestore", refuse_unknown: bool = False) -> list[OnlineColumn]:
+    """The entity columns, then every requested feature, one value and status per entity row.
+
+    tables: view name -> its OnlineTable; entities: join key -> one value per row (every column
+    the same length). Keys the views do not need are left out of the answer, as Feast does, or
+    refused (refuse_unknown)."""
+    keys = check_entities(requests, entities, refuse_unknown)
+    if style == "feast":
+        keys = [key for key in entities if key in keys]  # Feast: the request's order
+    rows = len(entities[keys[0]]) if keys else 0
+    columns = [OnlineColumn(key, None, None, list(entities[key]), [PRESENT] * rows, [None] * rows) for key in keys]
+    reads = [(tables[request.view.name], [{key: entities[key][i] for key, _ in request.keys} for i in range(rows)],
+              [name for name, _ in request.features]) for request in requests]
+    null_status = PRESENT if style == "feast" else NULL_VALUE
+    answers = online.read_many(reads, now=now, with_expired=True)
+    for request, (table, _, _), found in zip(requests, reads, answers):
+        for name, output in request.features:
+            values, statuses, stamps = [], [], []
+            for item in found:
+                if item is None:
+                    values.append(None), statuses.append(NOT_FOUND), stamps.append(None)
+                    continue
+                stamps.append(item["_event_timestamp"])
+                if item.get("_expired"):
+                    values.append(None), statuses.append(OUTSIDE_MAX_AGE)
+                elif item.get(name) is None:
+                    values.append(None), statuses.append(null_status)
+                else:
+                    values.append(item[name]), statuses.append(PRESENT)
+            columns.append(OnlineColumn(output, f"{request.view.name}:{name}", table.features.get(name), values,
+                                        statuses, stamps))
+    return columns
