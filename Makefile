@@ -9,7 +9,7 @@ DEMO := examples/jaffle_shop
 RAW_DIR := $(DEMO)/data/raw
 FS := cd $(DEMO) && $(BIN)/featurestore
 
-.PHONY: demo test unit integration venv data build clean online-down
+.PHONY: demo test unit integration venv feast-venv data build clean online-down
 
 $(BIN)/featurestore: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,17 @@ $(BIN)/featurestore: pyproject.toml
 	touch $@
 
 venv: $(BIN)/featurestore
+
+# Feast 0.67 in a venv of its own (its pins clash with dbt's), for the import-feast round trip:
+# the test runs Feast only through this python, in a subprocess.
+FEAST_VENV := $(CURDIR)/.venv-feast
+$(FEAST_VENV)/bin/feast:
+	$(PYTHON) -m venv $(FEAST_VENV)
+	$(FEAST_VENV)/bin/pip install --quiet --upgrade pip
+	$(FEAST_VENV)/bin/pip install --quiet feast==0.67.0
+	touch $@
+
+feast-venv: $(FEAST_VENV)/bin/feast
 
 # Jaffle Shop data from jafgen (YEARS=3 make data for more). Regenerated only when missing.
 $(RAW_DIR)/raw_orders.csv: | $(BIN)/featurestore
@@ -54,7 +65,7 @@ demo: build
 
 # Fast tier first (no dbt, no server), then the integration tier on two workers (pytest-xdist;
 # a test file stays on one worker with its module fixtures).
-test: venv
+test: venv feast-venv
 	@start=$$(date +%s%N); $(BIN)/pytest -q -p no:cacheprovider tests/unit || exit $$?; \
 	echo "unit tier: $$(( ($$(date +%s%N) - start) / 1000000 )) ms"
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/integration
@@ -62,7 +73,7 @@ test: venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-integration: venv
+integration: venv feast-venv
 	$(BIN)/pytest -q tests/integration
 
 online-down:
@@ -70,4 +81,4 @@ online-down:
 
 clean:
 	-$(FS) online down
-	rm -rf $(DEMO)/{target,logs,jaffle_shop.duckdb,data,landing,out,site,.featurestore,dbt_packages,package-lock.yml} $(VENV)
+	rm -rf $(DEMO)/{target,logs,jaffle_shop.duckdb,data,landing,out,site,.featurestore,dbt_packages,package-lock.yml} $(VENV) $(FEAST_VENV)

@@ -16,7 +16,7 @@ import yaml
 
 from ..durations import format_duration
 from ..errors import FeatureStoreError
-from .definitions import FeastEntity, FeastRepo, FeastView, Note, dtype_text
+from .definitions import FeastEntity, FeastField, FeastRepo, FeastView, Note, dtype_text
 from .reader import Call, Symbol
 
 SOURCE_GROUP = "feast"
@@ -89,16 +89,8 @@ class Schemas:
 
 
 def data_type(dtype: Any, file_type: str | None) -> str:
-    """The YAML data_type of a Feast dtype; ValueError saying why when there is none."""
-    declared = _data_type(dtype, file_type)
-    if declared.startswith("struct"):
-        # dbt lists a struct's fields as columns of their own (get_column_schema_from_query), so the
-        # feature_view materialization cannot check or snapshot a struct column yet
-        raise ValueError(f"a struct ({declared}); the feature_view materialization does not take struct columns yet")
-    return declared
-
-
-def _data_type(dtype: Any, file_type: str | None) -> str:
+    """The YAML data_type of a Feast dtype (Map, ScalarMap and Decimal: the file's type); ValueError
+    saying why when there is none."""
     if isinstance(dtype, Symbol):
         if dtype.name in FEAST_TYPES:
             return FEAST_TYPES[dtype.name]
@@ -107,14 +99,14 @@ def _data_type(dtype: Any, file_type: str | None) -> str:
                 return file_type
             raise ValueError(f"a {dtype.name} is typed only by its data, and the source's file cannot be read")
     if isinstance(dtype, Call) and dtype.name in ("Array", "Set") and len(dtype.args) == 1:
-        return _data_type(dtype.args[0], None) + "[]"
+        return data_type(dtype.args[0], None) + "[]"
     if isinstance(dtype, Call) and dtype.name == "Struct" and len(dtype.args) == 1 and isinstance(dtype.args[0], dict):
-        return "struct(" + ", ".join(f"{quote(str(k))} {_data_type(v, None)}" for k, v in dtype.args[0].items()) + ")"
+        return "struct(" + ", ".join(f"{quote(str(k))} {data_type(v, None)}" for k, v in dtype.args[0].items()) + ")"
     raise ValueError(f"Feast type {dtype_text(dtype)} has no translation")
 
 
 def _timestamp_expression(column: str, file_type: str | None) -> str:
-    if file_type and "with time zone" in file_type or file_type in ("timestamptz", "timestamptz_ns"):
+    if file_type and (file_type.startswith("timestamptz") or "with time zone" in file_type):
         return f"timezone('UTC', {quote(column)})"  # an instant -> its UTC wall time
     return f"cast({quote(column)} as timestamp)"
 
@@ -148,34 +140,34 @@ def view_columns(view: FeastView, repo: FeastRepo, schemas: Schemas) -> list[Col
                                   else "When the row was written (Feast's created_timestamp_column).", role))
     taken = {c.name for c in columns}
     fields = view.fields
-    if fields is None:
+    if fields is None:  # Feast infers the schema from the source: so do we, from the file
         if schema is None:
             note("schema", "not given and the source cannot be read: no features translated")
             return columns
-        inferred = [name for name in (to_source_inverse(source, schema)) if name not in taken]
+        mapping = dict(source.field_mapping)
+        inferred = [mapping.get(column, column) for column in schema if mapping.get(column, column) not in taken]
         note("schema", f"not given: every other column of the file is a feature ({', '.join(inferred)})")
-        from .definitions import FeastField
-        fields = tuple(FeastField(name, Symbol("_file"), "") for name in inferred)
+        fields = tuple(FeastField(name, None, "") for name in inferred)
     for field in fields:
         if field.name in taken:
             continue
         try:
-            declared = file_type(field.name) if field.dtype == Symbol("_file") else data_type(field.dtype, file_type(field.name))
+            declared = file_type(field.name) if field.dtype is None else data_type(field.dtype, file_type(field.name))
             if declared is None:
                 raise ValueError("its type is unknown")
+            if declared.startswith("struct"):
+                # dbt lists a struct's fields as columns of their own (get_column_schema_from_query),
+                # so the feature_view materialization cannot check or snapshot a struct column yet
+                raise ValueError(f"a struct ({declared}); the feature_view materialization does not take "
+                                 "struct columns yet")
         except ValueError as exc:
             note(f"feature {field.name}", f"not translated: {exc}")
             continue
-        description = field.description or f"{field.name} (imported from Feast, {dtype_text(field.dtype)}): describe it."
+        kind = "its type from the file" if field.dtype is None else dtype_text(field.dtype)
+        description = field.description or f"{field.name} (imported from Feast, {kind}): describe it."
         columns.append(Column(field.name, f"cast({quote(to_source.get(field.name, field.name))} as {declared})",
                               declared, description, "feature"))
     return columns
-
-
-def to_source_inverse(source, schema: dict[str, str]) -> list[str]:
-    """The file's columns under their Feast names (field_mapping applied)."""
-    mapping = dict(source.field_mapping)
-    return [mapping.get(column, column) for column in schema]
 
 
 @dataclass
@@ -367,8 +359,3 @@ def dumps_report(repo: FeastRepo, output: Output, out_dir: Path) -> str:
                      f"({', '.join(undescribed)})")
     return "\n".join(lines) + "\n"
 
-
-def dump_json(repo: FeastRepo, output: Output) -> str:
-    return json.dumps({"views": {name: [c.name for c in columns if c.role == "feature"]
-                                 for name, columns in output.views.items()},
-                       "notes": [str(note) for note in repo.notes]}, indent=2)
