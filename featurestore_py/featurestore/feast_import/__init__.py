@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import FeatureStoreError
 from .definitions import FeastRepo, Note, read_repo
-from .writer import MODEL_FOLDER, check_names, dumps_report, render
+from .writer import MODEL_FOLDER, check_names, report_text, render
 
 REPORT_FILE = "feast_import_report.md"
 __all__ = ["ImportResult", "import_feast", "read_repo"]
@@ -44,7 +44,7 @@ def import_feast(feast_repo, out_dir, *, force: bool = False, package: str | Non
     if not new_project and not _installs_featurestore(out_path):
         repo.notes.append(Note(None, "packages.yml", "the existing project does not install featurestore: add it "
                                                       "(see the README's 'From another dbt project')"))
-    report = dumps_report(repo, output, out_path)
+    report = report_text(repo, output, out_path)
     files = {**output.files, REPORT_FILE: report}
     existing = sorted(path for path in files if (out_path / path).exists())
     if existing and not force:

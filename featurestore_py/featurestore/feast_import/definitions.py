@@ -305,10 +305,10 @@ def _entity(call: Call) -> FeastEntity:
 
 
 def _field(item: Any, view: Call) -> FeastField:
-    if not (isinstance(item, Call) and item.name in ("Field", "Feature")):
+    if not (isinstance(item, Call) and item.name == "Field"):
         raise Untranslatable(f"schema item {_show(item)} is not a Field")
     name = _text(item.get("name", 0), item, "name")
-    dtype = item.get("dtype", 1) if item.name == "Field" else item.get("dtype", 1)
+    dtype = item.get("dtype", 1)
     if isinstance(dtype, Unresolved):
         raise Untranslatable(f"the dtype of field {name} is {dtype}")
     return FeastField(name=name, dtype=dtype,
@@ -324,7 +324,9 @@ def _text(value: Any, call: Call, argument: str) -> str:
 
 
 def _optional_text(value: Any, call: Call, argument: str) -> str | None:
-    return None if value is None else _text(value, call, argument) if value != "" else ""
+    if value is None or value == "":
+        return value
+    return _text(value, call, argument)
 
 
 def _list(value: Any, call: Call, argument: str) -> list:

@@ -4,7 +4,6 @@ dbt_project.yml, profiles.yml (DuckDB) and packages.yml installing featurestore.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -172,126 +171,146 @@ def view_columns(view: FeastView, repo: FeastRepo, schemas: Schemas) -> list[Col
 
 @dataclass
 class Output:
-    """What the import writes: relative path -> text, and the notes for the report."""
+    """What the import writes (relative path -> text) and what it translated."""
 
     files: dict[str, str]
-    views: dict[str, list[Column]]
+    views: dict[str, list[Column]]  # translated view -> its columns
+    services: list[str]  # translated services
 
 
 def render(repo: FeastRepo, out_dir: Path, new_project: bool, package: str) -> Output:
+    """Every file of the dbt side; what is left out is added to repo.notes."""
     schemas = Schemas(repo)
-    templates = _templates()
-    files: dict[str, str] = {}
     views = {name: view_columns(view, repo, schemas) for name, view in repo.views.items()}
     views = {name: columns for name, columns in views.items() if any(c.role == "feature" for c in columns)}
-    project = _dbt_name(repo.project)
-
-    sources = {}
-    for name in views:
-        source = repo.views[name].source
-        if source.kind == "file":
-            path = schemas.path(source.location)
-            location = source.location if path is None else os.path.relpath(path.resolve(), out_dir.resolve())
-            sources[source.name] = {"name": source.name, "description": f"Feast FileSource {source.name} ({source.where}).",
-                                    "config": {"meta": {"external_location": f"read_parquet({_sql_text(location)})"}}}
-        else:
-            parts = source.location.split(".")
-            sources[source.name] = {"name": source.name, "identifier": parts[-1],
-                                    "description": f"Feast table source {source.location} ({source.where})."}
-            if len(parts) >= 2:
-                sources[source.name]["schema"] = parts[-2]
-            repo.notes.append(Note(source.where, f"table source {source.name}",
-                                   f"declared as the dbt source table {source.location}: your profile must reach it"))
+    templates = _templates()
+    files = {str(MODEL_FOLDER / f"{name}.sql"): templates.get_template("feature_view.sql.j2").render(
+        view=repo.views[name], columns=columns, source_group=SOURCE_GROUP) for name, columns in views.items()}
     files[str(MODEL_FOLDER / "_sources.yml")] = _yaml(
         "Imported from Feast: the data sources the feature views read.",
-        {"version": 2, "sources": [{"name": SOURCE_GROUP, "tables": list(sources.values())}]})
-
+        {"version": 2, "sources": [{"name": SOURCE_GROUP, "tables": _sources(repo, views, schemas, out_dir)}]})
     entity_models = []
     for entity in _used_entities(repo, views):
-        model = f"{entity.name}_keys"
-        parts = []
-        for view_name, columns in views.items():
-            view = repo.views[view_name]
-            if entity in view.entities:
-                keys = [c for c in columns if c.name in entity.join_keys]
-                if not any(p["source"] == view.source.name for p in parts):
-                    parts.append({"source": view.source.name, "columns": keys})
-        files[str(MODEL_FOLDER / f"{model}.sql")] = templates.get_template("entity_keys.sql.j2").render(
+        parts = _entity_parts(repo, views, entity)
+        files[str(MODEL_FOLDER / f"{entity.name}_keys.sql")] = templates.get_template("entity_keys.sql.j2").render(
             entity=entity, parts=parts, source_group=SOURCE_GROUP)
-        keys = parts[0]["columns"]
-        entity_models.append({
-            "name": model, "description": f"Every key of the {entity.name} entity in the feature views' sources.",
-            "config": {"materialized": "view", "meta": {"featurestore": {"entities": [{
-                "name": entity.name, "join_keys": list(entity.join_keys),
-                "description": entity.description or f"{entity.name} (imported from Feast): describe it."}]}}},
-            "columns": [_column_yaml(c) for c in keys]})
-
-    view_models = []
-    for name, columns in views.items():
-        view = repo.views[name]
-        files[str(MODEL_FOLDER / f"{name}.sql")] = templates.get_template("feature_view.sql.j2").render(
-            view=view, columns=columns, source_group=SOURCE_GROUP)
-        meta: dict[str, Any] = {"entities": [e.name for e in view.entities],
-                                "event_timestamp": view.source.timestamp_field}
-        if view.source.created_timestamp_column:
-            meta["created_timestamp"] = view.source.created_timestamp_column
-        if view.ttl is not None:
-            meta["ttl"] = format_duration(view.ttl)
-        meta["online"] = view.online
-        meta["owner"] = view.owner or PLACEHOLDER_OWNER
-        if view.push_source:
-            meta["push"] = True
-        if view.tags:
-            meta["tags"] = [f"{k}:{v}" for k, v in view.tags]
-        view_models.append({
-            "name": name, "description": view.description or f"Feast feature view {name} ({view.where}).",
-            "config": {"materialized": "feature_view", "meta": {"featurestore": meta}},
-            "columns": [_column_yaml(c) for c in columns]})
+        entity_models.append(_entity_model(entity, parts[0]["columns"]))
     files[str(MODEL_FOLDER / "_models.yml")] = _yaml(
         "Imported from Feast: one model per entity (its declaration) and one feature_view model per feature view.",
-        {"version": 2, "models": entity_models + view_models})
-
-    exposures = []
-    for service in repo.services.values():
-        refs, depends = [], []
-        for view_name, selected in service.features:
-            if view_name not in views:
-                continue
-            available = [c.name for c in views[view_name] if c.role == "feature"]
-            for feature in (selected or available):
-                if feature in available:
-                    refs.append(f"{view_name}:{feature}")
-                else:
-                    repo.notes.append(Note(service.where, f"feature service {service.name}",
-                                           f"{view_name}:{feature} left out (not translated)"))
-            depends.append(f"ref('{view_name}')")
-        if not refs:
-            continue
-        owner = {"email": service.owner} if service.owner and "@" in service.owner else \
-            {"name": service.owner or PLACEHOLDER_OWNER}
-        exposures.append({"name": service.name, "type": "ml", "owner": owner,
-                          "description": service.description or f"Feast feature service {service.name} ({service.where}).",
-                          "depends_on": sorted(set(depends), key=depends.index),
-                          "config": {"meta": {"featurestore": {"features": refs}}}})
+        {"version": 2, "models": entity_models + [_view_model(repo.views[name], columns)
+                                                  for name, columns in views.items()]})
+    exposures = [exposure for exposure in (_exposure(repo, service, views) for service in repo.services.values())
+                 if exposure]
     if exposures:
         files[str(MODEL_FOLDER / "_services.yml")] = _yaml(
             "Imported from Feast: each feature service as an exposure of type ml.", {"version": 2, "exposures": exposures})
-
     if new_project:
-        files["dbt_project.yml"] = _yaml(
+        files.update(_project_files(repo, package))
+    return Output(files, views, [exposure["name"] for exposure in exposures])
+
+
+def _sources(repo: FeastRepo, views: dict, schemas: Schemas, out_dir: Path) -> list[dict]:
+    tables: dict[str, dict] = {}
+    for name in views:
+        source = repo.views[name].source
+        if source.name in tables:
+            continue
+        if source.kind == "file":
+            path = schemas.path(source.location)
+            # dbt runs from the project directory: a path relative to it works wherever dbt is started
+            location = source.location if path is None else os.path.relpath(path.resolve(), out_dir.resolve())
+            tables[source.name] = {"name": source.name, "description": f"Feast FileSource {source.name} ({source.where}).",
+                                   "config": {"meta": {"external_location": f"read_parquet({_sql_text(location)})"}}}
+            continue
+        parts = source.location.split(".")
+        tables[source.name] = {"name": source.name, "identifier": parts[-1],
+                               "description": f"Feast table source {source.location} ({source.where})."}
+        if len(parts) >= 2:
+            tables[source.name]["schema"] = parts[-2]
+        repo.notes.append(Note(source.where, f"table source {source.name}",
+                               f"declared as the dbt source table {source.location}: your profile must reach it"))
+    return list(tables.values())
+
+
+def _entity_parts(repo: FeastRepo, views: dict, entity: FeastEntity) -> list[dict]:
+    """One select of the entity's keys per source that holds them."""
+    parts: list[dict] = []
+    for view_name, columns in views.items():
+        view = repo.views[view_name]
+        if entity in view.entities and not any(part["source"] == view.source.name for part in parts):
+            parts.append({"source": view.source.name, "columns": [c for c in columns if c.name in entity.join_keys]})
+    return parts
+
+
+def _entity_model(entity: FeastEntity, keys: list[Column]) -> dict:
+    return {"name": f"{entity.name}_keys",
+            "description": f"Every key of the {entity.name} entity in the feature views' sources.",
+            "config": {"materialized": "view", "meta": {"featurestore": {"entities": [{
+                "name": entity.name, "join_keys": list(entity.join_keys),
+                "description": entity.description or f"{entity.name} (imported from Feast): describe it."}]}}},
+            "columns": [_column_yaml(c) for c in keys]}
+
+
+def _view_model(view: FeastView, columns: list[Column]) -> dict:
+    meta: dict[str, Any] = {"entities": [e.name for e in view.entities], "event_timestamp": view.source.timestamp_field}
+    if view.source.created_timestamp_column:
+        meta["created_timestamp"] = view.source.created_timestamp_column
+    if view.ttl is not None:
+        meta["ttl"] = format_duration(view.ttl)  # the one duration grammar: 1d, 36h
+    meta["online"] = view.online
+    meta["owner"] = view.owner or PLACEHOLDER_OWNER
+    if view.push_source:
+        meta["push"] = True
+    if view.tags:
+        meta["tags"] = [f"{key}:{value}" for key, value in view.tags]
+    return {"name": view.name, "description": view.description or f"Feast feature view {view.name} ({view.where}).",
+            "config": {"materialized": "feature_view", "meta": {"featurestore": meta}},
+            "columns": [_column_yaml(c) for c in columns]}
+
+
+def _exposure(repo: FeastRepo, service, views: dict) -> dict | None:
+    """The service as an ml exposure listing its translated features (None when none are)."""
+    refs, depends = [], []
+    for view_name, selected in service.features:
+        if view_name not in views:
+            continue
+        available = [c.name for c in views[view_name] if c.role == "feature"]
+        for feature in selected or available:
+            if feature in available:
+                refs.append(f"{view_name}:{feature}")
+            else:
+                repo.notes.append(Note(service.where, f"feature service {service.name}",
+                                       f"{view_name}:{feature} left out (not translated)"))
+        if f"ref('{view_name}')" not in depends:
+            depends.append(f"ref('{view_name}')")
+    if not refs:
+        repo.notes.append(Note(service.where, f"feature service {service.name}", "not translated: none of its "
+                                                                                  "features were"))
+        return None
+    owner = {"email": service.owner} if service.owner and "@" in service.owner else \
+        {"name": service.owner or PLACEHOLDER_OWNER}
+    return {"name": service.name, "type": "ml", "owner": owner,
+            "description": service.description or f"Feast feature service {service.name} ({service.where}).",
+            "depends_on": depends, "config": {"meta": {"featurestore": {"features": refs}}}}
+
+
+def _project_files(repo: FeastRepo, package: str) -> dict[str, str]:
+    project = _dbt_name(repo.project)
+    return {
+        "dbt_project.yml": _yaml(
             f"Imported from the Feast repository {repo.path.name} (project {repo.project}) by `featurestore import-feast`.",
             {"name": project, "version": "0.1.0", "config-version": 2, "profile": project, "model-paths": ["models"],
              "flags": {"send_anonymous_usage_stats": False},
              "vars": {"featurestore_online": {"endpoint_url": "http://127.0.0.1:8766", "region": "us-east-1",
-                                              "table_prefix": f"{project}_"}}})
-        files["profiles.yml"] = _yaml(
+                                              "table_prefix": f"{project}_"}}}),
+        "profiles.yml": _yaml(
             "DuckDB, in this folder; the Parquet sources are read in place.",
             {project: {"target": "duckdb", "outputs": {"duckdb": {
                 "type": "duckdb", "path": f"{{{{ env_var('FEATURESTORE_DUCKDB_PATH', '{project}.duckdb') }}}}",
-                "schema": "main", "threads": 2}}}})
-        files["packages.yml"] = _yaml("featurestore's macros (the feature_view materialization).",
-                                      {"packages": [{"local": package}]})
-    return Output(files, views)
+                "schema": "main", "threads": 2}}}}),
+        "packages.yml": _yaml("featurestore's macros (the feature_view materialization).",
+                              {"packages": [{"local": package}]}),
+    }
 
 
 def _used_entities(repo: FeastRepo, views: dict) -> list[FeastEntity]:
@@ -332,7 +351,7 @@ def check_names(repo: FeastRepo) -> None:
                                 "rename it in Feast first.")
 
 
-def dumps_report(repo: FeastRepo, output: Output, out_dir: Path) -> str:
+def report_text(repo: FeastRepo, output: Output, out_dir: Path) -> str:
     lines = [f"# Imported from Feast: {repo.project}", "",
              f"Feast repository: {repo.path}", f"dbt project: {out_dir}", "", "## Translated", ""]
     for name, columns in output.views.items():
@@ -344,9 +363,9 @@ def dumps_report(repo: FeastRepo, output: Output, out_dir: Path) -> str:
     for entity in _used_entities(repo, output.views):
         lines.append(f"- entity `{entity.name}` ({entity.where}): join keys {', '.join(entity.join_keys)}, "
                      f"declared on `{entity.name}_keys`")
-    for service in repo.services.values():
-        if f"{MODEL_FOLDER / '_services.yml'}" in output.files and service.name in output.files[str(MODEL_FOLDER / '_services.yml')]:
-            lines.append(f"- feature service `{service.name}` ({service.where}): an `ml` exposure")
+    for name in output.services:
+        service = repo.services[name]
+        lines.append(f"- feature service `{name}` ({service.where}): an `ml` exposure")
     lines += ["", "## Not translated, or translated with a placeholder", ""]
     lines += [f"- {note}" for note in repo.notes] or ["- nothing"]
     placeholders = [name for name, view in repo.views.items() if name in output.views and not view.owner]
