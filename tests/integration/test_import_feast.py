@@ -109,7 +109,7 @@ def test_feast_init_repository_round_trip(feast_repo, imported, moto_server, tmp
     assert differing == [], differing[:10]
     matched = int(merged[[f"{c}_ours" for c in columns]].notna().any(axis=1).sum())
     # Feast's file (dask) store drops an entity row whose key has rows but none within the TTL;
-    # we keep it with NULL features (as Feast's SQL stores do). Those rows are all NULL here.
+    # we keep it with NULL features. Those rows are all NULL here.
     dropped = ours.merge(theirs[key], on=key, how="left", indicator=True)
     dropped = dropped[dropped["_merge"] == "left_only"]
     assert dropped[columns].isna().all().all()

@@ -3,6 +3,7 @@ of them (no dbt here; the round trip through dbt and Feast is tests/integration/
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -192,3 +193,20 @@ def test_types_without_a_translation_say_why():
     with pytest.raises(ValueError, match="Feast type Invalid has no translation"):
         data_type(Symbol("Invalid"), None)
     assert data_type(Call("Array", [Symbol("Int64")], {}, None), None) == "bigint[]"
+
+
+def test_the_command_prints_what_it_translated_and_refuses_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from featurestore.cli import app
+
+    feast = make_repo(tmp_path / "repo", {"definitions.py": DEFINITIONS})
+    out = tmp_path / "dbt"
+    result = CliRunner().invoke(app, ["import-feast", str(feast), "--out", str(out), "--package", "/opt/fs", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["features"] == {"driver_stats": ["conv_rate", "trips", "tags"]}
+    assert any("feature meta: not translated" in note for note in data["notes"])
+    again = CliRunner().invoke(app, ["import-feast", str(feast), "--out", str(out)])
+    assert again.exit_code == 1
+    assert "already has" in again.output and "--force" in again.output and "Traceback" not in again.output

@@ -15,6 +15,9 @@ from ..errors import FeatureStoreError
 from .reader import Call, Decorated, Projection, RepoReader, Symbol, Unresolved, Where
 
 FEATURE_VIEWS = ("FeatureView", "BatchFeatureView", "StreamFeatureView")
+# the arguments the importer translates; any other is named in the report
+VIEW_ARGUMENTS = {"name", "entities", "ttl", "schema", "source", "online", "description", "owner", "tags"}
+SERVICE_ARGUMENTS = {"name", "features", "description", "owner", "tags"}
 STREAM_SOURCES = ("KafkaSource", "KinesisSource")
 
 
@@ -215,6 +218,7 @@ class _Builder:
         if call.name == "StreamFeatureView":
             self.note(call.where, f"stream feature view {name}",
                       f"translated from its batch source {source.name}; the stream itself is not read")
+        self._unread_arguments(call, f"feature view {name}", VIEW_ARGUMENTS)
         tags = call.get("tags", default={}) or {}
         view = FeastView(
             name=name, entities=tuple(entities), ttl=ttl, fields=fields, source=source, push_source=push_source,
@@ -223,6 +227,11 @@ class _Builder:
             tags=tuple((str(k), str(v)) for k, v in tags.items()) if isinstance(tags, dict) else (),
             where=call.where)
         self.repo.views[name] = view
+
+    def _unread_arguments(self, call: Call, subject: str, translated: set) -> None:
+        unread = [key for key in call.kwargs if key not in translated]
+        if unread:
+            self.note(call.where, subject, f"translated without its argument(s) {', '.join(unread)}")
 
     def _source(self, source: Any, view: Call) -> tuple[FeastSource, str | None]:
         if isinstance(source, Unresolved):
@@ -284,6 +293,7 @@ class _Builder:
                       f"translated without {', '.join(dropped)} (not translated, above)")
         if not features:
             raise Untranslatable("none of its features were translated")
+        self._unread_arguments(call, f"feature service {name}", SERVICE_ARGUMENTS)
         self.repo.services[name] = FeastService(
             name=name, features=tuple(features),
             description=_optional_text(call.get("description"), call, "description") or "",
