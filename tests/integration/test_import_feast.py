@@ -51,7 +51,7 @@ def imported(feast_repo, tmp_path_factory) -> Path:
 
 
 def entity_rows(feast_repo: Path) -> pd.DataFrame:
-    """Each driver at the edges of its data and of the 1-day TTL, and every 50 minutes across the
+    """Each driver at the edges of its data and of the 1-day TTL, and every 170 minutes across the
     data (hours are not aligned to it), plus a driver Feast has no data for. (driver, time) pairs
     are unique: Feast's file store collapses duplicate entity rows."""
     stats = pd.read_parquet(feast_repo / "data" / "driver_stats.parquet")
@@ -61,8 +61,8 @@ def entity_rows(feast_repo: Path) -> pd.DataFrame:
     old = pd.Timestamp("2021-04-12 07:00", tz="UTC")  # the one old row per driver
     times = [old - second, old, old + day, old + day + second,
              recent.max(), recent.max() + day, recent.max() + day + second, recent.min() - second]
-    times += list(pd.date_range(recent.min() - timedelta(hours=1), recent.max() + day, freq="50min"))
-    times += list(recent.sort_values().iloc[::97])  # exactly at events
+    times += list(pd.date_range(recent.min() - timedelta(hours=1), recent.max() + day, freq="170min"))
+    times += list(recent.sort_values().iloc[::29])  # exactly at events
     rows = [(driver, time) for driver in (1001, 1002, 1003, 1004, 1005, 9999) for time in dict.fromkeys(times)]
     frame = pd.DataFrame(rows, columns=["driver_id", "event_timestamp"])
     frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
@@ -113,7 +113,7 @@ def test_feast_init_repository_round_trip(feast_repo, imported, moto_server, tmp
     dropped = ours.merge(theirs[key], on=key, how="left", indicator=True)
     dropped = dropped[dropped["_merge"] == "left_only"]
     assert dropped[columns].isna().all().all()
-    assert len(dropped) > 0 and matched > 1000
+    assert len(dropped) > 0 and matched > 900
 
     # online: Feast materialises, we sync; the same values for every driver
     store.sync()
