@@ -210,3 +210,25 @@ def test_the_command_prints_what_it_translated_and_refuses_in_one_line(tmp_path)
     again = CliRunner().invoke(app, ["import-feast", str(feast), "--out", str(out)])
     assert again.exit_code == 1
     assert "already has" in again.output and "--force" in again.output and "Traceback" not in again.output
+
+
+def test_into_an_existing_project_only_its_models_folder_is_written(tmp_path):
+    feast = make_repo(tmp_path / "repo", {"definitions.py": DEFINITIONS})
+    project = tmp_path / "mine"
+    project.mkdir()
+    (project / "dbt_project.yml").write_text("name: mine\n")
+    result = import_feast(feast, project, package="/opt/featurestore")
+    assert (project / "dbt_project.yml").read_text() == "name: mine\n"
+    assert not (project / "profiles.yml").exists() and not (project / "packages.yml").exists()
+    assert sorted(result.written) == ["feast_import_report.md", "models/feast/_models.yml", "models/feast/_services.yml",
+                                      "models/feast/_sources.yml", "models/feast/driver_keys.sql",
+                                      "models/feast/driver_stats.sql"]
+    assert "packages.yml: the existing project does not install featurestore" in result.report
+
+
+def test_a_source_that_is_not_parquet_is_reported(tmp_path):
+    text = DEFINITIONS.replace('path="data/stats.parquet",', 'path="data/stats", file_format=DeltaFormat(),')
+    repo = read_repo(make_repo(tmp_path / "repo", {"definitions.py": text}))
+    assert repo.views == {}
+    assert "feature view driver_stats: not translated: its source (definitions.py:8) is not in Parquet format " \
+           "(DeltaFormat(...) at definitions.py:8)" in notes(repo)

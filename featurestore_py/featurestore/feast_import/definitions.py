@@ -250,8 +250,9 @@ class _Builder:
         path, table, query = source.get("path"), source.get("table"), source.get("query")
         if source.name == "FileSource" or (path is not None and table is None):
             kind, location = "file", _text(path, source, "path")
-            if query is not None:
-                raise Untranslatable("a FileSource with a query")
+            file_format = source.get("file_format")
+            if file_format is not None and not (isinstance(file_format, Call) and file_format.name == "ParquetFormat"):
+                raise Untranslatable(f"its source ({source.where}) is not in Parquet format ({_show(file_format)})")
         elif query is not None:
             raise Untranslatable(f"its source ({source.where}) is a query: write the query as a dbt model and "
                                  "select from it in the view's model")

@@ -80,9 +80,15 @@ class Schemas:
             path = self.path(location)
             schema = None
             if path is not None and path.exists():
-                with duckdb.connect() as con:
-                    rows = con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()
-                schema = {name: column_type.lower() for name, column_type, *_ in rows}
+                try:
+                    with duckdb.connect() as con:
+                        rows = con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()
+                    schema = {name: column_type.lower() for name, column_type, *_ in rows}
+                except duckdb.Error as exc:
+                    self.repo.notes.append(Note(None, f"file {location}", f"cannot be read as Parquet ({exc})"))
+            elif path is None:
+                self.repo.notes.append(Note(None, f"file {location}", "remote: its types come from the Feast "
+                                            "definitions only, and DuckDB needs its httpfs extension to read it"))
             self._cache[location] = schema
         return self._cache[location]
 
