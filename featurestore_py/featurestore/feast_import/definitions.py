@@ -93,7 +93,6 @@ class FeastRepo:
     views: dict[str, FeastView] = field(default_factory=dict)
     services: dict[str, FeastService] = field(default_factory=dict)
     notes: list[Note] = field(default_factory=list)
-    odfvs: set = field(default_factory=set)  # names of on-demand feature views (services may list them)
 
 
 class Untranslatable(Exception):
@@ -145,7 +144,6 @@ class _Builder:
         self.seen.add(id(value))
         if isinstance(value, Decorated):
             if "on_demand" in value.decorator:
-                self.repo.odfvs.add(value.name)
                 self.note(value.where, f"on-demand feature view {value.name}",
                           "not translated: its pandas/Python transformation runs at request time (translate it "
                           "into SQL when on-demand features in SQL exist)")
@@ -168,7 +166,6 @@ class _Builder:
                 pass  # feature_store.yaml names the project
             elif value.name == "OnDemandFeatureView":
                 view_name = _text(value.get("name", 0), value, "name")
-                self.repo.odfvs.add(view_name)
                 self.note(value.where, f"on-demand feature view {view_name}",
                           "not translated: its transformation runs at request time")
             elif value.name == "LabelView":

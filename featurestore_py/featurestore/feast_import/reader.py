@@ -216,7 +216,7 @@ class RepoReader:
         kwargs = {kw.arg: self._eval(module, kw.value) for kw in node.keywords}
         if name == "timedelta":
             return _timedelta(args, kwargs, ast.unparse(node), where)
-        if name[:1].isupper() or name in TYPE_NAMES:  # a class: Feast's constructors, types, Struct(...)
+        if name[:1].isupper():  # a class: Feast's constructors and types (Field, Array(String) ...)
             return Call(name, args, kwargs, where)
         return Unresolved(ast.unparse(node), where, "a call of a function (only Feast classes are read)")
 
@@ -226,9 +226,6 @@ class Symbol:
     """A dotted name's last part that is not a repository object (`Float32`, `ValueType.INT64`)."""
 
     name: str
-
-
-TYPE_NAMES = ("Array", "Set", "Struct")
 
 
 def _callee(node: ast.AST) -> str | None:
