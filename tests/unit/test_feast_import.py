@@ -19,7 +19,7 @@ from featurestore.feast_import.writer import data_type
 
 HEADER = """
 from datetime import timedelta
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, RequestSource, ValueType
+from feast import Entity, FeatureService, FeatureView, Field, FileSource, PostgreSQLSource, PushSource, RequestSource, ValueType
 from feast.types import Array, Float32, Float64, Int64, Json, Map, String
 """
 
@@ -232,3 +232,19 @@ def test_a_source_that_is_not_parquet_is_reported(tmp_path):
     assert repo.views == {}
     assert "feature view driver_stats: not translated: its source (definitions.py:8) is not in Parquet format " \
            "(DeltaFormat(...) at definitions.py:8)" in notes(repo)
+
+
+def test_a_table_source_becomes_a_dbt_source_table(tmp_path):
+    text = HEADER + """
+driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.STRING)
+table = PostgreSQLSource(name="driver_table", table="features.driver_stats", timestamp_field="ts")
+fv = FeatureView(name="driver_stats", entities=[driver], source=table, schema=[Field(name="trips", dtype=Int64)])
+"""
+    feast = make_repo(tmp_path / "repo", {"definitions.py": text}, parquet=False)
+    result = import_feast(feast, tmp_path / "dbt", package="/opt/featurestore")
+    sources = yaml.safe_load((tmp_path / "dbt/models/feast/_sources.yml").read_text())["sources"][0]["tables"]
+    assert sources == [{"name": "driver_table", "identifier": "driver_stats", "schema": "features",
+                        "description": "Feast table source features.driver_stats (definitions.py:7)."}]
+    sql = (tmp_path / "dbt/models/feast/driver_stats.sql").read_text()
+    assert 'cast("driver_id" as varchar) as "driver_id"' in sql and 'cast("ts" as timestamp) as "ts"' in sql
+    assert "table source driver_table: declared as the dbt source table features.driver_stats" in result.report
