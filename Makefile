@@ -11,18 +11,29 @@ DEMO := examples/jaffle_shop
 RAW_DIR := $(DEMO)/data/raw
 FS := cd $(DEMO) && $(BIN)/featurestore
 
-.PHONY: demo test unit integration test-compat venv data build clean online-down
+.PHONY: demo test unit integration test-compat venv feast-venv data build clean online-down
 
 # Everything is resolved against dbt-core 1.11, then .ci/install_dbt_core.py puts the wanted line
 # in place (1.12's parser dependency downloads a binary when it is built: see that script).
 $(BIN)/featurestore: pyproject.toml .ci/install_dbt_core.py
-	$(PYTHON) -m venv $(VENV) $(CURDIR)/.venv-dbt1.11
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,demo]' 'dbt-core==1.11.*'
 	$(BIN)/python .ci/install_dbt_core.py $(DBT_CORE)
 	touch $@
 
 venv: $(BIN)/featurestore
+
+# Feast 0.67 in a venv of its own (its pins clash with dbt's), for the import-feast round trip:
+# the test runs Feast only through this python, in a subprocess.
+FEAST_VENV := $(CURDIR)/.venv-feast
+$(FEAST_VENV)/bin/feast:
+	$(PYTHON) -m venv $(FEAST_VENV)
+	$(FEAST_VENV)/bin/pip install --quiet --upgrade pip
+	$(FEAST_VENV)/bin/pip install --quiet feast==0.67.0
+	touch $@
+
+feast-venv: $(FEAST_VENV)/bin/feast
 
 # Jaffle Shop data from jafgen (YEARS=3 make data for more). Regenerated only when missing.
 $(RAW_DIR)/raw_orders.csv: | $(BIN)/featurestore
@@ -59,7 +70,7 @@ demo: build
 
 # Fast tier first (no dbt, no server), then the integration tier on two workers (pytest-xdist;
 # a test file stays on one worker with its module fixtures).
-test: venv
+test: venv feast-venv
 	@start=$$(date +%s%N); $(BIN)/pytest -q -p no:cacheprovider tests/unit || exit $$?; \
 	echo "unit tier: $$(( ($$(date +%s%N) - start) / 1000000 )) ms"
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/integration
@@ -68,7 +79,7 @@ unit: venv
 	$(BIN)/pytest -q tests/unit
 
 # DBT_AS_COMMAND=1: every dbt command runs as a subprocess (FEATURESTORE_DBT), not in-process.
-integration: venv
+integration: venv feast-venv
 	$(if $(DBT_AS_COMMAND),FEATURESTORE_DBT=$(BIN)/dbt) $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/integration
 
 # The integration tier again on the other supported dbt-core line (1.11), with dbt run as a
@@ -81,4 +92,4 @@ online-down:
 
 clean:
 	-$(FS) online down
-	rm -rf $(DEMO)/{target,logs,jaffle_shop.duckdb,data,landing,out,site,.featurestore,dbt_packages,package-lock.yml} $(VENV) $(CURDIR)/.venv-dbt1.11
+	rm -rf $(DEMO)/{target,logs,jaffle_shop.duckdb,data,landing,out,site,.featurestore,dbt_packages,package-lock.yml} $(VENV) $(CURDIR)/.venv-dbt1.11 $(FEAST_VENV)

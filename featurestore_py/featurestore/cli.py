@@ -318,6 +318,33 @@ def replay(exported: str = typer.Argument(..., help="A training set written by `
         err_console.print("note: the dbt project changed since the export; the features requested are the same.")
 
 
+@app.command("import-feast")
+def import_feast(path: str = typer.Argument(..., help="The Feast repository: the folder of feature_store.yaml."),
+                 out: str = typer.Option(..., "--out", "-o", help="Folder of the dbt project to write (new or existing)."),
+                 force: bool = typer.Option(False, "--force", help="Overwrite files the import would write."),
+                 package: Optional[str] = typer.Option(None, "--package", help="featurestore's dbt package location "
+                                                       "for packages.yml (default: this installation's)."),
+                 as_json: bool = AsJson):
+    """Translate a Feast feature repository into a dbt project: sources, a feature_view model per
+    view with its YAML meta (entities, TTL, online, types), entities, and the feature services as
+    `ml` exposures. The Python definitions are parsed, never run, and Feast need not be installed.
+    Prints (and writes to feast_import_report.md) what it could not translate, with file and line:
+    on-demand views, request and stream sources, label views, placeholders for owners and descriptions.
+
+    Example: featurestore import-feast my_repo/feature_repo --out my_dbt && featurestore build -p my_dbt
+    """
+    from .feast_import import import_feast as run_import
+
+    result = run_import(path, out, force=force, package=package)
+    if as_json:
+        typer.echo(json.dumps({"out": str(result.out_dir), "written": list(result.written), "features": result.features,
+                               "notes": [str(note) for note in result.notes]}, indent=2))
+        return
+    console.print(result.report, highlight=False, markup=False)
+    console.print(f"wrote {len(result.written)} files under {result.out_dir}; next: featurestore build -p {out}",
+                  highlight=False)
+
+
 online_app = typer.Typer(cls=_Boundary, help="The local DynamoDB endpoint (moto's server on 127.0.0.1).",
                          no_args_is_help=True)
 app.add_typer(online_app, name="online")
