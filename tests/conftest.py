@@ -170,7 +170,8 @@ def demo_on_spark(spark_dir, tmp_path_factory):
 
     project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("sparkdemo") / "project")
     write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)
-    env = {"FEATURESTORE_SPARK_SCHEMA": "demo", "FEATURESTORE_SPARK_DIR": str(spark_dir)}
+    # dbt in-process, as in test_spark.py (IN_PROCESS): this process holds the Derby metastore
+    env = {"FEATURESTORE_SPARK_SCHEMA": "demo", "FEATURESTORE_SPARK_DIR": str(spark_dir), "FEATURESTORE_DBT": "inprocess"}
     load_raw(FeatureStore(project_dir, "spark", env=env, strict=False), project_dir / "data" / "raw")
     project_env(project_dir, "spark", **env).run("build", "--quiet")
     return FeatureStore(project_dir, "spark", env=env)
