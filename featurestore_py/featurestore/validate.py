@@ -10,11 +10,14 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
+import pyarrow as pa
 import yaml
 
 from .durations import parse_duration
 from .registry import FeatureView, Registry
+from .types import type_mismatch
 
 ERROR, WARNING = "error", "warning"
 
@@ -72,6 +75,44 @@ def validate(registry: Registry, project_dir: str | Path | None = None) -> list[
         if project_dir is not None:
             problems += _check_yaml_duplicates(Path(project_dir), view)
     problems += _check_services(registry)
+    return problems
+
+
+def built_type_problems(view: FeatureView, built: pa.Schema, dialect: str) -> list[Problem]:
+    """Each declared column of `view` whose built column (in `built`, the schema of its table)
+    does not have the declared data_type (the rule: featurestore.types)."""
+    columns = {name.lower(): built.field(name).type for name in built.names}
+    problems = []
+    for name, declared in view.columns.items():
+        if name.lower() not in columns:
+            continue  # a column missing from the table fails dbt build itself
+        why = type_mismatch(declared, columns[name.lower()], dialect)
+        if why:
+            problems.append(Problem(ERROR, "type-mismatch", why, file=view.yaml_path,
+                                    model=view.name, column=name))
+    return problems
+
+
+def built_types(registry: Registry, connect: Callable[[], Any]) -> list[Problem]:
+    """built_type_problems for every feature view whose table exists in the warehouse that
+    `connect()` opens. Nothing to compare (no problem) when the warehouse cannot be opened (a
+    project not built yet) or a view has no table yet."""
+    from .errors import FeatureStoreError
+    from .warehouse import WarehouseError
+
+    try:
+        warehouse = connect()
+    except FeatureStoreError:
+        return []
+    problems = []
+    with warehouse:
+        for view in registry.feature_views.values():
+            try:
+                built = warehouse.fetch_arrow(warehouse.render("relation_probe", probe="columns",
+                                                               relation=view.relation_name)).schema
+            except WarehouseError:
+                continue
+            problems += built_type_problems(view, built, warehouse.dialect)
     return problems
 
 
