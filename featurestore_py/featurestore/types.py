@@ -41,7 +41,9 @@ _NAMED = {
 }
 # a bare `decimal`/`numeric` per engine (PostgreSQL's is unconstrained: no Arrow type)
 _DEFAULT_DECIMAL = {"duckdb": (18, 3), "spark": (10, 0)}
-_DECLARED = re.compile(r"^\s*([a-z_][a-z0-9_ ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$", re.IGNORECASE)
+# name, (first, second) arguments, and PostgreSQL's zone after them: `timestamp(3) with time zone`
+_DECLARED = re.compile(r"^\s*([a-z_][a-z0-9_ ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*(with(?:out)? time zone)?\s*$",
+                       re.IGNORECASE)
 
 
 def declared_arrow_type(declared: str | None, dialect: str | None = None) -> pa.DataType | None:
@@ -50,6 +52,8 @@ def declared_arrow_type(declared: str | None, dialect: str | None = None) -> pa.
     if not match:
         return None
     name, first, second = match.group(1).lower(), match.group(2), match.group(3)
+    if match.group(4):
+        name = f"{name} {match.group(4).lower()}"
     if name in ("decimal", "numeric", "dec"):
         if first is not None:
             return pa.decimal128(int(first), int(second or 0)) if 0 < int(first) <= 38 else None
@@ -63,7 +67,8 @@ def declared_arrow_type(declared: str | None, dialect: str | None = None) -> pa.
     if name in ("varchar", "char", "character", "character varying", "nvarchar", "string", "text", "bpchar"):
         return pa.string()  # a length changes nothing we read
     if first is not None:
-        return None
+        # timestamp(p): a fractional-seconds precision; every engine's reader gives microseconds
+        return _NAMED[name] if name in _NAMED and pa.types.is_timestamp(_NAMED[name]) else None
     return _NAMED.get(name)
 
 

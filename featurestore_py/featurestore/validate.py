@@ -17,13 +17,12 @@ import yaml
 
 from .durations import parse_duration
 from .registry import FeatureView, Registry
-from .types import type_mismatch
+from .types import DATE, TIMESTAMP, declared_family, type_mismatch
 
 ERROR, WARNING = "error", "warning"
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 WINDOW_SUFFIX = re.compile(r"_([0-9]+[smhdw])$")
-TIMESTAMP_TYPES = ("timestamp", "datetime", "date")
 EXPECT_KEYS = {"min", "max", "values", "max_null_rate"}
 DRIFT_KEYS = {"max_psi", "max_tvd"}
 VIEW_KEYS = {"entities", "event_timestamp", "created_timestamp", "ttl", "online", "owner", "tags", "max_staleness",
@@ -328,7 +327,7 @@ def _check_timestamps(view: FeatureView) -> list[Problem]:
         dtype = (view.columns[column] or "").lower()
         if not dtype:
             problems.append(Problem(ERROR, "missing-type", f"{role} column has no data_type", column=column, **where))
-        elif not dtype.startswith(TIMESTAMP_TYPES):
+        elif declared_family(dtype) not in (TIMESTAMP, DATE):
             problems.append(Problem(ERROR, "bad-timestamp-type",
                                     f"{role} column has data_type '{dtype}'; it must be a timestamp or date",
                                     column=column, **where))

@@ -17,6 +17,7 @@ from featurestore.types import DECIMAL, FLOAT, INTEGER, STRING, declared_arrow_t
     ("decimal", "spark", pa.decimal128(10, 0)), ("numeric", "postgres", None),
     ("varchar(16)", None, pa.string()), ("text", None, pa.string()), ("string", "spark", pa.string()),
     ("timestamp", None, pa.timestamp("us")), ("timestamp with time zone", None, pa.timestamp("us", tz="UTC")),
+    ("timestamp(3)", "postgres", pa.timestamp("us")), ("timestamp(3) with time zone", "postgres", pa.timestamp("us", tz="UTC")),
     ("date", None, pa.date32()), ("boolean", None, pa.bool_()),
     ("struct<a int>", "spark", None), ("json", None, None), ("", None, None), (None, None, None),
 ])
