@@ -18,10 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import FeatureStoreError
+from .types import DATE, DECIMAL, FLOAT, INTEGER, NULL, TIMESTAMP, family
 
 DEFAULT_TIMESTAMP = "event_timestamp"
 ROW_COLUMN = "_fs_row"
 _RELATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
+_COMPARABLE_NUMBERS = {INTEGER, FLOAT, DECIMAL}  # families a join key may mix (SQL compares them by value)
 _SQL_START = re.compile(r"^\s*(\(\s*)*(select|with|values|from)\b", re.IGNORECASE)
 
 
@@ -39,6 +41,8 @@ class EntitySource:
     description: str  # for messages: "DataFrame", "file train.csv", "query", "relation x"
     parameters: tuple = ()  # bind parameters of the SQL
     template: tuple[str, dict] | None = None
+    pandas_dtypes: dict | None = None  # a DataFrame's dtypes, which to_df gives back
+
 
     def sql_for(self, warehouse) -> str:
         if self.template is not None:
@@ -53,7 +57,8 @@ def entity_source(entity_df: Any) -> EntitySource:
         return EntitySource(entity_df, None, "Arrow table")
     pd = sys.modules.get("pandas")  # not imported: then it cannot be a DataFrame (and importing costs 0.15 s)
     if pd is not None and isinstance(entity_df, pd.DataFrame):
-        return EntitySource(_from_pandas(entity_df), None, "DataFrame")
+        return EntitySource(_from_pandas(entity_df), None, "DataFrame",
+                            pandas_dtypes={str(name): dtype for name, dtype in entity_df.dtypes.items()})
     if isinstance(entity_df, Path) or (isinstance(entity_df, str) and Path(entity_df).suffix.lower() in (".parquet", ".csv")):
         return EntitySource(_read_file(Path(entity_df)), None, f"file {entity_df}")
     if isinstance(entity_df, str):
@@ -159,6 +164,13 @@ def normalise_timestamp(table: pa.Table, column: str, description: str) -> pa.Ta
     return table.set_column(index, pa.field(column, pa.timestamp("us")), values)
 
 
+def output_timestamp_type(kind: pa.DataType) -> pa.DataType:
+    """The type the result's timestamp column has for an entity timestamp of type `kind`: the
+    same (naive stays naive, a zone stays, dates stay dates); strings parsed as ISO 8601 become
+    UTC timestamps."""
+    return kind if pa.types.is_timestamp(kind) or pa.types.is_date(kind) else pa.timestamp("us", tz="UTC")
+
+
 def with_row_numbers(table: pa.Table) -> pa.Table:
     """Number the rows so the result keeps the input's order and duplicates."""
     check_column_names(table.schema.names, "frame")
@@ -170,23 +182,6 @@ def with_row_numbers(table: pa.Table) -> pa.Table:
 # -- key types ------------------------------------------------------------------------------------
 
 
-def type_family(kind: pa.DataType) -> str:
-    """Coarse families whose members compare correctly with each other in SQL."""
-    if pa.types.is_integer(kind):
-        return "integer"
-    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-        return "number"
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
-        return "string"
-    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
-        return "timestamp"
-    if pa.types.is_boolean(kind):
-        return "boolean"
-    if pa.types.is_null(kind):
-        return "null"
-    return str(kind)
-
-
 def check_key_types(entity_schema: pa.Schema, view_name: str, view_schema: pa.Schema,
                     keys: list[tuple[str, str]], description: str) -> None:
     for entity_key, view_key in keys:
@@ -195,9 +190,9 @@ def check_key_types(entity_schema: pa.Schema, view_name: str, view_schema: pa.Sc
                 f"The entity {description} has no column '{entity_key}', a join key of feature view "
                 f"'{view_name}'; its columns: {', '.join(n for n in entity_schema.names if n != ROW_COLUMN)}."
             )
-        mine = type_family(entity_schema.field(entity_key).type)
-        theirs = type_family(view_schema.field(view_key).type)
-        if mine not in (theirs, "null") and {mine, theirs} != {"integer", "number"}:
+        mine = family(entity_schema.field(entity_key).type)
+        theirs = family(view_schema.field(view_key).type)
+        if mine not in (theirs, NULL) and not {mine, theirs} <= _COMPARABLE_NUMBERS and {mine, theirs} != {TIMESTAMP, DATE}:
             raise EntityFrameError(
                 f"Join key '{entity_key}' of the entity {description} is {entity_schema.field(entity_key).type} "
                 f"but '{view_name}.{view_key}' is {view_schema.field(view_key).type}; convert the column "

@@ -6,41 +6,30 @@ warehouse types."""
 
 from __future__ import annotations
 
-import re
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_INTEGER = re.compile(r"^(tiny|small|big|huge|u)?int(eger)?\d*\b|^(u)?bigint|^long", re.IGNORECASE)
+from . import types
+
+# the ML dtype of each family (see the module docstring)
+_ML_TYPES = {types.INTEGER: pa.int64(), types.FLOAT: pa.float64(), types.DECIMAL: pa.float64(),
+             types.BOOLEAN: pa.bool_(), types.TIMESTAMP: pa.timestamp("us", tz="UTC"), types.DATE: pa.date32(),
+             types.STRING: pa.string()}
 
 
 def arrow_type(declared: str | None) -> pa.DataType | None:
-    """The Arrow type of a declared dbt data_type (None: infer from the values)."""
-    text = (declared or "").strip().lower()
-    if not text:
-        return None
-    if _INTEGER.match(text):
-        return pa.int64()
-    if text.startswith(("double", "float", "real", "numeric", "decimal")):
-        return pa.float64()
-    if text.startswith(("bool",)):
-        return pa.bool_()
-    if text.startswith(("timestamp", "datetime")):
-        return pa.timestamp("us", tz="UTC")
-    if text == "date":
-        return pa.date32()
-    if text.startswith(("varchar", "text", "string", "char")):
-        return pa.string()
-    return None
+    """The ML Arrow type of a declared dbt data_type (None: infer from the values)."""
+    return _ML_TYPES.get(types.declared_family(declared))
 
 
-def ml_dataframe(table: pa.Table):
-    """A pandas DataFrame with ML-ready dtypes (see the module docstring)."""
+def ml_dataframe(table: pa.Table, kept: dict | None = None):
+    """A pandas DataFrame with ML-ready dtypes (see the module docstring); the columns in `kept`
+    (name -> pandas dtype: a training set's entity columns) get exactly those dtypes instead."""
     import pandas as pd
 
     columns = []
     for field, column in zip(table.schema, table.columns):
-        if pa.types.is_decimal(field.type):
+        if pa.types.is_decimal(field.type) and field.name not in (kept or {}):
             # through the exact decimal text: Arrow's direct cast is not correctly rounded (61.48 -> 61.480000000000004)
             column = pc.cast(pc.cast(column, pa.string()), pa.float64())
         columns.append(column)
@@ -48,4 +37,8 @@ def ml_dataframe(table: pa.Table):
     mapping = {pa.int8(): pd.Int64Dtype(), pa.int16(): pd.Int64Dtype(), pa.int32(): pd.Int64Dtype(),
                pa.int64(): pd.Int64Dtype(), pa.uint8(): pd.Int64Dtype(), pa.uint16(): pd.Int64Dtype(),
                pa.uint32(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
-    return table.to_pandas(types_mapper=mapping.get)
+    frame = table.to_pandas(types_mapper=mapping.get)
+    for name, dtype in (kept or {}).items():
+        if name in frame.columns and frame[name].dtype != dtype:
+            frame[name] = frame[name].astype(dtype)
+    return frame

@@ -19,7 +19,7 @@ from .online.reader import RESPONSES_ENV, response_style
 from .registry import Entity, FeatureService, FeatureView, Registry, load_manifest, registry_from_manifest
 from .sync import Syncer, SyncResult, online_table
 from .training import RetrievalJob, plan_retrieval, time_spine_source
-from .validate import Problem, errors, validate
+from .validate import Problem, built_types, errors, validate
 from .warehouse import Warehouse, connect, dialect_of, identity_of
 
 DEFAULT_LOCK_TIMEOUT = 60.0
@@ -100,17 +100,24 @@ class FeatureStore:
         return self.registry.service(name)
 
     def validate(self) -> list[Problem]:
-        """Every problem of the project's feature metadata, errors and warnings."""
+        """Every problem of the project's feature metadata, errors and warnings; and, for every
+        view already built, each declared data_type its table's column does not have."""
         registry = registry_from_manifest(load_manifest(self._manifest()))
-        return validate(registry, self.project.project_dir)
+        return validate(registry, self.project.project_dir) + built_types(registry, self.connect)
 
     def _manifest(self):
         """The manifest, parsed for this store's target."""
         return self.project.ensure_manifest()
 
     def build(self, *dbt_args: str):
-        """`dbt build` with the project's profiles; returns dbt's result."""
-        return self.project.run("build", *dbt_args)
+        """`dbt build` with the project's profiles, then the built tables' column types checked
+        against the YAML's data_types (an error names each mismatch); returns dbt's result."""
+        result = self.project.run("build", *dbt_args)
+        mismatches = built_types(registry_from_manifest(load_manifest(self._manifest())), self.connect)
+        if mismatches:
+            raise FeatureStoreError("`dbt build` made columns of other types than the YAML declares:\n"
+                                    + "\n".join(f"  - {problem}" for problem in mismatches))
+        return result
 
     @cached_property
     def target(self) -> dict:

@@ -27,10 +27,13 @@ from .entity_frame import (
     check_key_types,
     choose_timestamp_column,
     normalise_timestamp,
+    output_timestamp_type,
     with_row_numbers,
 )
 from .errors import FeatureStoreError
 from .registry import FeatureView, Registry
+from .types import declared_arrow_type
+from .validate import built_type_problems
 from .warehouse import Warehouse, WarehouseError, engine_class
 
 ENTITY_RELATION = "_fs_entities"
@@ -126,8 +129,10 @@ class RetrievalSummary:
 
 class _Summary:
     """Counts the summary (NULL join keys, matches per view, NULLs per feature) batch by batch
-    with Arrow compute, and shapes each batch for the user: the matched flags dropped, the
-    timestamp column typed as UTC."""
+    with Arrow compute, and shapes each batch for the user: the matched flags dropped, the entity
+    columns given back the entity frame's types (the warehouse may widen them: PostgreSQL has no
+    8-bit integer, the timestamp went in as naive UTC) and each feature its declared type (a
+    PostgreSQL numeric's precision would otherwise come from the values)."""
 
     def __init__(self, job: "RetrievalJob", schema: pa.Schema):
         self.requests = job.requests
@@ -138,9 +143,9 @@ class _Summary:
         self.keep = [name for name in schema.names if not name.startswith((MATCH_PREFIX, KNOWN_PREFIX)) and name != ROW_COLUMN]
         self.timestamp = self.keep.index(job._timestamp)
         views = {EVENT_PREFIX + request.alias: request.view.name for request in job.requests}
-        fields = [schema.field(name).with_name(f"{views[name]}__event_timestamp") if name in views else schema.field(name)
-                  for name in self.keep]
-        fields[self.timestamp] = pa.field(job._timestamp, pa.timestamp("us", tz="UTC"))
+        wanted = {**job.feature_types(schema), **job.entity_types}
+        fields = [schema.field(name).with_name(f"{views[name]}__event_timestamp") if name in views
+                  else schema.field(name).with_type(wanted.get(name, schema.field(name).type)) for name in self.keep]
         self.schema = pa.schema(fields)
 
     def add(self, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -157,7 +162,10 @@ class _Summary:
             self.nulls[output] += batch.column(output).null_count
         columns = [batch.column(name) for name in self.keep]
         moment = columns[self.timestamp]
-        columns[self.timestamp] = pc.cast(moment, pa.timestamp("us"), safe=False).cast(pa.timestamp("us", tz="UTC"))
+        # the warehouse's timestamp is UTC (naive, or tagged UTC): a zone added to it keeps the instants
+        columns[self.timestamp] = pc.cast(moment, pa.timestamp("us"), safe=False)
+        columns = [column if column.type == field_.type else pc.cast(column, field_.type)
+                   for column, field_ in zip(columns, self.schema)]
         return pa.RecordBatch.from_arrays(columns, schema=self.schema)
 
     def summary(self, seconds: float) -> RetrievalSummary:
@@ -203,8 +211,10 @@ class RetrievalJob:
         self.timings: dict[str, float] = dict.fromkeys(PHASES, 0.0)  # seconds per phase of the last run
         self.content_sha256: str | None = None  # of the last file written by to_parquet
         self.event_times = False  # also return each view's matched event time as <view>__event_timestamp
+        self.entity_types: dict[str, pa.DataType] = {}  # the entity columns' types, which the result keeps
         if entities.table is not None:
             self._timestamp = choose_timestamp_column(entities.table.schema, timestamp_column, entities.description)
+            self.entity_types = self._entity_types_of(entities.table.schema)
             self._prepared = with_row_numbers(normalise_timestamp(entities.table, self._timestamp, entities.description))
             for request in requests:
                 if request.view.name in self.known_at:
@@ -215,6 +225,25 @@ class RetrievalJob:
             if self.known_at:
                 raise FeatureStoreError("A replay needs the entity rows as a table (they are read from the export).")
             self._timestamp, self._prepared = timestamp_column, None
+
+    def _entity_types_of(self, schema: pa.Schema) -> dict[str, pa.DataType]:
+        types = {field_.name: field_.type for field_ in schema}
+        types[self._timestamp] = output_timestamp_type(types[self._timestamp])
+        return types
+
+    def feature_types(self, schema: pa.Schema) -> dict[str, pa.DataType]:
+        """Output column -> its declared type (as featurestore.types reads the YAML), for the
+        features whose declared type is known; a timestamp keeps the unit `schema` gives it."""
+        wanted = {}
+        for request in self.requests:
+            for name, output in request.features:
+                kind = declared_arrow_type(request.view.columns.get(name), self.dialect)
+                if kind is not None and pa.types.is_timestamp(kind) and output in schema.names:
+                    built = schema.field(output).type
+                    kind = pa.timestamp(built.unit if pa.types.is_timestamp(built) else "us", kind.tz)
+                if kind is not None:
+                    wanted[output] = kind
+        return wanted
 
     # -- the SQL -----------------------------------------------------------------------------
     def plan(self) -> RetrievalPlan:
@@ -290,6 +319,7 @@ class RetrievalJob:
         except WarehouseError as exc:
             raise EntityFrameError(f"The entity {self.entities.description} cannot be read: {exc}") from None
         self._timestamp = choose_timestamp_column(schema, self._timestamp_requested, self.entities.description)
+        self.entity_types = self._entity_types_of(schema)
         columns = []
         for field_ in schema:
             conversion = None
@@ -337,6 +367,14 @@ class RetrievalJob:
                     f"{', '.join(missing)} that its table {relation} lacks; add them to the model's SQL "
                     "(or remove them from the YAML) and run `dbt build`.")
             check_key_types(entity_schema, request.view.name, view_schema, list(request.keys), self.entities.description)
+            read = {view_key for _, view_key in request.keys} | {name for name, _ in request.features} \
+                | {request.view.event_timestamp, request.view.created_timestamp}
+            mismatches = [problem for problem in built_type_problems(request.view, view_schema, self.dialect)
+                          if problem.column in read]
+            if mismatches:
+                raise FeatureStoreError("; ".join(
+                    f"Feature view '{request.view.name}' ({request.view.yaml_path}): column '{problem.column}' "
+                    f"{problem.message}" for problem in mismatches))
             strategies[request.alias] = self._strategy_for(warehouse, request, entity_rows)
         return strategies
 
@@ -457,7 +495,11 @@ class RetrievalJob:
         see featurestore.frames); `to_arrow()` keeps the warehouse's exact types."""
         from .frames import ml_dataframe
 
-        return ml_dataframe(self.to_arrow())
+        table = self.to_arrow()
+        kept = dict(self.entities.pandas_dtypes or {})
+        if kept and not pa.types.is_timestamp(table.schema.field(self._timestamp).type):
+            kept.pop(self._timestamp, None)  # ISO 8601 strings came back as timestamps
+        return ml_dataframe(table, kept)
 
     def to_parquet(self, path: str | os.PathLike, save_stats: bool = True) -> Path:
         """Write the training set to Parquet atomically (a temporary file in the same folder, then

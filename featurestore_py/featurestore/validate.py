@@ -10,17 +10,19 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
+import pyarrow as pa
 import yaml
 
 from .durations import parse_duration
 from .registry import FeatureView, Registry
+from .types import DATE, TIMESTAMP, declared_family, type_mismatch
 
 ERROR, WARNING = "error", "warning"
 
 SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 WINDOW_SUFFIX = re.compile(r"_([0-9]+[smhdw])$")
-TIMESTAMP_TYPES = ("timestamp", "datetime", "date")
 EXPECT_KEYS = {"min", "max", "values", "max_null_rate"}
 DRIFT_KEYS = {"max_psi", "max_tvd"}
 VIEW_KEYS = {"entities", "event_timestamp", "created_timestamp", "ttl", "online", "owner", "tags", "max_staleness",
@@ -72,6 +74,44 @@ def validate(registry: Registry, project_dir: str | Path | None = None) -> list[
         if project_dir is not None:
             problems += _check_yaml_duplicates(Path(project_dir), view)
     problems += _check_services(registry)
+    return problems
+
+
+def built_type_problems(view: FeatureView, built: pa.Schema, dialect: str) -> list[Problem]:
+    """Each declared column of `view` whose built column (in `built`, the schema of its table)
+    does not have the declared data_type (the rule: featurestore.types)."""
+    columns = {name.lower(): built.field(name).type for name in built.names}
+    problems = []
+    for name, declared in view.columns.items():
+        if name.lower() not in columns:
+            continue  # a column missing from the table fails dbt build itself
+        why = type_mismatch(declared, columns[name.lower()], dialect)
+        if why:
+            problems.append(Problem(ERROR, "type-mismatch", why, file=view.yaml_path,
+                                    model=view.name, column=name))
+    return problems
+
+
+def built_types(registry: Registry, connect: Callable[[], Any]) -> list[Problem]:
+    """built_type_problems for every feature view whose table exists in the warehouse that
+    `connect()` opens. Nothing to compare (no problem) when the warehouse cannot be opened (a
+    project not built yet) or a view has no table yet."""
+    from .errors import FeatureStoreError
+    from .warehouse import WarehouseError
+
+    try:
+        warehouse = connect()
+    except FeatureStoreError:
+        return []
+    problems = []
+    with warehouse:
+        for view in registry.feature_views.values():
+            try:
+                built = warehouse.fetch_arrow(warehouse.render("relation_probe", probe="columns",
+                                                               relation=view.relation_name)).schema
+            except WarehouseError:
+                continue
+            problems += built_type_problems(view, built, warehouse.dialect)
     return problems
 
 
@@ -287,7 +327,7 @@ def _check_timestamps(view: FeatureView) -> list[Problem]:
         dtype = (view.columns[column] or "").lower()
         if not dtype:
             problems.append(Problem(ERROR, "missing-type", f"{role} column has no data_type", column=column, **where))
-        elif not dtype.startswith(TIMESTAMP_TYPES):
+        elif declared_family(dtype) not in (TIMESTAMP, DATE):
             problems.append(Problem(ERROR, "bad-timestamp-type",
                                     f"{role} column has data_type '{dtype}'; it must be a timestamp or date",
                                     column=column, **where))

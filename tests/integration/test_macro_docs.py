@@ -28,3 +28,25 @@ def test_a_project_using_the_package_parses_without_a_warning(tmp_path):
     dbt.run("deps", "--quiet")
     result = dbt.run("parse", "--warn-error", "--no-partial-parse", raise_on_failure=False)
     assert result.success, f"dbt parse warned: {result.exception or 'see the output above'}"
+
+
+def test_the_macros_models_call_have_a_reference_section(demo_project):
+    """Every macro the demo's models call, and every portable type macro, has a section under the
+    README's "The macros" and each of its arguments documented in macros/_macros.yml."""
+    import re
+
+    from conftest import EXAMPLE, REPO
+
+    manifest = json.loads((demo_project / "target" / "manifest.json").read_text())
+    macros = {m["name"]: m for m in manifest["macros"].values() if m["package_name"] == "featurestore"}
+    called = {name for path in (EXAMPLE / "models").rglob("*.sql")
+              for name in re.findall(r"featurestore\.([a-z_]+)\(", path.read_text())}
+    portable = {name for name in macros if name.startswith("type_") or name == "column_type"}
+    assert {"type_double", "column_type", "rolling_window"} <= called | portable
+    section = (REPO / "README.md").read_text().split("\n## The macros\n")[1].split("\n## ")[0]
+    headings = re.findall(r"^### (.*)$", section, re.MULTILINE)
+    for name in sorted(called | portable):
+        assert any(f"`{name}`" in heading for heading in headings), f"README: no section for {name}"
+        signature = re.search(rf"macro {name}\(([^)]*)\)", macros[name]["macro_sql"]).group(1)
+        parameters = {part.split("=")[0].strip() for part in signature.split(",") if part.strip()}
+        assert {argument["name"] for argument in macros[name]["arguments"]} == parameters, name

@@ -60,3 +60,26 @@ def test_point_in_time_matches_the_oracle_on_postgres(tmp_path_factory, postgres
         assert_matches_oracle(job.to_arrow(), oracles.point_in_time(cases, knowledge_guard=guard))
     with pytest.raises(Exception, match="Join key 'place_id'.*string"):
         store.get_historical_features(frame.assign(place_id=frame.place_id.astype(str)), ["place_features:size"]).to_arrow()
+
+
+def test_exported_types_follow_the_declaration_on_postgres(demo_project, demo_on_postgres, postgres_server, tmp_path):
+    """Decimals keep their declared precision (not the values'), the entity frame's int32 label
+    and naive timestamp stay as they were: the same Parquet schema as on DuckDB."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from featurestore import FeatureStore
+    from test_types import churn_entities
+
+    duck = FeatureStore(demo_project)
+    entities = churn_entities(duck)
+    pg = FeatureStore(demo_project, "postgres", env={**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo"})
+    assert [problem for problem in pg.validate() if problem.rule == "type-mismatch"] == []
+    schemas = []
+    for store, name in ((duck, "duckdb"), (pg, "postgres")):
+        path = store.get_historical_features(entities, feature_service="churn_model", timestamp_column="label_ts") \
+            .to_parquet(tmp_path / f"{name}.parquet")
+        schemas.append(pq.read_schema(path).remove_metadata())
+    assert schemas[1] == schemas[0]
+    assert schemas[1].field("lifetime_value").type == pa.decimal128(18, 2)
+    assert schemas[1].field("churned_30d").type == pa.int32() and schemas[1].field("label_ts").type == pa.timestamp("us")

@@ -9,6 +9,7 @@ test starts. Each project uses its own schema.
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 
 import oracles
@@ -118,7 +119,8 @@ def test_the_python_side_runs_in_spark(demo_on_spark, moto_server, tmp_path):
     written = ds.dataset(out, format="parquet").to_table()
     again = store.get_historical_features(labels, feature_service="churn_model", timestamp_column="label_ts").to_arrow()
     assert written.num_rows == again.num_rows == labels.num_rows
-    assert written.to_pylist() == again.to_pylist()  # the entity frame's order, across the files
+    # the entity frame's order, across the files (whose timestamps Spark writes UTC-adjusted)
+    assert written.to_pylist() == again.cast(written.schema).to_pylist()
     job.to_parquet(tmp_path / "churn")  # an existing export directory is replaced whole
     assert not set(parts) & {path.name for path in out.glob("part-*.parquet")}
     assert ds.dataset(out, format="parquet").to_table().to_pylist() == written.to_pylist()
@@ -192,4 +194,5 @@ def test_churn_training_set_identical_on_duckdb_postgres_and_spark(demo_project,
     assert on_duckdb.num_rows > 100
     assert on_postgres.to_pylist() == on_duckdb.to_pylist()
     assert on_spark.to_pylist() == on_duckdb.to_pylist()
-    assert on_spark.schema == on_duckdb.schema
+    assert on_spark.schema == on_duckdb.schema == on_postgres.schema  # as declared, the label's int32 kept
+    assert on_spark.schema.field("lifetime_value").type == pa.decimal128(18, 2)

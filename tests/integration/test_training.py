@@ -107,15 +107,20 @@ def test_every_entity_input_kind_gives_the_same_rows(training_duckdb, tmp_path):
 
 
 def test_timezones_are_one_rule_utc(training_duckdb):
+    """Naive times are UTC and zoned times are their instants; the column keeps its type (ISO
+    8601 strings come back as UTC timestamps)."""
     store, cases = training_duckdb
     frame = entity_frame(cases).head(50)
     naive = store.get_historical_features(frame, FEATURES, full_feature_names=True).to_arrow()
+    assert naive.schema.field("event_timestamp").type == pa.timestamp("us")
+    as_utc = naive.set_column(naive.schema.get_field_index("event_timestamp"), "event_timestamp",
+                              naive.column("event_timestamp").cast(pa.timestamp("us", tz="UTC")))
     aware = frame.assign(event_timestamp=frame.event_timestamp.dt.tz_localize("UTC").dt.tz_convert("Asia/Tokyo"))
     shifted = store.get_historical_features(aware, FEATURES, full_feature_names=True).to_arrow()
-    assert shifted.to_pylist() == naive.to_pylist()
+    assert shifted.schema.field("event_timestamp").type.tz == "Asia/Tokyo"
+    assert shifted.cast(as_utc.schema).to_pylist() == as_utc.to_pylist()
     as_text = frame.assign(event_timestamp=frame.event_timestamp.dt.strftime("%Y-%m-%dT%H:%M:%S"))
-    assert store.get_historical_features(as_text, FEATURES, full_feature_names=True).to_arrow().to_pylist() == naive.to_pylist()
-    assert naive.schema.field("event_timestamp").type == pa.timestamp("us", tz="UTC")
+    assert store.get_historical_features(as_text, FEATURES, full_feature_names=True).to_arrow().to_pylist() == as_utc.to_pylist()
 
 
 def test_outputs_parquet_table_and_sql(training_duckdb, tmp_path):

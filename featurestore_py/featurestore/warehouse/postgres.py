@@ -17,12 +17,16 @@ import pyarrow as pa
 from ..errors import FeatureStoreError
 from . import UserQueryError, Warehouse, WarehouseError
 
-# Arrow type -> PostgreSQL column type, for loading frames.
+# Arrow type -> PostgreSQL column type, for loading frames: the narrowest that holds every
+# value, so a frame's column comes back as it went in (PostgreSQL has no 8-bit or unsigned integer).
 _PG_TYPES = [
     (pa.types.is_boolean, "boolean"),
+    (lambda kind: kind in (pa.int8(), pa.int16(), pa.uint8()), "smallint"),
+    (lambda kind: kind in (pa.int32(), pa.uint16()), "integer"),
     (pa.types.is_integer, "bigint"),
+    (pa.types.is_float32, "real"),
     (pa.types.is_floating, "double precision"),
-    (pa.types.is_decimal, "numeric"),
+    (lambda kind: pa.types.is_decimal(kind) and kind.precision <= 1000, lambda kind: f"numeric({kind.precision},{kind.scale})"),
     (pa.types.is_timestamp, "timestamp"),
     (pa.types.is_date, "date"),
     (pa.types.is_string, "text"),
@@ -128,10 +132,11 @@ class PostgresWarehouse(Warehouse):
         arrays = {}
         for column, values in zip(description, columns):
             kind = _ARROW_TYPES.get(column.type_code)
-            if kind is None or (kind == "decimal" and values):
-                arrays[column.name] = pa.array(list(values))  # inferred (numeric: precision from values)
-            else:
-                arrays[column.name] = pa.array(list(values), type=pa.decimal128(38, 9) if kind == "decimal" else kind)
+            if kind == "decimal":
+                # numeric(p,s) is decimal(p,s); an unconstrained numeric has no Arrow type: its values decide
+                kind = pa.decimal128(column.precision, column.scale or 0) if column.precision and column.precision <= 38 \
+                    else None if values else pa.decimal128(38, 9)
+            arrays[column.name] = pa.array(list(values), type=kind)
         return pa.table(arrays)
 
     def _column_definitions(self, schema: pa.Schema) -> list[tuple[str, str]]:
@@ -139,6 +144,7 @@ class PostgresWarehouse(Warehouse):
         columns = []
         for field in schema:
             pg_type = next((name for test, name in _PG_TYPES if test(field.type)), None)
+            pg_type = pg_type(field.type) if callable(pg_type) else pg_type
             if pg_type is None:
                 raise FeatureStoreError(f"Column '{field.name}' has type {field.type}, which cannot be loaded into PostgreSQL.")
             columns.append((self.quote(field.name), pg_type))
