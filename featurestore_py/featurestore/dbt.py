@@ -9,6 +9,7 @@ project directory, then the current directory, then `~/.dbt/`.
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +101,8 @@ class DbtProject:
         values = dict(self.env)
         if self.target:
             values["FEATURESTORE_TARGET"] = self.target
+        if self.getenv("DBT_USE_COLORS") is None and not _is_terminal(sys.stdout):
+            values["DBT_USE_COLORS"] = "false"  # dbt colours even a pipe or a CI log
         return values
 
     @contextmanager
@@ -240,6 +243,13 @@ class DbtProject:
             detail = f": {result.exception}" if result.exception else "; see the dbt output above"
             raise ManifestError(f"`dbt {command}` failed in {self.project_dir}{detail}")
         return result
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
 
 
 def _release_duckdb() -> None:
