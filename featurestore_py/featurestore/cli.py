@@ -545,9 +545,9 @@ def drift(view: str = typer.Argument(..., help="A feature view."),
 
     if bool(reference) == bool(reference_stats):
         raise FeatureStoreError("Pass either --reference START:END or --reference-stats FILE.")
-    store = _store(project_dir, target, profiles_dir)
     baseline = load_saved_stats(reference_stats) if reference_stats else parse_window(reference, "--reference")
-    results = store.drift(view, baseline, parse_window(current, "--current"), allow_empty=allow_empty)
+    current_window = parse_window(current, "--current")  # bad options are refused before the project is opened
+    results = _store(project_dir, target, profiles_dir).drift(view, baseline, current_window, allow_empty=allow_empty)
     breached = [result for result in results if result.breached]
     if as_json:
         typer.echo(json.dumps([result.as_dict() for result in results], indent=2))
