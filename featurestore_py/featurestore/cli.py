@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import List, Optional
 
 import click
@@ -29,6 +29,9 @@ from .validate import ERROR
 console = Console()
 err_console = Console(stderr=True)
 EXIT_INTERRUPTED = 130
+# Output that is not a terminal (a pipe, `make demo`, a CI log) is read whole or by programs:
+# tables and lines are never cut or wrapped there. (Rich already leaves colour out of it.)
+PIPE_WIDTH = 100_000
 
 
 def _debug() -> bool:
@@ -95,13 +98,25 @@ def _main(debug: bool = typer.Option(False, "--debug", envvar="FEATURESTORE_DEBU
                                      help="Show tracebacks instead of one-line errors.")):
     if debug:
         os.environ["FEATURESTORE_DEBUG"] = "1"
+    for output in (console, err_console):
+        output.width = None if output.is_terminal else PIPE_WIDTH  # None: the terminal's width
     logger = logging.getLogger("featurestore")
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
         logger.propagate = False
+    logger.setLevel(_log_level())
+
+
+def _log_level() -> int:
+    """FEATURESTORE_LOG_LEVEL (default warning). The library's JSON event lines (a view synced,
+    the scheduler sleeping) are at info: the commands print each event once themselves, as a
+    line for people or with --json, so the log repeats them only when asked to."""
+    name = os.environ.get("FEATURESTORE_LOG_LEVEL", "warning").strip().upper()
+    if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise FeatureStoreError(f"FEATURESTORE_LOG_LEVEL must be debug, info, warning or error, not {name.lower()!r}.")
+    return getattr(logging, name)
 
 
 # Options every command that opens the project shares, defined once.
@@ -352,8 +367,9 @@ app.add_typer(online_app, name="online")
 
 @online_app.command("up")
 def online_up(project_dir: str = ProjectDir,
-              port: Optional[int] = typer.Option(None, min=1, max=65535, help="Port (default: the configured endpoint's).")):
-    """Start the local DynamoDB in the background (pid file under .featurestore/) and wait until it answers.
+              port: Optional[int] = typer.Option(None, min=1, max=65535,
+                                                 help="Port (default: a free one for the endpoint `auto`, else the configured endpoint's).")):
+    """Start the local DynamoDB in the background (recorded under .featurestore/) and wait until it answers.
 
     Example: featurestore online up
     """
@@ -403,6 +419,7 @@ def sync(
     schedule = Schedule(every) if every else None  # a bad --every fails before any work
 
     def once(should_stop) -> None:
+        started = datetime.now(timezone.utc)
         if build:
             selected = [f"+{view.name}" for view in store.syncer().online_views(views)]
             store.project.run("build", "--select", *selected, "--quiet")
@@ -418,9 +435,13 @@ def sync(
                                   f"{rejected['reason']}", highlight=False, markup=False)
             if len(result.rejected) > 20:
                 err_console.print(f"  ... and {len(result.rejected) - 20} more (featurestore sync status)")
+        if schedule and not as_json and not should_stop():
+            console.print(f"next sync at {schedule.next_after(started).isoformat(timespec='seconds')}", highlight=False)
 
     if schedule:
         run_forever(schedule, once)
+        if not as_json:
+            console.print("stopped")
     else:
         once(lambda: False)
 
@@ -564,9 +585,9 @@ def drift(view: str = typer.Argument(..., help="A feature view."),
 
     if bool(reference) == bool(reference_stats):
         raise FeatureStoreError("Pass either --reference START:END or --reference-stats FILE.")
-    store = _store(project_dir, target, profiles_dir)
     baseline = load_saved_stats(reference_stats) if reference_stats else parse_window(reference, "--reference")
-    results = store.drift(view, baseline, parse_window(current, "--current"), allow_empty=allow_empty)
+    current_window = parse_window(current, "--current")  # bad options are refused before the project is opened
+    results = _store(project_dir, target, profiles_dir).drift(view, baseline, current_window, allow_empty=allow_empty)
     breached = [result for result in results if result.breached]
     if as_json:
         typer.echo(json.dumps([result.as_dict() for result in results], indent=2))
@@ -680,13 +701,21 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind; other tha
     """
     import ipaddress
 
-    import uvicorn
-
+    from .online.local import describe_pid, port_holder
     from .server import SETTINGS_ENV, api_keys, settings_env
 
-    config = _store(project_dir, target, profiles_dir).serve_config(
+    try:  # core dependencies, but an environment can lack them (installed --no-deps, or by hand)
+        import fastapi  # noqa: F401
+        import prometheus_client  # noqa: F401
+        import uvicorn
+    except ImportError as exc:
+        raise FeatureStoreError(f"`featurestore serve` needs {exc.name}, which is not installed in {sys.prefix}: "
+                                "pip install fastapi uvicorn prometheus-client") from None
+    store = _store(project_dir, target, profiles_dir)
+    config = store.serve_config(
         api_keys_file=api_keys_file, max_entities=max_entities, push=push, served_log_fraction=log_served,
         served_log_flush_seconds=log_flush_seconds)
+    store.online_config.client_endpoint()  # `auto` without a running local DynamoDB: nothing to serve from
     keys = api_keys(config)
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -695,6 +724,10 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind; other tha
     if not loopback and not keys and not insecure_no_auth:
         raise FeatureStoreError(f"Serving on {host} needs API keys: set FEATURESTORE_API_KEYS or --api-keys-file "
                                 "(or pass --insecure-no-auth behind a gateway that authenticates).")
+    holder = port_holder(port)
+    if holder is not None:  # e.g. another checkout's server
+        raise FeatureStoreError(f"Port {port} is in use by {describe_pid(holder)}; stop it or serve on another port "
+                                "(featurestore serve --port N).")
     os.environ[SETTINGS_ENV] = settings_env(config)
     _access_log()
     err_console.print(f"serving {config.project_dir} on http://{host}:{port} ({workers} worker(s), "

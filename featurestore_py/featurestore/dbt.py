@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -147,6 +148,8 @@ class DbtProject:
         values = dict(self.env)
         if self.target:
             values["FEATURESTORE_TARGET"] = self.target
+        if self.getenv("DBT_USE_COLORS") is None and not _is_terminal(sys.stdout):
+            values["DBT_USE_COLORS"] = "false"  # dbt colours even a pipe or a CI log
         return values
 
     @contextmanager
@@ -363,6 +366,13 @@ def _node_results(path: Path, manifest_path: Path) -> tuple[NodeResult, ...]:
         name = names.get(unique_id) or (unique_id.split(".") + ["", "", ""])[2]
         nodes.append(NodeResult(name, unique_id, str(entry.get("status", "")), entry.get("message")))
     return tuple(nodes)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
 
 
 def _release_duckdb() -> None:

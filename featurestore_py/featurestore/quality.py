@@ -216,6 +216,13 @@ def load_saved_stats(path) -> dict:
     from .errors import FeatureStoreError
 
     source = Path(path)
+    if source.name.endswith(".stats.json") and not source.exists():
+        # featurestore 0.1 wrote `<export>.stats.json` beside the export; the stats now live inside it
+        export = source.with_name(source.name[:-len(".stats.json")])
+        where = (f"pass --reference-stats {export}" if export.is_file() else
+                 f"pass the exported Parquet file itself ({export} is not there either)")
+        raise FeatureStoreError(f"{source} does not exist: a training set's stats now live inside the exported "
+                                f"Parquet file, not in a .stats.json beside it; {where}.")
     try:
         if source.suffix == ".json":
             saved = json.loads(source.read_text(encoding="utf-8"))

@@ -267,7 +267,8 @@ def test_cli_get_sync_status_and_errors(online_project):
 def test_scheduled_sync_stops_cleanly_on_sigterm(online_project):
     project_dir, env = online_project
     command = [str(Path(sys.executable).parent / "featurestore"), "sync", "-p", str(project_dir), "--every", "1h"]
-    process = subprocess.Popen(command, env={**__import__("os").environ, **env}, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env={**__import__("os").environ, **env, "FEATURESTORE_LOG_LEVEL": "info"},
+                               stderr=subprocess.PIPE, text=True)  # the JSON event log, as a daemon would keep
     lines = []
     for line in process.stderr:
         lines.append(line)

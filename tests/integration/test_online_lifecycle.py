@@ -1,6 +1,8 @@
 """`featurestore online up/down` cannot lie: `up` verifies the server answering is its own process
 and names a port's other holder; `down` stops only a process it can prove it started; the port
-given to `up` is the one `sync` and `get` then use; "local" means a loopback address."""
+given to `up` is the one `sync` and `get` then use; "local" means a loopback address. Each
+project has its own local DynamoDB on a port of its own (endpoint `auto`), so two checkouts'
+demos run at once; `serve` names the holder of a busy port."""
 
 from __future__ import annotations
 
@@ -13,8 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from typer.testing import CliRunner
+
 from conftest import EXAMPLE, copy_project
 from featurestore import FeatureStore
+from featurestore.cli import app
+from featurestore.errors import FeatureStoreError
 from featurestore.online.local import free_port
 
 BIN = Path(sys.executable).parent
@@ -50,13 +56,13 @@ def test_the_port_given_to_up_is_the_one_the_other_commands_use(project):
     try:
         result = cli("online", "up", "--port", str(port), project=project)
         assert f"http://127.0.0.1:{port}" in result.stdout
-        # dbt_project.yml names port 8766; the running server is what the store uses
+        # dbt_project.yml says `auto`; the running server is what the store uses
         store = FeatureStore(project)
         assert store.online_config.endpoint_url == f"http://127.0.0.1:{port}"
         assert cli("online", "up", project=project).stdout.strip().endswith(f"http://127.0.0.1:{port}")  # reused
     finally:
         assert "stopped" in cli("online", "down", project=project).stdout
-    assert FeatureStore(project).online_config.endpoint_url == "http://127.0.0.1:8766"  # not running: as configured
+    assert FeatureStore(project).online_config.endpoint_url == "auto"  # not running: as configured
 
 
 def test_down_never_stops_a_process_it_did_not_start(project):
@@ -78,6 +84,46 @@ def test_down_never_stops_a_process_it_did_not_start(project):
 
 def test_local_means_a_loopback_address(project):
     config = project / "dbt_project.yml"
-    config.write_text(config.read_text().replace("http://127.0.0.1:8766", "http://localhost.example.com:8766"))
+    config.write_text(config.read_text().replace("endpoint_url: auto", "endpoint_url: http://localhost.example.com:8766"))
     result = cli("online", "up", project=project, check=False)
     assert result.returncode == 1 and "is not local" in result.stderr
+
+
+def test_two_projects_run_their_local_dynamodb_at_once(tmp_path):
+    """Two checkouts of the demo on one machine: each `online up` takes a free port, records it in
+    its own .featurestore/, and each project's commands talk to their own server."""
+    projects = [copy_project(EXAMPLE, tmp_path / name) for name in ("first", "second")]
+    try:
+        urls = [cli("online", "up", project=project).stdout.split()[-1] for project in projects]
+        assert urls[0] != urls[1]
+        stores = [FeatureStore(project) for project in projects]
+        for project, store, url in zip(projects, stores, urls):
+            assert json.loads((project / ".featurestore" / "local_dynamodb.json").read_text())["url"] == url
+            assert store.online_config.endpoint_url == url
+        stores[0].online.client.create_table(
+            TableName="only_in_first", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+        assert "only_in_first" in stores[0].online.client.list_tables()["TableNames"]
+        assert "only_in_first" not in stores[1].online.client.list_tables()["TableNames"]
+    finally:
+        for project in projects:
+            cli("online", "down", project=project)
+    with pytest.raises(FeatureStoreError, match=r"local DynamoDB \(endpoint_url: auto\), which is not running: start it "
+                                                 r"with `featurestore online up -p .*first`"):
+        FeatureStore(projects[0]).online.ping()
+
+
+runner = CliRunner()
+
+
+def test_serve_refuses_a_busy_port_and_an_auto_endpoint_that_is_not_running(demo_project, moto_server):
+    result = runner.invoke(app, ["serve", "-p", str(demo_project)])
+    assert result.exit_code == 1 and "endpoint_url: auto), which is not running" in result.output, result.output
+    with socket.socket() as other:  # e.g. another checkout's feature server
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        result = runner.invoke(app, ["serve", "-p", str(demo_project), "--port", str(port)],
+                               env={"FEATURESTORE_DYNAMODB_ENDPOINT": moto_server})
+    assert result.exit_code == 1, result.output
+    assert f"Port {port} is in use by PID {os.getpid()}" in result.output and "--port N" in result.output

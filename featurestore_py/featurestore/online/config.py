@@ -2,16 +2,19 @@
 
 | setting | var | environment |
 |---|---|---|
-| endpoint URL (empty: AWS's own endpoint) | endpoint_url | FEATURESTORE_DYNAMODB_ENDPOINT |
+| endpoint URL (`auto`, the default: this project's local DynamoDB; empty: AWS's own endpoint) | endpoint_url | FEATURESTORE_DYNAMODB_ENDPOINT |
 | region | region | FEATURESTORE_AWS_REGION, then AWS_REGION / AWS_DEFAULT_REGION |
 | table name prefix | table_prefix | FEATURESTORE_TABLE_PREFIX |
 | how long a request is retried before failing, seconds | timeout_seconds | FEATURESTORE_ONLINE_TIMEOUT |
 
 Credentials are never read from our files: boto3's standard chain applies. Against a local
 endpoint (a loopback address) without credentials, dummy ones are used, as moto accepts any.
-While `featurestore online up` runs a local server for this project, a local configured
-endpoint is replaced by that server's URL (its port may differ: `online up --port N`); an
-endpoint set in the environment always wins.
+
+`auto` is the local DynamoDB that `featurestore online up` starts for this project on a free
+port and records in `<project>/.featurestore/`, so two projects' local stores (two checkouts
+of one repository) never compete for a port; every command of the project reads the port from
+there. While `online up` runs a server for the project, a local configured URL is replaced by
+that server's URL too (`online up --port N`); a URL set in the environment always wins.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import yaml
 
 from ..errors import FeatureStoreError
 
-DEFAULTS = {"endpoint_url": "http://127.0.0.1:8766", "region": "us-east-1", "table_prefix": "featurestore_",
+AUTO = "auto"  # this project's local DynamoDB, on the port `online up` recorded
+DEFAULTS = {"endpoint_url": AUTO, "region": "us-east-1", "table_prefix": "featurestore_",
             "timeout_seconds": 60.0}
 # DynamoDB table names: 3-255 characters of a-z, A-Z, 0-9, '_', '-', '.'
 TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
@@ -39,11 +43,22 @@ class OnlineConfig:
     region: str
     table_prefix: str
     timeout_seconds: float = 60.0
+    project_dir: str | None = None  # for messages
 
     @property
     def is_local(self) -> bool:
-        """Does the endpoint name a loopback address (127.0.0.0/8, ::1, localhost)?"""
-        return is_loopback(self.endpoint_url)
+        """Is the endpoint this project's local DynamoDB or a loopback address (127.0.0.0/8, ::1, localhost)?"""
+        return self.endpoint_url == AUTO or is_loopback(self.endpoint_url)
+
+    def client_endpoint(self) -> str | None:
+        """The URL a DynamoDB client talks to (None: AWS's own). Refuses `auto` while no local
+        DynamoDB runs for the project: there is no port to talk to."""
+        if self.endpoint_url == AUTO:
+            project = f" -p {self.project_dir}" if self.project_dir else ""
+            raise FeatureStoreError(
+                f"The online store is this project's local DynamoDB (endpoint_url: auto), which is not running: start "
+                f"it with `featurestore online up{project}`, or set FEATURESTORE_DYNAMODB_ENDPOINT.")
+        return self.endpoint_url or None
 
     @property
     def local_port(self) -> int | None:
@@ -88,9 +103,10 @@ def load_online_config(project_dir: Path, env: dict | None = None) -> OnlineConf
     if project_file.is_file():
         settings = ((yaml.safe_load(project_file.read_text()) or {}).get("vars") or {}).get("featurestore_online") or {}
         values.update({k: v for k, v in settings.items() if k in DEFAULTS and v is not None})
-    if "FEATURESTORE_DYNAMODB_ENDPOINT" in env:
+    from_env = "FEATURESTORE_DYNAMODB_ENDPOINT" in env
+    if from_env:
         values["endpoint_url"] = env["FEATURESTORE_DYNAMODB_ENDPOINT"]
-    elif is_loopback(values["endpoint_url"]):
+    if values["endpoint_url"] == AUTO or (not from_env and is_loopback(values["endpoint_url"])):
         from .local import recorded_url
 
         values["endpoint_url"] = recorded_url(Path(project_dir) / ".featurestore") or values["endpoint_url"]
@@ -110,4 +126,5 @@ def load_online_config(project_dir: Path, env: dict | None = None) -> OnlineConf
                                 f"seconds between 0 and 86400, not {values['timeout_seconds']!r}.") from None
     if not isinstance(values["table_prefix"], str) or not isinstance(values["region"], str):
         raise FeatureStoreError("vars: featurestore_online: table_prefix and region must be strings.")
-    return OnlineConfig(values["endpoint_url"] or None, values["region"], values["table_prefix"], timeout)
+    return OnlineConfig(values["endpoint_url"] or None, values["region"], values["table_prefix"], timeout,
+                        str(project_dir))

@@ -31,6 +31,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import OnlineStore, OnlineStoreError, OnlineTable, Rejected, WriteReport
@@ -61,15 +62,23 @@ class DynamoDBOnlineStore(OnlineStore):
         self.config = config
         self.workers = workers
         self.deadline_seconds = config.timeout_seconds if deadline_seconds is None else deadline_seconds
-        self.client = client or self._make_client()
+        if client is not None:
+            self.client = client
         self._known_tables: set[str] = set()
         self._lock = threading.Lock()
+
+    @cached_property
+    def client(self):
+        """Made at the first request, so an endpoint that cannot be had (`auto` with no local
+        DynamoDB running) is an error of that request, inside its caller's error handling."""
+        return self._make_client()
 
     def _make_client(self):
         import boto3
         from botocore.config import Config
         from botocore.exceptions import BotoCoreError
 
+        endpoint = self.config.client_endpoint()
         options = {}
         if self.config.is_local:
             session = boto3.session.Session()
@@ -77,7 +86,7 @@ class DynamoDBOnlineStore(OnlineStore):
                 options = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
         try:
             return boto3.client(
-                "dynamodb", region_name=self.config.region, endpoint_url=self.config.endpoint_url or None,
+                "dynamodb", region_name=self.config.region, endpoint_url=endpoint,
                 # our own loop retries (with a deadline and a message); botocore's only once
                 config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=3, read_timeout=20,
                               max_pool_connections=max(10, self.workers * 2)),

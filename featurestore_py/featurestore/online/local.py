@@ -2,7 +2,9 @@
 
 `featurestore online up` starts it and records it in `.featurestore/local_dynamodb.json` (PID,
 the process's start time, port, URL); the other commands use the recorded URL while that
-server runs, so `online up --port X` is what `sync` and `get` then talk to. A server counts as
+server runs, so `online up --port X` is what `sync` and `get` then talk to. With the endpoint
+`auto` (the default) `up` takes a free port, so each project (each checkout) has its own
+server and two never compete for one fixed port. A server counts as
 ours only when the recorded PID is alive, started at the recorded time, runs moto_server and
 owns the listening socket: `up` refuses a port another program holds (naming it), and `down`
 never signals a process it cannot prove it started.
