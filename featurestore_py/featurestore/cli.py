@@ -26,8 +26,8 @@ from .errors import FeatureStoreError
 from .store import FeatureStore
 from .validate import ERROR
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)  # user text such as `file.py:100:` is not an emoji code
+err_console = Console(stderr=True, emoji=False)
 EXIT_INTERRUPTED = 130
 # Output that is not a terminal (a pipe, `make demo`, a CI log) is read whole or by programs:
 # tables and lines are never cut or wrapped there. (Rich already leaves colour out of it.)

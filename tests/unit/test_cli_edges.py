@@ -110,3 +110,13 @@ def test_a_stats_file_of_0_1_says_the_stats_are_inside_the_export_now(tmp_path):
         f"file, not in a .stats.json beside it; pass --reference-stats {export}.")
     with pytest.raises(FeatureStoreError, match=r"pass the exported Parquet file itself \(.*gone.parquet is not there"):
         load_saved_stats(tmp_path / "gone.parquet.stats.json")
+
+
+def test_file_and_line_references_are_printed_as_written():
+    """rich reads `:100:` as an emoji code: an import report's `definitions.py:100:` became 💯."""
+    from featurestore.cli import console, err_console
+
+    for output in (console, err_console):
+        with output.capture() as captured:
+            output.print("feature_definitions.py:100: on-demand feature view x")
+        assert "feature_definitions.py:100:" in captured.get()
