@@ -56,6 +56,7 @@ class DbtResult:
     results: tuple[NodeResult, ...] = ()
     exception: BaseException | None = None
     invocation: str = "inprocess"  # or the executable that ran
+    exit_code: int | None = None  # dbt's, when it ran as a command
 
     def failures(self) -> list[NodeResult]:
         return [node for node in self.results if node.status in ("error", "fail")]
@@ -69,7 +70,8 @@ class DbtResult:
             first = failed[0]
             more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
             return f": {first.name} {first.status}{more}: {first.message or 'see the dbt output above'}"
-        return "; see the dbt output above"
+        exited = f" ({self.invocation} exited with {self.exit_code})" if self.exit_code is not None else ""
+        return f"{exited}; see the dbt output above"
 
 
 @dataclass(frozen=True)
@@ -334,7 +336,7 @@ class DbtProject:
         results = ()
         if run_results.is_file() and run_results.stat().st_mtime >= started - 1:
             results = _node_results(run_results, self.manifest_path)
-        return DbtResult(code == 0, results, None, executable)
+        return DbtResult(code == 0, results, None, executable, code)
 
 
 def _python_api_available() -> bool:

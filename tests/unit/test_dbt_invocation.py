@@ -80,8 +80,11 @@ def test_results_of_an_earlier_run_are_not_taken_for_this_one(tmp_path):
     script = tmp_path / "dbt-quiet"
     script.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(2)\n")
     script.chmod(0o755)
-    result = project(tmp_path, {"FEATURESTORE_DBT": str(script)}).run("parse", raise_on_failure=False)
+    dbt = project(tmp_path, {"FEATURESTORE_DBT": str(script)})
+    result = dbt.run("parse", raise_on_failure=False)
     assert not result.success and result.results == ()
+    with pytest.raises(ManifestError, match=r"dbt-quiet exited with 2\); see the dbt output above"):
+        dbt.run("parse")
 
 
 def test_without_dbt_cores_python_api_the_dbt_on_path_runs(tmp_path, monkeypatch):
