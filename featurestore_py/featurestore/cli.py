@@ -52,7 +52,7 @@ class _Boundary(TyperGroup):
         except KeyboardInterrupt:
             if _debug():
                 raise
-            _error("interrupted: the command stopped before it finished. Writes are all-or-nothing, so what "
+            _error("the command stopped before it finished. Writes are all-or-nothing, so what "
                    "existed before is unchanged.", label="interrupted")
             raise typer.Exit(code=EXIT_INTERRUPTED)
         except Exception as exc:  # a bug: say so in one line, the traceback with --debug

@@ -36,6 +36,7 @@ from .errors import ManifestError
 _PROJECT_FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml")
 _SOURCE_SUFFIXES = (".sql", ".yml", ".yaml", ".csv", ".md")
 _IN_PROCESS = ("inprocess", "in-process", "python")
+_INTERRUPT_GRACE = 3.0  # seconds dbt has to stop on the interrupt it got with us, before we pass one on
 
 
 @dataclass(frozen=True)
@@ -330,8 +331,14 @@ class DbtProject:
             try:
                 code = process.wait()
             except KeyboardInterrupt:
-                process.send_signal(signal.SIGINT)
-                process.wait()
+                # Ctrl-C in a terminal reaches dbt too (one process group): a second SIGINT would
+                # break into dbt's own cancelling. Only a dbt still running after a moment (we
+                # alone were signalled) is sent one.
+                try:
+                    process.wait(timeout=_INTERRUPT_GRACE)
+                except subprocess.TimeoutExpired:
+                    process.send_signal(signal.SIGINT)
+                    process.wait()
                 raise
         results = ()
         if run_results.is_file() and run_results.stat().st_mtime >= started - 1:

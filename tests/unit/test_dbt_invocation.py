@@ -99,3 +99,56 @@ def test_without_dbt_cores_python_api_the_dbt_on_path_runs(tmp_path, monkeypatch
         project(tmp_path, {}).dbt_executable()
     with pytest.raises(ManifestError, match="cannot be imported here"):
         project(tmp_path, {"FEATURESTORE_DBT": "inprocess"}).dbt_executable()
+
+
+TRAPPING = """#!{python}
+import signal, sys, time
+from pathlib import Path
+got = []
+def interrupted(signum, frame):
+    got.append(signum)
+    Path("interrupts").write_text(str(len(got)))
+    time.sleep(0.5)  # dbt cancelling its queries: a second interrupt here would break into it
+    sys.exit(130)
+signal.signal(signal.SIGINT, interrupted)
+Path("ready").write_text("ready")
+while True:
+    time.sleep(0.05)
+"""
+
+DRIVER = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
+import featurestore.dbt as dbt
+dbt._INTERRUPT_GRACE = 1.0
+project = dbt.DbtProject.at(sys.argv[1], "dev", {{"FEATURESTORE_DBT": sys.argv[2]}})
+try:
+    project.run("build")
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("whole_group", [True, False], ids=["ctrl-c in a terminal", "only featurestore signalled"])
+def test_an_interrupt_reaches_dbt_once_and_is_waited_for(tmp_path, whole_group):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    project(tmp_path, {})
+    executable = tmp_path / "dbt-trapping"
+    executable.write_text(TRAPPING.format(python=sys.executable))
+    executable.chmod(0o755)
+    driver = subprocess.Popen([sys.executable, "-c", DRIVER.format(), str(tmp_path), str(executable)],
+                              start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "ready").exists():  # the stand-in dbt is running and trapping
+        assert driver.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    if whole_group:
+        os.killpg(driver.pid, signal.SIGINT)
+    else:
+        driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=60) == 130
+    assert (tmp_path / "interrupts").read_text() == "1"  # dbt got exactly one, and was waited for
