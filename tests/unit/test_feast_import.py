@@ -248,3 +248,21 @@ fv = FeatureView(name="driver_stats", entities=[driver], source=table, schema=[F
     sql = (tmp_path / "dbt/models/feast/driver_stats.sql").read_text()
     assert 'cast("driver_id" as varchar) as "driver_id"' in sql and 'cast("ts" as timestamp) as "ts"' in sql
     assert "table source driver_table: declared as the dbt source table features.driver_stats" in result.report
+
+
+def test_nothing_from_the_feast_repository_runs_as_jinja_in_dbt(tmp_path):
+    """dbt renders model SQL and YAML as Jinja: a field named `{{ ... }}` would run at `dbt build`,
+    and a description with `{% if %}` would break `dbt parse`."""
+    evil = DEFINITIONS.replace('Field(name="trips", dtype=Int64)',
+                               'Field(name="trips{{ run_query(\'select 42\') }}", dtype=Int64)')
+    feast = make_repo(tmp_path / "repo", {"definitions.py": evil})
+    with pytest.raises(FeatureStoreError, match=r"trips\{\{ run_query.*is not a plain identifier"):
+        import_feast(feast, tmp_path / "refused", package="/opt/featurestore")
+    assert not (tmp_path / "refused").exists()  # refused before anything is written
+
+    described = DEFINITIONS.replace('description="Conversion rate."', 'description="rate {% if x %} {{ y }} {# z"')
+    out = tmp_path / "dbt"
+    import_feast(make_repo(tmp_path / "repo2", {"definitions.py": described}), out, package="/opt/featurestore")
+    written = "".join(path.read_text() for path in out.rglob("*") if path.is_file())
+    assert "{% if x" not in written and "{{ y }}" not in written and "rate { % if x %} { { y }} { # z" in written
+    assert "auto" in yaml.safe_load((out / "dbt_project.yml").read_text())["vars"]["featurestore_online"]["endpoint_url"]

@@ -43,9 +43,30 @@ class Column:
     role: str  # "key", "event_timestamp", "created_timestamp" or "feature"
 
 
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def quote(name: str) -> str:
-    """A DuckDB identifier, always quoted (Feast names may be SQL keywords or MixedCase)."""
+    """A DuckDB identifier, always quoted (Feast names may be SQL keywords or MixedCase). Only
+    plain identifiers: dbt renders a model's SQL as Jinja, so a name holding `{{ ... }}` would run
+    as code at `dbt build`."""
+    if not _IDENTIFIER.match(name):
+        raise FeatureStoreError(f"The column name {name!r} is not a plain identifier (letters, digits and _); "
+                                "import-feast writes no other names into dbt models: rename it in Feast or in "
+                                "its source first.")
     return '"' + name.replace('"', '""') + '"'
+
+
+def inert(value: Any) -> Any:
+    """Text from the Feast repository with Jinja's openers broken (`{{` -> `{ {`): dbt renders
+    model SQL and YAML as Jinja, and a description is no place for code."""
+    if isinstance(value, str):
+        return value.replace("{{", "{ {").replace("{%", "{ %").replace("{#", "{ #")
+    if isinstance(value, dict):
+        return {inert(key): inert(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [inert(item) for item in value]
+    return value
 
 
 def _sql_text(text: str) -> str:
@@ -56,6 +77,7 @@ def _templates() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("featurestore.feast_import", "templates"),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.filters["q"] = quote
+    env.filters["inert"] = inert
     return env
 
 
@@ -307,7 +329,7 @@ def _project_files(repo: FeastRepo, package: str) -> dict[str, str]:
             f"Imported from the Feast repository {repo.path.name} (project {repo.project}) by `featurestore import-feast`.",
             {"name": project, "version": "0.1.0", "config-version": 2, "profile": project, "model-paths": ["models"],
              "flags": {"send_anonymous_usage_stats": False},
-             "vars": {"featurestore_online": {"endpoint_url": "http://127.0.0.1:8766", "region": "us-east-1",
+             "vars": {"featurestore_online": {"endpoint_url": "auto", "region": "us-east-1",
                                               "table_prefix": f"{project}_"}}}),
         "profiles.yml": _yaml(
             "DuckDB, in this folder; the Parquet sources are read in place.",
@@ -336,7 +358,7 @@ def _column_yaml(column: Column) -> dict:
 
 
 def _yaml(comment: str, data: dict) -> str:
-    return f"# {comment}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+    return f"# {inert(comment)}\n" + yaml.safe_dump(inert(data), sort_keys=False, allow_unicode=True, width=120)
 
 
 def _dbt_name(name: str) -> str:
