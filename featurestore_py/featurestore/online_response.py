@@ -83,6 +83,12 @@ def plain_value(value: Any, dtype: str | None = None) -> Any:
 def json_value(value: Any, dtype: str | None = None) -> Any:
     """A feature value as JSON (the feature server's): plain values, times as ISO 8601."""
     value = plain_value(value, dtype)
+    if isinstance(value, (bytes, bytearray)):
+        import base64
+
+        return base64.b64encode(bytes(value)).decode("ascii")  # a blob, as JSON carries bytes
+    if isinstance(value, (set, frozenset)):
+        return sorted(json_value(item) for item in value)
     if isinstance(value, datetime):
         return iso_timestamp(value)
     if isinstance(value, date):

@@ -513,19 +513,34 @@ def _entity_columns(entity_rows) -> dict[str, list]:
     if entity_rows is None:
         raise FeatureStoreError("Pass entity_rows: a list of {join key: value}, one per entity row.")
     if isinstance(entity_rows, Mapping):
-        columns = {key: list(values) for key, values in entity_rows.items()}
+        for key, values in entity_rows.items():
+            if isinstance(values, (str, bytes)) or not (isinstance(values, Sequence) or hasattr(values, "tolist")):
+                raise FeatureStoreError(f"Entity column '{key}' must be a list of values, one per entity row; got "
+                                        f"{type(values).__name__} {values!r} (entity rows as a list: [{{'{key}': ...}}]).")
+        columns = {key: [_plain_key(value) for value in values] for key, values in entity_rows.items()}
         if len({len(values) for values in columns.values()}) > 1:
             raise FeatureStoreError("Every entity column must have the same number of values; got "
                                     + ", ".join(f"{key}: {len(values)}" for key, values in columns.items()) + ".")
         return columns
     rows = list(entity_rows)
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise FeatureStoreError(f"Entity row {index} is a {type(row).__name__}, not a mapping of join keys to "
+                                    "values (entity_rows=[{'customer_id': 1}, ...]).")
     keys = list(dict.fromkeys(key for row in rows for key in row))
     for index, row in enumerate(rows):
         missing = [key for key in keys if key not in row]
         if missing:
             raise FeatureStoreError(f"Entity row {index} has no {', '.join(map(repr, missing))}; every entity row "
                                     "needs the same keys.")
-    return {key: [row[key] for row in rows] for key in keys}
+    return {key: [_plain_key(row[key]) for row in rows] for key in keys}
+
+
+def _plain_key(value):
+    """NumPy's integers (keys taken from a pandas Series) as Python's; other values as given."""
+    import numbers
+
+    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)) else value
 
 
 def _has_tags(view: FeatureView, tags) -> bool:

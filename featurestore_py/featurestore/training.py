@@ -497,8 +497,8 @@ class RetrievalJob:
 
         table = self.to_arrow()
         kept = dict(self.entities.pandas_dtypes or {})
-        if kept and not pa.types.is_timestamp(table.schema.field(self._timestamp).type):
-            kept.pop(self._timestamp, None)  # ISO 8601 strings came back as timestamps
+        if self._timestamp in kept and not _is_datetime_dtype(kept[self._timestamp]):
+            kept.pop(self._timestamp)  # ISO 8601 strings came back as timestamps, and stay timestamps
         return ml_dataframe(table, kept)
 
     def to_parquet(self, path: str | os.PathLike, save_stats: bool = True) -> Path:
@@ -692,3 +692,9 @@ def time_spine_source(requests: list[ViewRequest], start: datetime, end: datetim
     return EntitySource(None, None, f"time spine {start} to {end} every {every}", parameters=(start, end, step),
                         template=("entity_spine", {"keys": sorted(key_sets)[0],
                                                    "relations": [r.view.relation_name for r in requests]}))
+
+
+def _is_datetime_dtype(dtype) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_datetime64_any_dtype(dtype)

@@ -34,6 +34,9 @@ _NAMED = {
     "date": pa.date32(),
     "timestamp": pa.timestamp("us"), "datetime": pa.timestamp("us"), "timestamp without time zone": pa.timestamp("us"),
     "timestamp_ntz": pa.timestamp("us"),
+    # DuckDB's timestamps of other units (a timestamp matches whatever its unit: `matches`)
+    "timestamp_ns": pa.timestamp("ns"), "timestamp_ms": pa.timestamp("ms"), "timestamp_s": pa.timestamp("s"),
+    "timestamp_us": pa.timestamp("us"),
     "timestamptz": pa.timestamp("us", tz="UTC"), "timestamp with time zone": pa.timestamp("us", tz="UTC"),
     "timestamp_ltz": pa.timestamp("us", tz="UTC"),
     "varchar": pa.string(), "text": pa.string(), "string": pa.string(), "char": pa.string(),

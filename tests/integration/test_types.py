@@ -108,3 +108,8 @@ def test_the_training_set_keeps_the_entity_frames_dtypes(demo_project):
     assert str(aware["label_ts"].dtype) == "datetime64[us, Asia/Tokyo]"
     assert aware.drop(columns="label_ts").equals(frame.drop(columns="label_ts"))
     assert (aware["label_ts"].dt.tz_convert(None) == frame["label_ts"]).all()
+    # ISO 8601 strings come back as UTC timestamps, not as strings again
+    iso = entities.assign(label_ts=entities["label_ts"].dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    parsed = store.get_historical_features(iso, feature_service="churn_model", timestamp_column="label_ts").to_df()
+    assert str(parsed["label_ts"].dtype).startswith("datetime64") and "UTC" in str(parsed["label_ts"].dtype)
+    assert (parsed["label_ts"].dt.tz_convert(None) == frame["label_ts"]).all()

@@ -148,3 +148,28 @@ def test_the_response_style_setting_is_checked():
     with pytest.raises(FeatureStoreError, match="FEATURESTORE_RESPONSES must be featurestore or feast"):
         response_style("feast067")
 
+
+
+def test_entity_rows_of_the_wrong_shape_are_refused_and_numpy_keys_taken():
+    import numpy as np
+
+    from featurestore.errors import FeatureStoreError
+    from featurestore.store import _entity_columns
+
+    with pytest.raises(FeatureStoreError, match="Entity column 'customer_id' must be a list"):
+        _entity_columns({"customer_id": "C1"})  # would be two keys, 'C' and '1'
+    with pytest.raises(FeatureStoreError, match="Entity column 'customer_id' must be a list"):
+        _entity_columns({"customer_id": 5})
+    with pytest.raises(FeatureStoreError, match="Entity row 0 is a str"):
+        _entity_columns(["customer_id"])
+    columns = _entity_columns({"customer_id": np.array([5, 6])})
+    assert columns == {"customer_id": [5, 6]} and type(columns["customer_id"][0]) is int
+    assert type(_entity_columns([{"customer_id": np.int64(7)}])["customer_id"][0]) is int
+
+
+def test_blobs_and_sets_are_json_values():
+    import json
+
+    from featurestore.online_response import json_value
+
+    assert json.dumps([json_value(b"\x00\xff"), json_value({"b", "a"})]) == '["AP8=", ["a", "b"]]'

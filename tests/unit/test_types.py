@@ -48,3 +48,9 @@ def test_families_ignore_engine_and_precision():
     assert declared_family("numeric") == DECIMAL and declared_family("decimal(18,2)") == DECIMAL
     assert declared_family("bigint") == INTEGER and declared_family("float") == FLOAT
     assert declared_family("varchar(3)") == STRING and declared_family("geometry") is None
+
+
+def test_duckdbs_timestamps_of_other_units_are_timestamps():
+    from featurestore.types import TIMESTAMP, declared_family
+
+    assert {declared_family(name) for name in ("timestamp_ns", "timestamp_ms", "timestamp_s", "timestamp_us")} == {TIMESTAMP}
