@@ -9,6 +9,7 @@ metadata (no hand-kept list), then dbt-core itself without dependencies. Any oth
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,7 @@ def requirements(wheel: Path) -> list[str]:
     for line in lines:
         if line.startswith("Requires-Dist:"):
             requirement = line.split(":", 1)[1].strip()
-            name = requirement.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].split("!")[0].strip()
+            name = re.match(r"\s*([A-Za-z0-9._-]+)", requirement).group(1)  # PEP 508: the name comes first
             if name.lower() not in SKIPPED and "extra ==" not in requirement:
                 wanted.append(requirement)
     return wanted

@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,7 +324,7 @@ class DbtProject:
         interrupt is passed on as dbt's own Ctrl-C (it stops after the running statement) and
         waited for, so nothing is left half-written by us."""
         run_results = self.project_dir / self._target_path / "run_results.json"
-        started = time.time()
+        before = run_results.stat().st_mtime_ns if run_results.is_file() else None
         environment = {**os.environ, **self.variables()}
         with subprocess.Popen([executable, *arguments], cwd=self.project_dir, env=environment) as process:
             try:
@@ -341,7 +340,7 @@ class DbtProject:
                     process.wait()
                 raise
         results = ()
-        if run_results.is_file() and run_results.stat().st_mtime >= started - 1:
+        if run_results.is_file() and run_results.stat().st_mtime_ns != before:  # written by this run
             results = _node_results(run_results, self.manifest_path)
         return DbtResult(code == 0, results, None, executable, code)
 

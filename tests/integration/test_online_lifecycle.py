@@ -127,3 +127,20 @@ def test_serve_refuses_a_busy_port_and_an_auto_endpoint_that_is_not_running(demo
                                env={"FEATURESTORE_DYNAMODB_ENDPOINT": moto_server})
     assert result.exit_code == 1, result.output
     assert f"Port {port} is in use by PID {os.getpid()}" in result.output and "--port N" in result.output
+
+
+def test_two_ups_of_one_project_at_once_start_one_server(tmp_path):
+    """`online up` twice at once (two terminals, a script and a person): one server, one record,
+    and `down` stops it (before the lock, both started one and the first was orphaned)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from featurestore.online.local import LocalDynamoDB
+
+    state = tmp_path / ".featurestore"
+    with ThreadPoolExecutor(2) as pool:
+        urls = list(pool.map(lambda _: LocalDynamoDB(state).start(), range(2)))
+    try:
+        assert urls[0] == urls[1]
+    finally:
+        assert LocalDynamoDB(state).stop()
+    assert LocalDynamoDB(state).record() is None

@@ -395,7 +395,8 @@ def report_text(repo: FeastRepo, output: Output, out_dir: Path) -> str:
         service = repo.services[name]
         lines.append(f"- feature service `{name}` ({service.where}): an `ml` exposure")
     lines += ["", "## Not translated, or translated with a placeholder", ""]
-    lines += [f"- {note}" for note in repo.notes] or ["- nothing"]
+    notes = len(lines)
+    lines += [f"- {note}" for note in repo.notes]
     placeholders = [name for name, view in repo.views.items() if name in output.views and not view.owner]
     if placeholders:
         lines.append(f"- owner of {', '.join(placeholders)}: `{PLACEHOLDER_OWNER}` (Feast gave none; validate needs one)")
@@ -404,5 +405,7 @@ def report_text(repo: FeastRepo, output: Output, out_dir: Path) -> str:
     if undescribed:
         lines.append(f"- descriptions of {len(undescribed)} features are placeholders ending in 'describe it.' "
                      f"({', '.join(undescribed)})")
+    if len(lines) == notes:
+        lines.append("- nothing")
     return "\n".join(lines) + "\n"
 

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import FeatureStoreError
@@ -115,8 +116,23 @@ class LocalDynamoDB:
             return record
         return None
 
+    @contextmanager
+    def _locked(self):
+        """One `online up`/`down` of a project at a time (two at once would start two servers and
+        record one: the other could never be stopped)."""
+        import fcntl
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.state_dir / "local_dynamodb.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
     def start(self, timeout: float = 20.0) -> str:
         """Start moto's server unless ours runs; wait until it answers from our own process."""
+        with self._locked():
+            return self._start(timeout)
+
+    def _start(self, timeout: float) -> str:
         running = self.record()
         if running:
             if self.port and self.port != running["port"]:
@@ -145,7 +161,9 @@ class LocalDynamoDB:
             if port_holder(self.port) == process.pid and _answers(self.url):
                 record = {"pid": process.pid, "start": _start_ticks(process.pid), "port": self.port, "url": self.url,
                           "command": _command(process.pid)}
-                self.record_file.write_text(json.dumps(record))
+                written = self.record_file.with_suffix(".tmp")
+                written.write_text(json.dumps(record))
+                os.replace(written, self.record_file)  # readers never see half a record
                 return self.url
             time.sleep(0.1)
         self._terminate(process.pid)
@@ -154,6 +172,10 @@ class LocalDynamoDB:
     def stop(self) -> bool:
         """Stop the server we started; False when none runs. A recorded PID that is not our
         server (it exited and the PID was reused) is never signalled."""
+        with self._locked():
+            return self._stop()
+
+    def _stop(self) -> bool:
         try:
             record = json.loads(self.record_file.read_text())
         except (OSError, ValueError):
