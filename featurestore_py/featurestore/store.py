@@ -111,9 +111,11 @@ class FeatureStore:
 
     def build(self, *dbt_args: str):
         """`dbt build` with the project's profiles, then the built tables' column types checked
-        against the YAML's data_types (an error names each mismatch); returns dbt's result."""
+        against the YAML's data_types (an error names each mismatch); only the views this build made
+        (`--select` leaves the others to their own build). Returns dbt's result."""
         result = self.project.run("build", *dbt_args)
-        mismatches = built_types(registry_from_manifest(load_manifest(self._manifest())), self.connect)
+        built = {node.name for node in result.results if node.status == "success"} if result.results else None
+        mismatches = built_types(registry_from_manifest(load_manifest(self._manifest())), self.connect, built)
         if mismatches:
             raise FeatureStoreError("`dbt build` made columns of other types than the YAML declares:\n"
                                     + "\n".join(f"  - {problem}" for problem in mismatches))

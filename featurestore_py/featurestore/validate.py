@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import pyarrow as pa
 import yaml
@@ -92,10 +92,10 @@ def built_type_problems(view: FeatureView, built: pa.Schema, dialect: str) -> li
     return problems
 
 
-def built_types(registry: Registry, connect: Callable[[], Any]) -> list[Problem]:
-    """built_type_problems for every feature view whose table exists in the warehouse that
-    `connect()` opens. Nothing to compare (no problem) when the warehouse cannot be opened (a
-    project not built yet) or a view has no table yet."""
+def built_types(registry: Registry, connect: Callable[[], Any], only: Collection[str] | None = None) -> list[Problem]:
+    """built_type_problems for every feature view (or those named in `only`) whose table exists
+    in the warehouse that `connect()` opens. Nothing to compare (no problem) when the warehouse
+    cannot be opened (a project not built yet) or a view has no table yet."""
     from .errors import FeatureStoreError
     from .warehouse import WarehouseError
 
@@ -106,6 +106,8 @@ def built_types(registry: Registry, connect: Callable[[], Any]) -> list[Problem]
     problems = []
     with warehouse:
         for view in registry.feature_views.values():
+            if only is not None and view.name not in only:
+                continue
             try:
                 built = warehouse.fetch_arrow(warehouse.render("relation_probe", probe="columns",
                                                                relation=view.relation_name)).schema

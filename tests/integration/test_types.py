@@ -57,6 +57,13 @@ def test_build_reports_each_column_built_with_another_type(mistyped):
     assert "column 'tier'" not in message and "column 'event_ts'" not in message  # varchar, timestamp: as declared
 
 
+def test_a_selected_build_checks_only_what_it_built(mistyped):
+    """`build --select users` makes no feature view: user_features' old mismatch is its own build's."""
+    store, _ = mistyped
+    result = store.build("--select", "users", "--quiet")
+    assert {node.name for node in result.results} == {"users"}
+
+
 def test_validate_reports_them_from_the_built_tables(mistyped):
     store, _ = mistyped
     result = runner.invoke(app, ["validate", "-p", str(store.project.project_dir)],
