@@ -335,7 +335,7 @@ def _project_files(repo: FeastRepo, package: str) -> dict[str, str]:
             "DuckDB, in this folder; the Parquet sources are read in place.",
             {project: {"target": "duckdb", "outputs": {"duckdb": {
                 "type": "duckdb", "path": f"{{{{ env_var('FEATURESTORE_DUCKDB_PATH', '{project}.duckdb') }}}}",
-                "schema": "main", "threads": 2}}}}),
+                "schema": "main", "threads": 2}}}}, jinja=True),
         "packages.yml": _yaml("featurestore's macros (the feature_view materialization).",
                               {"packages": [{"local": package}]}),
     }
@@ -357,8 +357,12 @@ def _column_yaml(column: Column) -> dict:
     return entry
 
 
-def _yaml(comment: str, data: dict) -> str:
-    return f"# {inert(comment)}\n" + yaml.safe_dump(inert(data), sort_keys=False, allow_unicode=True, width=120)
+def _yaml(comment: str, data: dict, jinja: bool = False) -> str:
+    """A YAML file; text in it cannot open Jinja unless `jinja` (our own templating, such as the
+    profile's env_var, over names already made safe)."""
+    if not jinja:
+        comment, data = inert(comment), inert(data)
+    return f"# {comment}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
 
 
 def _dbt_name(name: str) -> str:
