@@ -238,7 +238,7 @@ def parse(project_dir: str = ProjectDir, target: Optional[str] = Target, profile
 
     Example: featurestore parse
     """
-    _store(project_dir, target, profiles_dir, strict=False).project.run("parse")
+    _store(project_dir, target, profiles_dir, strict=False).parse()
 
 
 @app.command()
@@ -373,13 +373,7 @@ def online_up(project_dir: str = ProjectDir,
 
     Example: featurestore online up
     """
-    store = _store(project_dir, None, strict=False)
-    if not store.online_config.is_local:
-        raise FeatureStoreError(f"The configured endpoint {store.online_config.endpoint_url or '(AWS)'} is not local.")
-    local = store.local_online_store()
-    if port:
-        local.port = port
-    console.print(f"local DynamoDB answering on {local.start()}")
+    console.print(f"local DynamoDB answering on {_store(project_dir, None, strict=False).online_up(port)}")
 
 
 @online_app.command("down")
@@ -388,8 +382,7 @@ def online_down(project_dir: str = ProjectDir):
 
     Example: featurestore online down
     """
-    store = _store(project_dir, None, strict=False)
-    console.print("stopped" if store.local_online_store().stop() else "not running")
+    console.print("stopped" if _store(project_dir, None, strict=False).online_down() else "not running")
 
 
 @app.command()
@@ -420,10 +413,7 @@ def sync(
 
     def once(should_stop) -> None:
         started = datetime.now(timezone.utc)
-        if build:
-            selected = [f"+{view.name}" for view in store.syncer().online_views(views)]
-            store.project.run("build", "--select", *selected, "--quiet")
-        for result in _sync_with_progress(store, views, full, force, should_stop):
+        for result in _sync_with_progress(store, views, full, force, build, should_stop):
             if as_json:
                 typer.echo(json.dumps(result.__dict__, default=str))
                 continue
@@ -470,23 +460,18 @@ def _print_sync_status(rows: list[dict], as_json: bool) -> None:
                           highlight=False, markup=False)
 
 
-def _sync_with_progress(store: FeatureStore, views, full: bool, force: bool, should_stop):
-    """Sync view by view, with a progress bar on an interactive terminal."""
-    syncer = store.syncer()
-    selected = syncer.online_views(views)
+def _sync_with_progress(store: FeatureStore, views, full: bool, force: bool, build: bool, should_stop):
+    """FeatureStore.sync, with a progress bar per view on an interactive terminal."""
     if not err_console.is_terminal:
-        return [syncer.sync_view(view, full=full, force=force, should_stop=should_stop) for view in selected]
+        return store.sync(views, full=full, force=force, build=build, should_stop=should_stop)
     from rich.progress import Progress
 
-    results = []
     with Progress(console=err_console, transient=True) as progress:
-        for view in selected:
-            task = progress.add_task(f"sync {view.name}", total=None)
-            results.append(syncer.sync_view(
-                view, full=full, force=force, should_stop=should_stop,
-                on_rows=lambda n, task=task: progress.update(task, total=n),
-                on_batch=lambda n, task=task: progress.advance(task, n)))
-    return results
+        def bar(view: str):
+            task = progress.add_task(f"sync {view}", total=None)
+            return (lambda n: progress.update(task, total=n)), (lambda n: progress.advance(task, n))
+
+        return store.sync(views, full=full, force=force, build=build, should_stop=should_stop, progress=bar)
 
 
 @app.command()
@@ -699,42 +684,23 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind; other tha
 
     Example: featurestore serve --port 6566 --workers 4 --api-keys-file keys.txt --host 0.0.0.0
     """
-    import ipaddress
-
-    from .online.local import describe_pid, port_holder
-    from .server import SETTINGS_ENV, api_keys, settings_env
+    from .server import run
 
     try:  # core dependencies, but an environment can lack them (installed --no-deps, or by hand)
         import fastapi  # noqa: F401
         import prometheus_client  # noqa: F401
-        import uvicorn
+        import uvicorn  # noqa: F401
     except ImportError as exc:
         raise FeatureStoreError(f"`featurestore serve` needs {exc.name}, which is not installed in {sys.prefix}: "
                                 "pip install fastapi uvicorn prometheus-client") from None
-    store = _store(project_dir, target, profiles_dir)
-    config = store.serve_config(
-        api_keys_file=api_keys_file, max_entities=max_entities, push=push, served_log_fraction=log_served,
-        served_log_flush_seconds=log_flush_seconds)
-    store.online_config.client_endpoint()  # `auto` without a running local DynamoDB: nothing to serve from
-    keys = api_keys(config)
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback and not keys and not insecure_no_auth:
-        raise FeatureStoreError(f"Serving on {host} needs API keys: set FEATURESTORE_API_KEYS or --api-keys-file "
-                                "(or pass --insecure-no-auth behind a gateway that authenticates).")
-    holder = port_holder(port)
-    if holder is not None:  # e.g. another checkout's server
-        raise FeatureStoreError(f"Port {port} is in use by {describe_pid(holder)}; stop it or serve on another port "
-                                "(featurestore serve --port N).")
-    os.environ[SETTINGS_ENV] = settings_env(config)
+    config = _store(project_dir, target, profiles_dir).serve_config(
+        host=host, port=port, insecure_no_auth=insecure_no_auth, api_keys_file=api_keys_file,
+        max_entities=max_entities, push=push, served_log_fraction=log_served, served_log_flush_seconds=log_flush_seconds)
     _access_log()
     err_console.print(f"serving {config.project_dir} on http://{host}:{port} ({workers} worker(s), "
-                      f"auth {'on' if keys else 'off'}, push {'on' if push else 'off'}, served log {log_served:.0%})",
+                      f"auth {'on' if config.authenticated else 'off'}, push {'on' if push else 'off'}, served log {log_served:.0%})",
                       highlight=False)
-    uvicorn.run("featurestore.server:app_from_env", factory=True, host=host, port=port, workers=workers,
-                access_log=False, log_level="warning")
+    run(config, host, port, workers)
 
 
 def _access_log() -> None:
@@ -764,7 +730,3 @@ def catalog(out: str = typer.Option("site", "--out", "-o", help="Folder to write
     path = _store(project_dir, target, profiles_dir).write_catalog(out, dbt_docs_url, exports_dir=exports,
                                                                   reference_stats=reference_stats)
     console.print(f"wrote {path}")
-
-
-def main(argv: Optional[List[str]] = None) -> None:
-    app(argv)

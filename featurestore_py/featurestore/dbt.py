@@ -30,6 +30,7 @@ from typing import Mapping
 import yaml
 
 from .errors import ManifestError
+from .profiles import load_target
 
 # Files whose change makes a parsed manifest stale.
 _PROJECT_FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml")
@@ -203,8 +204,6 @@ class DbtProject:
 
     def target_fingerprint(self) -> str:
         """What the manifest's relation names depend on: the rendered target, secrets left out."""
-        from .profiles import load_target  # profiles imports this module
-
         target = {key: value for key, value in load_target(self).items() if "pass" not in key and "token" not in key}
         return json.dumps(target, sort_keys=True, default=str)
 
@@ -241,8 +240,6 @@ class DbtProject:
         """Whether a manifest written by another dbt command (not ours, so without our marker)
         names relations of this target: its adapter, and the database and schema of every model
         that does not set its own. Saves a `dbt parse` (seconds) after a plain `dbt run`."""
-        from .profiles import load_target
-
         target = load_target(self)
         try:
             manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))

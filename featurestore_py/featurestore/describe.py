@@ -20,7 +20,7 @@ def view_dict(registry: Registry, view: FeatureView) -> dict:
         "name": view.name,
         "description": view.description,
         "entities": list(view.entities),
-        "join_keys": [k for name in view.entities if name in registry.entities for k in registry.entities[name].join_keys],
+        "join_keys": list(registry.join_keys(view)),
         "event_timestamp": view.event_timestamp,
         "created_timestamp": view.created_timestamp,
         "ttl": view.ttl_text,

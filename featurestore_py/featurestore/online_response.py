@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Sequence
 
-from .online.codec import INTEGER_TYPES
+from .types import is_whole_number
 from .online.reader import OnlineColumn
 
 TIMESTAMP_SUFFIX = "__ts"  # Feast's name for a column's event timestamps in to_dict(include_event_timestamps=True)
@@ -69,8 +69,7 @@ class OnlineResponse:
 def plain_value(value: Any, dtype: str | None = None) -> Any:
     """A feature value as a plain Python value: decimals as numbers, the rest as decoded."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and (dtype or "").lower().startswith(INTEGER_TYPES) \
-            else float(value)
+        return int(value) if value == value.to_integral_value() and is_whole_number(dtype) else float(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, list):

@@ -5,13 +5,15 @@ Credentials come only from profiles.yml and the environment; nothing here stores
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import yaml
 
-from .dbt import DbtProject
 from .errors import ManifestError
+
+if TYPE_CHECKING:  # profiles is read by dbt.py: only the type is needed here
+    from .dbt import DbtProject
 
 _MISSING = object()
 

@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .durations import parse_duration
-from .errors import ManifestError, RegistryError
+from .errors import ManifestError, NotFound, RegistryError
 
 META_KEY = "featurestore"
 
@@ -129,7 +129,7 @@ class FeatureView:
             if feature.name == name:
                 return feature
         known = ", ".join(f.name for f in self.features)
-        raise RegistryError(f"Feature view '{self.name}' has no feature '{name}'; it has: {known}.")
+        raise NotFound(f"Feature view '{self.name}' has no feature '{name}'; it has: {known}.")
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ class Registry:
         try:
             return self.feature_views[name]
         except KeyError:
-            raise RegistryError(
+            raise NotFound(
                 f"No feature view named '{name}'. Feature views: {', '.join(sorted(self.feature_views)) or 'none'}."
             ) from None
 
@@ -187,7 +187,7 @@ class Registry:
         try:
             return self.entities[name]
         except KeyError:
-            raise RegistryError(
+            raise NotFound(
                 f"No entity named '{name}'. Entities: {', '.join(sorted(self.entities)) or 'none'}."
             ) from None
 
@@ -195,7 +195,7 @@ class Registry:
         try:
             return self.services[name]
         except KeyError:
-            raise RegistryError(
+            raise NotFound(
                 f"No feature service named '{name}'. Services (exposures of type ml): "
                 f"{', '.join(sorted(self.services)) or 'none'}."
             ) from None
@@ -219,9 +219,6 @@ class Registry:
             )
         view = self.view(view_name)
         return view, view.feature(feature_name)
-
-    def service_features(self, name: str) -> tuple[str, ...]:
-        return self.service(name).feature_refs
 
 
 # -- reading the manifest ------------------------------------------------------------------------

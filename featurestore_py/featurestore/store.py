@@ -1,4 +1,6 @@
-"""`FeatureStore`: the façade SDK users and the CLI hold; it wires registry, dbt and warehouse."""
+"""`FeatureStore`: the one door SDK users, the CLI and the server's settings go through. It
+constructs (registry, dbt project, target, warehouse, online store) and delegates; the rules live
+in the modules it calls (see docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -8,17 +10,20 @@ from pathlib import Path
 from functools import cached_property
 from typing import Any, Mapping, Sequence
 
+from . import quality
 from .dbt import DbtProject
 from .entity_frame import entity_source
-from .errors import FeatureStoreError, InvalidRegistryError, NoDataError
+from .errors import FeatureStoreError, InvalidRegistryError
 from .online import OnlineStore
-from .online.config import load_online_config
+from .online.config import is_loopback_host, load_online_config
+from .online.reader import RESPONSES_ENV, OnlineReader, response_style
 from .online_response import OnlineResponse
 from .profiles import load_target
-from .online.reader import RESPONSES_ENV, response_style
 from .registry import Entity, FeatureService, FeatureView, Registry, load_manifest, registry_from_manifest
-from .sync import Syncer, SyncResult, online_table
-from .training import RetrievalJob, plan_retrieval, time_spine_source
+from .requests import features_or_service, plan_retrieval
+from .retrieval import RetrievalJob, time_spine_source
+from .retrieval.manifest import provenance
+from .sync import Syncer, SyncResult
 from .validate import Problem, built_types, errors, validate
 from .warehouse import Warehouse, connect, dialect_of, identity_of
 
@@ -109,6 +114,12 @@ class FeatureStore:
         """The manifest, parsed for this store's target."""
         return self.project.ensure_manifest()
 
+    def parse(self):
+        """`dbt parse` now (a fresh manifest); the registry is read again on next use."""
+        result = self.project.run("parse")
+        self.refresh_registry()
+        return result
+
     def build(self, *dbt_args: str):
         """`dbt build` with the project's profiles, then the built tables' column types checked
         against the YAML's data_types (an error names each mismatch); only the views this build made
@@ -145,7 +156,7 @@ class FeatureStore:
                                 start: datetime | None = None, end: datetime | None = None,
                                 every: str = "1d", strategy: str = "auto",
                                 allow_file_access: bool = False,
-                                filter_by_created_timestamp: bool = False) -> RetrievalJob:
+                                filter_by_created_timestamp: bool = False, event_times: bool = False) -> RetrievalJob:
         """A point-in-time training set (lazy): `.to_df()`, `.to_arrow()`, `.to_parquet(path)`,
         `.to_table(name)`, `.sql`.
 
@@ -155,10 +166,10 @@ class FeatureStore:
         through the engine unless allow_file_access. Without entity_df, pass start and end: every
         key of the views at every `every` between them. knowledge_guard=True (Feast 0.67:
         filter_by_created_timestamp=True) uses only rows created at or before each entity timestamp.
-        features may be a feature service from get_feature_service, as in Feast.
+        features may be a feature service from get_feature_service, as in Feast. event_times: also
+        each view's matched event time, as `<view>__event_timestamp`.
         """
-        features, feature_service = _features_or_service(features, feature_service)
-        knowledge_guard = knowledge_guard or filter_by_created_timestamp
+        features, feature_service = features_or_service(features, feature_service)
         requests = plan_retrieval(self.registry, features, feature_service, full_feature_names)
         if entity_df is None:
             if start is None or end is None:
@@ -170,77 +181,20 @@ class FeatureStore:
         def open_warehouse(read_only: bool = True) -> Warehouse:
             return self.connect(read_only=read_only, allow_file_access=allow_file_access)
 
-        job = RetrievalJob(open_warehouse, self.dialect, requests, source, timestamp_column,
-                           knowledge_guard=knowledge_guard, strategy=strategy)
-        job.feature_service = feature_service
-        job.provenance = self._provenance()
-        return job
+        return RetrievalJob(open_warehouse, self.dialect, requests, source, timestamp_column,
+                            knowledge_guard=knowledge_guard or filter_by_created_timestamp, strategy=strategy,
+                            feature_service=feature_service, provenance=self._provenance(), event_times=event_times)
 
     def _provenance(self) -> dict:
-        """What an export's manifest records of the project: its registry and its code."""
-        import hashlib
-        import subprocess
-
-        from . import __version__
-
-        manifest = self.project.manifest_path
-        commit = None
-        try:
-            result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=self.project.project_dir, capture_output=True,
-                                    text=True, timeout=5)
-            commit = result.stdout.strip() if result.returncode == 0 else None
-        except (OSError, subprocess.SubprocessError):
-            pass
-        return {"project": self.registry.project_name, "featurestore_version": __version__,
-                "dbt_manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None,
-                "git_commit": commit, "target": self.target.get("target_name")}
+        return provenance(self.registry.project_name, self.project.project_dir, self.project.manifest_path,
+                          self.target.get("target_name"))
 
     def replay(self, exported, out) -> dict:
-        """Reproduce an exported training set from the warehouse as it was known when it was exported:
-        the entity rows are read from the export itself, and each view's versions are taken as known
-        at that export's knowledge time (the latest created timestamp it held), superseded versions
-        included. Writes `out` only when the content hash is identical; otherwise raises, saying why
-        (e.g. a view was rebuilt since, so the versions known then are gone)."""
-        import json
+        """Reproduce an exported training set from the warehouse as it was known when it was
+        exported (featurestore.retrieval.replay); writes `out` only when the content is identical."""
+        from .retrieval.replay import replay
 
-        import pyarrow.parquet as pq
-
-        from .digest import content_hash
-        from .training import MANIFEST_KEY
-
-        source = Path(exported)
-        try:
-            table = pq.read_table(source)
-        except (OSError, ValueError) as exc:
-            raise FeatureStoreError(f"Cannot read the exported training set {source}: {str(exc).splitlines()[0]}") from None
-        raw = (table.schema.metadata or {}).get(MANIFEST_KEY.encode())
-        if raw is None:
-            raise FeatureStoreError(f"{source} has no featurestore manifest; only exports of featurestore 0.2 or "
-                                    "later can be replayed.")
-        manifest = json.loads(raw)
-        outputs = manifest["outputs"]
-        entities = table.drop_columns([c for c in outputs if c in table.column_names]).replace_schema_metadata(None)
-        known_at = {view: datetime.fromisoformat(state["known_at"]) for view, state in manifest["views"].items()
-                    if state.get("known_at")}
-        requests = plan_retrieval(self.registry, manifest["references"], None, manifest["full_feature_names"])
-        job = RetrievalJob(self.connect, self.dialect, requests, entity_source(entities), manifest["timestamp_column"],
-                           knowledge_guard=manifest["knowledge_guard"], known_at=known_at)
-        job.provenance = self._provenance()
-        result = job.to_arrow()
-        digest = content_hash(result)
-        if digest != manifest["content_sha256"]:
-            rebuilt = [view for view, state in manifest["views"].items()
-                       if state.get("build_id") != (job.snapshot_state.get(view) or {}).get("build_id")]
-            why = (f"{', '.join(rebuilt)} {'was' if len(rebuilt) == 1 else 'were'} rebuilt since the export "
-                   "(a full build keeps no superseded versions)" if rebuilt else
-                   "versions known then are no longer in the warehouse")
-            raise FeatureStoreError(
-                f"Cannot reproduce {source}: the warehouse gives {result.num_rows:,} rows with different content "
-                f"(content hash {digest[:12]} vs {manifest['content_sha256'][:12]} recorded): {why}.")
-        job.to_parquet(out)
-        return {"out": str(out), "rows": result.num_rows, "content_sha256": digest,
-                "known_at": {view: moment.isoformat() for view, moment in known_at.items()},
-                "manifest_changed": manifest.get("dbt_manifest_sha256") != job.provenance.get("dbt_manifest_sha256")}
+        return replay(self.registry, self.connect, self.dialect, self._provenance(), exported, out)
 
     # -- online store ------------------------------------------------------------------------
     @cached_property
@@ -250,9 +204,12 @@ class FeatureStore:
     @cached_property
     def online(self) -> OnlineStore:
         """The online store (DynamoDB; the local moto endpoint by default)."""
+        return self._online_store()
+
+    def _online_store(self, deadline_seconds: float | None = None) -> OnlineStore:
         from .online.dynamodb import DynamoDBOnlineStore
 
-        return DynamoDBOnlineStore(self.online_config)
+        return DynamoDBOnlineStore(self.online_config, deadline_seconds=deadline_seconds)
 
     def local_online_store(self):
         """The local DynamoDB endpoint of this project (`featurestore online up/down`)."""
@@ -260,22 +217,44 @@ class FeatureStore:
 
         return LocalDynamoDB(self.project.project_dir / ".featurestore", self.online_config.local_port)
 
-    def syncer(self) -> Syncer:
-        return Syncer(self.registry, self.connect, self.online, identity_of(self.target, self.project.project_dir))
+    def online_up(self, port: int | None = None) -> str:
+        """Start this project's local DynamoDB (moto's server) in the background, wait until it
+        answers and return its endpoint. Only for a local endpoint (`auto` or a loopback URL)."""
+        if not self.online_config.is_local:
+            raise FeatureStoreError(f"The configured endpoint {self.online_config.endpoint_url or '(AWS)'} is not local.")
+        local = self.local_online_store()
+        if port:
+            local.port = port
+        return local.start()
 
-    def sync(self, views: Sequence[str] | None = None, full: bool = False, force: bool = False,
-             **callbacks) -> list[SyncResult]:
+    def online_down(self) -> bool:
+        """Stop the local DynamoDB started by online_up (its data is lost); False if it was not running."""
+        return self.local_online_store().stop()
+
+    def syncer(self, online: OnlineStore | None = None) -> Syncer:
+        return Syncer(self.registry, self.connect, online or self.online, identity_of(self.target, self.project.project_dir))
+
+    def sync(self, views: Sequence[str] | None = None, full: bool = False, force: bool = False, *,
+             build: bool = False, should_stop=None, progress=None) -> list[SyncResult]:
         """Push the current rows of online views (all of them by default) to the online store.
         full: every current row, not only those created since the watermark; force (with full):
         also rewrite items whose stored version equals the warehouse's (repairs items changed
-        behind the store's back)."""
+        behind the store's back). build: `dbt build` the views (and what they depend on) first.
+        should_stop and progress: see Syncer.sync."""
+        syncer = self.syncer()
+        selected = syncer.online_views(views)  # an unknown or offline view fails before any work
         if force and not full:
             raise FeatureStoreError("force rewrites every current row: pass it with full (--full --force).")
-        syncer = self.syncer()
-        return [syncer.sync_view(view, full=full, force=force, **callbacks) for view in syncer.online_views(views)]
+        if build:
+            self.project.run("build", "--select", *[f"+{view.name}" for view in selected], "--quiet")
+        return syncer.sync([view.name for view in selected], full=full, force=force, should_stop=should_stop,
+                           progress=progress)
 
-    def sync_status(self, views: Sequence[str] | None = None) -> list[dict]:
-        return self.syncer().status(views)
+    def sync_status(self, views: Sequence[str] | None = None, deadline_seconds: float | None = None) -> list[dict]:
+        """Per online view: watermark, pending rows, lag, the last sync's counts and rows set aside.
+        deadline_seconds: give up on an online store that does not answer by then."""
+        online = self._online_store(deadline_seconds) if deadline_seconds is not None else self.online
+        return self.syncer(online).status(views)
 
     def materialize(self, start_date: datetime, end_date: datetime,
                     feature_views: Sequence[str] | None = None) -> list[SyncResult]:
@@ -300,6 +279,10 @@ class FeatureStore:
         `feast` (FEATURESTORE_RESPONSES; see featurestore.online.reader)."""
         return response_style(self.project.getenv(RESPONSES_ENV))
 
+    @cached_property
+    def online_reader(self) -> OnlineReader:
+        return OnlineReader(self.registry, self.online, self.response_style)
+
     def get_online_features(self, features: Sequence[str] | FeatureService | None = None,
                             entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] | None = None,
                             full_feature_names: bool = False, *, feature_service: str | None = None,
@@ -314,20 +297,21 @@ class FeatureStore:
         get_feature_service. keys_from_text: the key values are text (a command line) and are
         converted to each join key's declared type.
         """
-        from .online.reader import join_keys_of, key_from_text, read_online
+        features, feature_service = features_or_service(features, feature_service)
+        return OnlineResponse(self.online_reader.read(features, entity_rows, feature_service=feature_service,
+                                                      full_feature_names=full_feature_names, now=now,
+                                                      keys_from_text=keys_from_text))
 
-        features, feature_service = _features_or_service(features, feature_service)
-        requests = plan_retrieval(self.registry, features, feature_service, full_feature_names)
-        offline = [request.view.name for request in requests if not request.view.online]
-        if offline:
-            raise FeatureStoreError(f"Feature view(s) {', '.join(offline)} are not online (`online: true` in their YAML).")
-        entities = _entity_columns(entity_rows) or {key: [] for key in join_keys_of(requests)}  # no rows: an empty answer
-        if keys_from_text:
-            dtypes = {key: request.view.columns.get(key) for request in requests for key, _ in request.keys}
-            entities = {key: [key_from_text(key, text, dtypes.get(key)) for text in values]
-                        for key, values in entities.items()}
-        tables = {request.view.name: online_table(self.registry, request.view) for request in requests}
-        return OnlineResponse(read_online(self.online, tables, requests, entities, now=now, style=self.response_style))
+    def push(self, view: str, rows: Sequence[Mapping[str, Any]], to: str = "online_and_offline") -> dict:
+        """Push rows to a feature view with `push: true`: written durably to the landing area (which
+        the view's model reads with `featurestore.pushed_rows`, so the next `dbt build` holds them)
+        and to the online store with the conditional write (an older row never replaces a newer
+        one). Returns when both writes are done. to: online, offline or online_and_offline."""
+        from .landing import landing_dir
+        from .push import Pusher
+
+        landing = landing_dir(self.project.project_dir, dict(self.project.env))
+        return Pusher(self.registry, self.online, landing).push(view, list(rows), to)
 
     # -- quality -----------------------------------------------------------------------------
     def stats(self, views: Sequence[str] | None = None, *, feature_service: str | None = None,
@@ -336,130 +320,55 @@ class FeatureStore:
         warehouse and appended to its `featurestore_stats_history` table unless save=False.
         A view with no rows raises NoDataError (a dead pipeline must not look healthy) unless
         allow_empty."""
-        from . import quality
-
-        if feature_service:
-            views = list(dict.fromkeys(ref.partition(":")[0] for ref in self.registry.service(feature_service).feature_refs))
-        selected = [self.registry.view(name) for name in views] if views else list(self.registry.feature_views.values())
-        with self.connect() as warehouse:
-            results = [quality.view_stats(warehouse, view) for view in selected]
-        empty = [entry["view"] for entry in results if not entry["rows"]]
-        if save:
-            with self.connect(read_only=False) as warehouse:
-                quality.save_history(warehouse, results)
-        if empty and not allow_empty:
-            raise NoDataError(f"No data: feature view(s) {', '.join(empty)} have no rows in the warehouse; "
-                              "check their dbt models and sources (pass allow_empty / --allow-empty to accept it).")
-        return results
+        return quality.compute_stats(self.registry, self.connect, views, feature_service=feature_service, save=save,
+                                     allow_empty=allow_empty)
 
     def drift(self, view: str, reference, current: tuple[datetime, datetime], allow_empty: bool = False):
         """Drift of every feature of a view between two windows of event times, or between the
         stats saved with a training set (a dict, see quality.load_saved_stats) and a window.
         A window with no values raises NoDataError unless allow_empty (then those features
         report no value)."""
-        from . import quality
-
-        feature_view = self.registry.view(view)
-        with self.connect() as warehouse:
-            if isinstance(reference, dict):
-                results = quality.drift_against_saved(warehouse, feature_view, reference, current)
-            else:
-                results = quality.view_drift(warehouse, feature_view, reference, current)
-        empty = [result.feature for result in results if result.no_data]
-        if empty and not allow_empty:
-            raise NoDataError(
-                f"No data to compare for {view}: {', '.join(empty)} (reference rows / current rows: "
-                + ", ".join(f"{r.reference_rows}/{r.current_rows}" for r in results if r.no_data)
-                + "); check the windows and the pipeline (pass allow_empty / --allow-empty to accept it).")
-        return results
+        return quality.drift(self.registry.view(view), self.connect, reference, current, allow_empty)
 
     def duplicate_features(self, sample: int = 2000, seed: int = 0) -> list:
         """Pairs of features on the same entity that look like one feature twice: identical or
         perfectly correlated values on a sample of keys and times, or near-identical names."""
-        import random as _random
-
-        import pyarrow as pa
-
-        from . import quality
-
-        pairs = []
-        by_keys: dict[tuple, list] = {}
-        for view in self.registry.feature_views.values():
-            by_keys.setdefault(self.registry.join_keys(view), []).append(view)
-        for keys, views in by_keys.items():
-            references = [feature.reference for view in views for feature in view.features]
-            pairs += quality.duplicate_names(references)
-            # the sample: random winning rows' keys and times of the first view, all views joined there
-            first = views[0]
-            with self.connect() as warehouse:
-                rows = warehouse.fetch_all(warehouse.render("view_probe", probe="winning_points", keys=keys,
-                                                            event=first.event_timestamp, relation=first.relation_name))
-            rows = _random.Random(seed).sample(rows, min(sample, len(rows)))
-            if not rows:
-                continue
-            frame = pa.table({**{key: [row[i] for row in rows] for i, key in enumerate(keys)},
-                              "event_timestamp": [row[len(keys)] for row in rows]})
-            table = self.get_historical_features(frame, references, full_feature_names=True).to_arrow()
-            columns = [reference.replace(":", "__") for reference in references]
-            pairs += quality.duplicate_values(table, references, columns)
-        return pairs
+        return quality.duplicate_features(self, sample, seed)
 
     def audit(self, view_name: str, sample: int = 100, seed: int = 0, now: datetime | None = None) -> dict:
         """Training/serving consistency: for `sample` random keys, what the online store returns
         against what the point-in-time query returns at the same moment (default: now)."""
-        import random as _random
-        from datetime import timezone
-
-        import pyarrow as pa
-
-        from . import quality
-
-        if sample < 1:
-            raise FeatureStoreError(f"--sample must be at least 1, not {sample}.")
-        view = self.registry.view(view_name)
-        keys = self.registry.join_keys(view)
-        moment = (now or datetime.now(timezone.utc)).replace(tzinfo=None)
-        with self.connect() as warehouse:
-            rows = warehouse.fetch_all(warehouse.render("view_probe", probe="current_keys", keys=keys,
-                                                        relation=view.relation_name))
-        rows = _random.Random(seed).sample(rows, min(sample, len(rows)))
-        entity_rows = [dict(zip(keys, row)) for row in rows]
-        references = [feature.reference for feature in view.features]
-        online = self.get_online_features(references, entity_rows=entity_rows, now=moment).to_dict()
-        frame = pa.table({**{key: [row[key] for row in entity_rows] for key in keys},
-                          "event_timestamp": [moment] * len(entity_rows)})
-        offline = self.get_historical_features(frame, references).to_arrow().to_pydict()
-        mismatches = quality.serving_mismatches([f.name for f in view.features], entity_rows, online, offline)
-        return {"view": view_name, "at": moment.isoformat(), "keys": len(entity_rows),
-                "features": len(view.features), "mismatches": mismatches}
-
-    def push(self, view: str, rows: Sequence[Mapping[str, Any]], to: str = "online_and_offline") -> dict:
-        """Push rows to a feature view with `push: true`: written durably to the landing area (which
-        the view's model reads with `featurestore.pushed_rows`, so the next `dbt build` holds them)
-        and to the online store with the conditional write (an older row never replaces a newer
-        one). Returns when both writes are done. to: online, offline or online_and_offline."""
-        from .server.push import Pusher, landing_dir
-
-        landing = landing_dir(self.project.project_dir, dict(self.project.env))
-        return Pusher(self.registry, self.online, landing).push(view, list(rows), to)
+        return quality.audit(self, view_name, sample, seed, now)
 
     def audit_served(self, min_match_rate: float = 1.0) -> dict:
         """The feature server's served-vector log recomputed point-in-time at each request's time
         with the knowledge guard, per feature: match rate, mismatches, age of what was served
-        (see featurestore.served). `failing` lists the features under min_match_rate."""
-        from .served import audit_served
+        (see featurestore.quality.audit). `failing` lists the features under min_match_rate."""
+        return quality.audit_served(self, min_match_rate)
 
-        return audit_served(self, min_match_rate)
-
-    def serve_config(self, **options):
-        """The feature server's settings for this project: its manifest (parsed now; the server
-        runs no dbt) and the options of `featurestore serve` (see featurestore.server.ServeConfig)."""
-        from .server import ServeConfig
+    # -- the feature server and the catalog ----------------------------------------------------
+    def serve_config(self, *, host: str = "127.0.0.1", port: int | None = None, insecure_no_auth: bool = False,
+                     **options):
+        """The feature server's settings for this project, checked before it starts: a registry
+        without errors, its manifest (parsed now; the server runs no dbt), an online store to serve
+        from, API keys unless it listens on loopback only (or insecure_no_auth), a free port. options:
+        those of featurestore.server.ServeConfig (api_keys_file, max_entities, push, ...)."""
+        from .online.local import describe_pid, port_holder
+        from .server import ServeConfig, api_keys
 
         self.registry  # a registry with errors is refused before the server starts
         options.setdefault("responses", self.response_style)
-        return ServeConfig(project_dir=str(Path(self.project.project_dir).resolve()),
-                           manifest=str(Path(self._manifest()).resolve()), **options)
+        config = ServeConfig(project_dir=str(Path(self.project.project_dir).resolve()),
+                             manifest=str(Path(self._manifest()).resolve()), **options)
+        self.online_config.client_endpoint()  # `auto` without a running local DynamoDB: nothing to serve from
+        if not is_loopback_host(host) and not api_keys(config) and not insecure_no_auth:
+            raise FeatureStoreError(f"Serving on {host} needs API keys: set FEATURESTORE_API_KEYS or --api-keys-file "
+                                    "(or pass --insecure-no-auth behind a gateway that authenticates).")
+        holder = port_holder(port) if port else None
+        if holder is not None:  # e.g. another checkout's server
+            raise FeatureStoreError(f"Port {port} is in use by {describe_pid(holder)}; stop it or serve on another port "
+                                    "(featurestore serve --port N).")
+        return config
 
     def write_catalog(self, out_dir, dbt_docs_url: str | None = None, *, exports_dir=None,
                       reference_stats=None):
@@ -467,82 +376,10 @@ class FeatureStore:
         statistics, their history, the views' sync state (when the online store answers within a
         few seconds), and the training sets found under exports_dir. reference_stats: a training
         set whose fingerprint drift is measured against (default: the first stats run)."""
-        from . import quality
-        from .catalog import check_docs_url, write_catalog
+        from .catalog import write_project_catalog
 
-        check_docs_url(dbt_docs_url)
-        reference = quality.load_saved_stats(reference_stats) if reference_stats else None
-        latest = self.stats(save=False, allow_empty=True)
-        with self.connect() as warehouse:
-            history = quality.load_history(warehouse)
-        sync_states = None
-        if any(view.online for view in self.registry.feature_views.values()):
-            self.online.deadline_seconds = min(self.online.deadline_seconds, 5.0)
-            try:
-                sync_states = {row["view"]: row for row in self.sync_status()}
-            except FeatureStoreError:
-                sync_states = None  # the online store did not answer: shown as unknown
-        return write_catalog(self.registry, latest, out_dir, dbt_docs_url, history=history, sync_states=sync_states,
-                             exports=_find_exports(exports_dir) if exports_dir else [], reference=reference,
-                             reference_label=Path(reference_stats).name if reference_stats else None,
-                             sql_of=self._model_sql, exports_searched=bool(exports_dir))
-
-    def _model_sql(self, view_name: str) -> tuple[str, str]:
-        """The view's SQL as dbt compiled it (target/compiled), else as written; and a note saying which."""
-        view = self.registry.view(view_name)
-        compiled = self.project.manifest_path.parent / "compiled" / self.registry.project_name / view.sql_path
-        if compiled.is_file():
-            return compiled.read_text(encoding="utf-8"), f"compiled by dbt ({compiled.name})"
-        if view.compiled_code:
-            return view.compiled_code, "compiled by dbt"
-        return view.raw_code, "as written (run dbt compile or build for the compiled SQL)"
-
-
-def _features_or_service(features, feature_service: str | None) -> tuple[Sequence[str] | None, str | None]:
-    """Feast passes a feature service as `features=`; ours also takes its name as `feature_service=`."""
-    if isinstance(features, FeatureService):
-        if feature_service is not None:
-            raise FeatureStoreError("Pass either features=[...] or feature_service=..., not both and not neither.")
-        return None, features.name
-    if isinstance(features, str):
-        raise FeatureStoreError(f"features must be a list of 'view:feature' references, not the string {features!r}.")
-    return features, feature_service
-
-
-def _entity_columns(entity_rows) -> dict[str, list]:
-    """Entity rows as columns: from a list of {key: value} (every row with the same keys) or from
-    {key: [values]} (every column as long)."""
-    if entity_rows is None:
-        raise FeatureStoreError("Pass entity_rows: a list of {join key: value}, one per entity row.")
-    if isinstance(entity_rows, Mapping):
-        for key, values in entity_rows.items():
-            if isinstance(values, (str, bytes)) or not (isinstance(values, Sequence) or hasattr(values, "tolist")):
-                raise FeatureStoreError(f"Entity column '{key}' must be a list of values, one per entity row; got "
-                                        f"{type(values).__name__} {values!r} (entity rows as a list: [{{'{key}': ...}}]).")
-        columns = {key: [_plain_key(value) for value in values] for key, values in entity_rows.items()}
-        if len({len(values) for values in columns.values()}) > 1:
-            raise FeatureStoreError("Every entity column must have the same number of values; got "
-                                    + ", ".join(f"{key}: {len(values)}" for key, values in columns.items()) + ".")
-        return columns
-    rows = list(entity_rows)
-    for index, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise FeatureStoreError(f"Entity row {index} is a {type(row).__name__}, not a mapping of join keys to "
-                                    "values (entity_rows=[{'customer_id': 1}, ...]).")
-    keys = list(dict.fromkeys(key for row in rows for key in row))
-    for index, row in enumerate(rows):
-        missing = [key for key in keys if key not in row]
-        if missing:
-            raise FeatureStoreError(f"Entity row {index} has no {', '.join(map(repr, missing))}; every entity row "
-                                    "needs the same keys.")
-    return {key: [_plain_key(row[key]) for row in rows] for key in keys}
-
-
-def _plain_key(value):
-    """NumPy's integers (keys taken from a pandas Series) as Python's; other values as given."""
-    import numbers
-
-    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)) else value
+        return write_project_catalog(self, out_dir, dbt_docs_url, exports_dir=exports_dir,
+                                     reference_stats=reference_stats)
 
 
 def _has_tags(view: FeatureView, tags) -> bool:
@@ -551,29 +388,3 @@ def _has_tags(view: FeatureView, tags) -> bool:
     if isinstance(tags, Mapping):
         raise FeatureStoreError("Tags here are names (the view's `tags: [...]`), not key/value pairs: pass tags=[...].")
     return set(tags) <= set(view.tags)
-
-
-def _find_exports(folder) -> list[dict]:
-    """Training sets exported by featurestore under a folder: their fingerprints' service and features."""
-    import json
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from .quality import STATS_METADATA_KEY
-
-    root = Path(folder)
-    if not root.is_dir():
-        raise FeatureStoreError(f"--exports {root} is not a folder.")
-    found = []
-    for path in sorted(root.rglob("*.parquet")):
-        try:
-            metadata = pq.read_schema(path).metadata or {}
-            stats = json.loads(metadata[STATS_METADATA_KEY.encode()]) if STATS_METADATA_KEY.encode() in metadata else None
-        except (OSError, ValueError, pa.ArrowInvalid):
-            continue
-        if stats:
-            found.append({"path": str(path.relative_to(root)), "service": stats.get("service"),
-                          "features": list(stats.get("features") or {}), "rows": stats.get("rows"),
-                          "exported_at": stats.get("exported_at")})
-    return found

@@ -26,9 +26,10 @@ import pyarrow.compute as pc
 
 from .durations import parse_duration
 from .errors import FeatureStoreError
-from .online import OnlineStore, OnlineTable
+from .online import OnlineStore
 from .registry import FeatureView, Registry
-from .warehouse import Warehouse, WarehouseError
+from .requests import online_table, require_online
+from .warehouse import Warehouse
 
 log = logging.getLogger("featurestore.sync")
 ROWS_PER_WRITE = 50_000  # rows handed to the online store per call (a thread pool of conditional puts each)
@@ -49,15 +50,6 @@ class SyncResult:
     seconds: float = 0.0
 
 
-def online_table(registry: Registry, view: FeatureView) -> OnlineTable:
-    return OnlineTable(
-        view=view.name,
-        join_keys=registry.join_keys(view),
-        features={feature.name: feature.dtype for feature in view.features},
-        ttl_seconds=int(view.ttl.total_seconds()) if view.ttl else None,
-    )
-
-
 class Syncer:
     def __init__(self, registry: Registry, connect: Callable[[], Warehouse], online: OnlineStore, source: str):
         """source: what identifies the warehouse this project reads (e.g. a DuckDB file, a host and database)."""
@@ -69,9 +61,7 @@ class Syncer:
     def online_views(self, names: Sequence[str] | None = None) -> list[FeatureView]:
         if names:
             views = [self.registry.view(name) for name in names]
-            offline = [view.name for view in views if not view.online]
-            if offline:
-                raise FeatureStoreError(f"Feature view(s) {', '.join(offline)} are not online (`online: true` in their YAML).")
+            require_online(views, "synced")
             return views
         return [view for view in self.registry.feature_views.values() if view.online]
 
@@ -79,15 +69,6 @@ class Syncer:
         """`<view>#<hash of project, warehouse and relation>`: one sync state per source."""
         identity = json.dumps([self.registry.project_name, self.source, view.relation_name])
         return f"{view.name}#{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
-
-    def _build_id(self, warehouse: Warehouse, view: FeatureView) -> str:
-        """The id of the snapshot table's last full build ("" for a table built before 0.2)."""
-        try:
-            rows = warehouse.fetch_all(warehouse.render("view_probe", probe="build_id",
-                                                        relation=view.companion_relation("__build")))
-        except WarehouseError:
-            return ""
-        return str(rows[0][0]) if rows else ""
 
     def _query(self, warehouse: Warehouse, view: FeatureView, incremental: bool) -> str:
         return warehouse.render(
@@ -106,6 +87,22 @@ class Syncer:
         if state.get("build_id", "") != build_id:
             return False, "the snapshot table was rebuilt since the last sync"
         return True, "rows created after the watermark"
+
+    def sync(self, views: Sequence[str] | None = None, full: bool = False, force: bool = False,
+             should_stop: Callable[[], bool] | None = None,
+             progress: Callable[[str], tuple[Callable[[int], None], Callable[[int], None]]] | None = None,
+             ) -> list[SyncResult]:
+        """Sync the online views (all, or the named ones), one after the other. progress: called
+        with each view's name before it syncs, returns its (on_rows, on_batch) callbacks (rows read
+        so far; items written by a batch)."""
+        if force and not full:
+            raise FeatureStoreError("force rewrites every current row: pass it with full (--full --force).")
+        results = []
+        for view in self.online_views(views):
+            on_rows, on_batch = progress(view.name) if progress else (None, None)
+            results.append(self.sync_view(view, full=full, force=force, should_stop=should_stop,
+                                          on_rows=on_rows, on_batch=on_batch))
+        return results
 
     def sync_view(self, view: FeatureView, full: bool = False, force: bool = False,
                   should_stop: Callable[[], bool] | None = None, on_batch: Callable[[int], None] | None = None,
@@ -139,7 +136,7 @@ class Syncer:
                 rejected.extend(r.as_dict() for r in report.rejected)
 
         with self.connect() as warehouse:
-            build_id = self._build_id(warehouse, view)
+            build_id = warehouse.build_id(view.companion_relation("__build"))
             incremental, reason = self._mode(view, state, build_id, full)
             parts = warehouse.read_parts(self._query(warehouse, view, incremental),
                                          [datetime.fromisoformat(before)] if incremental else [])
@@ -181,7 +178,7 @@ class Syncer:
             for view in self.online_views(names):
                 state = self.online.get_state(self.state_key(view)) or {}
                 watermark = state.get("watermark") or None
-                build_id = self._build_id(warehouse, view)
+                build_id = warehouse.build_id(view.companion_relation("__build"))
                 pending, newest, lag = None, None, None
                 if view.created_timestamp and watermark and state.get("build_id", "") == build_id:
                     pending, newest = warehouse.fetch_all(warehouse.render(

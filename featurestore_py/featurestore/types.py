@@ -13,6 +13,7 @@ PostgreSQL `numeric`) is not checked.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import pyarrow as pa
 
@@ -49,6 +50,7 @@ _DECLARED = re.compile(r"^\s*([a-z_][a-z0-9_ ]*?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)
                        re.IGNORECASE)
 
 
+@lru_cache(maxsize=4096)  # called per value by the online decoder
 def declared_arrow_type(declared: str | None, dialect: str | None = None) -> pa.DataType | None:
     """The exact Arrow type of a YAML data_type on an engine (None: unknown, not checked)."""
     match = _DECLARED.match(declared or "")
@@ -96,6 +98,7 @@ def family(kind: pa.DataType) -> str:
     return str(kind)
 
 
+@lru_cache(maxsize=4096)
 def declared_family(declared: str | None) -> str | None:
     """The family of a YAML data_type, whatever the engine (None: unknown)."""
     match = _DECLARED.match(declared or "")
@@ -137,3 +140,33 @@ def describe(kind: pa.DataType) -> str:
     if pa.types.is_timestamp(kind):
         return "timestamp with time zone" if kind.tz else "timestamp"
     return str(kind)
+
+
+# -- the families other modules ask about ----------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def is_numeric(declared: str | None) -> bool:
+    """Numbers (integers, floats, decimals): statistics give them quantiles and drift a PSI."""
+    return declared_family(declared) in (INTEGER, FLOAT, DECIMAL)
+
+
+@lru_cache(maxsize=4096)
+def is_whole_number(declared: str | None) -> bool:
+    """Integer-valued: the integer types, and decimals of scale 0 (DuckDB's HUGEINT is decimal(38,0)).
+    An online value of such a column is a Python int."""
+    if declared_family(declared) == INTEGER:
+        return True
+    kind = declared_arrow_type(declared, "duckdb")
+    return kind is not None and pa.types.is_decimal(kind) and kind.scale == 0
+
+
+@lru_cache(maxsize=4096)
+def key_family(declared: str | None) -> str | None:
+    """The family a join key's values must have online: INTEGER, STRING (a UUID is sent as its
+    text), or None (undeclared or another type: strings and integers are both accepted)."""
+    found = declared_family(declared)
+    if found in (INTEGER, STRING):
+        return found
+    match = _DECLARED.match(declared or "")
+    return STRING if match and match.group(1).lower() == "uuid" else None

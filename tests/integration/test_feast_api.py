@@ -15,7 +15,7 @@ import pytest
 from conftest import FIXTURES
 from featurestore import FeatureStore
 from featurestore.server.serving import OnlineServer
-from featurestore.sync import online_table
+from featurestore.requests import online_table
 
 SCRIPT = FIXTURES / "feast_api_script.py"
 FEATURES = ["customer_features:total_orders_30d", "customer_features:lifetime_value", "store_features:revenue_28d"]

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from conftest import EXAMPLE, copy_project, project_env
 from featurestore.cli import app
 from featurestore.digest import content_hash
-from featurestore.training import MANIFEST_KEY
+from featurestore.retrieval import MANIFEST_KEY
 from jaffle_data import JaffleSize, append_late_orders, late_and_corrected_orders, write_raw_files
 
 runner = CliRunner()

@@ -15,8 +15,8 @@ from featurestore.online.codec import entity_key
 from featurestore.online.reader import EntityKeyError, key_from_text, read_online, response_style
 from featurestore.online_response import OnlineResponse
 from featurestore.registry import registry_from_manifest
-from featurestore.sync import online_table
-from featurestore.training import plan_retrieval
+from featurestore.requests import online_table
+from featurestore.requests import plan_retrieval
 
 UTC = timezone.utc
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
@@ -154,7 +154,7 @@ def test_entity_rows_of_the_wrong_shape_are_refused_and_numpy_keys_taken():
     import numpy as np
 
     from featurestore.errors import FeatureStoreError
-    from featurestore.store import _entity_columns
+    from featurestore.requests import entity_columns as _entity_columns
 
     with pytest.raises(FeatureStoreError, match="Entity column 'customer_id' must be a list"):
         _entity_columns({"customer_id": "C1"})  # would be two keys, 'C' and '1'

@@ -11,13 +11,17 @@ HTML-escaped; a dbt docs URL must be http(s).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import jinja2
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..errors import FeatureStoreError
+from ..quality import STATS_METADATA_KEY, load_history, load_saved_stats
 from ..registry import Registry
 from . import pages, svg
 
@@ -94,3 +98,55 @@ def write_catalog(registry: Registry, latest: list[dict], out_dir: str | Path, d
     for service in data["services"].values():
         write(service["page"], "service.html", s=service)
     return out / "index.html"
+
+
+def write_project_catalog(store, out_dir, dbt_docs_url: str | None = None, *, exports_dir=None,
+                          reference_stats=None) -> Path:
+    """The catalog of a FeatureStore's project (see FeatureStore.write_catalog): fresh statistics,
+    their history, the views' sync state (when the online store answers within a few seconds) and
+    the training sets found under exports_dir."""
+    check_docs_url(dbt_docs_url)
+    reference = load_saved_stats(reference_stats) if reference_stats else None
+    latest = store.stats(save=False, allow_empty=True)
+    with store.connect() as warehouse:
+        history = load_history(warehouse)
+    sync_states = None
+    if any(view.online for view in store.registry.feature_views.values()):
+        try:
+            sync_states = {row["view"]: row for row in store.sync_status(deadline_seconds=5.0)}
+        except FeatureStoreError:
+            sync_states = None  # the online store did not answer: shown as unknown
+    return write_catalog(store.registry, latest, out_dir, dbt_docs_url, history=history, sync_states=sync_states,
+                         exports=find_exports(exports_dir) if exports_dir else [], reference=reference,
+                         reference_label=Path(reference_stats).name if reference_stats else None,
+                         sql_of=lambda name: model_sql(store, name), exports_searched=bool(exports_dir))
+
+
+def model_sql(store, view_name: str) -> tuple[str, str]:
+    """The view's SQL as dbt compiled it (target/compiled), else as written; and a note saying which."""
+    view = store.registry.view(view_name)
+    compiled = store.project.manifest_path.parent / "compiled" / store.registry.project_name / view.sql_path
+    if compiled.is_file():
+        return compiled.read_text(encoding="utf-8"), f"compiled by dbt ({compiled.name})"
+    if view.compiled_code:
+        return view.compiled_code, "compiled by dbt"
+    return view.raw_code, "as written (run dbt compile or build for the compiled SQL)"
+
+
+def find_exports(folder) -> list[dict]:
+    """Training sets exported by featurestore under a folder: their fingerprints' service and features."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FeatureStoreError(f"--exports {root} is not a folder.")
+    found = []
+    for path in sorted(root.rglob("*.parquet")):
+        try:
+            metadata = pq.read_schema(path).metadata or {}
+            stats = json.loads(metadata[STATS_METADATA_KEY.encode()]) if STATS_METADATA_KEY.encode() in metadata else None
+        except (OSError, ValueError, pa.ArrowInvalid):
+            continue
+        if stats:
+            found.append({"path": str(path.relative_to(root)), "service": stats.get("service"),
+                          "features": list(stats.get("features") or {}), "rows": stats.get("rows"),
+                          "exported_at": stats.get("exported_at")})
+    return found

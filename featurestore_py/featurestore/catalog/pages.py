@@ -23,7 +23,7 @@ from bisect import bisect_right
 from datetime import datetime
 
 from ..durations import parse_duration
-from ..quality import DEFAULT_MAX_PSI, DEFAULT_MAX_TVD, psi, tvd
+from ..quality.drift import DEFAULT_MAX_PSI, DEFAULT_MAX_TVD, psi, tvd
 from ..registry import Registry
 
 BADGES = ("stale", "drifting", "failing", "never-synced")

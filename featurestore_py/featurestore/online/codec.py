@@ -19,15 +19,12 @@ from datetime import date, datetime, timezone
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Mapping, Sequence
 
+from .. import types
+
 MAX_KEY_BYTES = 2048
 MAX_ITEM_BYTES = 400 * 1024
 MAX_DIGITS = 38
 MIN_EXPONENT, MAX_EXPONENT = -130, 125  # adjusted exponent (of the first significant digit)
-INTEGER_TYPES = ("int", "bigint", "smallint", "tinyint", "hugeint", "long", "integer", "int2", "int4", "int8",
-                 "ubigint", "uinteger")
-FLOAT_TYPES = ("double", "float", "real", "double precision", "float4", "float8")
-DECIMAL_TYPES = ("decimal", "numeric")
-TIMESTAMP_TYPES = ("timestamp", "datetime")
 _EXACT = Context(prec=400)
 
 
@@ -101,23 +98,23 @@ def encode(value: Any) -> dict:
 def decode(attribute: Mapping[str, Any], dtype: str | None = None) -> Any:
     """A DynamoDB attribute value as the Python value of the feature's declared type."""
     kind, value = next(iter(attribute.items()))
-    declared = (dtype or "").lower()
+    family = types.declared_family(dtype)
     if kind == "NULL":
         return None
     if kind == "BOOL":
         return bool(value)
     if kind == "N":
-        if declared.startswith(INTEGER_TYPES):
+        if types.is_whole_number(dtype):
             return int(Decimal(value))
-        if declared.startswith(FLOAT_TYPES):
+        if family == types.FLOAT:
             return float(value)
-        if declared.startswith(DECIMAL_TYPES):
+        if family == types.DECIMAL:
             return Decimal(value)
         return int(value) if value.lstrip("-").isdigit() else float(value)
     if kind == "S":
-        if declared.startswith(TIMESTAMP_TYPES):
+        if family == types.TIMESTAMP:
             return parse_timestamp(value) if value.endswith("Z") else datetime.fromisoformat(value)
-        if declared == "date":
+        if family == types.DATE:
             return date.fromisoformat(value)
         return value
     if kind == "B":

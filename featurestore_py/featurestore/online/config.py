@@ -82,10 +82,15 @@ class OnlineConfig:
 
 
 def is_loopback(url: str | None) -> bool:
+    """Whether a URL's host is this machine (localhost, 127.0.0.0/8, ::1)."""
     try:
         host = urlsplit(url or "").hostname
     except ValueError:
         return False
+    return is_loopback_host(host)
+
+
+def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
     if host == "localhost":

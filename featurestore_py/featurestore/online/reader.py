@@ -1,6 +1,8 @@
 """The online read: feature values with a status per value, for the SDK, the CLI and the server.
 
-One batched read of every requested view (`OnlineStore.read_many`) gives, per output column,
+`OnlineReader(registry, store)` is the one reader: it plans the request (featurestore.requests),
+refuses views that are not online, checks the entity keys against their declared types, and makes
+one batched read of every requested view (`OnlineStore.read_many`) gives, per output column,
 the values, a status per value and the event timestamps — the feature server turns them into
 JSON, `get_online_features` into an `OnlineResponse`, `featurestore get` into its vector.
 
@@ -23,20 +25,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
-from ..errors import FeatureStoreError
-from ..training import ViewRequest
+from .. import types
+from ..errors import FeatureStoreError, RequestError
+from ..registry import Registry
+from ..requests import ViewRequest, entity_columns, join_keys_of, online_table, plan_retrieval, require_online
 from . import OnlineStore, OnlineTable
-from .codec import INTEGER_TYPES, MAX_KEY_BYTES, entity_key
+from .codec import MAX_KEY_BYTES, entity_key
 
 PRESENT, NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE = "PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"
 RESPONSES_ENV = "FEATURESTORE_RESPONSES"
 RESPONSE_STYLES = ("featurestore", "feast")
-_STRING_TYPES = ("varchar", "text", "string", "char", "uuid")
 
 
-class EntityKeyError(FeatureStoreError):
+class EntityKeyError(RequestError):
     """A join key missing from the entity rows, a key value of the wrong type, or (where refused)
     an entity column no requested view joins on."""
 
@@ -61,29 +65,50 @@ def response_style(value: str | None) -> str:
     return style
 
 
-def join_keys_of(requests: Sequence[ViewRequest]) -> list[str]:
-    """Every join key the requested views need, in the views' order."""
-    keys: list[str] = []
-    for request in requests:
-        for key, _ in request.keys:
-            if key not in keys:
-                keys.append(key)
-    return keys
+class OnlineReader:
+    """Reads feature vectors of a registry's online views from an online store.
 
+    style: featurestore or feast (see the module docstring). Plans are cached per request shape
+    (the registry does not change under a reader)."""
 
-def key_family(dtype: str | None) -> str | None:
-    """`integer`, `string`, or None (undeclared or another type: strings and integers are both accepted)."""
-    declared = (dtype or "").lower()
-    if declared.startswith(INTEGER_TYPES):
-        return "integer"
-    if declared.startswith(_STRING_TYPES):
-        return "string"
-    return None
+    def __init__(self, registry: Registry, online: OnlineStore, style: str = "featurestore"):
+        self.registry = registry
+        self.online = online
+        self.style = response_style(style)
+        self._plan = lru_cache(maxsize=256)(self._plan_uncached)
+
+    def plan(self, features: Sequence[str] | None, feature_service: str | None,
+             full_feature_names: bool = False) -> tuple[tuple[ViewRequest, ...], dict[str, OnlineTable]]:
+        """The views to read (every one online, else NotOnline) and their online tables."""
+        return self._plan(tuple(features) if features else None, feature_service, full_feature_names)
+
+    def _plan_uncached(self, features, feature_service, full_feature_names):
+        requests = tuple(plan_retrieval(self.registry, list(features) if features else None, feature_service,
+                                        full_feature_names))
+        require_online(request.view for request in requests)
+        return requests, {request.view.name: online_table(self.registry, request.view) for request in requests}
+
+    def read(self, features: Sequence[str] | None, entity_rows, *, feature_service: str | None = None,
+             full_feature_names: bool = False, now: datetime | None = None, keys_from_text: bool = False,
+             refuse_unknown: bool = False) -> list[OnlineColumn]:
+        """The entity columns, then every requested feature, one value and status per entity row.
+
+        entity_rows: a list of {join key: value} or {join key: [values]}. Keys the views do not
+        need are left out of the answer, as Feast does, or refused (refuse_unknown). keys_from_text:
+        the key values are text (a command line), converted to each join key's declared type."""
+        requests, tables = self.plan(features, feature_service, full_feature_names)
+        entities = entity_columns(entity_rows) or {key: [] for key in join_keys_of(requests)}  # no rows: no answer
+        if keys_from_text:
+            dtypes = {key: request.view.columns.get(key) for request in requests for key, _ in request.keys}
+            entities = {key: [key_from_text(key, text, dtypes.get(key)) for text in values]
+                        for key, values in entities.items()}
+        return read_online(self.online, tables, requests, entities, now=now, style=self.style,
+                           refuse_unknown=refuse_unknown)
 
 
 def key_from_text(key: str, text: str, dtype: str | None) -> Any:
     """A join key typed on the command line (`-e customer_id=42`) as the value of its declared type."""
-    if key_family(dtype) != "integer":
+    if types.key_family(dtype) != types.INTEGER:
         return text
     try:
         return int(text.strip())
@@ -100,8 +125,8 @@ def check_entities(requests: Sequence[ViewRequest], entities: Mapping[str, Seque
         for key, _ in request.keys:
             if key not in entities:
                 raise EntityKeyError(f"Entity rows need '{key}' for feature view '{request.view.name}'; "
-                                        f"got {', '.join(sorted(entities)) or 'no keys'}.")
-            family = key_family(request.view.columns.get(key))
+                                     f"got {', '.join(sorted(entities)) or 'no keys'}.")
+            family = types.key_family(request.view.columns.get(key))
             for index, value in enumerate(entities[key]):
                 _check_key_value(key, index, value, family)
     needed = join_keys_of(requests)
@@ -118,10 +143,10 @@ def _check_key_value(key: str, index: int, value: Any, family: str | None) -> No
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise EntityKeyError(
             f"Entity '{key}' row {index}: {type(value).__name__} values are not join keys; send "
-            f"{'a string' if family == 'string' else 'an integer' if family == 'integer' else 'strings or integers'}.")
-    if family == "string" and not isinstance(value, str):
+            f"{'a string' if family == types.STRING else 'an integer' if family == types.INTEGER else 'strings or integers'}.")
+    if family == types.STRING and not isinstance(value, str):
         raise EntityKeyError(f"Entity '{key}' row {index}: the join key is a string column; got the number {value}.")
-    if family == "integer" and not isinstance(value, int):
+    if family == types.INTEGER and not isinstance(value, int):
         raise EntityKeyError(f"Entity '{key}' row {index}: the join key is an integer column; got the string {value!r}.")
     if isinstance(value, str) and len(entity_key([key], {key: value}).encode()) > MAX_KEY_BYTES:
         raise EntityKeyError(f"Entity '{key}' row {index}: the key is longer than DynamoDB's {MAX_KEY_BYTES:,}-byte limit.")

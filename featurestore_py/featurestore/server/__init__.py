@@ -12,6 +12,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import FeatureStoreError
+
 SETTINGS_ENV = "FEATURESTORE_SERVE_SETTINGS"
 
 
@@ -26,6 +28,11 @@ class ServeConfig:
     served_log_flush_seconds: float = 5.0
     responses: str = "featurestore"  # the response style, featurestore or feast (FEATURESTORE_RESPONSES)
 
+    @property
+    def authenticated(self) -> bool:
+        """Whether requests need an API key (any key configured)."""
+        return bool(api_keys(self))
+
 
 def api_keys(config: ServeConfig) -> tuple[str, ...]:
     keys = [key.strip() for key in os.environ.get("FEATURESTORE_API_KEYS", "").split(",") if key.strip()]
@@ -33,8 +40,6 @@ def api_keys(config: ServeConfig) -> tuple[str, ...]:
         try:
             text = Path(config.api_keys_file).read_text()
         except OSError as exc:
-            from ..errors import FeatureStoreError
-
             raise FeatureStoreError(f"Cannot read the API keys file {config.api_keys_file}: {exc.strerror}") from None
         keys += [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     return tuple(dict.fromkeys(keys))
@@ -46,8 +51,8 @@ def build_app(config: ServeConfig):
     from ..online.reader import response_style
     from ..registry import load_manifest, registry_from_manifest
     from .app import ServerSettings, create_app
-    from .landing import ServedLog
-    from .push import Pusher, landing_dir
+    from ..landing import ServedLog, landing_dir
+    from ..push import Pusher
     from .serving import OnlineServer
 
     registry = registry_from_manifest(load_manifest(Path(config.manifest)))
@@ -67,3 +72,12 @@ def app_from_env():
 
 def settings_env(config: ServeConfig) -> str:
     return json.dumps(asdict(config))
+
+
+def run(config: ServeConfig, host: str, port: int, workers: int = 1) -> None:
+    """Serve until stopped: uvicorn's workers each build the app from the settings in the environment."""
+    import uvicorn
+
+    os.environ[SETTINGS_ENV] = settings_env(config)
+    uvicorn.run("featurestore.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=False, log_level="warning")

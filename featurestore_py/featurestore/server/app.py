@@ -22,9 +22,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.concurrency import run_in_threadpool
 
 from .. import __version__
-from ..errors import FeatureStoreError
+from ..errors import FeatureStoreError, RequestError
 from ..online import OnlineStoreError
-from .serving import BadRequest, OnlineServer
+from .serving import OnlineServer
 
 access_log = logging.getLogger("featurestore.access")
 log = logging.getLogger("featurestore.server")
@@ -100,63 +100,8 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
                   description="Online features in Feast's feature-server shapes; see the README's 'Feature server'.")
     app.state.metrics = metrics
 
-    def authorised(request: Request) -> bool:
-        if not settings.api_keys or request.url.path in OPEN_PATHS:
-            return True
-        given = request.headers.get("x-api-key") or ""
-        header = request.headers.get("authorization") or ""
-        if header[:7].lower() == "bearer ":
-            given = header[7:].strip()
-        return any(hmac.compare_digest(given.encode(), key.encode()) for key in settings.api_keys)
-
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
-
-    async def read_json(request: Request) -> Any:
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > settings.max_body_bytes):
-            raise BadRequest(f"The body is larger than {settings.max_body_bytes:,} bytes.", status=413)
-        raw = await request.body()
-        if len(raw) > settings.max_body_bytes:
-            raise BadRequest(f"The body is larger than {settings.max_body_bytes:,} bytes.", status=413)
-        try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"The body is not JSON: {exc}") from None
-
     async def handle(request: Request, endpoint: str, work: Callable[[Any], tuple[Any, str | None, int]]) -> Response:
-        started = time.perf_counter()
-        service, rows, status = None, 0, 500
-        try:
-            if not authorised(request):
-                status = 401
-                return error(401, "Missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.")
-            body = await read_json(request)
-            payload, service, rows = await run_in_threadpool(work, body)
-            status = 200
-            return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
-        except BadRequest as exc:
-            status = exc.status
-            return error(exc.status, str(exc))
-        except OnlineStoreError as exc:
-            status = 503
-            metrics.store_errors.labels(endpoint).inc()
-            return error(503, f"The online store failed: {exc}")
-        except FeatureStoreError as exc:  # a rule of ours the request broke
-            status = 400
-            return error(400, str(exc))
-        except Exception:
-            log.exception("unexpected error on %s", endpoint)
-            return error(500, "Internal error; the server log has the details.")
-        finally:
-            elapsed = time.perf_counter() - started
-            metrics.requests.labels(endpoint, str(status)).inc()
-            metrics.latency.labels(endpoint, service or "").observe(elapsed)
-            if rows:
-                metrics.entity_rows.labels(service or "").inc(rows)
-            access_log.info(json.dumps({"ts": time.time(), "method": request.method, "path": endpoint, "status": status,
-                                        "ms": round(elapsed * 1000, 3), "rows": rows, "feature_service": service,
-                                        "client": request.client.host if request.client else None}))
+        return await _handle(settings, metrics, request, endpoint, work)
 
     def read_features(body: Any):
         response, served = server.get_online_features(body)
@@ -171,7 +116,7 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
 
     def push(body: Any):
         if settings.pusher is None:
-            raise BadRequest("Push is not enabled on this server (start it with --push).", status=404)
+            raise RequestError("Push is not enabled on this server (start it with --push).", status=404)
         result = settings.pusher(body)
         return result, None, result.get("rows", 0)
 
@@ -191,21 +136,86 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
                 await run_in_threadpool(settings.ready_check)
         except Exception as exc:  # any failure of the store means not ready
             metrics.store_errors.labels("/ready").inc()
-            return error(503, f"The online store does not answer: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            return _error(503, f"The online store does not answer: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         return {"status": "ready"}
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus(request: Request):
-        if not authorised(request):
-            return error(401, "Missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.")
+        if not _authorised(settings, request):
+            return _error(401, "Missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.")
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc):
-        return error(404, f"No endpoint {request.method} {request.url.path}; see /docs.")
+        return _error(404, f"No endpoint {request.method} {request.url.path}; see /docs.")
 
     @app.exception_handler(405)
     async def wrong_method(request: Request, exc):
-        return error(405, f"{request.method} is not allowed on {request.url.path}; see /docs.")
+        return _error(405, f"{request.method} is not allowed on {request.url.path}; see /docs.")
 
     return app
+
+
+def _authorised(settings: ServerSettings, request: Request) -> bool:
+    if not settings.api_keys or request.url.path in OPEN_PATHS:
+        return True
+    given = request.headers.get("x-api-key") or ""
+    header = request.headers.get("authorization") or ""
+    if header[:7].lower() == "bearer ":
+        given = header[7:].strip()
+    return any(hmac.compare_digest(given.encode(), key.encode()) for key in settings.api_keys)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_json(settings: ServerSettings, request: Request) -> Any:
+    size = request.headers.get("content-length")
+    if size is not None and (not size.isdigit() or int(size) > settings.max_body_bytes):
+        raise RequestError(f"The body is larger than {settings.max_body_bytes:,} bytes.", status=413)
+    raw = await request.body()
+    if len(raw) > settings.max_body_bytes:
+        raise RequestError(f"The body is larger than {settings.max_body_bytes:,} bytes.", status=413)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(f"The body is not JSON: {exc}") from None
+
+
+async def _handle(settings: ServerSettings, metrics: Metrics, request: Request, endpoint: str,
+                  work: Callable[[Any], tuple[Any, str | None, int]]) -> Response:
+    """Authorise, read the JSON body, run `work` off the event loop, answer; count and log it.
+    A client's mistake (RequestError) answers the status its type carries."""
+    started = time.perf_counter()
+    service, rows, status = None, 0, 500
+    try:
+        if not _authorised(settings, request):
+            status = 401
+            return _error(401, "Missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.")
+        body = await _read_json(settings, request)
+        payload, service, rows = await run_in_threadpool(work, body)
+        status = 200
+        return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+    except RequestError as exc:
+        status = exc.status
+        return _error(exc.status, str(exc))
+    except OnlineStoreError as exc:
+        status = 503
+        metrics.store_errors.labels(endpoint).inc()
+        return _error(503, f"The online store failed: {exc}")
+    except FeatureStoreError as exc:  # a rule of ours the request broke
+        status = 400
+        return _error(400, str(exc))
+    except Exception:
+        log.exception("unexpected error on %s", endpoint)
+        return _error(500, "Internal error; the server log has the details.")
+    finally:
+        elapsed = time.perf_counter() - started
+        metrics.requests.labels(endpoint, str(status)).inc()
+        metrics.latency.labels(endpoint, service or "").observe(elapsed)
+        if rows:
+            metrics.entity_rows.labels(service or "").inc(rows)
+        access_log.info(json.dumps({"ts": time.time(), "method": request.method, "path": endpoint, "status": status,
+                                    "ms": round(elapsed * 1000, 3), "rows": rows, "feature_service": service,
+                                    "client": request.client.host if request.client else None}))

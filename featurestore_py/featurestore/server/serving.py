@@ -10,35 +10,27 @@ features), and per name `values`, `statuses` and `event_timestamps`, one entry p
 The values and statuses come from the one online read (featurestore.online.reader), in the
 server's response style (`featurestore` or `feast`, FEATURESTORE_RESPONSES; see there).
 
-Client mistakes raise BadRequest with the HTTP status and a message naming the problem; the
-server maps every other error to 503 (the online store) or 500 (a bug).
+Client mistakes raise RequestError (featurestore.errors), whose type carries the HTTP status
+(NotFound: 404) and whose message names the problem; the server maps every other error to 503
+(the online store) or 500 (a bug).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
-from ..errors import FeatureStoreError
-from ..online import OnlineStore, OnlineTable
-from ..online.reader import EntityKeyError, read_online
-from ..online_response import iso_timestamp, json_value  # noqa: F401  (json_value: served.py's rule too)
+from ..errors import RequestError
+from ..online import OnlineStore
+from ..online.reader import OnlineReader
+from ..online_response import iso_timestamp, json_value
 from ..registry import Registry
-from ..sync import online_table
-from ..training import ViewRequest, plan_retrieval
+from ..requests import entity_columns
 
 EPOCH = "1970-01-01T00:00:00Z"
 _FIELDS = {"features", "feature_service", "entities", "full_feature_names"}
-
-
-class BadRequest(FeatureStoreError):
-    """A request the server cannot answer because of what the client sent."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
+BadRequest = RequestError  # what a client sent is wrong: the error's type carries its HTTP status
 
 
 @dataclass(frozen=True)
@@ -53,16 +45,12 @@ class Served:
 
 
 class OnlineServer:
-    """Answers Feast-shaped requests from the online store. Holds no warehouse connection."""
+    """Answers Feast-shaped requests from the online store through the one online reader. Holds no
+    warehouse connection."""
 
     def __init__(self, registry: Registry, online: OnlineStore, max_entities: int = 1000, style: str = "featurestore"):
-        self.registry = registry
-        self.online = online
+        self.reader = OnlineReader(registry, online, style)
         self.max_entities = max_entities
-        self.style = style  # the response style: featurestore or feast (featurestore.online.reader)
-        self.tables: dict[str, OnlineTable] = {
-            view.name: online_table(registry, view) for view in registry.feature_views.values() if view.online}
-        self._plan = lru_cache(maxsize=256)(self._plan_uncached)
 
     # -- the request ---------------------------------------------------------------------------
     def parse(self, body: Any) -> tuple[tuple[str, ...] | None, str | None, bool, dict[str, list]]:
@@ -86,15 +74,8 @@ class OnlineServer:
         entities = body.get("entities")
         if not isinstance(entities, dict) or not entities:
             raise BadRequest("`entities` must be an object of join key -> list of values, e.g. {\"customer_id\": [\"c1\", \"c2\"]}.")
-        lengths = set()
-        for name, values in entities.items():
-            if not isinstance(values, list):
-                raise BadRequest(f"Entity '{name}' must be a list of values (one per entity row), not {type(values).__name__}.")
-            lengths.add(len(values))
-        if len(lengths) != 1:
-            raise BadRequest("Every entity column must have the same number of values; got "
-                             + ", ".join(f"{name}: {len(values)}" for name, values in entities.items()) + ".")
-        rows = lengths.pop()
+        entities = entity_columns(entities)  # lists of one length each, else a RequestError naming the key
+        rows = len(next(iter(entities.values())))
         if rows == 0:
             raise BadRequest("`entities` has no rows.")
         if rows > self.max_entities:
@@ -102,27 +83,11 @@ class OnlineServer:
                              "(FEATURESTORE_SERVE_MAX_ENTITIES). Split the request.", status=413)
         return features, service, full, entities
 
-    def _plan_uncached(self, features: tuple[str, ...] | None, service: str | None, full: bool) -> tuple[ViewRequest, ...]:
-        try:
-            requests = plan_retrieval(self.registry, list(features) if features else None, service, full)
-        except FeatureStoreError as exc:
-            text = str(exc)
-            raise BadRequest(text, status=404 if text.startswith(("No feature service", "No feature view", "Feature view"))
-                             or "has no feature" in text else 400) from None
-        offline = [request.view.name for request in requests if request.view.name not in self.tables]
-        if offline:
-            raise BadRequest(f"Feature view(s) {', '.join(offline)} are not served online (`online: true` in their YAML).")
-        return tuple(requests)
-
     # -- the answer ----------------------------------------------------------------------------
     def get_online_features(self, body: Any, now: datetime | None = None) -> tuple[dict, Served]:
         features, service, full, entities = self.parse(body)
-        requests = self._plan(features, service, full)
-        try:
-            columns = read_online(self.online, self.tables, requests, entities, now=now, style=self.style,
-                                  refuse_unknown=True)
-        except EntityKeyError as exc:
-            raise BadRequest(str(exc)) from None
+        columns = self.reader.read(features, entities, feature_service=service, full_feature_names=full, now=now,
+                                   refuse_unknown=True)
         names = [column.name for column in columns]
         references = [column.reference for column in columns]
         results = [{"values": [json_value(value, column.dtype) for value in column.values],

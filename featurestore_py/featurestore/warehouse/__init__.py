@@ -108,6 +108,15 @@ class Warehouse(ABC):
         return sqlgen.render(template, dialect=self.dialect, param=self.placeholder, **context)
 
     @contextmanager
+    def build_id(self, build_relation: str) -> str:
+        """The id a materialization recorded in its `<table>__build` table: what a full build made
+        ("" when there is none, e.g. a table built before 0.2). Sync and exports both read it."""
+        try:
+            rows = self.fetch_all(self.render("view_probe", probe="build_id", relation=build_relation))
+        except WarehouseError:
+            return ""
+        return str(rows[0][0]) if rows else ""
+
     def transaction(self, read_only: bool = False):
         """Statements inside run all-or-nothing: committed together or rolled back (also on Ctrl-C).
         read_only: the engine refuses writes inside (where it can tell; DuckDB readers are

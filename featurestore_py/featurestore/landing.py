@@ -1,4 +1,4 @@
-"""The landing area: Parquet files written atomically under a folder, which the warehouse reads
+"""The landing area (`landing_dir`): Parquet files written atomically under a folder, which the warehouse reads
 by glob. Pushed rows land in `<landing>/<view>/`, served vectors in `<landing>/_served/`.
 
 A file is written to a temporary name in the same folder, flushed to disk (fsync), renamed, and
@@ -16,8 +16,10 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Mapping
 
 import pyarrow as pa
+import yaml
 
 SERVED_FOLDER = "_served"
 SERVED_SCHEMA = pa.schema([
@@ -32,6 +34,19 @@ SERVED_SCHEMA = pa.schema([
     ("status", pa.string()),
     ("event_timestamp", pa.string()),  # as served (ISO 8601, Z)
 ])
+
+
+def landing_dir(project_dir: Path, env: Mapping[str, str] | None = None) -> Path:
+    """The landing folder: FEATURESTORE_LANDING_DIR, else `vars: featurestore_landing` of
+    dbt_project.yml (the path the `pushed_rows` macro reads), else `landing`; relative to the project."""
+    env = {**os.environ, **(env or {})}
+    raw = env.get("FEATURESTORE_LANDING_DIR")
+    if not raw:
+        project_file = Path(project_dir) / "dbt_project.yml"
+        settings = (yaml.safe_load(project_file.read_text()) or {}) if project_file.is_file() else {}
+        raw = (settings.get("vars") or {}).get("featurestore_landing") or "landing"
+    path = Path(str(raw)).expanduser()
+    return path if path.is_absolute() else Path(project_dir) / path
 
 
 def write_file(folder: Path, prefix: str, table: pa.Table) -> Path:

@@ -1,4 +1,4 @@
-"""Push ingestion: rows for a feature view with `push: true` in its meta, written to the landing
+"""Push ingestion (the SDK's `FeatureStore.push` and the server's POST /push): rows for a feature view with `push: true` in its meta, written to the landing
 area (durably, atomically: landing.write_file) and then to the online store with its
 conditional write (never an older version over a newer one: pushes and syncs interleave
 safely). A push returns only when both writes are done; the landing file is the record the
@@ -8,37 +8,21 @@ the snapshot tables and training sets see what serving saw.
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
 import pyarrow as pa
-import yaml
 
-from ..errors import FeatureStoreError
-from ..frames import arrow_type
-from ..online import OnlineStore
-from ..registry import FeatureView, Registry
-from ..sync import online_table
+from .errors import RequestError
+from .frames import arrow_type
 from .landing import write_file
-from .serving import BadRequest
+from .online import OnlineStore
+from .registry import FeatureView, Registry
+from .requests import online_table, require_online
 
 DESTINATIONS = ("online", "offline", "online_and_offline")
 MAX_PUSH_ROWS = 10_000
-
-
-def landing_dir(project_dir: Path, env: Mapping[str, str] | None = None) -> Path:
-    """The landing folder: FEATURESTORE_LANDING_DIR, else `vars: featurestore_landing` of
-    dbt_project.yml (the path the `pushed_rows` macro reads), else `landing`; relative to the project."""
-    env = {**os.environ, **(env or {})}
-    raw = env.get("FEATURESTORE_LANDING_DIR")
-    if not raw:
-        project_file = Path(project_dir) / "dbt_project.yml"
-        settings = (yaml.safe_load(project_file.read_text()) or {}) if project_file.is_file() else {}
-        raw = (settings.get("vars") or {}).get("featurestore_landing") or "landing"
-    path = Path(str(raw)).expanduser()
-    return path if path.is_absolute() else Path(project_dir) / path
 
 
 class Pusher:
@@ -50,34 +34,31 @@ class Pusher:
     def push_request(self, body: Any) -> dict:
         """Feast's push request: {"push_source_name": view, "df": {column: [values]}, "to": ...}."""
         if not isinstance(body, dict):
-            raise BadRequest("The push body must be a JSON object with `push_source_name` and `df`.")
+            raise RequestError("The push body must be a JSON object with `push_source_name` and `df`.")
         unknown = sorted(set(body) - {"push_source_name", "df", "to"})
         if unknown:
-            raise BadRequest(f"Unknown field(s) {', '.join(map(repr, unknown))}; expected push_source_name, df, to.")
+            raise RequestError(f"Unknown field(s) {', '.join(map(repr, unknown))}; expected push_source_name, df, to.")
         name, frame, to = body.get("push_source_name"), body.get("df"), body.get("to", "online_and_offline")
         if not isinstance(name, str) or not name:
-            raise BadRequest("`push_source_name` must name a feature view with `push: true`.")
+            raise RequestError("`push_source_name` must name a feature view with `push: true`.")
         if not isinstance(frame, dict) or not frame or not all(isinstance(v, list) for v in frame.values()):
-            raise BadRequest("`df` must be an object of column -> list of values.")
+            raise RequestError("`df` must be an object of column -> list of values.")
         lengths = {len(values) for values in frame.values()}
         if len(lengths) != 1 or not lengths.pop():
-            raise BadRequest("Every column of `df` must have the same, non-zero number of values.")
+            raise RequestError("Every column of `df` must have the same, non-zero number of values.")
         rows = [dict(zip(frame, values)) for values in zip(*frame.values())]
         return self.push(name, rows, to)
 
     def push(self, view_name: str, rows: list[Mapping[str, Any]], to: str = "online_and_offline") -> dict:
         if to not in DESTINATIONS:
-            raise BadRequest(f"`to` must be one of {', '.join(DESTINATIONS)}, not {to!r}.")
-        try:
-            view = self.registry.view(view_name)
-        except FeatureStoreError as exc:
-            raise BadRequest(str(exc), status=404) from None
+            raise RequestError(f"`to` must be one of {', '.join(DESTINATIONS)}, not {to!r}.")
+        view = self.registry.view(view_name)  # NotFound: 404
         if view.meta.get("push") is not True:
-            raise BadRequest(f"Feature view '{view_name}' does not accept pushes (`push: true` in its meta, {view.yaml_path}).")
-        if to != "offline" and not view.online:
-            raise BadRequest(f"Feature view '{view_name}' is not online; push with to='offline' or set `online: true`.")
+            raise RequestError(f"Feature view '{view_name}' does not accept pushes (`push: true` in its meta, {view.yaml_path}).")
+        if to != "offline":
+            require_online([view], "pushed online (push with to='offline')")
         if len(rows) > MAX_PUSH_ROWS:
-            raise BadRequest(f"{len(rows):,} rows in one push; the limit is {MAX_PUSH_ROWS:,}.", status=413)
+            raise RequestError(f"{len(rows):,} rows in one push; the limit is {MAX_PUSH_ROWS:,}.", status=413)
         table = self._table(view, rows)
         written = None
         if to != "online":
@@ -92,7 +73,7 @@ class Pusher:
                 record["created_timestamp"] = record[view.created_timestamp] if view.created_timestamp else None
             report = self.online.write(online, records)
             if report.rejected:
-                raise BadRequest("The online store cannot hold: " + "; ".join(
+                raise RequestError("The online store cannot hold: " + "; ".join(
                     f"{r.key} {r.feature}: {r.reason}" for r in report.rejected[:5])
                     + (" (the rows are in the landing area)" if written else ""))
         return {"view": view.name, "rows": len(rows), "landed": str(written) if written else None,
@@ -108,14 +89,14 @@ class Pusher:
         columns: dict[str, list] = {name: [] for name in view.columns}
         for index, row in enumerate(rows):
             if not isinstance(row, Mapping):
-                raise BadRequest(f"Row {index} is not an object of column -> value.")
+                raise RequestError(f"Row {index} is not an object of column -> value.")
             unknown = sorted(set(row) - set(view.columns))
             if unknown:
-                raise BadRequest(f"Row {index}: {', '.join(map(repr, unknown))} are not columns of '{view.name}' "
+                raise RequestError(f"Row {index}: {', '.join(map(repr, unknown))} are not columns of '{view.name}' "
                                  f"({', '.join(view.columns)}).")
             for name in required:
                 if row.get(name) is None:
-                    raise BadRequest(f"Row {index}: '{name}' is required (a join key or the event timestamp of '{view.name}').")
+                    raise RequestError(f"Row {index}: '{name}' is required (a join key or the event timestamp of '{view.name}').")
             for name in view.columns:
                 value = row.get(name)
                 if name in (view.event_timestamp, view.created_timestamp) and value is not None:
@@ -131,7 +112,7 @@ class Pusher:
             try:
                 arrays.append(pa.array(values, type=kind) if kind is not None else pa.array(values))
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
-                raise BadRequest(f"Column '{name}' of '{view.name}' ({view.columns.get(name) or 'no declared type'}): "
+                raise RequestError(f"Column '{name}' of '{view.name}' ({view.columns.get(name) or 'no declared type'}): "
                                  f"{str(exc).splitlines()[0]}") from None
         return pa.table(arrays, names=list(columns))
 
@@ -145,9 +126,9 @@ def _timestamp(value: Any, index: int, name: str) -> datetime:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise BadRequest(f"Row {index}: '{name}' = {value!r} is not an ISO 8601 timestamp.") from None
+            raise RequestError(f"Row {index}: '{name}' = {value!r} is not an ISO 8601 timestamp.") from None
     else:
-        raise BadRequest(f"Row {index}: '{name}' must be an ISO 8601 timestamp string.")
+        raise RequestError(f"Row {index}: '{name}' must be an ISO 8601 timestamp string.")
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment

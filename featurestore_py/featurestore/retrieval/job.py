@@ -1,25 +1,23 @@
-"""Point-in-time training sets, computed inside the warehouse.
-
-`plan_retrieval` resolves feature references against the registry; `RetrievalJob` loads the
-entity frame into the warehouse, renders `sql/point_in_time.sql` (the macro dbt's training_set also runs) and returns the result as
-Arrow, pandas, Parquet or a warehouse table. Semantics are in the README ("Training sets").
+"""A point-in-time retrieval (lazy): `RetrievalJob` loads the entity rows into the warehouse,
+chooses a join strategy per view, renders `sql/point_in_time.sql` (the macro dbt's training_set
+also runs) and returns the result as Arrow, pandas, Parquet (featurestore.retrieval.parquet) or a
+warehouse table. Semantics are in the README ("Training sets").
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import sql as sqlgen
-from .entity_frame import (
+from .. import sql as sqlgen
+from ..entity_frame import (
     ROW_COLUMN,
     EntityFrameError,
     EntitySource,
@@ -30,70 +28,24 @@ from .entity_frame import (
     output_timestamp_type,
     with_row_numbers,
 )
-from .errors import FeatureStoreError
-from .registry import FeatureView, Registry
-from .types import declared_arrow_type
-from .validate import built_type_problems
-from .warehouse import Warehouse, WarehouseError, engine_class
+from ..errors import FeatureStoreError
+from ..requests import ViewRequest, ttl_seconds
+from ..types import declared_arrow_type
+from ..validate import built_type_problems
+from ..warehouse import Warehouse, WarehouseError, engine_class
 
 ENTITY_RELATION = "_fs_entities"
 MATCH_PREFIX = "_fs_match_"
 KNOWN_PREFIX = "_fs_known_"  # replay: the time each view's versions must have been known by
 EVENT_PREFIX = "_fs_event_"  # event_times: the matched row's event time, output as <view>__event_timestamp
-MANIFEST_KEY = "featurestore.manifest"  # what produced an exported training set, in its Parquet metadata
-MANIFEST_FILE = "_featurestore_manifest.json"  # the same, beside the files of an export directory
 STRATEGIES = ("auto", "interval", "asof")
 # DuckDB: entity rows x rows per key above this multiple of (entity rows + feature rows) and
 # the ASOF join beats the interval join (see _strategy_for and benchmarks/bench_training.py).
 ASOF_CROSSOVER = 150
 # where an export's time goes (RetrievalJob.timings; benchmarks/bench_training.py prints them)
 PHASES = ("entity load", "checks", "query", "summary", "hash", "fingerprint", "write", "waited")
-ROW_GROUP_ROWS = 131_072  # rows per Parquet row group written by to_parquet
-# rows to_parquet may hold unwritten, so that the fingerprint (which needs every row) overlaps
-# the write: results up to this size are fingerprinted while they are written; larger ones stream
-WRITE_BUFFER_ROWS = 4_194_304
 # (rows, rows per key) of a snapshot table, measured once per process (they change slowly)
 _VIEW_STATS: dict[str, tuple[int, float]] = {}
-
-
-@dataclass(frozen=True)
-class ViewRequest:
-    """One feature view of a retrieval: which of its features, under which output names."""
-
-    view: FeatureView
-    alias: str
-    keys: tuple[tuple[str, str], ...]  # (entity column, view column)
-    features: tuple[tuple[str, str], ...]  # (view column, output column)
-
-
-def plan_retrieval(registry: Registry, features: Sequence[str] | None, feature_service: str | None,
-                   full_feature_names: bool) -> list[ViewRequest]:
-    """Group the requested `view:feature` references by view, with checked output names."""
-    if bool(features) == bool(feature_service):
-        raise FeatureStoreError("Pass either features=[...] or feature_service=..., not both and not neither.")
-    references = list(registry.service(feature_service).feature_refs) if feature_service else list(features)
-    by_view: dict[str, list[str]] = {}
-    for reference in references:
-        view, feature = registry.resolve(reference)
-        names = by_view.setdefault(view.name, [])
-        if feature.name not in names:
-            names.append(feature.name)
-    requests, outputs = [], {}
-    for index, (view_name, names) in enumerate(by_view.items()):
-        view = registry.view(view_name)
-        keys = tuple((key, key) for key in registry.join_keys(view))
-        pairs = []
-        for name in names:
-            output = f"{view_name}__{name}" if full_feature_names else name
-            if output in outputs:
-                raise FeatureStoreError(
-                    f"Feature '{name}' is requested from both '{outputs[output]}' and '{view_name}'; "
-                    "pass full_feature_names=True to name columns view__feature."
-                )
-            outputs[output] = view_name
-            pairs.append((name, output))
-        requests.append(ViewRequest(view, f"_fs_v{index}", keys, tuple(pairs)))
-    return requests
 
 
 @dataclass
@@ -181,7 +133,11 @@ class RetrievalJob:
 
     def __init__(self, connect: Callable[[], Warehouse], dialect: str, requests: list[ViewRequest],
                  entities: EntitySource, timestamp_column: str | None, knowledge_guard: bool = False,
-                 strategy: str = "auto", known_at: dict[str, datetime] | None = None):
+                 strategy: str = "auto", known_at: dict[str, datetime] | None = None, *,
+                 feature_service: str | None = None, provenance: dict | None = None, event_times: bool = False):
+        """feature_service: the service the features came from (recorded in an export);
+        provenance: what an export's manifest records of the project (featurestore.retrieval.manifest);
+        event_times: also return each view's matched event time as <view>__event_timestamp."""
         if strategy not in STRATEGIES:
             raise FeatureStoreError(f"strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'.")
         if knowledge_guard:
@@ -199,18 +155,18 @@ class RetrievalJob:
         self.strategy = strategy
         self.summary: RetrievalSummary | None = None
         self.rows_written: int | None = None  # rows of the last export directory (Spark's to_parquet)
-        self.feature_service: str | None = None  # the service the features came from, when one was named
+        self.feature_service = feature_service
         self._table: pa.Table | None = None
         self._timestamp_requested = timestamp_column
         self._plan: RetrievalPlan | None = None
         self._entity_load: list[str] = []
         self.known_at = dict(known_at or {})  # view name -> knowledge time (replay)
-        self.provenance: dict = {}  # project, manifest hash, git commit: set by the store
+        self.provenance = dict(provenance or {})
         self.sql_as_run: str | None = None
         self.snapshot_state: dict[str, dict] = {}  # view -> {known_at, build_id}, read when the query runs
         self.timings: dict[str, float] = dict.fromkeys(PHASES, 0.0)  # seconds per phase of the last run
         self.content_sha256: str | None = None  # of the last file written by to_parquet
-        self.event_times = False  # also return each view's matched event time as <view>__event_timestamp
+        self.event_times = event_times
         self.entity_types: dict[str, pa.DataType] = {}  # the entity columns' types, which the result keeps
         if entities.table is not None:
             self._timestamp = choose_timestamp_column(entities.table.schema, timestamp_column, entities.description)
@@ -290,7 +246,7 @@ class RetrievalJob:
                 "relation": request.view.relation_name,
                 "join_keys": request.keys,
                 "features": request.features,
-                "ttl_seconds": int(request.view.ttl.total_seconds()) if request.view.ttl else None,
+                "ttl_seconds": ttl_seconds(request.view),
                 "strategy": "knowledge" if request.view.name in self.known_at else strategies[request.alias],
                 "created": request.view.created_timestamp,
                 "known_at": KNOWN_PREFIX + request.alias if request.view.name in self.known_at else None,
@@ -462,14 +418,8 @@ class RetrievalJob:
                 known = warehouse.fetch_all(warehouse.render("view_probe", probe="newest_created",
                                                              created=view.created_timestamp,
                                                              relation=view.relation_name))[0][0]
-            try:
-                rows = warehouse.fetch_all(warehouse.render("view_probe", probe="build_id",
-                                                            relation=view.companion_relation("__build")))
-                build = str(rows[0][0]) if rows else ""
-            except WarehouseError:
-                build = ""
             state[view.name] = {"known_at": known.isoformat(timespec="microseconds") if known else None,
-                                "build_id": build}
+                                "build_id": warehouse.build_id(view.companion_relation("__build"))}
         return state
 
     def manifest(self, rows: int, digest: str) -> dict:
@@ -493,7 +443,7 @@ class RetrievalJob:
     def to_df(self):
         """The training set as pandas with ML-ready dtypes (nullable Int64, decimals as float64;
         see featurestore.frames); `to_arrow()` keeps the warehouse's exact types."""
-        from .frames import ml_dataframe
+        from ..frames import ml_dataframe
 
         table = self.to_arrow()
         kept = dict(self.entities.pandas_dtypes or {})
@@ -507,134 +457,20 @@ class RetrievalJob:
         arrives; only the feature columns are kept for the fingerprint. The fingerprint (what
         `featurestore drift --reference-stats` compares later data with) and the manifest (what
         `featurestore replay` reproduces it from) travel inside the file's metadata (keys
-        `featurestore.stats` and `featurestore.manifest`), so file and stats can never disagree."""
-        target = Path(path)
+        `featurestore.stats` and `featurestore.manifest`), so file and stats can never disagree.
+        On an engine whose executors write (Spark), a directory of Parquet files instead
+        (featurestore.retrieval.parquet)."""
+        from .parquet import write_directory, write_file
+
         if self.exports_directory and self._table is None:
-            return self._to_parquet_directory(target)
-        if target.is_dir():
-            raise FeatureStoreError(f"--out {target} is a directory; give a file name, e.g. {target / 'train.parquet'}.")
-        columns = {f"{r.view.name}:{name}": output for r in self.requests for name, output in r.features}
-        _write_atomically(target, lambda temporary: self._export(
-            lambda schema, batches: self._write_parquet(temporary, schema, batches, columns if save_stats else None)))
-        return target
+            return write_directory(self, Path(path))
+        return write_file(self, Path(path), save_stats)
 
     @property
     def exports_directory(self) -> bool:
         """Whether to_parquet writes a directory from the engine's executors (Spark) rather than
         one file through this process."""
         return engine_class(self.dialect).exports_parquet_directories
-
-    def _to_parquet_directory(self, target: Path) -> Path:
-        """On an engine with executors (Spark): the executors write the rows, in the entity
-        frame's order, as a directory of Parquet files (part-00000 first); nothing is collected on
-        the driver. Written to a temporary directory beside `target`, then renamed into place (an
-        existing export directory is replaced only once the new one is complete). The manifest is
-        `_featurestore_manifest.json` inside it; its content hash is empty and no fingerprint is
-        computed (they would need the rows on the driver)."""
-        import json
-        import shutil
-
-        import pyarrow.parquet as pq
-
-        if target.is_file():
-            raise FeatureStoreError(f"--out {target} is a file; on this engine an export is a directory of Parquet files.")
-        _make_parent(target)
-        temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        temporary.rmdir()  # the engine creates it
-        try:
-            self._run(lambda warehouse, query: warehouse.write_parquet(query, str(temporary)),
-                      match_columns=False, ordered=True)
-            rows = sum(pq.ParquetFile(part).metadata.num_rows for part in sorted(temporary.glob("*.parquet")))
-            (temporary / MANIFEST_FILE).write_text(json.dumps(self.manifest(rows, ""), default=str, indent=1))
-            self.rows_written = rows
-            previous = target.with_name(f".{target.name}.previous") if target.exists() else None
-            if previous is not None:
-                os.replace(target, previous)
-            os.replace(temporary, target)
-            if previous is not None:
-                shutil.rmtree(previous, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
-        self.content_sha256 = ""
-        return target
-
-    def _write_parquet(self, path: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch],
-                       stats_columns: dict[str, str] | None) -> None:
-        """Write batches in row groups of ROW_GROUP_ROWS, holding at most WRITE_BUFFER_ROWS
-        unwritten. The content hash and the fingerprint run on one worker thread beside the write
-        (hashlib, numpy and the Parquet writer release the GIL), in batch order; the write waits
-        for them only at the end, to put their results in the footer. timings: "hash" and
-        "fingerprint" are the worker's time, "waited" what the writer spent waiting for it."""
-        import json
-        from concurrent.futures import ThreadPoolExecutor
-
-        import pyarrow.parquet as pq
-
-        from .digest import ContentHasher
-        from .quality import STATS_METADATA_KEY, frame_stats
-
-        timings = self.timings if self._table is None else dict.fromkeys(PHASES, 0.0)
-        hasher = ContentHasher(schema)
-        kept: list[pa.RecordBatch] = []  # the feature columns, for the fingerprint
-        pending: list[pa.RecordBatch] = []  # batches for the next row group
-
-        def digest(batch: pa.RecordBatch) -> None:
-            started = time.perf_counter()
-            hasher.update(batch)
-            if stats_columns:
-                kept.append(batch.select(list(stats_columns.values())))
-            timings["hash"] += time.perf_counter() - started
-
-        def fingerprint() -> dict:
-            started = time.perf_counter()
-            features = pa.Table.from_batches(kept, schema=pa.schema([schema.field(c) for c in stats_columns.values()]))
-            stats = frame_stats(features, stats_columns)
-            timings["fingerprint"] += time.perf_counter() - started
-            return stats
-
-        # store_schema=False: the metadata added at the end then shows as the schema's metadata
-        # (pq.read_table(path).schema.metadata) instead of being shadowed by the Arrow schema
-        # stored at the start; the types we write read back the same (tests/integration/test_training.py)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="featurestore-digest") as worker, \
-                pq.ParquetWriter(path, schema, store_schema=False) as writer:
-            def write_row_group() -> None:
-                started = time.perf_counter()
-                group, count = [], 0
-                while pending and count < ROW_GROUP_ROWS:
-                    group.append(pending.pop(0))
-                    count += group[-1].num_rows
-                writer.write_table(pa.Table.from_batches(group, schema))
-                timings["write"] += time.perf_counter() - started
-
-            rows = buffered = 0
-            digests = []  # their results are checked: a failure on the worker must not pass silently
-            for batch in batches:
-                digests.append(worker.submit(digest, batch))
-                pending.append(batch)
-                rows += batch.num_rows
-                buffered += batch.num_rows
-                while buffered >= ROW_GROUP_ROWS + WRITE_BUFFER_ROWS:
-                    write_row_group()
-                    buffered = sum(b.num_rows for b in pending)
-            # the fingerprint starts now, beside the writes still buffered
-            stats = worker.submit(fingerprint) if stats_columns is not None else None
-            while pending:
-                write_row_group()
-            if not rows:
-                writer.write_table(schema.empty_table())
-            started = time.perf_counter()
-            for done in digests:
-                done.result()  # re-raises what digest() raised
-            stats = stats.result() if stats is not None else None
-            timings["waited"] += time.perf_counter() - started
-            metadata = {MANIFEST_KEY: json.dumps(self.manifest(hasher.rows, hasher.hexdigest()), default=str)}
-            if stats is not None:
-                metadata[STATS_METADATA_KEY] = json.dumps({
-                    **stats, "summary": self.summary.as_dict() if self.summary else None, "service": self.feature_service,
-                    "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}, default=str)
-            writer.add_key_value_metadata(metadata)
-        self.content_sha256 = hasher.hexdigest()
 
     def to_table(self, name: str) -> str:
         """Materialise the training set as a warehouse table `name` without a round trip through
@@ -651,47 +487,6 @@ class RetrievalJob:
 
         self._run(create, match_columns=False, ordered=True, read_only=False)
         return relation
-
-def _make_parent(target: Path) -> None:
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FeatureStoreError(f"Cannot create the folder of {target}: {exc}") from None
-
-
-def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half file."""
-    _make_parent(target)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def time_spine_source(requests: list[ViewRequest], start: datetime, end: datetime, every: str) -> EntitySource:
-    """Entity rows for retrieval without an entity frame: every key of the views x a time spine
-    from start to end (inclusive) every `every`, as `event_timestamp`."""
-    from .durations import parse_duration
-
-    key_sets = {tuple(view_key for _, view_key in request.keys) for request in requests}
-    if len(key_sets) != 1:
-        raise FeatureStoreError(
-            "Retrieval on a time spine needs feature views with the same join keys; got "
-            + "; ".join(f"{r.view.name} ({', '.join(k for _, k in r.keys)})" for r in requests)
-        )
-    if end < start:
-        raise FeatureStoreError(f"The spine ends ({end}) before it starts ({start}).")
-    try:
-        step = int(parse_duration(every).total_seconds())
-    except ValueError as exc:
-        raise FeatureStoreError(f"--every {exc}") from None
-    return EntitySource(None, None, f"time spine {start} to {end} every {every}", parameters=(start, end, step),
-                        template=("entity_spine", {"keys": sorted(key_sets)[0],
-                                                   "relations": [r.view.relation_name for r in requests]}))
 
 
 def _is_datetime_dtype(dtype) -> bool:

@@ -1,0 +1,141 @@
+"""Request planning: which views, features, output names and join keys a read needs, for the
+offline retrieval, the online read, sync and push alike — over the registry only (no warehouse,
+no online store), so the feature server can plan without the offline side.
+
+The rules that live here and nowhere else:
+- a request is `features=[view:feature, ...]` or a feature service, never both nor neither;
+- output names are the feature names, or `view__feature` with full feature names, and two views
+  giving one output name is an error;
+- a view's join keys are its entities' keys (`Registry.join_keys`), entity column = view column;
+- a view's TTL in seconds (`ttl_seconds`), what the online table and the point-in-time SQL use;
+- a view must be `online: true` to be read, synced or pushed online (`require_online`);
+- entity rows (a list of {key: value} or {key: [values]}) as columns of equal length.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import NotFound, NotOnline, RequestError
+from .online import OnlineTable
+from .registry import FeatureService, FeatureView, Registry
+
+__all__ = ["NotFound", "ViewRequest", "entity_columns", "features_or_service", "join_keys_of", "online_table",
+           "plan_retrieval", "require_online", "ttl_seconds"]
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """One feature view of a retrieval: which of its features, under which output names."""
+
+    view: FeatureView
+    alias: str
+    keys: tuple[tuple[str, str], ...]  # (entity column, view column)
+    features: tuple[tuple[str, str], ...]  # (view column, output column)
+
+
+def features_or_service(features, feature_service: str | None) -> tuple[Sequence[str] | None, str | None]:
+    """Feast passes a feature service as `features=`; ours also takes its name as `feature_service=`."""
+    if isinstance(features, FeatureService):
+        if feature_service is not None:
+            raise RequestError("Pass either features=[...] or feature_service=..., not both and not neither.")
+        return None, features.name
+    if isinstance(features, str):
+        raise RequestError(f"features must be a list of 'view:feature' references, not the string {features!r}.")
+    return features, feature_service
+
+
+def plan_retrieval(registry: Registry, features: Sequence[str] | None, feature_service: str | None,
+                   full_feature_names: bool) -> list[ViewRequest]:
+    """Group the requested `view:feature` references by view, with checked output names."""
+    if bool(features) == bool(feature_service):
+        raise RequestError("Pass either features=[...] or feature_service=..., not both and not neither.")
+    references = list(registry.service(feature_service).feature_refs) if feature_service else list(features)
+    by_view: dict[str, list[str]] = {}
+    for reference in references:
+        view, feature = registry.resolve(reference)
+        names = by_view.setdefault(view.name, [])
+        if feature.name not in names:
+            names.append(feature.name)
+    requests, outputs = [], {}
+    for index, (view_name, names) in enumerate(by_view.items()):
+        view = registry.view(view_name)
+        keys = tuple((key, key) for key in registry.join_keys(view))
+        pairs = []
+        for name in names:
+            output = f"{view_name}__{name}" if full_feature_names else name
+            if output in outputs:
+                raise RequestError(
+                    f"Feature '{name}' is requested from both '{outputs[output]}' and '{view_name}'; "
+                    "pass full_feature_names=True to name columns view__feature."
+                )
+            outputs[output] = view_name
+            pairs.append((name, output))
+        requests.append(ViewRequest(view, f"_fs_v{index}", keys, tuple(pairs)))
+    return requests
+
+
+def join_keys_of(requests: Sequence[ViewRequest]) -> list[str]:
+    """Every join key the requested views need, in the views' order."""
+    keys: list[str] = []
+    for request in requests:
+        for key, _ in request.keys:
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def ttl_seconds(view: FeatureView) -> int | None:
+    """The view's TTL in whole seconds (None: no TTL)."""
+    return int(view.ttl.total_seconds()) if view.ttl else None
+
+
+def online_table(registry: Registry, view: FeatureView) -> OnlineTable:
+    """Where and how a view lives in the online store."""
+    return OnlineTable(view=view.name, join_keys=registry.join_keys(view),
+                       features={feature.name: feature.dtype for feature in view.features},
+                       ttl_seconds=ttl_seconds(view))
+
+
+def require_online(views: Iterable[FeatureView], doing: str = "read online") -> None:
+    """NotOnline naming every view of `views` without `online: true`."""
+    offline = [view.name for view in views if not view.online]
+    if offline:
+        raise NotOnline(f"Feature view(s) {', '.join(offline)} are not online (`online: true` in their YAML), "
+                        f"so they cannot be {doing}.")
+
+
+def entity_columns(entity_rows) -> dict[str, list]:
+    """Entity rows as columns: from a list of {key: value} (every row with the same keys) or from
+    {key: [values]} (every column as long)."""
+    if entity_rows is None:
+        raise RequestError("Pass entity_rows: a list of {join key: value}, one per entity row.")
+    if isinstance(entity_rows, Mapping):
+        for key, values in entity_rows.items():
+            if isinstance(values, (str, bytes)) or not (isinstance(values, Sequence) or hasattr(values, "tolist")):
+                raise RequestError(f"Entity column '{key}' must be a list of values, one per entity row; got "
+                                   f"{type(values).__name__} {values!r} (entity rows as a list: [{{'{key}': ...}}]).")
+        columns = {key: [_plain_key(value) for value in values] for key, values in entity_rows.items()}
+        if len({len(values) for values in columns.values()}) > 1:
+            raise RequestError("Every entity column must have the same number of values; got "
+                               + ", ".join(f"{key}: {len(values)}" for key, values in columns.items()) + ".")
+        return columns
+    rows = list(entity_rows)
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise RequestError(f"Entity row {index} is a {type(row).__name__}, not a mapping of join keys to "
+                               "values (entity_rows=[{'customer_id': 1}, ...]).")
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    for index, row in enumerate(rows):
+        missing = [key for key in keys if key not in row]
+        if missing:
+            raise RequestError(f"Entity row {index} has no {', '.join(map(repr, missing))}; every entity row "
+                               "needs the same keys.")
+    return {key: [_plain_key(row[key]) for row in rows] for key in keys}
+
+
+def _plain_key(value: Any) -> Any:
+    """NumPy's integers (keys taken from a pandas Series) as Python's; other values as given."""
+    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)) else value
