@@ -26,4 +26,4 @@ __all__ = [
     "RegistryError",
     "validate",
 ]
-__version__ = "0.2.0"
+from .version import __version__  # noqa: E402  (after __all__: the public API first)

@@ -14,7 +14,7 @@ MANIFEST_FILE = "_featurestore_manifest.json"  # the same, beside the files of a
 
 def provenance(project_name: str, project_dir: Path, manifest_path: Path, target_name: str | None) -> dict:
     """The project an export came from: its registry (the dbt manifest's hash) and its code (the git commit)."""
-    from .. import __version__
+    from ..version import __version__
 
     commit = None
     try:

@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 
 from ..digest import ContentHasher
 from ..errors import FeatureStoreError
-from .job import PHASES
 from .manifest import MANIFEST_FILE, MANIFEST_KEY
 
 if TYPE_CHECKING:
@@ -82,7 +81,7 @@ def _write_parquet(job: "RetrievalJob", path: str, schema: pa.Schema, batches: I
     "fingerprint" are the worker's time, "waited" what the writer spent waiting for it."""
     from ..quality.stats import STATS_METADATA_KEY, frame_stats
 
-    timings = job.timings if job._table is None else dict.fromkeys(PHASES, 0.0)
+    timings = job.timings if job._table is None else dict.fromkeys(job.timings, 0.0)
     hasher = ContentHasher(schema)
     kept: list[pa.RecordBatch] = []  # the feature columns, for the fingerprint
     pending: list[pa.RecordBatch] = []  # batches for the next row group

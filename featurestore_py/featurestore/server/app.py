@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from .. import __version__
+from ..version import __version__
 from ..errors import FeatureStoreError, RequestError
 from ..online import OnlineStoreError
 from .serving import OnlineServer
