@@ -107,7 +107,6 @@ class Warehouse(ABC):
         """A template of `sql/` in this engine's dialect, with its bind-parameter marker as `param`."""
         return sqlgen.render(template, dialect=self.dialect, param=self.placeholder, **context)
 
-    @contextmanager
     def build_id(self, build_relation: str) -> str:
         """The id a materialization recorded in its `<table>__build` table: what a full build made
         ("" when there is none, e.g. a table built before 0.2). Sync and exports both read it."""
@@ -117,6 +116,7 @@ class Warehouse(ABC):
             return ""
         return str(rows[0][0]) if rows else ""
 
+    @contextmanager
     def transaction(self, read_only: bool = False):
         """Statements inside run all-or-nothing: committed together or rolled back (also on Ctrl-C).
         read_only: the engine refuses writes inside (where it can tell; DuckDB readers are
