@@ -11,7 +11,7 @@ DEMO := examples/jaffle_shop
 RAW_DIR := $(DEMO)/data/raw
 FS := cd $(DEMO) && $(BIN)/featurestore
 
-.PHONY: demo test unit integration test-compat venv feast-venv data build clean online-down
+.PHONY: demo test unit integration test-compat venv feast-venv data build docs clean online-down
 
 # Everything is resolved against dbt-core 1.11, then .ci/install_dbt_core.py puts the wanted line
 # in place (1.12's parser dependency downloads a binary when it is built: see that script).
@@ -86,6 +86,10 @@ integration: venv feast-venv
 # command: CI runs it after `make test`.
 test-compat:
 	$(MAKE) integration VENV=$(CURDIR)/.venv-dbt1.11 DBT_CORE=1.11 DBT_AS_COMMAND=1
+
+# docs/cli.md, the CLI reference, from every command's --help (tests/unit/test_cli_docs.py checks it).
+docs: venv
+	$(BIN)/python docs/cli_reference.py
 
 online-down:
 	$(FS) online down
