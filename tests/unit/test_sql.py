@@ -120,3 +120,15 @@ def test_postgres_accepts_exactly_one_read_only_select(query):
         check_query(query)
     check_query("with x as (select 1 as k) select * from x where k > 0")
     check_query("select pg_read_file('/etc/hostname')", allow_file_access=True)
+
+
+def test_build_id_of_a_materialization_or_empty_without_one():
+    """Sync and exports read a view's build id through one Warehouse method."""
+    from featurestore.warehouse.duckdb import DuckDBWarehouse
+
+    with DuckDBWarehouse({"path": ":memory:"}, base_dir=None, read_only=False) as warehouse:
+        assert warehouse.build_id('"main"."orders__build"') == ""  # built before 0.2: no table
+        warehouse.execute("create table orders__build (build_id varchar)")
+        assert warehouse.build_id('"main"."orders__build"') == ""  # no row yet
+        warehouse.execute("insert into orders__build values ('b-42')")
+        assert warehouse.build_id('"main"."orders__build"') == "b-42"
