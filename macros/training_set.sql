@@ -85,22 +85,30 @@
     {%- endif -%}
     {%- set exposure = found[0] -%}
     {%- set meta = ((exposure.config or {}).get('meta') or exposure.meta or {}).get('featurestore') or {} -%}
+    {%- set listed = meta.get('features') -%}
+    {%- if listed is not none and (listed is string or listed is mapping or listed is not iterable or (listed | reject('string') | list | length) > 0) -%}
+        {{ exceptions.raise_compiler_error(where ~ ": `features: " ~ listed ~ "` of feature service '" ~ feature_service ~ "' must be a list of 'view:feature' references, e.g. `features: [customer_features:total_orders_30d]`") }}
+    {%- endif -%}
     {%- set references = [] -%}
-    {%- if meta.get('features') -%}
-        {%- for reference in ([meta.features] if meta.features is string else meta.features) -%}
-            {%- do references.append(reference | string) -%}
-        {%- endfor -%}
+    {%- if listed -%}
+        {%- do references.extend(listed) -%}
     {%- else -%}
-        {%- for uid in exposure.depends_on.nodes if uid in graph.nodes -%}
+        {%- for uid in exposure.depends_on.nodes if uid in graph.nodes and graph.nodes[uid].resource_type == 'model' -%}
             {%- set node = graph.nodes[uid] -%}
             {%- set view_meta = (node.config.meta or {}).get('featurestore') or {} -%}
-            {%- if view_meta.get('entities') and (view_meta.entities | reject('string') | list | length) == 0 -%}
+            {%- set view_entities = view_meta.get('entities') -%}
+            {#- a feature view by the registry's rule: an event timestamp, or entities named rather than declared -#}
+            {%- if 'event_timestamp' in view_meta or view_entities is string
+                  or (view_entities is sequence and view_entities is not mapping and (view_entities | reject('string') | list | length) == 0) -%}
                 {%- set spec = featurestore.feature_view_spec(node) -%}
                 {%- for column in node.columns if column not in spec['keys'] and column not in [spec['event_timestamp'], spec['created_timestamp']] -%}
                     {%- do references.append(node.name ~ ':' ~ column) -%}
                 {%- endfor -%}
             {%- endif -%}
         {%- endfor -%}
+    {%- endif -%}
+    {%- if references | length == 0 -%}
+        {{ exceptions.raise_compiler_error(where ~ ": feature service '" ~ feature_service ~ "' uses no features: list `features:` or depend on a feature view") }}
     {%- endif -%}
     {%- set by_view = {} -%}
     {%- for reference in references -%}
