@@ -74,7 +74,8 @@ class MacroNamespace:
         for name in files:
             if name not in _COMPILED:  # compiling is most of the time; the code is the same for every context
                 _COMPILED[name] = environment.compile((MACROS / name).read_text(), name)
-            template = environment.template_class.from_code(environment, _COMPILED[name], environment.make_globals(None))
+            template = environment.template_class.from_code(environment, _COMPILED[name],
+                                                            environment.make_globals(None))
             context = template.new_context()
             list(template.root_render_func(context))  # defines the macros, private ones included
             self._macros.update(context.vars)

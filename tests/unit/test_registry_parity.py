@@ -1,6 +1,7 @@
 """One registry, read twice: the macros re-derive join keys (feature_view_spec) and feature
 services (_service_features, in training_set) from dbt's graph, the SDK from the manifest
-(registry.py, plan_retrieval). Each table of cases goes through both, like test_durations.py.
+(registry.py: Registry.join_keys; plan_retrieval; online_table's TTL seconds). Each table of
+cases goes through both, like test_durations.py.
 
 The Python side is what the SDK does: read the manifest, refuse it when `validate` finds an
 error (FeatureStore.registry), then plan. The dbt side renders the macros with jinja2 over the
@@ -52,6 +53,10 @@ def model(name, meta, columns, types=None):
         "relation_name": f'"shop"."main"."{name}"', "depends_on": {"nodes": []}}}
 
 
+# customer and store are shared by views; store's join key is not its name; account has two keys
+ENTITY_KEYS = {"customer": ["customer_id"], "account": ["customer_id", "account_id"], "store": ["location_code"]}
+
+
 def entity(name, join_keys):
     return {"name": name, "join_keys": join_keys, "description": f"{name}."}
 
@@ -62,8 +67,8 @@ def view(name, entities, features, ttl="30d", created=None):
         meta["ttl"] = ttl
     if created:
         meta["created_timestamp"] = created
-    keys = {"customer": ["customer_id"], "store": ["location_code"], "account": ["customer_id", "account_id"]}
-    key_columns = [key for name_ in entities if isinstance(entities, list) for key in keys.get(name_, [])]
+    key_columns = [key for entity_name in (entities if isinstance(entities, list) else [])
+                   for key in ENTITY_KEYS.get(entity_name, [])]
     timestamps = ["event_ts"] + ([created] if created else [])
     columns = list(dict.fromkeys(key_columns + timestamps + features))
     return model(name, meta, columns, {column: "timestamp" for column in timestamps} |
@@ -86,11 +91,10 @@ def manifest(*nodes, services=()):
 
 
 DIMENSIONS = [
-    # customer and store are shared by views; store's join key is not its name; account has two keys
-    model("customers", {"entities": [entity("customer", ["customer_id"]),
-                                     entity("account", ["customer_id", "account_id"])]},
+    model("customers", {"entities": [entity("customer", ENTITY_KEYS["customer"]),
+                                     entity("account", ENTITY_KEYS["account"])]},
           ["customer_id", "account_id"], {"customer_id": "varchar", "account_id": "varchar"}),
-    model("stores", {"entities": [entity("store", ["location_code"])]}, ["location_code"],
+    model("stores", {"entities": [entity("store", ENTITY_KEYS["store"])]}, ["location_code"],
           {"location_code": "varchar"}),
 ]
 VIEWS = [
@@ -107,7 +111,8 @@ SERVICES = [
     service("whole_views", depends_on=["customers", "customer_features", "customer_store_features"]),
     service("empty_list", [], depends_on=["store_features"]),
     # a list wins over depends_on: only the listed features, not all of customer_features'
-    service("listed_and_depends_on", ["account_features:balance"], depends_on=["customer_features", "account_features"]),
+    service("listed_and_depends_on", ["account_features:balance"],
+            depends_on=["customer_features", "account_features"]),
     service("duplicates", ["customer_features:avg_basket", "customer_features:avg_basket", "account_features:balance",
                            "customer_features:order_count", "account_features:balance"],
             depends_on=["customer_features", "account_features"]),
@@ -191,7 +196,7 @@ JOIN_KEYS = {
     "two entities": (PROJECT, "customer_store_features", ["customer_id", "location_code"]),
     "overlapping keys, each once": (PROJECT, "account_features", ["customer_id", "account_id"]),
     "unknown entity": (variant(view("ghost_features", ["customer", "ghost"], ["x"])), "ghost_features",
-                       Refused("ghost")),
+                       Refused("entity 'ghost'")),
     "no entities": (variant(view("lonely_features", [], ["x"])), "lonely_features", Refused("lonely_features")),
     "entities as one name": (variant(view("named_features", "customer", ["x"])), "named_features",
                              Refused("named_features")),
@@ -204,10 +209,10 @@ JOIN_KEYS = {
         variant(model("customers", {"entities": [entity("customer", []),
                                                  entity("account", ["customer_id", "account_id"])]},
                       ["customer_id", "account_id"])),
-        "customer_features", Refused("customer")),
+        "customer_features", Refused("entity 'customer'")),
     "entity declared twice": (
         variant(model("more_customers", {"entities": [entity("customer", ["customer_id"])]}, ["customer_id"])),
-        "customer_features", Refused("customer")),
+        "customer_features", Refused("entity 'customer'")),
 }
 
 
@@ -258,10 +263,11 @@ SERVICE_CASES = {
                          Refused("customer_features")),
     "a name, not a list": (variant(services=[service("s", "customer_features:order_count")]), "s", False,
                            Refused("customer_features:order_count")),
-    "no features at all": (variant(services=[service("s", depends_on=["customers"])]), "s", False, Refused("s")),
+    "no features at all": (variant(services=[service("labels_only", depends_on=["customers"])]), "labels_only", False,
+                           Refused("labels_only")),
     "a listed view with an unknown entity": (
         variant(view("ghost_features", ["ghost"], ["x"]), services=[service("s", ["ghost_features:x"])]), "s", False,
-        Refused("ghost")),
+        Refused("entity 'ghost'")),
     "a depended-on view without entities": (
         variant(view("lonely_features", [], ["x"]), services=[service("s", depends_on=["lonely_features"])]),
         "s", False, Refused("lonely_features")),
@@ -278,7 +284,7 @@ def test_training_set_views_agree(case):
 # -- TTLs ------------------------------------------------------------------------------------------
 
 TTLS = {"30d": 30 * 86400, "12h": 12 * 3600, "90m": 90 * 60, "2w": 14 * 86400, "45s": 45, None: None, "": None,
-        "7 days": Refused("7 days"), 7: Refused("7"), "0d": Refused("0d")}
+        "7 days": Refused("7 days"), 7: Refused("timed_features"), "0d": Refused("0d")}
 
 
 @pytest.mark.parametrize("ttl", TTLS, ids=repr)
