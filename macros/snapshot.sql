@@ -26,7 +26,7 @@
 {% macro default__feature_view_spec(node) %}
     {#- Keys and timestamps of a feature-view model, from its YAML metadata and the entities
         declared on other models (the same rules as the Python registry). -#}
-    {%- set meta = (node.config.meta or {}).get('featurestore', {}) -%}
+    {%- set meta = (node.config.meta or {}).get('featurestore') or {} -%}
     {%- set where = "model '" ~ node.name ~ "' (" ~ (node.patch_path or node.original_file_path) ~ ")" -%}
     {%- if not meta.get('event_timestamp') -%}
         {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " is materialized as a feature_view but has no `event_timestamp` under config.meta.featurestore") }}
@@ -37,8 +37,10 @@
     {%- endif -%}
     {%- set declared = {} -%}
     {%- for other in graph.nodes.values() if other.resource_type == 'model' -%}
-        {%- for entity in ((other.config.meta or {}).get('featurestore', {}).get('entities') or []) if entity is mapping -%}
-            {%- do declared.update({entity.name: entity.join_keys}) -%}
+        {%- for entity in (((other.config.meta or {}).get('featurestore') or {}).get('entities') or []) if entity is mapping -%}
+            {#- `join_keys: customer_id` is one key, as in the registry -#}
+            {%- set join_keys = [entity.join_keys] if entity.join_keys is string else (entity.join_keys or []) -%}
+            {%- do declared.setdefault(entity.name, []).append({'model': other.name, 'join_keys': join_keys}) -%}
         {%- endfor -%}
     {%- endfor -%}
     {%- set keys = [] -%}
@@ -46,7 +48,14 @@
         {%- if name not in declared -%}
             {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " uses entity '" ~ name ~ "', which no model declares; declared: " ~ (declared.keys() | list | join(', '))) }}
         {%- endif -%}
-        {%- for key in declared[name] if key not in keys -%}
+        {%- set declaration = declared[name][0] -%}
+        {%- if declared[name] | length > 1 -%}
+            {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " uses entity '" ~ name ~ "', which is declared on more than one model (" ~ (declared[name] | map(attribute='model') | join(', ')) ~ "); declare each entity once") }}
+        {%- endif -%}
+        {%- if declaration.join_keys | length == 0 -%}
+            {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " uses entity '" ~ name ~ "', which has no join_keys (declared on model '" ~ declaration.model ~ "')") }}
+        {%- endif -%}
+        {%- for key in declaration.join_keys if key not in keys -%}
             {%- do keys.append(key) -%}
         {%- endfor -%}
     {%- endfor -%}

@@ -52,6 +52,11 @@
             {%- endif -%}
             {%- do keys.append((key, key)) -%}
         {%- endfor -%}
+        {#- Always ASOF on DuckDB, while the SDK chooses per view by a measured crossover
+            (training.py _strategy_for): choosing needs the entity rows' count and the snapshot's
+            rows per key, queries this macro does not run. Both joins give the same rows; the ASOF
+            join's work grows with entity rows + feature rows, the interval join's with entity rows
+            x rows per key, so without those numbers ASOF is the one that cannot blow up. -#}
         {%- do views.append({
             'alias': '_fs_v' ~ loop.index0,
             'relation': ref(view_name),
@@ -85,22 +90,30 @@
     {%- endif -%}
     {%- set exposure = found[0] -%}
     {%- set meta = ((exposure.config or {}).get('meta') or exposure.meta or {}).get('featurestore') or {} -%}
+    {%- set listed = meta.get('features') -%}
+    {%- if listed is not none and (listed is string or listed is mapping or listed is not iterable or (listed | reject('string') | list | length) > 0) -%}
+        {{ exceptions.raise_compiler_error(where ~ ": `features: " ~ listed ~ "` of feature service '" ~ feature_service ~ "' must be a list of 'view:feature' references, e.g. `features: [customer_features:total_orders_30d]`") }}
+    {%- endif -%}
     {%- set references = [] -%}
-    {%- if meta.get('features') -%}
-        {%- for reference in ([meta.features] if meta.features is string else meta.features) -%}
-            {%- do references.append(reference | string) -%}
-        {%- endfor -%}
+    {%- if listed -%}
+        {%- do references.extend(listed) -%}
     {%- else -%}
-        {%- for uid in exposure.depends_on.nodes if uid in graph.nodes -%}
+        {%- for uid in exposure.depends_on.nodes if uid in graph.nodes and graph.nodes[uid].resource_type == 'model' -%}
             {%- set node = graph.nodes[uid] -%}
             {%- set view_meta = (node.config.meta or {}).get('featurestore') or {} -%}
-            {%- if view_meta.get('entities') and (view_meta.entities | reject('string') | list | length) == 0 -%}
+            {%- set view_entities = view_meta.get('entities') -%}
+            {#- a feature view by the registry's rule: an event timestamp, or entities named rather than declared -#}
+            {%- if 'event_timestamp' in view_meta or view_entities is string
+                  or (view_entities is sequence and view_entities is not mapping and (view_entities | reject('string') | list | length) == 0) -%}
                 {%- set spec = featurestore.feature_view_spec(node) -%}
                 {%- for column in node.columns if column not in spec['keys'] and column not in [spec['event_timestamp'], spec['created_timestamp']] -%}
                     {%- do references.append(node.name ~ ':' ~ column) -%}
                 {%- endfor -%}
             {%- endif -%}
         {%- endfor -%}
+    {%- endif -%}
+    {%- if references | length == 0 -%}
+        {{ exceptions.raise_compiler_error(where ~ ": feature service '" ~ feature_service ~ "' uses no features: list `features:` or depend on a feature view") }}
     {%- endif -%}
     {%- set by_view = {} -%}
     {%- for reference in references -%}
