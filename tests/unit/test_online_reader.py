@@ -15,34 +15,20 @@ from featurestore.online.codec import entity_key
 from featurestore.online.reader import EntityKeyError, key_from_text, read_online, response_style
 from featurestore.online_response import OnlineResponse
 from featurestore.registry import registry_from_manifest
-from featurestore.requests import online_table
-from featurestore.requests import plan_retrieval
+from featurestore.requests import online_table, plan_retrieval
+from manifests import DIMS, manifest, model
 
 UTC = timezone.utc
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
 
-def model(name, meta, columns):
-    return {"resource_type": "model", "name": name, "unique_id": f"model.p.{name}", "config": {"meta": {"featurestore": meta}},
-            "columns": {column: {"data_type": dtype, "description": column} for column, dtype in columns.items()},
-            "original_file_path": f"models/{name}.sql", "relation_name": f"main.{name}"}
-
-
-MANIFEST = {
-    "metadata": {"project_name": "p", "adapter_type": "duckdb"},
-    "nodes": {
-        "model.p.dims": model("dims", {"entities": [{"name": "customer", "join_keys": ["customer_id"]},
-                                                    {"name": "store", "join_keys": ["store_id"]}]},
-                              {"customer_id": "varchar", "store_id": "integer"}),
-        "model.p.customer_features": model(
-            "customer_features", {"entities": ["customer"], "event_timestamp": "ts", "ttl": "2d", "online": True},
-            {"customer_id": "varchar", "ts": "timestamp", "orders": "bigint", "value": "decimal(18,2)"}),
-        "model.p.store_features": model(
-            "store_features", {"entities": ["store"], "event_timestamp": "ts", "online": True},
-            {"store_id": "integer", "ts": "timestamp", "revenue": "decimal(18,2)", "opened": "timestamp"}),
-    },
-    "exposures": {},
-}
+MANIFEST = manifest([
+    DIMS,
+    model("customer_features", {"entities": ["customer"], "event_timestamp": "ts", "ttl": "2d", "online": True},
+          {"customer_id": "varchar", "ts": "timestamp", "orders": "bigint", "value": "decimal(18,2)"}),
+    model("store_features", {"entities": ["store"], "event_timestamp": "ts", "online": True},
+          {"store_id": "integer", "ts": "timestamp", "revenue": "decimal(18,2)", "opened": "timestamp"}),
+])
 REGISTRY = registry_from_manifest(MANIFEST)
 TABLES = {name: online_table(REGISTRY, view) for name, view in REGISTRY.feature_views.items()}
 

@@ -25,45 +25,19 @@ from featurestore.requests import (
 )
 from featurestore.server.serving import OnlineServer
 from featurestore.types import is_numeric, is_whole_number, key_family
+from manifests import DIMS, exposure, manifest, model
 
 
-def model(name, meta, columns):
-    return {"resource_type": "model", "name": name, "unique_id": f"model.p.{name}",
-            "config": {"meta": {"featurestore": meta}},
-            "columns": {column: {"data_type": dtype, "description": column} for column, dtype in columns.items()},
-            "original_file_path": f"models/{name}.sql", "relation_name": f"main.{name}"}
-
-
-def exposure(name, depends_on, features=None):
-    meta = {"featurestore": {"features": features}} if features else {}
-    return {"resource_type": "exposure", "name": name, "type": "ml", "unique_id": f"exposure.p.{name}",
-            "owner": {"name": "ml"}, "description": name, "config": {"meta": meta}, "meta": meta,
-            "depends_on": {"nodes": [f"model.p.{model}" for model in depends_on]},
-            "original_file_path": "models/ml.yml"}
-
-
-MANIFEST = {
-    "metadata": {"project_name": "p", "adapter_type": "duckdb"},
-    "nodes": {
-        "model.p.dims": model("dims", {"entities": [{"name": "customer", "join_keys": ["customer_id"]},
-                                                    {"name": "store", "join_keys": ["store_id"]}]},
-                              {"customer_id": "varchar", "store_id": "integer"}),
-        "model.p.customer_features": model(
-            "customer_features", {"entities": ["customer"], "event_timestamp": "ts", "ttl": "2d", "online": True},
-            {"customer_id": "varchar", "ts": "timestamp", "orders": "bigint", "value": "decimal(18,2)"}),
-        "model.p.store_features": model(
-            "store_features", {"entities": ["store"], "event_timestamp": "ts", "ttl": "90m", "online": True},
-            {"store_id": "integer", "ts": "timestamp", "orders": "bigint", "revenue": "decimal(18,2)"}),
-        "model.p.pair_features": model(
-            "pair_features", {"entities": ["store", "customer"], "event_timestamp": "ts"},
-            {"store_id": "integer", "customer_id": "varchar", "ts": "timestamp", "visits": "integer"}),
-    },
-    "exposures": {
-        "exposure.p.churn": exposure("churn", ["customer_features"], ["customer_features:orders",
-                                                                      "store_features:revenue"]),
-        "exposure.p.everything": exposure("everything", ["customer_features", "store_features"]),
-    },
-}
+MANIFEST = manifest([
+    DIMS,
+    model("customer_features", {"entities": ["customer"], "event_timestamp": "ts", "ttl": "2d", "online": True},
+          {"customer_id": "varchar", "ts": "timestamp", "orders": "bigint", "value": "decimal(18,2)"}),
+    model("store_features", {"entities": ["store"], "event_timestamp": "ts", "ttl": "90m", "online": True},
+          {"store_id": "integer", "ts": "timestamp", "orders": "bigint", "revenue": "decimal(18,2)"}),
+    model("pair_features", {"entities": ["store", "customer"], "event_timestamp": "ts"},
+          {"store_id": "integer", "customer_id": "varchar", "ts": "timestamp", "visits": "integer"}),
+], [exposure("churn", ["customer_features"], ["customer_features:orders", "store_features:revenue"]),
+    exposure("everything", ["customer_features", "store_features"])])
 REGISTRY = registry_from_manifest(MANIFEST)
 
 
