@@ -77,6 +77,7 @@ class FeatureStore:
     def refresh_registry(self) -> None:
         """Read the manifest again on next use (dbt parse first if it is stale)."""
         self.__dict__.pop("registry", None)
+        self.__dict__.pop("online_reader", None)  # it plans over the registry
 
     # -- the registry, as Feast users read it ----------------------------------------------------
     # The registry's own objects, with Feast's attribute names (`.name`, `.entities`, `.ttl`,
