@@ -335,27 +335,16 @@ class RetrievalJob:
         return strategies
 
     def _strategy_for(self, warehouse: Warehouse, request: ViewRequest, entity_rows: int) -> tuple[str, str]:
-        """(strategy, why). DuckDB: the interval join's work grows with entity rows x rows per key
-        (the hash join fans out), the ASOF join's with entity rows + feature rows (it sorts both).
-        Measured crossover (benchmarks/bench_training.py): ASOF wins once the first is ~150x the second."""
-        if self.knowledge_guard:
-            return "knowledge", "the knowledge guard ranks the versions known at each entity time"
-        if self.dialect != "duckdb":
-            return "interval", f"{self.dialect} joins on the validity intervals"
-        if self.strategy != "auto":
-            return self.strategy, f"strategy='{self.strategy}' was requested"
+        """(strategy, why) for one view: see choose_strategy; the view's size is measured once per process."""
+        if self.knowledge_guard or self.dialect != "duckdb" or self.strategy != "auto":
+            return choose_strategy(self.dialect, self.strategy, self.knowledge_guard, entity_rows, 0, 0.0)
         stats = _VIEW_STATS.get(request.view.relation_name)
         if stats is None:
             rows, keys_seen = warehouse.fetch_all(warehouse.render(
                 "relation_probe", probe="key_stats", relation=request.view.relation_name,
                 keys=[view_key for _, view_key in request.keys]))[0]
             stats = _VIEW_STATS[request.view.relation_name] = (rows, rows / keys_seen if keys_seen else 0.0)
-        rows, rows_per_key = stats
-        fan_out = entity_rows * rows_per_key
-        budget = ASOF_CROSSOVER * (entity_rows + rows)
-        why = (f"{entity_rows:,} entity rows x {rows_per_key:,.1f} rows per key = {fan_out:,.0f} "
-               f"{'>' if fan_out > budget else '<='} {ASOF_CROSSOVER} x ({entity_rows:,} entity rows + {rows:,} view rows)")
-        return ("asof", why) if fan_out > budget else ("interval", why)
+        return choose_strategy(self.dialect, self.strategy, self.knowledge_guard, entity_rows, *stats)
 
     def _run(self, sink: Callable[[Warehouse, str], Any], match_columns: bool, ordered: bool, read_only: bool = True):
         started = time.perf_counter()
@@ -487,6 +476,25 @@ class RetrievalJob:
 
         self._run(create, match_columns=False, ordered=True, read_only=False)
         return relation
+
+
+def choose_strategy(dialect: str, strategy: str, knowledge_guard: bool, entity_rows: int, view_rows: int,
+                    rows_per_key: float) -> tuple[str, str]:
+    """(strategy, why). The knowledge guard ranks versions; other engines join on the validity
+    intervals. DuckDB: the interval join's work grows with entity rows x rows per key (the hash
+    join fans out), the ASOF join's with entity rows + view rows (it sorts both); measured
+    crossover (benchmarks/bench_training.py): ASOF wins once the first is ~150x the second."""
+    if knowledge_guard:
+        return "knowledge", "the knowledge guard ranks the versions known at each entity time"
+    if dialect != "duckdb":
+        return "interval", f"{dialect} joins on the validity intervals"
+    if strategy != "auto":
+        return strategy, f"strategy='{strategy}' was requested"
+    fan_out = entity_rows * rows_per_key
+    budget = ASOF_CROSSOVER * (entity_rows + view_rows)
+    why = (f"{entity_rows:,} entity rows x {rows_per_key:,.1f} rows per key = {fan_out:,.0f} "
+           f"{'>' if fan_out > budget else '<='} {ASOF_CROSSOVER} x ({entity_rows:,} entity rows + {view_rows:,} view rows)")
+    return ("asof", why) if fan_out > budget else ("interval", why)
 
 
 def _is_datetime_dtype(dtype) -> bool:
