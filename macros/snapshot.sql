@@ -35,18 +35,13 @@
     {%- if entity_names is string or (entity_names | length) == 0 -%}
         {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " needs `entities: [<entity name>, ...]` under config.meta.featurestore") }}
     {%- endif -%}
-    {%- set declared = {} -%}
-    {%- for other in graph.nodes.values() if other.resource_type == 'model' -%}
-        {%- for entity in ((other.config.meta or {}).get('featurestore', {}).get('entities') or []) if entity is mapping -%}
-            {%- do declared.update({entity.name: entity.join_keys}) -%}
-        {%- endfor -%}
-    {%- endfor -%}
+    {%- set declared = featurestore._declared_entities() -%}
     {%- set keys = [] -%}
     {%- for name in entity_names -%}
         {%- if name not in declared -%}
             {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " uses entity '" ~ name ~ "', which no model declares; declared: " ~ (declared.keys() | list | join(', '))) }}
         {%- endif -%}
-        {%- for key in declared[name] if key not in keys -%}
+        {%- for key in declared[name].join_keys if key not in keys -%}
             {%- do keys.append(key) -%}
         {%- endfor -%}
     {%- endfor -%}
@@ -57,6 +52,20 @@
         'created_timestamp': meta.get('created_timestamp'),
         'where': where,
     }) }}
+{% endmacro %}
+
+
+{% macro _declared_entities() %}
+    {#- {name: {name, join_keys, description, declared_in}} of the entities the project's models
+        declare under config.meta.featurestore.entities (a later declaration of a name wins). -#}
+    {%- set declared = {} -%}
+    {%- for other in graph.nodes.values() if other.resource_type == 'model' -%}
+        {%- for entity in ((other.config.meta or {}).get('featurestore', {}).get('entities') or []) if entity is mapping -%}
+            {%- do declared.update({entity.name: {'name': entity.name, 'join_keys': entity.join_keys,
+                                                  'description': entity.get('description'), 'declared_in': other.name}}) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(declared) }}
 {% endmacro %}
 
 

@@ -93,11 +93,9 @@
     {%- else -%}
         {%- for uid in exposure.depends_on.nodes if uid in graph.nodes -%}
             {%- set node = graph.nodes[uid] -%}
-            {%- set view_meta = (node.config.meta or {}).get('featurestore') or {} -%}
-            {%- if view_meta.get('entities') and (view_meta.entities | reject('string') | list | length) == 0 -%}
-                {%- set spec = featurestore.feature_view_spec(node) -%}
-                {%- for column in node.columns if column not in spec['keys'] and column not in [spec['event_timestamp'], spec['created_timestamp']] -%}
-                    {%- do references.append(node.name ~ ':' ~ column) -%}
+            {%- if featurestore._is_feature_view(node) -%}
+                {%- for name in featurestore._feature_names(node) -%}
+                    {%- do references.append(node.name ~ ':' ~ name) -%}
                 {%- endfor -%}
             {%- endif -%}
         {%- endfor -%}
@@ -116,6 +114,26 @@
         {%- endif -%}
     {%- endfor -%}
     {{ return(by_view) }}
+{% endmacro %}
+
+
+{% macro _is_feature_view(node) %}
+    {#- Whether a graph node is a feature view: a model whose config.meta.featurestore lists
+        entities by name (a model that declares entities lists mappings). -#}
+    {%- set view_meta = (node.config.meta or {}).get('featurestore') or {} -%}
+    {{ return(node.resource_type == 'model' and view_meta.get('entities')
+              and (view_meta.entities | reject('string') | list | length) == 0) }}
+{% endmacro %}
+
+
+{% macro _feature_names(node) %}
+    {#- The features of a feature-view node: its YAML columns but the join keys and timestamps. -#}
+    {%- set spec = featurestore.feature_view_spec(node) -%}
+    {%- set names = [] -%}
+    {%- for column in node.columns if column not in spec['keys'] and column not in [spec['event_timestamp'], spec['created_timestamp']] -%}
+        {%- do names.append(column) -%}
+    {%- endfor -%}
+    {{ return(names) }}
 {% endmacro %}
 
 

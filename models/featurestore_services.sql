@@ -1,0 +1,1 @@
+{{ featurestore._registry_table('services') }}
