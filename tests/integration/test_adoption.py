@@ -121,22 +121,20 @@ def test_the_registry_tables_hold_every_feature_with_its_owner_and_description(s
 
 
 def test_the_registry_tables_are_typed_when_empty_and_can_be_left_out(tmp_path):
-    project = tmp_path / "empty"
-    (project / "models").mkdir(parents=True)
-    (project / "dbt_project.yml").write_text("name: empty\nversion: '1.0'\nconfig-version: 2\nprofile: shop\n")
-    shutil.copy(FIXTURES / "shop_project" / "profiles.yml", project / "profiles.yml")
-    (project / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
+    """The package on its own (its profiles/): a project without feature views, entities or services."""
     dbt = str(BIN / "dbt")
-    run([dbt, "deps"], project)
-    run([dbt, "run"], project)
-    with duckdb.connect(str(project / "shop.duckdb"), read_only=True) as con:
+    where = ["--project-dir", str(REPO), "--profiles-dir", str(REPO / "profiles"),
+             "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
+    warehouse = tmp_path / "package.duckdb"
+    run([dbt, "run", *where], tmp_path, FEATURESTORE_DUCKDB_PATH=str(warehouse))
+    with duckdb.connect(str(warehouse), read_only=True) as con:
         for table in REGISTRY_TABLES:
             assert con.execute(f"select count(*) from {table}").fetchone() == (0,)
         types = dict(con.execute("select column_name, data_type from information_schema.columns "
                                  "where table_name = 'featurestore_feature_views'").fetchall())
     assert types["online"] == "BOOLEAN" and types["name"] == types["meta"] == "VARCHAR"
-    listed = run([dbt, "ls", "-q", "--resource-type", "model", "--output", "name",
-                  "--vars", "{featurestore_registry_tables: false}"], project)
+    listed = run([dbt, "ls", "-q", *where, "--resource-type", "model", "--output", "name",
+                  "--vars", "{featurestore_registry_tables: false}"], tmp_path)
     assert listed.stdout.split() == []
 
 
