@@ -112,8 +112,3 @@ where 1 = 0
 {% macro default__sql_string(value) -%}
     {{ return("'" ~ (value | string | replace("'", "''")) ~ "'") }}
 {%- endmacro %}
-
-{# Spark reads backslash escapes in string literals: backslashes and quotes escaped. #}
-{% macro spark__sql_string(value) -%}
-    {{ return("'" ~ (value | string | replace('\\', '\\\\') | replace("'", "\\'")) ~ "'") }}
-{%- endmacro %}
