@@ -120,9 +120,11 @@
 {% macro _is_feature_view(node) %}
     {#- Whether a graph node is a feature view: a model whose config.meta.featurestore lists
         entities by name (a model that declares entities lists mappings). -#}
+    {%- if node.resource_type != 'model' -%}
+        {{ return(false) }}
+    {%- endif -%}
     {%- set view_meta = (node.config.meta or {}).get('featurestore') or {} -%}
-    {{ return(node.resource_type == 'model' and view_meta.get('entities')
-              and (view_meta.entities | reject('string') | list | length) == 0) }}
+    {{ return(true if view_meta.get('entities') and (view_meta.entities | reject('string') | list | length) == 0 else false) }}
 {% endmacro %}
 
 
