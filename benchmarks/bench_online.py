@@ -110,7 +110,7 @@ def main() -> None:
         # -- read latency ---------------------------------------------------------------------------
         project_dir = work / "project"
         shutil.copytree(HERE / "snapshot_project", project_dir)
-        shutil.copy2(REPO / "tests" / "fixtures" / "profiles.yml", project_dir / "profiles.yml")
+        shutil.copy2(REPO / "profiles" / "profiles.yml", project_dir / "profiles.yml")
         (project_dir / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
         schema = project_dir / "models" / "schema.yml"
         schema.write_text(schema.read_text().replace("owner: bench@example.com", "owner: bench@example.com\n          online: true"))

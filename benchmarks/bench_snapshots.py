@@ -154,7 +154,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-snapshots-"))
     project_dir = work / "project"
     shutil.copytree(HERE / "snapshot_project", project_dir)
-    shutil.copy2(REPO / "tests" / "fixtures" / "profiles.yml", project_dir / "profiles.yml")
+    shutil.copy2(REPO / "profiles" / "profiles.yml", project_dir / "profiles.yml")
     (project_dir / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
     db_path = work / "bench.duckdb"
     dbt = DbtProject.at(project_dir, env={"FEATURESTORE_DUCKDB_PATH": str(db_path)})

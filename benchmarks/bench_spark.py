@@ -99,7 +99,7 @@ def worker(args) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"bench-spark-{args.engine}-"))
     project_dir = work / "project"
     shutil.copytree(HERE / "snapshot_project", project_dir)
-    shutil.copy2(REPO / "tests" / "fixtures" / "profiles.yml", project_dir / "profiles.yml")
+    shutil.copy2(REPO / "profiles" / "profiles.yml", project_dir / "profiles.yml")
     (project_dir / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
     schema = "main" if args.engine == "duckdb" else "bench"
     (project_dir / "models" / "schema.yml").write_text(

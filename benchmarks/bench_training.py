@@ -271,7 +271,7 @@ def generate(db_path: Path, entity_rows: int, feature_rows: int, keys: int, seed
 def prepare_project(work: Path) -> Path:
     project_dir = work / "project"
     shutil.copytree(HERE / "snapshot_project", project_dir)
-    shutil.copy2(REPO / "tests" / "fixtures" / "profiles.yml", project_dir / "profiles.yml")
+    shutil.copy2(REPO / "profiles" / "profiles.yml", project_dir / "profiles.yml")
     (project_dir / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
     schema = project_dir / "models" / "schema.yml"
     schema.write_text(schema.read_text().replace("owner: bench@example.com", f"owner: bench@example.com\n          ttl: {TTL_DAYS}d"))

@@ -35,14 +35,7 @@
     {%- if entity_names is string or (entity_names | length) == 0 -%}
         {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " needs `entities: [<entity name>, ...]` under config.meta.featurestore") }}
     {%- endif -%}
-    {%- set declared = {} -%}
-    {%- for other in graph.nodes.values() if other.resource_type == 'model' -%}
-        {%- for entity in (((other.config.meta or {}).get('featurestore') or {}).get('entities') or []) if entity is mapping -%}
-            {#- `join_keys: customer_id` is one key, as in the registry -#}
-            {%- set join_keys = [entity.join_keys] if entity.join_keys is string else (entity.join_keys or []) -%}
-            {%- do declared.setdefault(entity.name, []).append({'model': other.name, 'join_keys': join_keys}) -%}
-        {%- endfor -%}
-    {%- endfor -%}
+    {%- set declared = featurestore._declared_entities() -%}
     {%- set keys = [] -%}
     {%- for name in entity_names -%}
         {%- if name not in declared -%}
@@ -50,10 +43,10 @@
         {%- endif -%}
         {%- set declaration = declared[name][0] -%}
         {%- if declared[name] | length > 1 -%}
-            {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " uses entity '" ~ name ~ "', which is declared on more than one model (" ~ (declared[name] | map(attribute='model') | join(', ')) ~ "); declare each entity once") }}
+            {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " uses entity '" ~ name ~ "', which is declared on more than one model (" ~ (declared[name] | map(attribute='declared_in') | join(', ')) ~ "); declare each entity once") }}
         {%- endif -%}
         {%- if declaration.join_keys | length == 0 -%}
-            {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " uses entity '" ~ name ~ "', which has no join_keys (declared on model '" ~ declaration.model ~ "')") }}
+            {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " uses entity '" ~ name ~ "', which has no join_keys (declared on model '" ~ declaration.declared_in ~ "')") }}
         {%- endif -%}
         {%- for key in declaration.join_keys if key not in keys -%}
             {%- do keys.append(key) -%}
@@ -66,6 +59,24 @@
         'created_timestamp': meta.get('created_timestamp'),
         'where': where,
     }) }}
+{% endmacro %}
+
+
+{% macro _declared_entities() %}
+    {#- {name: [{name, join_keys, description, declared_in}, ...]} of the entities the project's
+        models declare under config.meta.featurestore.entities, every declaration in the graph's
+        order (the registry takes the first; a view using an entity declared twice is refused). -#}
+    {%- set declared = {} -%}
+    {%- for other in graph.nodes.values() if other.resource_type == 'model' -%}
+        {%- for entity in (((other.config.meta or {}).get('featurestore') or {}).get('entities') or []) if entity is mapping -%}
+            {#- `join_keys: customer_id` is one key, as in the registry -#}
+            {%- set join_keys = [entity.join_keys] if entity.join_keys is string else (entity.join_keys or []) -%}
+            {%- do declared.setdefault(entity.name, []).append({'name': entity.name, 'join_keys': join_keys,
+                                                                'description': entity.get('description'),
+                                                                'declared_in': other.name}) -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(declared) }}
 {% endmacro %}
 
 

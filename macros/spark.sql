@@ -182,3 +182,9 @@
     {%- else -%}{{ data_type }}
     {%- endif -%}
 {%- endmacro %}
+
+
+{# Spark reads backslash escapes in string literals: backslashes and quotes escaped. #}
+{% macro spark__sql_string(value) -%}
+    {{ return("'" ~ (value | string | replace('\\', '\\\\') | replace("'", "\\'")) ~ "'") }}
+{%- endmacro %}

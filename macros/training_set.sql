@@ -100,14 +100,9 @@
     {%- else -%}
         {%- for uid in exposure.depends_on.nodes if uid in graph.nodes and graph.nodes[uid].resource_type == 'model' -%}
             {%- set node = graph.nodes[uid] -%}
-            {%- set view_meta = (node.config.meta or {}).get('featurestore') or {} -%}
-            {%- set view_entities = view_meta.get('entities') -%}
-            {#- a feature view by the registry's rule: an event timestamp, or entities named rather than declared -#}
-            {%- if 'event_timestamp' in view_meta or view_entities is string
-                  or (view_entities is sequence and view_entities is not mapping and (view_entities | reject('string') | list | length) == 0) -%}
-                {%- set spec = featurestore.feature_view_spec(node) -%}
-                {%- for column in node.columns if column not in spec['keys'] and column not in [spec['event_timestamp'], spec['created_timestamp']] -%}
-                    {%- do references.append(node.name ~ ':' ~ column) -%}
+            {%- if featurestore._is_feature_view(node) -%}
+                {%- for name in featurestore._feature_names(node) -%}
+                    {%- do references.append(node.name ~ ':' ~ name) -%}
                 {%- endfor -%}
             {%- endif -%}
         {%- endfor -%}
@@ -129,6 +124,32 @@
         {%- endif -%}
     {%- endfor -%}
     {{ return(by_view) }}
+{% endmacro %}
+
+
+{% macro _is_feature_view(node) %}
+    {#- Whether a graph node is a feature view, by the registry's rule: a model whose
+        config.meta.featurestore has an event timestamp, or names entities rather than declaring
+        them (a model that declares entities lists mappings). -#}
+    {%- if node.resource_type != 'model' -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set view_meta = (node.config.meta or {}).get('featurestore') or {} -%}
+    {%- set view_entities = view_meta.get('entities') -%}
+    {{ return(true if 'event_timestamp' in view_meta or view_entities is string
+              or (view_entities is sequence and view_entities is not mapping
+                  and (view_entities | reject('string') | list | length) == 0) else false) }}
+{% endmacro %}
+
+
+{% macro _feature_names(node) %}
+    {#- The features of a feature-view node: its YAML columns but the join keys and timestamps. -#}
+    {%- set spec = featurestore.feature_view_spec(node) -%}
+    {%- set names = [] -%}
+    {%- for column in node.columns if column not in spec['keys'] and column not in [spec['event_timestamp'], spec['created_timestamp']] -%}
+        {%- do names.append(column) -%}
+    {%- endfor -%}
+    {{ return(names) }}
 {% endmacro %}
 
 

@@ -17,6 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "jaffle_shop"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PROFILES = REPO / "profiles" / "profiles.yml"  # the profile of the package's own development and tests
 PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "profiles.yml")
 
 sys.path.insert(0, str(EXAMPLE))  # the demo's data module: jaffle_data
@@ -33,7 +34,7 @@ for _name in [name for name in os.environ if (name.startswith("FEATURESTORE_") a
 
 def copy_project(source: Path, destination: Path, package: bool = True) -> Path:
     """Copy the dbt parts of a project (no target/, no warehouse) so a test cannot touch the
-    repository's; give it the fixtures' profile unless it has its own, and install this
+    repository's; give it the package's profile (profiles/profiles.yml) unless it has its own, and install this
     repository as a package."""
     destination.mkdir(parents=True, exist_ok=True)
     for part in PROJECT_PARTS:
@@ -43,7 +44,7 @@ def copy_project(source: Path, destination: Path, package: bool = True) -> Path:
         elif path.is_file():
             shutil.copy2(path, destination / part)
     if not (destination / "profiles.yml").exists():
-        shutil.copy2(FIXTURES / "profiles.yml", destination / "profiles.yml")
+        shutil.copy2(PROFILES, destination / "profiles.yml")
     if package:
         (destination / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
     return destination

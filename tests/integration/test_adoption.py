@@ -51,13 +51,91 @@ def shop(tmp_path_factory, moto_server):
     return shop
 
 
-def test_the_package_brings_no_models_sources_or_exposures(shop):
+REGISTRY_TABLES = ("featurestore_entities", "featurestore_feature_views", "featurestore_features", "featurestore_services")
+
+
+def test_the_package_brings_only_the_registry_tables(shop):
     manifest = json.loads((shop / "target" / "manifest.json").read_text())
     ours = [uid for uid in {**manifest["nodes"], **manifest["sources"], **manifest["exposures"]}
             if uid.split(".")[1] == "featurestore"]
-    assert ours == []
+    assert sorted(ours) == [f"model.featurestore.{name}" for name in REGISTRY_TABLES]
     assert manifest["nodes"]["model.shop.customer_features"]["config"]["materialized"] == "feature_view"
     assert {m["package_name"] for m in manifest["macros"].values() if m["name"] == "rolling_window"} == {"featurestore"}
+
+
+def registry_tables(query) -> dict:
+    """The four registry tables, read with `query(sql) -> rows`, keyed by name (JSON text parsed)."""
+    views = {row[0]: dict(relation=row[1], entities=json.loads(row[2]), join_keys=json.loads(row[3]),
+                          event_timestamp=row[4], created_timestamp=row[5], ttl=row[6], online=row[7], owner=row[8],
+                          description=row[9], tags=json.loads(row[10]), meta=json.loads(row[11]))
+             for row in query("select name, relation, entities, join_keys, event_timestamp, created_timestamp, ttl, "
+                              "online, owner, description, tags, meta from {schema}featurestore_feature_views")}
+    features = {row[2]: dict(view=row[0], feature=row[1], data_type=row[3], description=row[4], owner=row[5])
+                for row in query("select view, feature, reference, data_type, description, owner "
+                                 "from {schema}featurestore_features")}
+    entities = {row[0]: dict(join_keys=json.loads(row[1]), description=row[2], declared_in=row[3])
+                for row in query("select name, join_keys, description, declared_in from {schema}featurestore_entities")}
+    services = {row[0]: dict(features=json.loads(row[1]), owner=row[2], description=row[3])
+                for row in query("select name, features, owner, description from {schema}featurestore_services")}
+    return dict(feature_views=views, features=features, entities=entities, services=services)
+
+
+def registry_as_tables(registry) -> dict:
+    """What the registry tables must hold: the Python registry of the same manifest."""
+    views = {view.name: dict(relation=view.relation_name, entities=list(view.entities),
+                             join_keys=list(registry.join_keys(view)), event_timestamp=view.event_timestamp,
+                             created_timestamp=view.created_timestamp, ttl=view.ttl_text, online=view.online,
+                             owner=view.owner, description=view.description, tags=list(view.tags), meta=dict(view.meta))
+             for view in registry.feature_views.values()}
+    features = {feature.reference: dict(view=view.name, feature=feature.name, data_type=feature.dtype,
+                                         description=feature.description, owner=view.owner)
+                for view in registry.feature_views.values() for feature in view.features}
+    entities = {entity.name: dict(join_keys=list(entity.join_keys), description=entity.description,
+                                  declared_in=entity.declared_in) for entity in registry.entities.values()}
+    services = {service.name: dict(features=[f"{projection.name}:{feature.name}"
+                                             for projection in service.feature_view_projections
+                                             for feature in projection.features],
+                                   owner=service.owner, description=service.description)
+                for service in registry.services.values()}
+    return dict(feature_views=views, features=features, entities=entities, services=services)
+
+
+def test_the_registry_tables_hold_every_feature_with_its_owner_and_description(shop):
+    """After `dbt build`, SQL finds in the registry tables what the Python registry reads from the
+    manifest; descriptions keep their quotes, newline, braces, backslash and unicode."""
+    from featurestore import FeatureStore
+    from featurestore.registry import load_manifest, registry_from_manifest
+
+    registry = registry_from_manifest(load_manifest(shop / "target" / "manifest.json"))
+    with duckdb.connect(str(shop / "shop.duckdb"), read_only=True) as con:
+        tables = registry_tables(lambda sql: con.execute(sql.format(schema="")).fetchall())
+    assert tables == registry_as_tables(registry)
+    assert set(tables["features"]) == {"customer_features:order", "customer_features:select", "customer_features:orders_7d"}
+    described = tables["features"]["customer_features:orders_7d"]["description"]
+    assert described == ("Orders in the 7 days up to the order ('7d' window, \"inclusive\");\n"
+                         "not {{ ref('x') }}, \\n is no newline; Zürich ✓.")
+    assert tables["features"]["customer_features:order"]["owner"] == "shop-data@example.com"
+    # the package's models are not feature views to the registry, validate or list
+    assert set(registry.feature_views) == {"customer_features"} and "featurestore_features" in registry.model_columns
+    assert [view.name for view in FeatureStore(shop).list_feature_views()] == ["customer_features"]
+
+
+def test_the_registry_tables_are_typed_when_empty_and_can_be_left_out(tmp_path):
+    """The package on its own (its profiles/): a project without feature views, entities or services."""
+    dbt = str(BIN / "dbt")
+    where = ["--project-dir", str(REPO), "--profiles-dir", str(REPO / "profiles"),
+             "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
+    warehouse = tmp_path / "package.duckdb"
+    run([dbt, "run", *where], tmp_path, FEATURESTORE_DUCKDB_PATH=str(warehouse))
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        for table in REGISTRY_TABLES:
+            assert con.execute(f"select count(*) from {table}").fetchone() == (0,)
+        types = dict(con.execute("select column_name, data_type from information_schema.columns "
+                                 "where table_name = 'featurestore_feature_views'").fetchall())
+    assert types["online"] == "BOOLEAN" and types["name"] == types["meta"] == "VARCHAR"
+    listed = run([dbt, "ls", "-q", *where, "--resource-type", "model", "--output", "name",
+                  "--vars", "{featurestore_registry_tables: false}"], tmp_path)
+    assert listed.stdout.split() == []
 
 
 def test_the_cli_works_from_the_project_and_from_elsewhere(shop, tmp_path):

@@ -32,6 +32,22 @@ def test_demo_tables_identical_on_duckdb_and_postgres(demo_project, demo_on_post
     assert on_postgres == on_duckdb
 
 
+def test_the_registry_tables_on_postgres_agree_with_the_registry(demo_project, demo_on_postgres):
+    """The demo's registry tables, built by its `dbt build` on PostgreSQL, hold what the Python
+    registry reads (relations aside: they name PostgreSQL's schema)."""
+    from featurestore.registry import load_manifest, registry_from_manifest
+    from test_adoption import registry_as_tables, registry_tables
+
+    expected = registry_as_tables(registry_from_manifest(load_manifest(demo_project / "target" / "manifest.json")))
+    tables = registry_tables(lambda sql: demo_on_postgres.fetch(sql.replace("{schema}", "{schema}.")))
+    relations = {name: view.pop("relation") for name, view in tables["feature_views"].items()}
+    for view in expected["feature_views"].values():
+        del view["relation"]
+    assert tables == expected
+    assert len(tables["features"]) > 10 and tables["services"]
+    assert all(relation.endswith(f'"demo"."{name}"') for name, relation in relations.items())
+
+
 def test_snapshot_and_rolling_match_the_oracle_on_postgres(tmp_path_factory, postgres_server):
     env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "props"}
     dbt = make_props_project(tmp_path_factory.mktemp("pgprops") / "project", "postgres", **env)

@@ -196,3 +196,28 @@ def test_churn_training_set_identical_on_duckdb_postgres_and_spark(demo_project,
     assert on_spark.to_pylist() == on_duckdb.to_pylist()
     assert on_spark.schema == on_duckdb.schema == on_postgres.schema  # as declared, the label's int32 kept
     assert on_spark.schema.field("lifetime_value").type == pa.decimal128(18, 2)
+
+
+def test_the_registry_tables_on_spark_agree_with_the_registry(tmp_path, spark_dir):
+    """The shop's registry tables on Spark, whose string literals read backslash escapes: what
+    the Python registry reads, the description with quotes, a newline and a backslash kept."""
+    import shutil
+
+    from conftest import FIXTURES, PROFILES, REPO, project_env
+    from featurestore.registry import load_manifest, registry_from_manifest
+    from test_adoption import registry_as_tables, registry_tables
+
+    shop = tmp_path / "shop"
+    shutil.copytree(FIXTURES / "shop_project", shop)
+    shutil.copy(PROFILES, shop / "profiles.yml")
+    config = shop / "dbt_project.yml"
+    config.write_text(config.read_text().replace("profile: shop", "profile: featurestore"))
+    (shop / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
+    dbt = project_env(shop, "spark", FEATURESTORE_SPARK_SCHEMA="registry", FEATURESTORE_SPARK_DIR=str(spark_dir),
+                      **IN_PROCESS)
+    dbt.run("run", "--select", "package:featurestore", "--quiet")
+    tables = SparkTables(dbt, "registry")
+    got = registry_tables(lambda sql: tables.fetch(sql.replace("{schema}", "{schema}.")))
+    assert got == registry_as_tables(registry_from_manifest(load_manifest(shop / "target" / "manifest.json")))
+    assert "('7d' window" in got["features"]["customer_features:orders_7d"]["description"]
+    assert "\\n is no newline" in got["features"]["customer_features:orders_7d"]["description"]

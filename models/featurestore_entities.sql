@@ -1,0 +1,2 @@
+{{ config(enabled=var('featurestore_registry_tables', true)) }}
+{{ featurestore._registry_table('entities') }}
