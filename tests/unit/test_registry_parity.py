@@ -12,6 +12,7 @@ on both sides.
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 
@@ -291,3 +292,31 @@ def test_ttl_seconds_agree(ttl):
     if not isinstance(expected, Refused):
         expected = [("timed_features", [["customer_id", "customer_id"]], [["x", "x"]], expected, None)]
     assert_both(expected, outcome(python_training_views, manifest_, "s"), outcome(dbt_training_views, manifest_, "s"))
+
+
+# -- the registry tables (macros/registry.sql) read the same rules ----------------------------------
+
+
+def _registry_rows(manifest_, table):
+    macros = MacroNamespace("snapshot.sql", "training_set.sql", "durations.sql", "registry.sql",
+                            graph=copy.deepcopy(manifest_), tojson=json.dumps)
+    return macros._registry_rows(table)
+
+
+def test_the_registry_tables_list_the_registrys_services_and_join_keys():
+    registry = _python_registry(PROJECT)
+    services = {row[0]: json.loads(row[1]) for row in _registry_rows(PROJECT, "services")}
+    assert set(services) == set(registry.services)
+    for name, references in services.items():  # grouped by view in the table; the same set of features
+        assert sorted(references) == sorted(dict.fromkeys(registry.service(name).feature_refs)), name
+    views = {row[0]: json.loads(row[3]) for row in _registry_rows(PROJECT, "feature_views")}
+    assert views == {name: list(registry.join_keys(view)) for name, view in registry.feature_views.items()}
+
+
+def test_an_ml_exposure_of_no_feature_view_does_not_stop_the_build():
+    """A model trained elsewhere (an ml exposure of a dimension model only) is a service without
+    features, as the registry reads it — not a compile error in every project's `dbt build`."""
+    project = variant(services=[service("trained_elsewhere", depends_on=["customers"]), SERVICES[0]])
+    services = {row[0]: json.loads(row[1]) for row in _registry_rows(project, "services")}
+    assert services["trained_elsewhere"] == [] == list(registry_from_manifest(project).service("trained_elsewhere").feature_refs)
+    assert services["explicit"]
