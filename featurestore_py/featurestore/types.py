@@ -153,20 +153,20 @@ def is_numeric(declared: str | None) -> bool:
 
 @lru_cache(maxsize=4096)
 def is_whole_number(declared: str | None) -> bool:
-    """Integer-valued: the integer types, and decimals of scale 0 (DuckDB's HUGEINT is decimal(38,0)).
-    An online value of such a column is a Python int."""
-    if declared_family(declared) == INTEGER:
-        return True
-    kind = declared_arrow_type(declared, "duckdb")
-    return kind is not None and pa.types.is_decimal(kind) and kind.scale == 0
+    """Integer-valued: the integer types, and DuckDB's HUGEINT (read as decimal(38,0)). An online
+    value of such a column is a Python int, and a join key of one an integer. (A declared
+    `decimal(p,0)` stays a decimal, as declared.)"""
+    match = _DECLARED.match(declared or "")
+    return declared_family(declared) == INTEGER or bool(match and match.group(1).lower() == "hugeint")
 
 
 @lru_cache(maxsize=4096)
 def key_family(declared: str | None) -> str | None:
     """The family a join key's values must have online: INTEGER, STRING (a UUID is sent as its
     text), or None (undeclared or another type: strings and integers are both accepted)."""
-    found = declared_family(declared)
-    if found in (INTEGER, STRING):
-        return found
+    if is_whole_number(declared):
+        return INTEGER
+    if declared_family(declared) == STRING:
+        return STRING
     match = _DECLARED.match(declared or "")
     return STRING if match and match.group(1).lower() == "uuid" else None

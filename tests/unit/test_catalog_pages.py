@@ -24,6 +24,17 @@ def test_drift_is_zero_for_the_same_distribution_and_grows_with_a_shift():
     assert categories[0] == 0.0 and categories[3] > 0
 
 
+def test_a_feature_whose_kind_changed_between_runs_does_not_read_as_drift():
+    """Statistics of a type reclassified between runs (0.2 counted Spark's `long` as a category):
+    the reference is the first run of the kind the feature has now, not a comparison across kinds."""
+    earlier = run("2026-01-01T00:00:00")
+    earlier["features"]["x"] = {"kind": "category", "top": [["50", 100]]}
+    history = [earlier, run("2026-01-02T00:00:00"), run("2026-01-03T00:00:00")]
+    series = [value for _, value in pages.drift_series("v:x", "x", history, None)]
+    assert series[0] is None
+    assert series[1] == pytest.approx(0.0, abs=1e-9) and series[2] == pytest.approx(0.0, abs=1e-9)
+
+
 def test_a_training_fingerprint_is_the_reference_when_given():
     saved = {"features": {"v:x": {"kind": "number", "edges": [50.0], "bin_shares": {"0": 0.5, "1": 0.5}}}}
     series = pages.drift_series("v:x", "x", [run("2026-01-01T00:00:00"), run("2026-01-02T00:00:00", shift=30)], saved)

@@ -3,6 +3,8 @@
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
+import pytest
+
 from featurestore.online.dynamodb import decode, encode, entity_key, format_timestamp, parse_timestamp
 
 
@@ -27,3 +29,16 @@ def test_entity_keys_escape_their_separators():
     key = entity_key(("user_id", "region"), {"user_id": 1, "region": "eu|west=1%"})
     assert key == "user_id=1|region=eu%7Cwest%3D1%25"
     assert entity_key(("a",), {"a": "x|b=y"}) != entity_key(("a", "b"), {"a": "x", "b": "y"})
+
+
+@pytest.mark.parametrize("dtype, text, expected, kind", [
+    ("bigint", "42", 42, int), ("hugeint", "170141183460469231731687303715884105727",
+                                170141183460469231731687303715884105727, int),
+    ("long", "7", 7, int), ("decimal(10,0)", "5", Decimal("5"), Decimal), ("decimal(18,2)", "1.10", Decimal("1.10"), Decimal),
+    ("numeric", "3.5", Decimal("3.5"), Decimal), ("double", "2.5", 2.5, float), ("real", "2", 2.0, float),
+    (None, "3", 3, int), (None, "3.25", 3.25, float), ("interval", "3", 3, int),
+])
+def test_numbers_decode_as_their_declared_family(dtype, text, expected, kind):
+    """types.py decides: integers (and DuckDB's HUGEINT) as int, decimals as Decimal, floats as float."""
+    value = decode({"N": text}, dtype)
+    assert value == expected and type(value) is kind

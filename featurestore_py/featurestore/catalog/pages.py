@@ -76,9 +76,12 @@ def _reference(feature_ref: str, name: str, history: list[dict], saved: dict | N
             return "number", (list(entry["edges"]), {int(k): v for k, v in (entry.get("bin_shares") or {}).items()})
         if entry.get("kind") == "category":
             return "category", dict(entry.get("value_shares") or {})
+    kinds = [entry.get("kind") for run in history if (entry := (run.get("features") or {}).get(name))]
     for run in history:
         entry = (run.get("features") or {}).get(name)
-        if not entry:
+        # the first run of the kind the feature has now: a type reclassified between runs (featurestore
+        # 0.2 counted Spark's `long` as a category) must not read as drift
+        if not entry or entry.get("kind") != kinds[-1]:
             continue
         if entry.get("kind") == "number":
             points = _cdf_points(entry)
@@ -101,7 +104,7 @@ def drift_series(feature_ref: str, name: str, history: list[dict], saved: dict |
             if points:
                 edges, shares = reference
                 value = psi(shares, _bin_shares(points, edges), len(edges) + 1)
-        elif entry and kind == "category":
+        elif entry and kind == "category" and entry.get("kind") != "number":
             value = tvd(reference, _category_shares(entry, run.get("rows")))
         out.append((run["computed_at"][:16].replace("T", " "), value))
     return out
