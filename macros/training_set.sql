@@ -53,7 +53,7 @@
             {%- do keys.append((key, key)) -%}
         {%- endfor -%}
         {#- Always ASOF on DuckDB, while the SDK chooses per view by a measured crossover
-            (training.py _strategy_for): choosing needs the entity rows' count and the snapshot's
+            (featurestore/retrieval/job.py choose_strategy): choosing needs the entity rows' count and the snapshot's
             rows per key, queries this macro does not run. Both joins give the same rows; the ASOF
             join's work grows with entity rows + feature rows, the interval join's with entity rows
             x rows per key, so without those numbers ASOF is the one that cannot blow up. -#}

@@ -1,14 +1,21 @@
 """featurestore: a dbt-centric, warehouse-native feature store.
 
 Features are dbt models; `target/manifest.json` is the registry.
+
+`FeatureStore` and `OnlineResponse` are imported on first use (PEP 562), so that importing a part
+of the package — the feature server, say — does not load the rest (the warehouse engines, dbt,
+the training side).
 """
+
+from importlib import import_module
 
 from .errors import (FeatureStoreError, InvalidRegistryError, ManifestError, NotFound, NotOnline, RegistryError,
                      RequestError)
-from .online_response import OnlineResponse
 from .registry import Entity, Feature, FeatureService, FeatureView, FeatureViewProjection, Field, Registry
-from .store import FeatureStore
 from .validate import Problem, validate
+from .version import __version__
+
+_LAZY = {"FeatureStore": ".store", "OnlineResponse": ".online_response"}
 
 __all__ = [
     "Entity",
@@ -28,6 +35,18 @@ __all__ = [
     "Registry",
     "RegistryError",
     "RequestError",
+    "__version__",
     "validate",
 ]
-from .version import __version__  # noqa: E402  (after __all__: the public API first)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'featurestore' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

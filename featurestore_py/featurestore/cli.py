@@ -407,8 +407,6 @@ def sync(
     if views and views[0] == "status":
         _print_sync_status(store.sync_status(views[1:] or None), as_json)
         return
-    if force and not full:
-        raise FeatureStoreError("--force rewrites every current row: pass it with --full.")
     schedule = Schedule(every) if every else None  # a bad --every fails before any work
 
     def once(should_stop) -> None:

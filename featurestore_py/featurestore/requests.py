@@ -18,11 +18,11 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from .errors import NotFound, NotOnline, RequestError
+from .errors import NotOnline, RequestError
 from .online import OnlineTable
 from .registry import FeatureService, FeatureView, Registry
 
-__all__ = ["NotFound", "ViewRequest", "entity_columns", "features_or_service", "join_keys_of", "online_table",
+__all__ = ["ViewRequest", "entity_columns", "features_or_service", "join_keys_of", "online_table",
            "plan_retrieval", "require_online", "ttl_seconds"]
 
 

@@ -23,7 +23,7 @@ from .registry import Entity, FeatureService, FeatureView, Registry, load_manife
 from .requests import features_or_service, plan_retrieval
 from .retrieval import RetrievalJob, time_spine_source
 from .retrieval.manifest import provenance
-from .sync import Syncer, SyncResult
+from .sync import Syncer, SyncResult, check_force
 from .validate import Problem, built_types, errors, validate
 from .warehouse import Warehouse, connect, dialect_of, identity_of
 
@@ -242,10 +242,9 @@ class FeatureStore:
         also rewrite items whose stored version equals the warehouse's (repairs items changed
         behind the store's back). build: `dbt build` the views (and what they depend on) first.
         should_stop and progress: see Syncer.sync; on_rows and on_batch: the same callbacks for every view."""
+        check_force(full, force)
         syncer = self.syncer()
         selected = syncer.online_views(views)  # an unknown or offline view fails before any work
-        if force and not full:
-            raise FeatureStoreError("force rewrites every current row: pass it with full (--full --force).")
         if build:
             self.project.run("build", "--select", *[f"+{view.name}" for view in selected], "--quiet")
         if progress is None and (on_rows or on_batch):

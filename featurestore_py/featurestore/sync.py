@@ -50,6 +50,12 @@ class SyncResult:
     seconds: float = 0.0
 
 
+def check_force(full: bool, force: bool) -> None:
+    """force (rewrite items whose stored version equals the warehouse's) applies to a full sync only."""
+    if force and not full:
+        raise FeatureStoreError("force rewrites every current row: pass it with full (--full --force).")
+
+
 class Syncer:
     def __init__(self, registry: Registry, connect: Callable[[], Warehouse], online: OnlineStore, source: str):
         """source: what identifies the warehouse this project reads (e.g. a DuckDB file, a host and database)."""
@@ -95,8 +101,7 @@ class Syncer:
         """Sync the online views (all, or the named ones), one after the other. progress: called
         with each view's name before it syncs, returns its (on_rows, on_batch) callbacks (rows read
         so far; items written by a batch)."""
-        if force and not full:
-            raise FeatureStoreError("force rewrites every current row: pass it with full (--full --force).")
+        check_force(full, force)
         results = []
         for view in self.online_views(views):
             on_rows, on_batch = progress(view.name) if progress else (None, None)

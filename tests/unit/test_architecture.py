@@ -1,10 +1,14 @@
 """The module map's arrows (docs/architecture.md), checked over the package's import graph: every
-`import` and `from ... import` in the source — at the top of a module or inside a function — except
-those under `if TYPE_CHECKING:` (types only, never run)."""
+`import` and `from ... import` in the source — at the top of a module or inside a function — and
+every `import_module("...")` of a literal name (the package root's lazy names included), except
+those under `if TYPE_CHECKING:` (types only, never run). Python also runs a package's
+`__init__` before any module in it; that is checked by importing the server in a fresh process."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,8 +47,22 @@ def _imports(tree: ast.AST):
 def _imports_of(node: ast.AST):
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         yield node
-    else:
-        yield from _imports(node)
+        return
+    if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "import_module" \
+            and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        name = node.args[0].value  # import_module(".x", __package__) is `from . import x`
+        level = len(name) - len(name.lstrip("."))
+        yield ast.ImportFrom(module=None, names=[ast.alias(name.lstrip("."))], level=level) if level else \
+            ast.Import(names=[ast.alias(name)])
+    yield from _imports(node)
+
+
+def _lazy_names(tree: ast.AST):
+    """The package root's `_LAZY = {name: ".module"}`: imported on first use of the name."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "_LAZY" for t in node.targets):
+            for value in node.value.values:
+                yield ast.ImportFrom(module=None, names=[ast.alias(value.value.lstrip("."))], level=1)
 
 
 def imported(name: str) -> set[str]:
@@ -52,7 +70,8 @@ def imported(name: str) -> set[str]:
     path = MODULES[name]
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in [*_imports(tree), *_lazy_names(tree)]:
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         else:
@@ -89,6 +108,7 @@ def test_the_graph_is_read():
     assert len(MODULES) > 40
     assert "featurestore.requests" in GRAPH["featurestore.online.reader"]
     assert "featurestore.landing" in GRAPH["featurestore.push"]
+    assert "featurestore.store" in GRAPH["featurestore"]  # a lazy name of the root is an edge too
 
 
 def test_no_import_circles():
@@ -102,6 +122,15 @@ def test_no_import_circles():
 def test_the_server_reaches_nothing_offline(module):
     offline = sorted(target for target in reachable(module) if target.startswith(OFFLINE))
     assert not offline, f"{module} reaches the offline side: {', '.join(offline)}"
+
+
+def test_importing_the_server_loads_nothing_offline():
+    """In a fresh process: the package root runs first, and must not pull the offline side in."""
+    code = ("import sys, featurestore.server, featurestore.server.app, featurestore.server.serving; "
+            "print('\\n'.join(sorted(m for m in sys.modules if m.startswith('featurestore'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    assert "featurestore.server.app" in loaded
+    assert not [name for name in loaded if name.startswith(OFFLINE) and name != "featurestore.validate"], loaded
 
 
 def test_only_the_cli_imports_the_facade():

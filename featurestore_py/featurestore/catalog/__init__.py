@@ -113,7 +113,7 @@ def write_project_catalog(store, out_dir, dbt_docs_url: str | None = None, *, ex
     sync_states = None
     if any(view.online for view in store.registry.feature_views.values()):
         try:
-            sync_states = {row["view"]: row for row in store.sync_status(deadline_seconds=5.0)}
+            sync_states = {row["view"]: row for row in store.sync_status(deadline_seconds=min(store.online_config.timeout_seconds, 5.0))}
         except FeatureStoreError:
             sync_states = None  # the online store did not answer: shown as unknown
     return write_catalog(store.registry, latest, out_dir, dbt_docs_url, history=history, sync_states=sync_states,

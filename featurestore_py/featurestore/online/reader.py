@@ -1,10 +1,10 @@
 """The online read: feature values with a status per value, for the SDK, the CLI and the server.
 
 `OnlineReader(registry, store)` is the one reader: it plans the request (featurestore.requests),
-refuses views that are not online, checks the entity keys against their declared types, and makes
-one batched read of every requested view (`OnlineStore.read_many`) gives, per output column,
-the values, a status per value and the event timestamps — the feature server turns them into
-JSON, `get_online_features` into an `OnlineResponse`, `featurestore get` into its vector.
+refuses views that are not online, checks the entity keys against their declared types, and
+reads every requested view in one batch (`OnlineStore.read_many`). The answer has, per output
+column, the values, a status per value and the event timestamps; the feature server turns them
+into JSON, `get_online_features` into an `OnlineResponse`, `featurestore get` into its vector.
 
 Statuses say why a value is missing: NOT_FOUND (no item for the key, or a NULL key), NULL_VALUE
 (the item holds NULL), OUTSIDE_MAX_AGE (the item is older than the view's TTL: no value is

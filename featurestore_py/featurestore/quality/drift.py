@@ -20,7 +20,7 @@ from ..errors import FeatureStoreError, NoDataError
 from ..registry import FeatureView
 from ..types import is_numeric
 from ..warehouse import Warehouse
-from .stats import STATS_METADATA_KEY, _bounds
+from .stats import STATS_METADATA_KEY, window_bounds
 
 DEFAULT_MAX_PSI = 0.25
 DEFAULT_MAX_TVD = 0.2
@@ -73,7 +73,7 @@ def _counts(warehouse: Warehouse, view: FeatureView, feature: str,
             window: tuple[datetime, datetime], edges: list[float]) -> dict:
     query = warehouse.render("value_counts", relation=view.relation_name, event=view.event_timestamp,
                              feature=feature, edges=edges, bounded=True, top=None)
-    return dict(warehouse.fetch_all(query, [*edges, *_bounds(window)]))
+    return dict(warehouse.fetch_all(query, [*edges, *window_bounds(window)]))
 
 
 def psi(reference: dict, current: dict, bins: int) -> float | None:
@@ -124,7 +124,7 @@ def view_drift(warehouse: Warehouse, view: FeatureView, reference: tuple[datetim
 def _deciles(warehouse: Warehouse, view: FeatureView, feature: str,
              window: tuple[datetime, datetime]) -> list[float]:
     row = warehouse.fetch_all(warehouse.render("view_probe", probe="deciles", relation=view.relation_name,
-                                               feature=feature, event=view.event_timestamp), _bounds(window))[0]
+                                               feature=feature, event=view.event_timestamp), window_bounds(window))[0]
     return sorted({float(value) for value in row if value is not None})
 
 

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from ..errors import NoDataError
 from ..registry import FeatureView, Registry
-from ..types import is_numeric
+from ..types import DECIMAL, FLOAT, INTEGER, family, is_numeric
 from ..warehouse import Warehouse, WarehouseError
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -41,7 +41,7 @@ def compute_stats(registry: Registry, connect: Callable[..., Warehouse], views: 
     return results
 
 
-def _bounds(window: tuple[datetime, datetime] | None) -> list:
+def window_bounds(window: tuple[datetime, datetime] | None) -> list:
     return [window[0], window[1]] if window else []
 
 
@@ -52,7 +52,7 @@ def view_stats(warehouse: Warehouse, view: FeatureView,
     categorical = [f.name for f in view.features if not is_numeric(f.dtype)]
     query = warehouse.render("feature_stats", relation=view.relation_name, event=view.event_timestamp,
                              numeric=numeric, categorical=categorical, quantiles=QUANTILES, bounded=bool(window))
-    row = warehouse.fetch_arrow(query, _bounds(window)).to_pylist()[0]
+    row = warehouse.fetch_arrow(query, window_bounds(window)).to_pylist()[0]
     rows = row["_rows"]
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     last, first = row["_last_event"], row["_first_event"]
@@ -78,7 +78,7 @@ def view_stats(warehouse: Warehouse, view: FeatureView,
         top_values = warehouse.fetch_all(
             warehouse.render("value_counts", relation=view.relation_name, event=view.event_timestamp,
                              feature=name, edges=[], bounded=bool(window), top=top),
-            _bounds(window))
+            window_bounds(window))
         stats["features"][name] = {
             "kind": "category", "null_rate": (1 - count / rows) if rows else None, "distinct": row[f"{name}__distinct"],
             "top": [[value, n] for value, n in top_values],
@@ -97,7 +97,7 @@ def _histogram(warehouse: Warehouse, view: FeatureView, feature: str, low, high,
     inner = [low + width * index for index in range(1, HISTOGRAM_BINS)]
     query = warehouse.render("value_counts", relation=view.relation_name, event=view.event_timestamp,
                              feature=feature, edges=inner, bounded=bool(window), top=None)
-    counts = dict(warehouse.fetch_all(query, [*inner, *_bounds(window)]))
+    counts = dict(warehouse.fetch_all(query, [*inner, *window_bounds(window)]))
     return {"edges": [low, *inner, high], "counts": [int(counts.get(index, 0)) for index in range(HISTOGRAM_BINS)]}
 
 
@@ -139,7 +139,7 @@ def frame_stats(table, features: dict[str, str]) -> dict:
         values = table.column(column)
         null_rate = values.null_count / rows if rows else None
         present = pc.drop_null(values)
-        if pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_decimal(values.type):
+        if family(values.type) in (INTEGER, FLOAT, DECIMAL):
             # read from the buffers: pyarrow's to_numpy imports pandas (0.3 s) on first use
             chunks = [np.frombuffer(chunk.buffers()[1], dtype=np.float64, count=len(chunk), offset=chunk.offset * 8)
                       for chunk in pc.cast(present, pa.float64()).chunks if len(chunk)]

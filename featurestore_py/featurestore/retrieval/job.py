@@ -40,7 +40,7 @@ KNOWN_PREFIX = "_fs_known_"  # replay: the time each view's versions must have b
 EVENT_PREFIX = "_fs_event_"  # event_times: the matched row's event time, output as <view>__event_timestamp
 STRATEGIES = ("auto", "interval", "asof")
 # DuckDB: entity rows x rows per key above this multiple of (entity rows + feature rows) and
-# the ASOF join beats the interval join (see _strategy_for and benchmarks/bench_training.py).
+# the ASOF join beats the interval join (see choose_strategy and benchmarks/bench_training.py).
 ASOF_CROSSOVER = 150
 # where an export's time goes (RetrievalJob.timings; benchmarks/bench_training.py prints them)
 PHASES = ("entity load", "checks", "query", "summary", "hash", "fingerprint", "write", "waited")

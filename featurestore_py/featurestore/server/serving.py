@@ -30,7 +30,6 @@ from ..requests import entity_columns
 
 EPOCH = "1970-01-01T00:00:00Z"
 _FIELDS = {"features", "feature_service", "entities", "full_feature_names"}
-BadRequest = RequestError  # what a client sent is wrong: the error's type carries its HTTP status
 
 
 @dataclass(frozen=True)
@@ -55,31 +54,35 @@ class OnlineServer:
     # -- the request ---------------------------------------------------------------------------
     def parse(self, body: Any) -> tuple[tuple[str, ...] | None, str | None, bool, dict[str, list]]:
         if not isinstance(body, dict):
-            raise BadRequest("The request body must be a JSON object with `features` or `feature_service`, and `entities`.")
+            raise RequestError("The request body must be a JSON object with `features` or `feature_service`, and `entities`.")
         unknown = sorted(set(body) - _FIELDS)
         if unknown:
-            raise BadRequest(f"Unknown field(s) {', '.join(map(repr, unknown))}; expected {', '.join(sorted(_FIELDS))}.")
+            raise RequestError(f"Unknown field(s) {', '.join(map(repr, unknown))}; expected {', '.join(sorted(_FIELDS))}.")
         features, service = body.get("features"), body.get("feature_service")
         if (features is None) == (service is None):
-            raise BadRequest("Pass either `features` (a list of 'view:feature') or `feature_service` (a name), not both and not neither.")
+            raise RequestError("Pass either `features` (a list of 'view:feature') or `feature_service` (a name), not both and not neither.")
         if features is not None:
             if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
-                raise BadRequest("`features` must be a non-empty list of strings 'view:feature'.")
+                raise RequestError("`features` must be a non-empty list of strings 'view:feature'.")
             features = tuple(features)
         elif not isinstance(service, str) or not service:
-            raise BadRequest("`feature_service` must be the name of a feature service (a string).")
+            raise RequestError("`feature_service` must be the name of a feature service (a string).")
         full = body.get("full_feature_names", False)
         if not isinstance(full, bool):
-            raise BadRequest("`full_feature_names` must be true or false.")
+            raise RequestError("`full_feature_names` must be true or false.")
         entities = body.get("entities")
         if not isinstance(entities, dict) or not entities:
-            raise BadRequest("`entities` must be an object of join key -> list of values, e.g. {\"customer_id\": [\"c1\", \"c2\"]}.")
-        entities = entity_columns(entities)  # lists of one length each, else a RequestError naming the key
+            raise RequestError("`entities` must be an object of join key -> list of values, e.g. {\"customer_id\": [\"c1\", \"c2\"]}.")
+        for name, values in entities.items():
+            if not isinstance(values, list):
+                raise RequestError(f"Entity '{name}' must be a list of values (one per entity row), not "
+                                   f"{type(values).__name__}.")
+        entities = entity_columns(entities)  # of one length each, else a RequestError naming the lengths
         rows = len(next(iter(entities.values())))
         if rows == 0:
-            raise BadRequest("`entities` has no rows.")
+            raise RequestError("`entities` has no rows.")
         if rows > self.max_entities:
-            raise BadRequest(f"{rows:,} entity rows in one request; the limit is {self.max_entities:,} "
+            raise RequestError(f"{rows:,} entity rows in one request; the limit is {self.max_entities:,} "
                              "(FEATURESTORE_SERVE_MAX_ENTITIES). Split the request.", status=413)
         return features, service, full, entities
 
