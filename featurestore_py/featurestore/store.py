@@ -335,18 +335,22 @@ class FeatureStore:
     def duplicate_features(self, sample: int = 2000, seed: int = 0) -> list:
         """Pairs of features on the same entity that look like one feature twice: identical or
         perfectly correlated values on a sample of keys and times, or near-identical names."""
-        return quality.duplicate_features(self, sample, seed)
+        return quality.duplicate_features(self.registry, self.connect, self.get_historical_features, sample, seed)
 
     def audit(self, view_name: str, sample: int = 100, seed: int = 0, now: datetime | None = None) -> dict:
         """Training/serving consistency: for `sample` random keys, what the online store returns
         against what the point-in-time query returns at the same moment (default: now)."""
-        return quality.audit(self, view_name, sample, seed, now)
+        return quality.audit(self.registry, self.connect, self.get_online_features, self.get_historical_features,
+                             view_name, sample, seed, now)
 
     def audit_served(self, min_match_rate: float = 1.0) -> dict:
         """The feature server's served-vector log recomputed point-in-time at each request's time
         with the knowledge guard, per feature: match rate, mismatches, age of what was served
         (see featurestore.quality.audit). `failing` lists the features under min_match_rate."""
-        return quality.audit_served(self, min_match_rate)
+        from .landing import landing_dir
+
+        return quality.audit_served(self.registry, self.get_historical_features,
+                                    landing_dir(self.project.project_dir, dict(self.project.env)), min_match_rate)
 
     # -- the feature server and the catalog ----------------------------------------------------
     def serve_config(self, *, host: str = "127.0.0.1", port: int | None = None, insecure_no_auth: bool = False,
@@ -380,8 +384,11 @@ class FeatureStore:
         set whose fingerprint drift is measured against (default: the first stats run)."""
         from .catalog import write_project_catalog
 
-        return write_project_catalog(self, out_dir, dbt_docs_url, exports_dir=exports_dir,
-                                     reference_stats=reference_stats)
+        return write_project_catalog(
+            self.registry, out_dir, dbt_docs_url, stats=lambda: self.stats(save=False, allow_empty=True),
+            connect=self.connect, exports_dir=exports_dir, reference_stats=reference_stats,
+            sync_status=lambda: self.sync_status(deadline_seconds=min(self.online_config.timeout_seconds, 5.0)),
+            compiled_dir=self.project.manifest_path.parent / "compiled" / self.registry.project_name)
 
 
 def _has_tags(view: FeatureView, tags) -> bool:

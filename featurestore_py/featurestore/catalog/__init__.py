@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 import jinja2
@@ -100,32 +101,33 @@ def write_catalog(registry: Registry, latest: list[dict], out_dir: str | Path, d
     return out / "index.html"
 
 
-def write_project_catalog(store, out_dir, dbt_docs_url: str | None = None, *, exports_dir=None,
-                          reference_stats=None) -> Path:
-    """The catalog of a FeatureStore's project (see FeatureStore.write_catalog): fresh statistics,
-    their history, the views' sync state (when the online store answers within a few seconds) and
-    the training sets found under exports_dir."""
+def write_project_catalog(registry: Registry, out_dir, dbt_docs_url: str | None = None, *,
+                          stats: Callable[[], list[dict]], connect: Callable, sync_status: Callable[[], list[dict]],
+                          compiled_dir: Path, exports_dir=None, reference_stats=None) -> Path:
+    """The catalog of a project (FeatureStore.write_catalog): fresh statistics (`stats()`), their
+    history, the views' sync state (`sync_status()`; unknown when the online store does not
+    answer) and the training sets found under exports_dir. compiled_dir: dbt's compiled SQL."""
     check_docs_url(dbt_docs_url)
     reference = load_saved_stats(reference_stats) if reference_stats else None
-    latest = store.stats(save=False, allow_empty=True)
-    with store.connect() as warehouse:
+    latest = stats()
+    with connect() as warehouse:
         history = load_history(warehouse)
     sync_states = None
-    if any(view.online for view in store.registry.feature_views.values()):
+    if any(view.online for view in registry.feature_views.values()):
         try:
-            sync_states = {row["view"]: row for row in store.sync_status(deadline_seconds=min(store.online_config.timeout_seconds, 5.0))}
+            sync_states = {row["view"]: row for row in sync_status()}
         except FeatureStoreError:
             sync_states = None  # the online store did not answer: shown as unknown
-    return write_catalog(store.registry, latest, out_dir, dbt_docs_url, history=history, sync_states=sync_states,
+    return write_catalog(registry, latest, out_dir, dbt_docs_url, history=history, sync_states=sync_states,
                          exports=find_exports(exports_dir) if exports_dir else [], reference=reference,
                          reference_label=Path(reference_stats).name if reference_stats else None,
-                         sql_of=lambda name: model_sql(store, name), exports_searched=bool(exports_dir))
+                         sql_of=lambda name: model_sql(registry.view(name), compiled_dir),
+                         exports_searched=bool(exports_dir))
 
 
-def model_sql(store, view_name: str) -> tuple[str, str]:
+def model_sql(view, compiled_dir: Path) -> tuple[str, str]:
     """The view's SQL as dbt compiled it (target/compiled), else as written; and a note saying which."""
-    view = store.registry.view(view_name)
-    compiled = store.project.manifest_path.parent / "compiled" / store.registry.project_name / view.sql_path
+    compiled = Path(compiled_dir) / view.sql_path
     if compiled.is_file():
         return compiled.read_text(encoding="utf-8"), f"compiled by dbt ({compiled.name})"
     if view.compiled_code:

@@ -18,13 +18,15 @@ import json
 import random
 import statistics
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import pyarrow as pa
 
 from ..errors import FeatureStoreError, NoDataError
-from ..landing import SERVED_FOLDER, landing_dir, read_folder
+from ..landing import SERVED_FOLDER, read_folder
 from ..online_response import json_value
+from ..registry import Registry
 
 EXAMPLES = 10
 
@@ -55,34 +57,37 @@ def serving_mismatches(features: list[str], entity_rows: list[dict], online: dic
     return mismatches
 
 
-def audit(store, view_name: str, sample: int = 100, seed: int = 0, now: datetime | None = None) -> dict:
+def audit(registry: Registry, connect: Callable, online: Callable, historical: Callable, view_name: str,
+          sample: int = 100, seed: int = 0, now: datetime | None = None) -> dict:
     """For `sample` random current keys of a view, the online values against the point-in-time
-    values at the same moment (default: now). store: a FeatureStore."""
+    values at the same moment (default: now). online and historical: FeatureStore's
+    get_online_features and get_historical_features."""
     if sample < 1:
         raise FeatureStoreError(f"--sample must be at least 1, not {sample}.")
-    view = store.registry.view(view_name)
-    keys = store.registry.join_keys(view)
+    view = registry.view(view_name)
+    keys = registry.join_keys(view)
     moment = (now or datetime.now(timezone.utc)).replace(tzinfo=None)
-    with store.connect() as warehouse:
+    with connect() as warehouse:
         rows = warehouse.fetch_all(warehouse.render("view_probe", probe="current_keys", keys=keys,
                                                     relation=view.relation_name))
     rows = random.Random(seed).sample(rows, min(sample, len(rows)))
     entity_rows = [dict(zip(keys, row)) for row in rows]
     references = [feature.reference for feature in view.features]
-    online = store.get_online_features(references, entity_rows=entity_rows, now=moment).to_dict()
+    served = online(references, entity_rows=entity_rows, now=moment).to_dict()
     frame = pa.table({**{key: [row[key] for row in entity_rows] for key in keys},
                       "event_timestamp": [moment] * len(entity_rows)})
-    offline = store.get_historical_features(frame, references).to_arrow().to_pydict()
-    mismatches = serving_mismatches([f.name for f in view.features], entity_rows, online, offline)
+    offline = historical(frame, references).to_arrow().to_pydict()
+    mismatches = serving_mismatches([f.name for f in view.features], entity_rows, served, offline)
     return {"view": view_name, "at": moment.isoformat(), "keys": len(entity_rows),
             "features": len(view.features), "mismatches": mismatches}
 
 
-def audit_served(store, min_match_rate: float = 1.0) -> dict:
-    """The feature server's served-vector log recomputed point-in-time at each request's time with
-    the knowledge guard (store: a FeatureStore); per feature the match rate, mismatches and the
-    age of what was served. `failing` lists the features under min_match_rate."""
-    folder = landing_dir(store.project.project_dir, dict(store.project.env)) / SERVED_FOLDER
+def audit_served(registry: Registry, historical: Callable, landing: Path, min_match_rate: float = 1.0) -> dict:
+    """The feature server's served-vector log (under the landing folder) recomputed point-in-time
+    at each request's time with the knowledge guard (historical: FeatureStore's
+    get_historical_features); per feature the match rate, mismatches and the age of what was
+    served. `failing` lists the features under min_match_rate."""
+    folder = Path(landing) / SERVED_FOLDER
     log = read_folder(folder)
     if log is None or not log.num_rows:
         raise NoDataError(f"No served vectors are logged under {folder}; start the server with --log-served <fraction>.")
@@ -94,8 +99,8 @@ def audit_served(store, min_match_rate: float = 1.0) -> dict:
         by_view.setdefault(row["feature"].partition(":")[0], []).append(row)
     features: dict[str, dict] = {}
     for view_name, logged in by_view.items():
-        view = store.registry.view(view_name)
-        keys = store.registry.join_keys(view)
+        view = registry.view(view_name)
+        keys = registry.join_keys(view)
         # one entity row per (keys, request time), in first-seen order
         points: dict[tuple, int] = {}
         for row in logged:
@@ -106,7 +111,7 @@ def audit_served(store, min_match_rate: float = 1.0) -> dict:
                           "event_timestamp": pa.array([point[1] for point in ordered], pa.timestamp("us", tz="UTC"))})
         references = sorted({row["feature"] for row in logged})
         guard = bool(view.created_timestamp)
-        job = store.get_historical_features(frame, references, knowledge_guard=guard, event_times=True)
+        job = historical(frame, references, knowledge_guard=guard, event_times=True)
         expected = job.to_arrow().to_pylist()
         for row in logged:
             name = row["feature"].partition(":")[2]

@@ -7,16 +7,19 @@ import random
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
 
+from ..registry import Registry
 
-def duplicate_features(store, sample: int = 2000, seed: int = 0) -> list["DuplicatePair"]:
+
+def duplicate_features(registry: Registry, connect: Callable, historical: Callable, sample: int = 2000,
+                       seed: int = 0) -> list["DuplicatePair"]:
     """Over every group of views sharing join keys: near-identical names, and values compared on
     a sample of the first view's winning rows' keys and times, every view of the group joined
-    there point-in-time (store: a FeatureStore)."""
-    registry = store.registry
+    there point-in-time (historical: FeatureStore's get_historical_features)."""
     pairs = []
     by_keys: dict[tuple, list] = {}
     for view in registry.feature_views.values():
@@ -25,7 +28,7 @@ def duplicate_features(store, sample: int = 2000, seed: int = 0) -> list["Duplic
         references = [feature.reference for view in views for feature in view.features]
         pairs += duplicate_names(references)
         first = views[0]
-        with store.connect() as warehouse:
+        with connect() as warehouse:
             rows = warehouse.fetch_all(warehouse.render("view_probe", probe="winning_points", keys=keys,
                                                         event=first.event_timestamp, relation=first.relation_name))
         rows = random.Random(seed).sample(rows, min(sample, len(rows)))
@@ -33,7 +36,7 @@ def duplicate_features(store, sample: int = 2000, seed: int = 0) -> list["Duplic
             continue
         frame = pa.table({**{key: [row[i] for row in rows] for i, key in enumerate(keys)},
                           "event_timestamp": [row[len(keys)] for row in rows]})
-        table = store.get_historical_features(frame, references, full_feature_names=True).to_arrow()
+        table = historical(frame, references, full_feature_names=True).to_arrow()
         columns = [reference.replace(":", "__") for reference in references]
         pairs += duplicate_values(table, references, columns)
     return pairs
