@@ -81,7 +81,7 @@ def demo_project(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_server():
     """A throwaway PostgreSQL on 127.0.0.1 for the whole run."""
-    from featurestore.testing.postgres import PostgresServer, find_bin_dir
+    from throwaway_postgres import PostgresServer, find_bin_dir
 
     if find_bin_dir() is None:
         message = "PostgreSQL server binaries not found: install Debian's postgresql (.ci/run does)"
