@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,32 +118,76 @@ def spark_dir(tmp_path_factory):
         session.stop()
 
 
-class PostgresTables:
-    """Load and read a project's tables in one schema of the throwaway PostgreSQL server."""
+class Tables:
+    """Load and read a project's tables in one schema of its warehouse: the one loader of the
+    suite's hand-made tables (events, spines). `ddl` and `sql` name the schema `{schema}`; a
+    DDL may name its table `{table}`."""
+
+    schema: str
+    mark: str  # the driver's parameter marker
+
+    def _cursor(self):
+        raise NotImplementedError
+
+    def _create(self, ddl: str, table: str) -> str:
+        return ddl
+
+    def load(self, ddl: str, table: str, rows) -> None:
+        """Run `ddl` (create or replace: the rows replace the table's; create if not exists:
+        they are added), then insert the rows."""
+        with self._cursor() as cur:
+            cur.execute(f"create schema if not exists {self.schema}")
+            cur.execute(self._create(ddl.format(schema=self.schema, table=table), table))
+            if rows:
+                marks = ", ".join([self.mark] * len(rows[0]))
+                cur.executemany(f"insert into {self.schema}.{table} values ({marks})", rows)
+
+    def fetch(self, sql: str):
+        with self._cursor() as cur:
+            cur.execute(sql.format(schema=self.schema))
+            return cur.fetchall()
+
+
+class DuckDBTables(Tables):
+    """The tables of a DuckDB file (schema `main`)."""
+
+    schema, mark = "main", "?"
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+
+    @contextmanager
+    def _cursor(self):
+        with duckdb.connect(self.path) as con:
+            yield con
+
+    def table_id(self, table: str):
+        return self.fetch(f"select table_oid from duckdb_tables() where schema_name = '{{schema}}' and table_name = '{table}'")
+
+
+class PostgresTables(Tables):
+    """The tables of one schema of the throwaway PostgreSQL server."""
+
+    mark = "%s"
 
     def __init__(self, server, schema: str):
         self.server, self.schema = server, schema
 
-    def _connect(self):
+    @contextmanager
+    def _cursor(self):
         import psycopg2
 
         connection = psycopg2.connect(host=self.server.host, port=self.server.port, user=self.server.user,
                                       dbname=self.server.database)
         connection.autocommit = True
-        return connection
+        try:
+            with connection.cursor() as cur:
+                yield cur
+        finally:
+            connection.close()
 
-    def load(self, ddl: str, table: str, rows):
-        with self._connect() as con, con.cursor() as cur:
-            cur.execute(f"create schema if not exists {self.schema}")
-            cur.execute(ddl.format(schema=self.schema).replace("create or replace table", f"drop table if exists {self.schema}.{table}; create table"))
-            if rows:
-                marks = ", ".join(["%s"] * len(rows[0]))
-                cur.executemany(f"insert into {self.schema}.{table} values ({marks})", rows)
-
-    def fetch(self, sql: str):
-        with self._connect() as con, con.cursor() as cur:
-            cur.execute(sql.format(schema=self.schema))
-            return cur.fetchall()
+    def _create(self, ddl: str, table: str) -> str:
+        return ddl.replace("create or replace table", f"drop table if exists {self.schema}.{table}; create table")
 
     def table_id(self, table: str):
         return self.fetch(f"select '{{schema}}.{table}'::regclass::oid")
