@@ -51,12 +51,20 @@ def copy_project(source: Path, destination: Path, package: bool = True) -> Path:
     return destination
 
 
-def built_demo(tmp_path_factory, name: str, size: JaffleSize, **env: str) -> Path:
-    """A copy of the demo on a small dataset (seed 11), built with `env` (e.g. its online
-    endpoint and table prefix)."""
-    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp(name) / "project")
-    write_raw_files(project_dir / "data" / "raw", size, seed=11)
-    project_env(project_dir, **env).run("build", "--quiet")
+def build_demo(project_dir: Path, size: JaffleSize = JaffleSize(), seed: int = 7, target: str | None = None,
+               **env: str) -> Path:
+    """The suite's one way to a built demo: copy it to `project_dir`, write its raw data (`size`,
+    `seed`), load the data into warehouses that cannot read the files in place (a `target` such
+    as postgres or spark), and `dbt build` with `env` (its endpoint, prefix, schemas)."""
+    project_dir = copy_project(EXAMPLE, project_dir)
+    raw = project_dir / "data" / "raw"
+    write_raw_files(raw, size, seed=seed)
+    if target is not None:
+        from featurestore import FeatureStore
+        from jaffle_data import load_raw
+
+        load_raw(FeatureStore(project_dir, target, env=env, strict=False), raw)
+    project_env(project_dir, target, **env).run("build", "--quiet")
     return project_dir
 
 
@@ -72,12 +80,22 @@ def project_env(project_dir: Path, target: str | None = None, **extra: str) -> D
 
 
 @pytest.fixture(scope="session")
-def demo_project(tmp_path_factory) -> Path:
+def built_demo(tmp_path_factory):
+    """build_demo in a new temporary folder per call: `built_demo(size, seed, target=None,
+    name="demo", **env)`. For a test that changes its project or needs other data; a test that
+    only reads the demo uses demo_project, built once per run."""
+
+    def build(size: JaffleSize = JaffleSize(), seed: int = 7, target: str | None = None, name: str = "demo",
+              **env: str) -> Path:
+        return build_demo(tmp_path_factory.mktemp(name) / "project", size, seed, target, **env)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def demo_project(built_demo) -> Path:
     """The demo project on deterministic synthetic Jaffle Shop data, `dbt build` run once."""
-    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("demo") / "project")
-    write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)
-    project_env(project_dir).run("build", "--quiet")
-    return project_dir
+    return built_demo(JaffleSize(), seed=7)
 
 
 @pytest.fixture(scope="session")
@@ -194,32 +212,21 @@ class PostgresTables(Tables):
 
 
 @pytest.fixture(scope="session")
-def demo_on_postgres(tmp_path_factory, postgres_server):
+def demo_on_postgres(built_demo, postgres_server):
     """The demo on PostgreSQL, on the same rows as demo_project (schema `demo`): its tables."""
-    from featurestore import FeatureStore
-    from jaffle_data import load_raw
-
-    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("pgdemo") / "project")
-    write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)  # the same rows as demo_project
     env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo", "FEATURESTORE_RAW_SCHEMA": "raw_demo"}
-    store = FeatureStore(project_dir, "postgres", env=env, strict=False)
-    load_raw(store, project_dir / "data" / "raw")
-    project_env(project_dir, "postgres", **env).run("build", "--quiet")
+    built_demo(JaffleSize(), seed=7, target="postgres", name="pgdemo", **env)  # the same rows as demo_project
     return PostgresTables(postgres_server, "demo")
 
 
 @pytest.fixture(scope="session")
-def demo_on_spark(spark_dir, tmp_path_factory):
+def demo_on_spark(spark_dir, built_demo):
     """The demo on Spark, on the same rows as demo_project (schema `demo`): its FeatureStore."""
     from featurestore import FeatureStore
-    from jaffle_data import load_raw
 
-    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("sparkdemo") / "project")
-    write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)
     # dbt in-process, as in test_spark.py (IN_PROCESS): this process holds the Derby metastore
     env = {"FEATURESTORE_SPARK_SCHEMA": "demo", "FEATURESTORE_SPARK_DIR": str(spark_dir), "FEATURESTORE_DBT": "inprocess"}
-    load_raw(FeatureStore(project_dir, "spark", env=env, strict=False), project_dir / "data" / "raw")
-    project_env(project_dir, "spark", **env).run("build", "--quiet")
+    project_dir = built_demo(JaffleSize(), seed=7, target="spark", name="sparkdemo", **env)
     return FeatureStore(project_dir, "spark", env=env)
 
 
@@ -274,9 +281,22 @@ def dynalite_server():
 ONLINE_ENDPOINTS = ["external"] if os.environ.get("TEST_DYNAMODB_ENDPOINT") else ["moto", "dynalite"]
 
 
+# Which endpoints have DynamoDB's TTL API: moto's server does; dynalite answers DescribeTimeToLive
+# (DISABLED) but not UpdateTimeToLive (UnknownOperationException); an external endpoint is taken
+# to be DynamoDB (or DynamoDB Local), which has it.
+TTL_API = {"moto": True, "dynalite": False, "external": True}
+
+
 @pytest.fixture(scope="module", params=ONLINE_ENDPOINTS)
 def dynamodb(request) -> str:
     """The online suite's endpoint: moto's server and dynalite in turn, or TEST_DYNAMODB_ENDPOINT."""
     if request.param == "external":
         return os.environ["TEST_DYNAMODB_ENDPOINT"]
     return request.getfixturevalue(f"{request.param}_server")
+
+
+@pytest.fixture
+def dynamodb_has_ttl(request, dynamodb) -> bool:
+    """Whether the endpoint under test can enable TTL: known from the endpoint, not from what the
+    online store concluded earlier in the run, so a test asserts TTL whenever the store can have it."""
+    return TTL_API[request.node.callspec.params["dynamodb"]]

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import EXAMPLE, FIXTURES, REPO, DuckDBTables, copy_project, duckdb_path, project_env
+from conftest import FIXTURES, REPO, DuckDBTables, copy_project, duckdb_path, project_env
 from featurestore import FeatureStore
 from featurestore.cli import app
-from jaffle_data import JaffleSize, append_late_orders, write_raw_files
+from jaffle_data import JaffleSize, append_late_orders
 from oracles import SENSOR_EVENTS_DDL, readings
 
 runner = CliRunner()
@@ -211,12 +211,10 @@ def test_screenshots_of_index_feature_and_service_pages(chromium, planted, tmp_p
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and (width, height) == (1400, 900) and len(data) > 20_000
 
 
-def test_three_stats_runs_over_a_changing_demo_give_three_points(tmp_path):
-    project = copy_project(EXAMPLE, tmp_path / "demo")
+def test_three_stats_runs_over_a_changing_demo_give_three_points(tmp_path, built_demo):
+    project = built_demo(JaffleSize(customers=40, stores=2, days=30), seed=31)
     raw = project / "data" / "raw"
-    write_raw_files(raw, JaffleSize(customers=40, stores=2, days=30), seed=31)
     dbt = project_env(project)
-    dbt.run("build", "--quiet")
     store = FeatureStore(project)
     store.stats(["customer_features"])
     import pandas as pd
