@@ -1,4 +1,6 @@
-"""Shared fixtures: the demo project built once per run (DuckDB), servers started once per run.
+"""Shared fixtures: the demo project built once per run (DuckDB), servers started once per run,
+and the suite's one way to a demo of other data (built_demo, shared_demo, copied_demo) and to
+hand-made tables (DuckDBTables, PostgresTables).
 
 Projects are copied into temporary folders, each with its profiles.yml at its root and this
 repository installed as a dbt package (`packages.yml` → the repository's absolute path), the
@@ -82,8 +84,8 @@ def project_env(project_dir: Path, target: str | None = None, **extra: str) -> D
 @pytest.fixture(scope="session")
 def built_demo(tmp_path_factory):
     """build_demo in a new temporary folder per call: `built_demo(size, seed, target=None,
-    name="demo", **env)`. For a test that changes its project or needs other data; a test that
-    only reads the demo uses demo_project, built once per run."""
+    name="demo", **env)`, a build of its own. For a demo on another warehouse, or one built with
+    an environment of its own; else a test reads `shared_demo` or changes a `copied_demo`."""
 
     def build(size: JaffleSize = JaffleSize(), seed: int = 7, target: str | None = None, name: str = "demo",
               **env: str) -> Path:
@@ -93,9 +95,38 @@ def built_demo(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def demo_project(built_demo) -> Path:
+def shared_demo(built_demo):
+    """`shared_demo(size, seed)`: the DuckDB demo on that data, built once per run and shared by
+    every test that asks for it, so a test only reads it (demo_project is the default one)."""
+    builds: dict[tuple[JaffleSize, int], Path] = {}
+
+    def shared(size: JaffleSize = JaffleSize(), seed: int = 7) -> Path:
+        if (size, seed) not in builds:
+            builds[size, seed] = built_demo(size, seed, name="shared")
+        return builds[size, seed]
+
+    return shared
+
+
+@pytest.fixture(scope="session")
+def copied_demo(shared_demo, tmp_path_factory):
+    """`copied_demo(size, seed)`: a private copy of shared_demo(size, seed), for a test that
+    changes its project (rows, tables, files, online state) without a build of its own. The copy
+    leaves target/ behind, so its first command parses the project again (seconds, not a build)."""
+
+    def copy(size: JaffleSize = JaffleSize(), seed: int = 7) -> Path:
+        destination = tmp_path_factory.mktemp("copy") / "project"
+        shutil.copytree(shared_demo(size, seed), destination, symlinks=True,
+                        ignore=shutil.ignore_patterns("target", "logs"))
+        return destination
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def demo_project(shared_demo) -> Path:
     """The demo project on deterministic synthetic Jaffle Shop data, `dbt build` run once."""
-    return built_demo(JaffleSize(), seed=7)
+    return shared_demo(JaffleSize(), seed=7)
 
 
 @pytest.fixture(scope="session")

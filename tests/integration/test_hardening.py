@@ -103,13 +103,10 @@ def test_two_syncs_and_an_export_run_at_once_on_duckdb(tmp_path, built_demo, mot
     assert (tmp_path / "train.parquet").is_file()
 
 
-def test_a_dbt_build_holding_the_lock_is_waited_for_or_named(demo_project, tmp_path):
+def test_a_dbt_build_holding_the_lock_is_waited_for_or_named(copied_demo):
     """A real `dbt run` holds DuckDB's write lock: a reader with a short timeout fails naming dbt's
     PID and command line; a reader with a longer one waits and then succeeds."""
-    import shutil
-
-    project = tmp_path / "project"
-    shutil.copytree(demo_project, project, symlinks=True, ignore=shutil.ignore_patterns("target", "logs"))
+    project = copied_demo()
     (project / "models" / "slow_model.sql").write_text(
         "{{ config(materialized='table') }}\n-- seconds of work, holding the write lock\nselect sum(i % 7) as s from range(4000000000) as t(i)\n")
     FeatureStore(project).registry  # parse first: the readers below only read

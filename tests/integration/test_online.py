@@ -158,10 +158,10 @@ def test_two_concurrent_syncs_with_interleaved_versions_keep_the_newest(dynamodb
 
 
 @pytest.fixture(scope="module")
-def online_project(built_demo, dynamodb):
-    """A copy of the demo on a small dataset, built, with its own table prefix."""
+def online_project(copied_demo, dynamodb):
+    """A copy of the demo on a small dataset, built once for both endpoints, with its own table prefix."""
     env = {"FEATURESTORE_DYNAMODB_ENDPOINT": dynamodb, "FEATURESTORE_TABLE_PREFIX": "sync_"}
-    return built_demo(JaffleSize(customers=400, stores=2, days=50), seed=11, name="online", **env), env
+    return copied_demo(JaffleSize(customers=400, stores=2, days=50), seed=11), env
 
 
 def current_rows(store: FeatureStore, view: str) -> dict:

@@ -182,9 +182,10 @@ def test_throttling_unprocessed_keys_and_dropped_connections_are_retried(dynamod
 # -- the sync state knows its source -------------------------------------------------------------
 
 
-def demo_copy(built_demo, dynamodb: str, seed: int, prefix: str = "shared_"):
+def demo_copy(copied_demo, dynamodb: str, seed: int = 21, prefix: str = "shared_"):
+    """A copy of a small demo built once per run (per seed), syncing to `dynamodb` under `prefix`."""
     env = {"FEATURESTORE_DYNAMODB_ENDPOINT": dynamodb, "FEATURESTORE_TABLE_PREFIX": prefix}
-    return built_demo(JaffleSize(customers=60, stores=2, days=30), seed=seed, **env), env
+    return copied_demo(JaffleSize(customers=60, stores=2, days=30), seed), env
 
 
 def audit_now(project, env, view="customer_features"):
@@ -194,9 +195,9 @@ def audit_now(project, env, view="customer_features"):
     return store.audit(view, sample=1000, now=at)
 
 
-def test_two_projects_sharing_an_endpoint_and_prefix_each_sync_what_they_lack(built_demo, dynamodb):
-    first, env_first = demo_copy(built_demo, dynamodb, seed=21)
-    second, env_second = demo_copy(built_demo, dynamodb, seed=22)  # other data, same tables
+def test_two_projects_sharing_an_endpoint_and_prefix_each_sync_what_they_lack(copied_demo, dynamodb):
+    first, env_first = demo_copy(copied_demo, dynamodb, seed=21)
+    second, env_second = demo_copy(copied_demo, dynamodb, seed=22)  # other data, same tables
     FeatureStore(first, env=env_first).sync(["customer_features"])
     result = FeatureStore(second, env=env_second).sync(["customer_features"])[0]
     assert result.mode == "full" and result.reason == "first sync from this source" and result.written > 0
@@ -206,8 +207,8 @@ def test_two_projects_sharing_an_endpoint_and_prefix_each_sync_what_they_lack(bu
     assert FeatureStore(first, env=env_first).sync(["customer_features"])[0].mode == "incremental"
 
 
-def test_a_rebuilt_warehouse_is_synced_in_full_and_watermarks_never_go_back(built_demo, dynamodb):
-    project, env = demo_copy(built_demo, dynamodb, seed=23, prefix="rebuilt_")
+def test_a_rebuilt_warehouse_is_synced_in_full_and_watermarks_never_go_back(copied_demo, dynamodb):
+    project, env = demo_copy(copied_demo, dynamodb, prefix="rebuilt_")
     store = FeatureStore(project, env=env)
     first = store.sync(["customer_features"])[0]
     duckdb_path(project).unlink()
@@ -224,8 +225,8 @@ def test_a_rebuilt_warehouse_is_synced_in_full_and_watermarks_never_go_back(buil
     assert syncer.online.get_state(key)["watermark"] == state["watermark"] == first.watermark_after
 
 
-def test_status_reports_what_is_pending_and_force_repairs_a_changed_item(built_demo, dynamodb):
-    project, env = demo_copy(built_demo, dynamodb, seed=24, prefix="status_")
+def test_status_reports_what_is_pending_and_force_repairs_a_changed_item(copied_demo, dynamodb):
+    project, env = demo_copy(copied_demo, dynamodb, prefix="status_")
     store = FeatureStore(project, env=env)
     store.sync(["customer_features"])
     empty = store.sync(["customer_features"])[0]
@@ -247,8 +248,8 @@ def test_status_reports_what_is_pending_and_force_repairs_a_changed_item(built_d
     assert audit_now(project, env)["mismatches"] == []
 
 
-def test_sync_sets_aside_rows_it_cannot_store_and_lists_them(built_demo, dynamodb):
-    project, env = demo_copy(built_demo, dynamodb, seed=25, prefix="aside_")
+def test_sync_sets_aside_rows_it_cannot_store_and_lists_them(copied_demo, dynamodb):
+    project, env = demo_copy(copied_demo, dynamodb, prefix="aside_")
     # plant values DynamoDB cannot hold on two customers' current rows
     with duckdb.connect(str(duckdb_path(project))) as con:
         customers = [r[0] for r in con.execute("select customer_id from main.customer_features where valid_to is null "

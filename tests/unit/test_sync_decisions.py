@@ -88,12 +88,6 @@ def test_a_view_without_created_timestamp_is_always_synced_in_full(state, build_
     assert mode(state, build_id, view=feature_view(created=None)) == expected
 
 
-def test_the_decision_reads_neither_the_warehouse_nor_the_online_store():
-    view = feature_view()
-    decide = Syncer(registry(view), connect=None, online=None, source="x")._mode
-    assert decide(view, dict(SYNCED), BUILD, False) == INCREMENTAL
-
-
 # -- the sync state's key ------------------------------------------------------------------------
 
 
