@@ -97,7 +97,8 @@ def test_queries_are_recognised_and_trimmed(text, sql):
 ])
 def test_relation_names_become_a_template_with_their_parts(text, parts):
     source = entity_source(text)
-    assert source.sql is None and source.table is None and source.description == f"relation {text.strip().rstrip(';').strip()}"
+    assert source.sql is None and source.table is None
+    assert source.description == f"relation {'.'.join(parts)}"
     assert source.template == ("relation_probe", {"probe": "rows", "parts": parts})
 
 
@@ -118,7 +119,8 @@ def test_other_python_objects_are_refused_naming_their_type(value, kind):
 def test_arrow_tables_and_dataframes_are_rows_to_load():
     table = pa.table({"customer_id": [1, 2], "event_timestamp": [datetime(2024, 1, 1)] * 2})
     assert entity_source(table).table is table and entity_source(table).description == "Arrow table"
-    frame = pd.DataFrame({"customer_id": pd.array([1, None], dtype="Int64"), "event_timestamp": [datetime(2024, 1, 1)] * 2})
+    frame = pd.DataFrame({"customer_id": pd.array([1, None], dtype="Int64"),
+                          "event_timestamp": [datetime(2024, 1, 1)] * 2})
     source = entity_source(frame)
     assert source.description == "DataFrame" and source.table.column("customer_id").to_pylist() == [1, None]
     assert str(source.pandas_dtypes["customer_id"]) == "Int64"  # given back by to_df
@@ -250,8 +252,9 @@ def test_distinct_column_names_pass():
 
 
 @pytest.mark.parametrize("mine, theirs", [
-    (INT, INT), (pa.int32(), INT), (INT, pa.float64()), (pa.decimal128(18, 0), INT), (pa.float32(), pa.decimal128(10, 2)),
-    (TEXT, TEXT), (pa.large_string(), TEXT), (TS, DAY), (DAY, TZ), (pa.null(), TEXT), (pa.null(), INT),
+    (INT, INT), (pa.int32(), INT), (INT, pa.float64()), (pa.decimal128(18, 0), INT),
+    (pa.float32(), pa.decimal128(10, 2)), (TEXT, TEXT), (pa.large_string(), TEXT), (TS, DAY), (DAY, TZ),
+    (pa.null(), TEXT), (pa.null(), INT),
 ])
 def test_comparable_key_types_pass(mine, theirs):
     check_key_types(schema(customer_id=mine), "customer_features", schema(customer_id=theirs),

@@ -87,7 +87,8 @@ def the_one(problems: list[Problem], severity=ERROR, file=FEATURES, model="custo
     """The single problem found, naming where it is."""
     assert len(problems) == 1, [str(p) for p in problems]
     problem = problems[0]
-    assert (problem.severity, problem.file, problem.model, problem.column) == (severity, file, model, column), str(problem)
+    where = (problem.severity, problem.file, problem.model, problem.column)
+    assert where == (severity, file, model, column), str(problem)
     return problem
 
 
@@ -125,7 +126,8 @@ def test_an_entity_join_key_must_be_a_column_of_its_model():
     models = [dimension(columns=("id",)), view()]
     problem = the_one([p for p in found("missing-join-key", models) if p.model == "customers"],
                       file=DIMS, model="customers", column="customer_id")
-    assert "join key 'customer_id' of entity 'customer' is not a column of the model that declares it" in problem.message
+    assert problem.message == ("join key 'customer_id' of entity 'customer' is not a column of the model that "
+                               "declares it")
 
 
 def test_an_entity_without_description_is_a_warning():
@@ -472,7 +474,8 @@ def test_a_service_must_use_some_feature():
 
 def test_a_service_without_a_list_uses_the_features_of_its_views():
     reg = registry(services=[service(features=None)])
-    assert reg.service("churn_model").feature_refs == ("customer_features:orders_7d", "customer_features:lifetime_value")
+    assert reg.service("churn_model").feature_refs == ("customer_features:orders_7d",
+                                                       "customer_features:lifetime_value")
     assert validate(reg) == []
 
 
