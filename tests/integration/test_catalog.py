@@ -88,14 +88,15 @@ def planted(tmp_path_factory, moto_server):
     dbt = project_env(project, **env)
     dbt.run("deps", "--quiet")
     tables = DuckDBTables(duckdb_path(project))
-    tables.load(SENSOR_EVENTS_DDL, "sensor_events", readings(NOW - 20 * DAY, 10, seed=1, loaded_at=datetime.now()))
+    # each batch loaded a minute after the one before (all in the past), so the incremental builds read it
+    loaded = [datetime.now() - timedelta(minutes=2 - batch) for batch in range(3)]
+    tables.load(SENSOR_EVENTS_DDL, "sensor_events", readings(NOW - 20 * DAY, 10, seed=1, loaded_at=loaded[0]))
     tables.load(SENSOR_EVENTS_DDL, "old_sensor_events",
-                readings(datetime(2024, 1, 1), 5, seed=2, loaded_at=datetime.now()))  # stale
+                readings(datetime(2024, 1, 1), 5, seed=2, loaded_at=loaded[0]))  # stale
     store = FeatureStore(project, env=env)
-    # each batch loaded later than the last: the incremental builds read it
-    for run, rows in enumerate([[], readings(NOW - 10 * DAY, 10, seed=3, temperature=(27.0, 2.0), loaded_at=datetime.now()),
+    for run, rows in enumerate([[], readings(NOW - 10 * DAY, 10, seed=3, temperature=(27.0, 2.0), loaded_at=loaded[1]),
                                 readings(NOW - 9 * DAY, 8, seed=4, temperature=(30.0, 2.0), null_share=0.6,
-                                         loaded_at=datetime.now())]):
+                                         loaded_at=loaded[2])]):
         tables.load(SENSOR_EVENTS_DDL, "sensor_events", rows)
         dbt.run("build", "--quiet", raise_on_failure=False)  # the expectation test fails on the last run
         store.stats()
