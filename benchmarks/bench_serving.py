@@ -98,17 +98,15 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
 
 
 def prepare(work: Path):
-    from conftest import EXAMPLE, copy_project, project_env
+    from conftest import build_demo
     from featurestore import FeatureStore
     from featurestore.online.local import LocalDynamoDB, free_port
-    from jaffle_data import JaffleSize, write_raw_files
+    from jaffle_data import JaffleSize
 
-    project = copy_project(EXAMPLE, work / "project")
-    write_raw_files(project / "data" / "raw", JaffleSize(), seed=7)
     moto = LocalDynamoDB(work / "moto", free_port())
     endpoint = moto.start()
     env = {"FEATURESTORE_DYNAMODB_ENDPOINT": endpoint, "FEATURESTORE_TABLE_PREFIX": "bench_"}
-    project_env(project, **env).run("build", "--quiet")
+    project = build_demo(work / "project", JaffleSize(), seed=7, **env)
     store = FeatureStore(project, env=env)
     # serve fresh values: the TTLs are days and the demo data ends in the past, so make it end now
     store.sync()

@@ -1,4 +1,6 @@
-"""Shared fixtures: the demo project built once per run (DuckDB), servers started once per run.
+"""Shared fixtures: the demo project built once per run (DuckDB), servers started once per run,
+and the suite's one way to a demo of other data (built_demo, shared_demo, copied_demo) and to
+hand-made tables (DuckDBTables, PostgresTables).
 
 Projects are copied into temporary folders, each with its profiles.yml at its root and this
 repository installed as a dbt package (`packages.yml` → the repository's absolute path), the
@@ -10,8 +12,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,12 +54,20 @@ def copy_project(source: Path, destination: Path, package: bool = True) -> Path:
     return destination
 
 
-def built_demo(tmp_path_factory, name: str, size: JaffleSize, **env: str) -> Path:
-    """A copy of the demo on a small dataset (seed 11), built with `env` (e.g. its online
-    endpoint and table prefix)."""
-    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp(name) / "project")
-    write_raw_files(project_dir / "data" / "raw", size, seed=11)
-    project_env(project_dir, **env).run("build", "--quiet")
+def build_demo(project_dir: Path, size: JaffleSize = JaffleSize(), seed: int = 7, target: str | None = None,
+               **env: str) -> Path:
+    """The suite's one way to a built demo: copy it to `project_dir`, write its raw data (`size`,
+    `seed`), load the data into warehouses that cannot read the files in place (a `target` such
+    as postgres or spark), and `dbt build` with `env` (its endpoint, prefix, schemas)."""
+    project_dir = copy_project(EXAMPLE, project_dir)
+    raw = project_dir / "data" / "raw"
+    write_raw_files(raw, size, seed=seed)
+    if target is not None:
+        from featurestore import FeatureStore
+        from jaffle_data import load_raw
+
+        load_raw(FeatureStore(project_dir, target, env=env, strict=False), raw)
+    project_env(project_dir, target, **env).run("build", "--quiet")
     return project_dir
 
 
@@ -71,18 +83,57 @@ def project_env(project_dir: Path, target: str | None = None, **extra: str) -> D
 
 
 @pytest.fixture(scope="session")
-def demo_project(tmp_path_factory) -> Path:
+def built_demo(tmp_path_factory):
+    """build_demo in a new temporary folder per call: `built_demo(size, seed, target=None,
+    name="demo", **env)`, a build of its own. For a demo on another warehouse, or one built with
+    an environment of its own; else a test reads `shared_demo` or changes a `copied_demo`."""
+
+    def build(size: JaffleSize = JaffleSize(), seed: int = 7, target: str | None = None, name: str = "demo",
+              **env: str) -> Path:
+        return build_demo(tmp_path_factory.mktemp(name) / "project", size, seed, target, **env)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def shared_demo(built_demo):
+    """`shared_demo(size, seed)`: the DuckDB demo on that data, built once per run and shared by
+    every test that asks for it, so a test only reads it (demo_project is the default one)."""
+    builds: dict[tuple[JaffleSize, int], Path] = {}
+
+    def shared(size: JaffleSize = JaffleSize(), seed: int = 7) -> Path:
+        if (size, seed) not in builds:
+            builds[size, seed] = built_demo(size, seed, name="shared")
+        return builds[size, seed]
+
+    return shared
+
+
+@pytest.fixture(scope="session")
+def copied_demo(shared_demo, tmp_path_factory):
+    """`copied_demo(size, seed)`: a private copy of shared_demo(size, seed), for a test that
+    changes its project (rows, tables, files, online state) without a build of its own. The copy
+    leaves target/ behind, so its first command parses the project again (seconds, not a build)."""
+
+    def copy(size: JaffleSize = JaffleSize(), seed: int = 7) -> Path:
+        destination = tmp_path_factory.mktemp("copy") / "project"
+        shutil.copytree(shared_demo(size, seed), destination, symlinks=True,
+                        ignore=shutil.ignore_patterns("target", "logs"))
+        return destination
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def demo_project(shared_demo) -> Path:
     """The demo project on deterministic synthetic Jaffle Shop data, `dbt build` run once."""
-    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("demo") / "project")
-    write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)
-    project_env(project_dir).run("build", "--quiet")
-    return project_dir
+    return shared_demo(JaffleSize(), seed=7)
 
 
 @pytest.fixture(scope="session")
 def postgres_server():
     """A throwaway PostgreSQL on 127.0.0.1 for the whole run."""
-    from featurestore.testing.postgres import PostgresServer, find_bin_dir
+    from throwaway_postgres import PostgresServer, find_bin_dir
 
     if find_bin_dir() is None:
         message = "PostgreSQL server binaries not found: install Debian's postgresql (.ci/run does)"
@@ -117,64 +168,97 @@ def spark_dir(tmp_path_factory):
         session.stop()
 
 
-class PostgresTables:
-    """Load and read a project's tables in one schema of the throwaway PostgreSQL server."""
+class Tables:
+    """Load and read a project's tables in one schema of its warehouse: the one loader of the
+    suite's hand-made tables (events, spines). `ddl` and `sql` name the schema `{schema}`; a
+    DDL may name its table `{table}`."""
+
+    schema: str
+    mark: str  # the driver's parameter marker
+
+    def _cursor(self):
+        raise NotImplementedError
+
+    def _create(self, ddl: str, table: str) -> str:
+        return ddl
+
+    def load(self, ddl: str, table: str, rows) -> None:
+        """Run `ddl` (create or replace: the rows replace the table's; create if not exists:
+        they are added), then insert the rows."""
+        with self._cursor() as cur:
+            cur.execute(f"create schema if not exists {self.schema}")
+            cur.execute(self._create(ddl.format(schema=self.schema, table=table), table))
+            if rows:
+                marks = ", ".join([self.mark] * len(rows[0]))
+                cur.executemany(f"insert into {self.schema}.{table} values ({marks})", rows)
+
+    def fetch(self, sql: str):
+        with self._cursor() as cur:
+            cur.execute(sql.format(schema=self.schema))
+            return cur.fetchall()
+
+
+class DuckDBTables(Tables):
+    """The tables of a DuckDB file (schema `main`)."""
+
+    schema, mark = "main", "?"
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+
+    @contextmanager
+    def _cursor(self):
+        with duckdb.connect(self.path) as con:
+            yield con
+
+    def table_id(self, table: str):
+        return self.fetch(f"select table_oid from duckdb_tables() where schema_name = '{{schema}}' and table_name = '{table}'")
+
+
+class PostgresTables(Tables):
+    """The tables of one schema of the throwaway PostgreSQL server."""
+
+    mark = "%s"
 
     def __init__(self, server, schema: str):
         self.server, self.schema = server, schema
 
-    def _connect(self):
+    @contextmanager
+    def _cursor(self):
         import psycopg2
 
         connection = psycopg2.connect(host=self.server.host, port=self.server.port, user=self.server.user,
                                       dbname=self.server.database)
         connection.autocommit = True
-        return connection
+        try:
+            with connection.cursor() as cur:
+                yield cur
+        finally:
+            connection.close()
 
-    def load(self, ddl: str, table: str, rows):
-        with self._connect() as con, con.cursor() as cur:
-            cur.execute(f"create schema if not exists {self.schema}")
-            cur.execute(ddl.format(schema=self.schema).replace("create or replace table", f"drop table if exists {self.schema}.{table}; create table"))
-            if rows:
-                marks = ", ".join(["%s"] * len(rows[0]))
-                cur.executemany(f"insert into {self.schema}.{table} values ({marks})", rows)
-
-    def fetch(self, sql: str):
-        with self._connect() as con, con.cursor() as cur:
-            cur.execute(sql.format(schema=self.schema))
-            return cur.fetchall()
+    def _create(self, ddl: str, table: str) -> str:
+        return ddl.replace("create or replace table", f"drop table if exists {self.schema}.{table}; create table")
 
     def table_id(self, table: str):
         return self.fetch(f"select '{{schema}}.{table}'::regclass::oid")
 
 
 @pytest.fixture(scope="session")
-def demo_on_postgres(tmp_path_factory, postgres_server):
+def demo_on_postgres(built_demo, postgres_server):
     """The demo on PostgreSQL, on the same rows as demo_project (schema `demo`): its tables."""
-    from featurestore import FeatureStore
-    from jaffle_data import load_raw
-
-    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("pgdemo") / "project")
-    write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)  # the same rows as demo_project
     env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo", "FEATURESTORE_RAW_SCHEMA": "raw_demo"}
-    store = FeatureStore(project_dir, "postgres", env=env, strict=False)
-    load_raw(store, project_dir / "data" / "raw")
-    project_env(project_dir, "postgres", **env).run("build", "--quiet")
+    built_demo(JaffleSize(), seed=7, target="postgres", name="pgdemo", **env)  # the same rows as demo_project
     return PostgresTables(postgres_server, "demo")
 
 
 @pytest.fixture(scope="session")
-def demo_on_spark(spark_dir, tmp_path_factory):
+def demo_on_spark(spark_dir, built_demo):
     """The demo on Spark, on the same rows as demo_project (schema `demo`): its FeatureStore."""
     from featurestore import FeatureStore
-    from jaffle_data import load_raw
 
-    project_dir = copy_project(EXAMPLE, tmp_path_factory.mktemp("sparkdemo") / "project")
-    write_raw_files(project_dir / "data" / "raw", JaffleSize(), seed=7)
     # dbt in-process, as in test_spark.py (IN_PROCESS): this process holds the Derby metastore
     env = {"FEATURESTORE_SPARK_SCHEMA": "demo", "FEATURESTORE_SPARK_DIR": str(spark_dir), "FEATURESTORE_DBT": "inprocess"}
-    load_raw(FeatureStore(project_dir, "spark", env=env, strict=False), project_dir / "data" / "raw")
-    project_env(project_dir, "spark", **env).run("build", "--quiet")
+    project_dir = built_demo(JaffleSize(), seed=7, target="spark", name="sparkdemo", **env)
     return FeatureStore(project_dir, "spark", env=env)
 
 
@@ -229,9 +313,22 @@ def dynalite_server():
 ONLINE_ENDPOINTS = ["external"] if os.environ.get("TEST_DYNAMODB_ENDPOINT") else ["moto", "dynalite"]
 
 
+# Which endpoints have DynamoDB's TTL API: moto's server does; dynalite answers DescribeTimeToLive
+# (DISABLED) but not UpdateTimeToLive (UnknownOperationException); an external endpoint is taken
+# to be DynamoDB (or DynamoDB Local), which has it.
+TTL_API = {"moto": True, "dynalite": False, "external": True}
+
+
 @pytest.fixture(scope="module", params=ONLINE_ENDPOINTS)
 def dynamodb(request) -> str:
     """The online suite's endpoint: moto's server and dynalite in turn, or TEST_DYNAMODB_ENDPOINT."""
     if request.param == "external":
         return os.environ["TEST_DYNAMODB_ENDPOINT"]
     return request.getfixturevalue(f"{request.param}_server")
+
+
+@pytest.fixture
+def dynamodb_has_ttl(request, dynamodb) -> bool:
+    """Whether the endpoint under test can enable TTL: known from the endpoint, not from what the
+    online store concluded earlier in the run, so a test asserts TTL whenever the store can have it."""
+    return TTL_API[request.node.callspec.params["dynamodb"]]

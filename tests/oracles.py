@@ -65,6 +65,29 @@ def generate_cases(n_cases: int, seed: int, max_batches: int = 4) -> Cases:
     return Cases(batches, spine)
 
 
+# The sensor fixture projects' raw table (tests/fixtures/quality_project), loaded with
+# conftest's Tables.load: rows are added to what an earlier load put there.
+SENSOR_EVENTS_DDL = ("create table if not exists {schema}.{table} (sensor_id integer, ev timestamp, "
+                     "created timestamp, temperature double, humidity double, state varchar)")
+
+
+def readings(start: datetime, days: int, seed: int, temperature=(20.0, 2.0), null_share=0.0, sensors=30,
+             loaded_at: datetime | None = None) -> list[tuple]:
+    """A reading per sensor per day from `start` (SENSOR_EVENTS_DDL's columns), at a random
+    minute of the day: temperatures drawn from `temperature` (mean, sd), a `null_share` of them
+    NULL. Each row is created at `loaded_at`, else at its event time. A batch loaded after an
+    earlier build needs a load time later than that build's rows: an incremental build reads only
+    rows created after the latest created timestamp it already has."""
+    rng = random.Random(seed)
+    rows = []
+    for day in range(days):
+        for sensor in range(sensors):
+            ev = start + day * timedelta(days=1) + timedelta(minutes=rng.randrange(1440))
+            value = None if rng.random() < null_share else rng.gauss(*temperature)
+            rows.append((sensor, ev, loaded_at or ev, value, rng.uniform(30, 60), rng.choice(["ok", "ok", "warn"])))
+    return rows
+
+
 # -- snapshot ------------------------------------------------------------------------------------
 
 

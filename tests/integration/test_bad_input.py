@@ -17,8 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, copy_project, duckdb_path
+from conftest import FIXTURES, DuckDBTables, copy_project, duckdb_path
 from featurestore.cli import app
+from oracles import SENSOR_EVENTS_DDL
 
 runner = CliRunner()
 KEEP = b"the previous training set"
@@ -240,9 +241,7 @@ def test_bad_yaml(case, tmp_path):
 def test_monitoring_on_nothing_is_not_green(tmp_path):
     """A view with no rows: stats say "no data" and exit 1 unless --allow-empty."""
     project = copy_project(FIXTURES / "quality_project", tmp_path / "empty")
-    with duckdb.connect(str(duckdb_path(project))) as con:
-        con.execute("create table main.sensor_events (sensor_id integer, ev timestamp, created timestamp, "
-                    "temperature double, humidity double, state varchar)")
+    DuckDBTables(duckdb_path(project)).load(SENSOR_EVENTS_DDL, "sensor_events", [])
     invoke(["build"], project)
     result, text = invoke(["stats", "sensor_features", "--no-save"], project)
     assert result.exit_code == 1 and "No data" in text and "sensor_features" in text, text

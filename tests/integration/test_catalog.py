@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import shutil
 import struct
@@ -18,14 +17,14 @@ import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from conftest import EXAMPLE, FIXTURES, REPO, copy_project, duckdb_path, project_env
+from conftest import FIXTURES, REPO, DuckDBTables, copy_project, duckdb_path, project_env
 from featurestore import FeatureStore
 from featurestore.cli import app
-from jaffle_data import JaffleSize, append_late_orders, write_raw_files
+from jaffle_data import JaffleSize, append_late_orders
+from oracles import SENSOR_EVENTS_DDL, readings
 
 runner = CliRunner()
 ARTIFACTS = REPO / "test-artifacts" / "catalog"
@@ -33,8 +32,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NOW = datetime.now().replace(microsecond=0)
 DAY = timedelta(days=1)
-EVENTS_DDL = ("create table if not exists main.{table} (sensor_id integer, ev timestamp, created timestamp, "
-              "temperature double, humidity double, state varchar)")
 OLD_VIEW_YAML = """
   - name: old_sensor_features
     description: "Old readings <script>alert('x')</script> & friends."
@@ -65,24 +62,6 @@ exposures:
 """
 
 
-def readings(start: datetime, days: int, seed: int, temperature=(20.0, 2.0), null_share=0.0):
-    rng = random.Random(seed)
-    rows = []
-    for day in range(days):
-        for sensor in range(30):
-            ev = start + day * DAY + timedelta(minutes=rng.randrange(1440))
-            value = None if rng.random() < null_share else rng.gauss(*temperature)
-            rows.append((sensor, ev, datetime.now(), value, rng.uniform(30, 60), rng.choice(["ok", "ok", "warn"])))
-    return rows
-
-
-def load(project: Path, table: str, rows) -> None:
-    with duckdb.connect(str(duckdb_path(project))) as con:
-        con.execute(EVENTS_DDL.format(table=table))
-        if rows:
-            con.executemany(f"insert into main.{table} values (?, ?, ?, ?, ?, ?)", rows)
-
-
 @pytest.fixture(scope="module")
 def chromium():
     path = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -108,12 +87,17 @@ def planted(tmp_path_factory, moto_server):
     env = {"FEATURESTORE_DYNAMODB_ENDPOINT": moto_server, "FEATURESTORE_TABLE_PREFIX": "catalog_"}
     dbt = project_env(project, **env)
     dbt.run("deps", "--quiet")
-    load(project, "sensor_events", readings(NOW - 20 * DAY, 10, seed=1))
-    load(project, "old_sensor_events", readings(datetime(2024, 1, 1), 5, seed=2))  # stale
+    tables = DuckDBTables(duckdb_path(project))
+    # each batch loaded a minute after the one before (all in the past), so the incremental builds read it
+    loaded = [datetime.now() - timedelta(minutes=2 - batch) for batch in range(3)]
+    tables.load(SENSOR_EVENTS_DDL, "sensor_events", readings(NOW - 20 * DAY, 10, seed=1, loaded_at=loaded[0]))
+    tables.load(SENSOR_EVENTS_DDL, "old_sensor_events",
+                readings(datetime(2024, 1, 1), 5, seed=2, loaded_at=loaded[0]))  # stale
     store = FeatureStore(project, env=env)
-    for run, rows in enumerate([[], readings(NOW - 10 * DAY, 10, seed=3, temperature=(27.0, 2.0)),
-                                readings(NOW - 9 * DAY, 8, seed=4, temperature=(30.0, 2.0), null_share=0.6)]):
-        load(project, "sensor_events", rows)
+    for run, rows in enumerate([[], readings(NOW - 10 * DAY, 10, seed=3, temperature=(27.0, 2.0), loaded_at=loaded[1]),
+                                readings(NOW - 9 * DAY, 8, seed=4, temperature=(30.0, 2.0), null_share=0.6,
+                                         loaded_at=loaded[2])]):
+        tables.load(SENSOR_EVENTS_DDL, "sensor_events", rows)
         dbt.run("build", "--quiet", raise_on_failure=False)  # the expectation test fails on the last run
         store.stats()
     out = root / "exports"
@@ -228,12 +212,10 @@ def test_screenshots_of_index_feature_and_service_pages(chromium, planted, tmp_p
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and (width, height) == (1400, 900) and len(data) > 20_000
 
 
-def test_three_stats_runs_over_a_changing_demo_give_three_points(tmp_path):
-    project = copy_project(EXAMPLE, tmp_path / "demo")
+def test_three_stats_runs_over_a_changing_demo_give_three_points(tmp_path, built_demo):
+    project = built_demo(JaffleSize(customers=40, stores=2, days=30), seed=31)
     raw = project / "data" / "raw"
-    write_raw_files(raw, JaffleSize(customers=40, stores=2, days=30), seed=31)
     dbt = project_env(project)
-    dbt.run("build", "--quiet")
     store = FeatureStore(project)
     store.stats(["customer_features"])
     import pandas as pd

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLE, copy_project, project_env
 from featurestore import FeatureStore, FeatureStoreError
-from jaffle_data import JaffleSize, load_raw, write_raw_files
+from jaffle_data import JaffleSize
 
 BIN = Path(sys.executable).parent
 FEATURES = ["store_features:orders_7d"]
@@ -47,13 +46,9 @@ def table_counts(store: FeatureStore) -> dict:
 
 
 @pytest.fixture(scope="module")
-def pg_store(tmp_path_factory, postgres_server):
-    project = copy_project(EXAMPLE, tmp_path_factory.mktemp("pghard") / "project")
-    write_raw_files(project / "data" / "raw", JaffleSize(customers=30, days=20), seed=3)
+def pg_store(built_demo, postgres_server):
     env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "hardening", "FEATURESTORE_RAW_SCHEMA": "raw_hardening"}
-    store = FeatureStore(project, "postgres", env=env, strict=False)
-    load_raw(store, project / "data" / "raw")
-    project_env(project, "postgres", **env).run("build", "--quiet")
+    project = built_demo(JaffleSize(customers=30, days=20), seed=3, target="postgres", name="pghard", **env)
     yield FeatureStore(project, "postgres", env=env)
     # its own raw schema, so other projects on this server never find views depending on theirs
     with FeatureStore(project, "postgres", env=env).connect(read_only=False) as warehouse:
@@ -90,11 +85,9 @@ def test_entity_queries_cannot_write_or_read_files(engine, demo_project, tmp_pat
         assert store.get_historical_features(query, FEATURES, allow_file_access=True).to_arrow().num_rows == 1
 
 
-def test_two_syncs_and_an_export_run_at_once_on_duckdb(tmp_path, moto_server):
-    project = copy_project(EXAMPLE, tmp_path / "project")
-    write_raw_files(project / "data" / "raw", JaffleSize(customers=200, days=40), seed=9)
+def test_two_syncs_and_an_export_run_at_once_on_duckdb(tmp_path, built_demo, moto_server):
     env = {"FEATURESTORE_DYNAMODB_ENDPOINT": moto_server, "FEATURESTORE_TABLE_PREFIX": "conc3_"}
-    project_env(project, **env).run("build", "--quiet")
+    project = built_demo(JaffleSize(customers=200, days=40), seed=9, **env)
     FeatureStore(project, env=env).registry  # parse once, so the three processes only read
     process_env = {**os.environ, **env}
     featurestore = str(BIN / "featurestore")
@@ -110,13 +103,10 @@ def test_two_syncs_and_an_export_run_at_once_on_duckdb(tmp_path, moto_server):
     assert (tmp_path / "train.parquet").is_file()
 
 
-def test_a_dbt_build_holding_the_lock_is_waited_for_or_named(demo_project, tmp_path):
+def test_a_dbt_build_holding_the_lock_is_waited_for_or_named(copied_demo):
     """A real `dbt run` holds DuckDB's write lock: a reader with a short timeout fails naming dbt's
     PID and command line; a reader with a longer one waits and then succeeds."""
-    import shutil
-
-    project = tmp_path / "project"
-    shutil.copytree(demo_project, project, symlinks=True, ignore=shutil.ignore_patterns("target", "logs"))
+    project = copied_demo()
     (project / "models" / "slow_model.sql").write_text(
         "{{ config(materialized='table') }}\n-- seconds of work, holding the write lock\nselect sum(i % 7) as s from range(4000000000) as t(i)\n")
     FeatureStore(project).registry  # parse first: the readers below only read

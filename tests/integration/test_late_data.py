@@ -8,9 +8,9 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from conftest import EXAMPLE, copy_project, duckdb_path, project_env
+from conftest import duckdb_path, project_env
 from featurestore import FeatureStore
-from jaffle_data import JaffleSize, append_late_orders, late_and_corrected_orders, write_raw_files
+from jaffle_data import JaffleSize, append_late_orders, late_and_corrected_orders
 
 VIEWS = ("customer_features", "store_features", "customer_product_features")
 
@@ -22,13 +22,11 @@ def winning_rows(project, view):
                                   "where valid_to is null or valid_to > valid_from").fetchall(), key=str)
 
 
-def test_late_and_corrected_orders_reach_training_and_serving(tmp_path, moto_server):
-    project = copy_project(EXAMPLE, tmp_path / "project")
-    raw = project / "data" / "raw"
-    write_raw_files(raw, JaffleSize(customers=80, stores=2, days=40), seed=5)
+def test_late_and_corrected_orders_reach_training_and_serving(built_demo, moto_server):
     env = {"FEATURESTORE_DYNAMODB_ENDPOINT": moto_server, "FEATURESTORE_TABLE_PREFIX": "late_"}
+    project = built_demo(JaffleSize(customers=80, stores=2, days=40), seed=5, **env)
+    raw = project / "data" / "raw"
     dbt = project_env(project, **env)
-    dbt.run("build", "--quiet")
     store = FeatureStore(project, env=env)
     store.sync()
     with store.connect() as warehouse:

@@ -12,19 +12,18 @@ import sys
 import threading
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import duckdb
 from typer.testing import CliRunner
 
-from conftest import EXAMPLE, copy_project, duckdb_path, project_env
+from conftest import duckdb_path, project_env
 from featurestore import FeatureStore
 from featurestore.cli import app
 from featurestore.online import OnlineTable
 from featurestore.online.config import OnlineConfig
 from featurestore.online.dynamodb import _TTL_UNSUPPORTED, DynamoDBOnlineStore
 from http_fault_proxy import FaultyDynamoDB
-from jaffle_data import JaffleSize, write_raw_files
+from jaffle_data import JaffleSize
 
 runner = CliRunner()
 TABLE = OnlineTable("things", ("thing_id",), {"size": "bigint", "score": "double", "amount": "decimal(38,2)",
@@ -124,7 +123,7 @@ def test_a_sync_paused_past_any_timeout_cannot_write_older_values(dynamodb):
     assert [g["size"] for g in got] == [20] * keys
 
 
-def test_ttl_is_made_sure_on_every_sync(dynamodb):
+def test_ttl_is_made_sure_on_every_sync(dynamodb, dynamodb_has_ttl):
     store = store_at(dynamodb, "ttl_")
     untimed = OnlineTable("things", TABLE.join_keys, TABLE.features, None)
     store.write(untimed, [row(1, 1)])  # the table exists, without TTL
@@ -142,11 +141,12 @@ def test_ttl_is_made_sure_on_every_sync(dynamodb):
     finally:
         logger.removeHandler(collect)
     status = store.client.describe_time_to_live(TableName="ttl_things")["TimeToLiveDescription"]
-    if dynamodb in _TTL_UNSUPPORTED:  # dynalite: no UpdateTimeToLive; warned once, TTL applied at read time
+    if dynamodb_has_ttl:
+        assert status["TimeToLiveStatus"] in ("ENABLED", "ENABLING") and status["AttributeName"] == "_expires_at"
+        assert not any("has no TTL API" in message for message in warnings)
+    else:  # dynalite: no UpdateTimeToLive; warned once, TTL applied at read time
         assert sum("has no TTL API" in message for message in warnings) == 1
         assert store.read(TABLE, [{"thing_id": 2}], ["size"], now=T0 + timedelta(hours=3)) == [None]
-    else:
-        assert status["TimeToLiveStatus"] in ("ENABLED", "ENABLING") and status["AttributeName"] == "_expires_at"
 
 
 def test_two_first_syncs_of_a_ttl_view_at_once_both_succeed(dynamodb):
@@ -182,12 +182,10 @@ def test_throttling_unprocessed_keys_and_dropped_connections_are_retried(dynamod
 # -- the sync state knows its source -------------------------------------------------------------
 
 
-def demo_copy(root: Path, dynamodb: str, seed: int, prefix: str = "shared_"):
-    project = copy_project(EXAMPLE, root)
-    write_raw_files(project / "data" / "raw", JaffleSize(customers=60, stores=2, days=30), seed=seed)
+def demo_copy(copied_demo, dynamodb: str, seed: int = 21, prefix: str = "shared_"):
+    """A copy of a small demo built once per run (per seed), syncing to `dynamodb` under `prefix`."""
     env = {"FEATURESTORE_DYNAMODB_ENDPOINT": dynamodb, "FEATURESTORE_TABLE_PREFIX": prefix}
-    project_env(project, **env).run("build", "--quiet")
-    return project, env
+    return copied_demo(JaffleSize(customers=60, stores=2, days=30), seed), env
 
 
 def audit_now(project, env, view="customer_features"):
@@ -197,9 +195,9 @@ def audit_now(project, env, view="customer_features"):
     return store.audit(view, sample=1000, now=at)
 
 
-def test_two_projects_sharing_an_endpoint_and_prefix_each_sync_what_they_lack(tmp_path, dynamodb):
-    first, env_first = demo_copy(tmp_path / "first", dynamodb, seed=21)
-    second, env_second = demo_copy(tmp_path / "second", dynamodb, seed=22)  # other data, same tables
+def test_two_projects_sharing_an_endpoint_and_prefix_each_sync_what_they_lack(copied_demo, dynamodb):
+    first, env_first = demo_copy(copied_demo, dynamodb, seed=21)
+    second, env_second = demo_copy(copied_demo, dynamodb, seed=22)  # other data, same tables
     FeatureStore(first, env=env_first).sync(["customer_features"])
     result = FeatureStore(second, env=env_second).sync(["customer_features"])[0]
     assert result.mode == "full" and result.reason == "first sync from this source" and result.written > 0
@@ -209,8 +207,8 @@ def test_two_projects_sharing_an_endpoint_and_prefix_each_sync_what_they_lack(tm
     assert FeatureStore(first, env=env_first).sync(["customer_features"])[0].mode == "incremental"
 
 
-def test_a_rebuilt_warehouse_is_synced_in_full_and_watermarks_never_go_back(tmp_path, dynamodb):
-    project, env = demo_copy(tmp_path / "p", dynamodb, seed=23, prefix="rebuilt_")
+def test_a_rebuilt_warehouse_is_synced_in_full_and_watermarks_never_go_back(copied_demo, dynamodb):
+    project, env = demo_copy(copied_demo, dynamodb, prefix="rebuilt_")
     store = FeatureStore(project, env=env)
     first = store.sync(["customer_features"])[0]
     duckdb_path(project).unlink()
@@ -227,8 +225,8 @@ def test_a_rebuilt_warehouse_is_synced_in_full_and_watermarks_never_go_back(tmp_
     assert syncer.online.get_state(key)["watermark"] == state["watermark"] == first.watermark_after
 
 
-def test_status_reports_what_is_pending_and_force_repairs_a_changed_item(tmp_path, dynamodb):
-    project, env = demo_copy(tmp_path / "p", dynamodb, seed=24, prefix="status_")
+def test_status_reports_what_is_pending_and_force_repairs_a_changed_item(copied_demo, dynamodb):
+    project, env = demo_copy(copied_demo, dynamodb, prefix="status_")
     store = FeatureStore(project, env=env)
     store.sync(["customer_features"])
     empty = store.sync(["customer_features"])[0]
@@ -250,8 +248,8 @@ def test_status_reports_what_is_pending_and_force_repairs_a_changed_item(tmp_pat
     assert audit_now(project, env)["mismatches"] == []
 
 
-def test_sync_sets_aside_rows_it_cannot_store_and_lists_them(tmp_path, dynamodb):
-    project, env = demo_copy(tmp_path / "p", dynamodb, seed=25, prefix="aside_")
+def test_sync_sets_aside_rows_it_cannot_store_and_lists_them(copied_demo, dynamodb):
+    project, env = demo_copy(copied_demo, dynamodb, prefix="aside_")
     # plant values DynamoDB cannot hold on two customers' current rows
     with duckdb.connect(str(duckdb_path(project))) as con:
         customers = [r[0] for r in con.execute("select customer_id from main.customer_features where valid_to is null "

@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import json
-import random
 from datetime import datetime, timedelta
 
-import duckdb
 from typer.testing import CliRunner
 
-from conftest import FIXTURES, REPO, copy_project, project_env
+from conftest import FIXTURES, REPO, DuckDBTables, copy_project, project_env
 from featurestore import FeatureStore
 from featurestore.cli import app
+from oracles import SENSOR_EVENTS_DDL, readings
 
 runner = CliRunner()
 DAY = timedelta(days=1)
-
-
-def readings(start: datetime, days: int, seed: int, temperature=(20.0, 2.0), null_share=0.0, sensors=30):
-    rng = random.Random(seed)
-    rows = []
-    for day in range(days):
-        for sensor in range(sensors):
-            ev = start + day * DAY + timedelta(minutes=rng.randrange(1440))
-            t = None if rng.random() < null_share else rng.gauss(*temperature)
-            rows.append((sensor, ev, ev, t, rng.uniform(30, 60), rng.choice(["ok", "ok", "warn"])))
-    return rows
 
 
 def build(tmp_path, rows):
@@ -36,11 +24,7 @@ def build_at(project, rows):
     (project / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
     dbt = project_env(project)
     dbt.run("deps", "--quiet")
-    database = dbt.variables()["FEATURESTORE_DUCKDB_PATH"]
-    with duckdb.connect(database) as con:
-        con.execute("create or replace table main.sensor_events (sensor_id integer, ev timestamp, created timestamp, "
-                    "temperature double, humidity double, state varchar)")
-        con.executemany("insert into main.sensor_events values (?, ?, ?, ?, ?, ?)", rows)
+    DuckDBTables(dbt.variables()["FEATURESTORE_DUCKDB_PATH"]).load(SENSOR_EVENTS_DDL, "sensor_events", rows)
     result = dbt.run("build", "--quiet", raise_on_failure=False)
     failures = sorted(r.name for r in result.results if r.status in ("fail", "error"))
     return project, failures

@@ -9,11 +9,11 @@ import json
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
-from conftest import EXAMPLE, copy_project, project_env
+from conftest import project_env
 from featurestore.cli import app
 from featurestore.digest import content_hash
 from featurestore.retrieval import MANIFEST_KEY
-from jaffle_data import JaffleSize, append_late_orders, late_and_corrected_orders, write_raw_files
+from jaffle_data import JaffleSize, append_late_orders, late_and_corrected_orders
 
 runner = CliRunner()
 EXPORT = ["export", "-e", "main.churn_labels", "--timestamp-column", "label_ts", "--service", "churn_model"]
@@ -23,12 +23,10 @@ def manifest_of(path):
     return json.loads(pq.read_schema(path).metadata[MANIFEST_KEY.encode()])
 
 
-def test_replay_reproduces_an_export_and_refuses_when_history_is_gone(tmp_path):
-    project = copy_project(EXAMPLE, tmp_path / "project")
+def test_replay_reproduces_an_export_and_refuses_when_history_is_gone(tmp_path, built_demo):
+    project = built_demo(JaffleSize(customers=80, stores=2, days=75), seed=41)
     raw = project / "data" / "raw"
-    write_raw_files(raw, JaffleSize(customers=80, stores=2, days=75), seed=41)
     dbt = project_env(project)
-    dbt.run("build", "--quiet")
     first = tmp_path / "first.parquet"
     assert runner.invoke(app, [*EXPORT, "-p", str(project), "--out", str(first)]).exit_code == 0
     manifest = manifest_of(first)

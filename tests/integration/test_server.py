@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import built_demo, project_env
+from conftest import project_env
 from featurestore import FeatureStore
 from featurestore.online.local import free_port
 from jaffle_data import JaffleSize
@@ -29,10 +29,10 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 @pytest.fixture(scope="module")
-def served_project(tmp_path_factory, moto_server):
+def served_project(built_demo, moto_server):
     """The demo, built and synced to moto, with a push view; its customers' live features pushed now."""
     env = {"FEATURESTORE_DYNAMODB_ENDPOINT": moto_server, "FEATURESTORE_TABLE_PREFIX": "serve_"}
-    project = built_demo(tmp_path_factory, "serve", JaffleSize(customers=60, stores=2, days=60), **env)
+    project = built_demo(JaffleSize(customers=60, stores=2, days=60), seed=11, name="serve", **env)
     store = FeatureStore(project, env=env)
     store.sync()
     return project, env

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 import oracles
-from conftest import FIXTURES, REPO, copy_project, project_env
+from conftest import FIXTURES, REPO, DuckDBTables, copy_project, project_env
 
 N_CASES = 240
 SEED = 20261125
@@ -31,29 +31,6 @@ def make_props_project(root: Path, target: str | None = None, **env):
     dbt = project_env(project, target, **env)
     dbt.run("deps", "--quiet")
     return dbt
-
-
-class DuckDBTables:
-    """Load and read the property project's tables in its DuckDB file."""
-
-    schema = "main"
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def load(self, ddl: str, table: str, rows):
-        with duckdb.connect(self.path) as con:
-            con.execute(ddl.format(schema=self.schema))
-            if rows:
-                marks = ", ".join("?" * len(rows[0]))
-                con.executemany(f"insert into {self.schema}.{table} values ({marks})", rows)
-
-    def fetch(self, sql: str):
-        with duckdb.connect(self.path) as con:
-            return con.execute(sql.format(schema=self.schema)).fetchall()
-
-    def table_id(self, table: str):
-        return self.fetch(f"select table_oid from duckdb_tables() where schema_name = '{{schema}}' and table_name = '{table}'")
 
 
 def run_snapshot_properties(dbt, tables, n_cases: int, seed: int):

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import oracles
-from conftest import FIXTURES, REPO, copy_project, project_env
+from conftest import FIXTURES, REPO, DuckDBTables, copy_project, project_env
 from featurestore import FeatureStore, FeatureStoreError
 from featurestore.entity_frame import EntityFrameError
 from featurestore.frames import ml_dataframe
@@ -59,9 +58,8 @@ def training_duckdb(tmp_path_factory):
     root.mkdir(parents=True)
 
     def load(table, columns, rows):
-        with duckdb.connect(str(database)) as con:
-            con.execute(f"create or replace table main.{table} ({', '.join(f'{c} {TYPES[c]}' for c in columns)})")
-            con.executemany(f"insert into main.{table} values ({', '.join('?' * len(columns))})", rows)
+        ddl = f"create or replace table {{schema}}.{table} ({', '.join(f'{c} {TYPES[c]}' for c in columns)})"
+        DuckDBTables(database).load(ddl, table, rows)
 
     return build_training_project(root, cases, load), cases
 

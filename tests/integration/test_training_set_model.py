@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from conftest import EXAMPLE, copy_project, duckdb_path, project_env
+from conftest import duckdb_path, project_env
 from featurestore import FeatureStore
 from featurestore.digest import content_hash
-from jaffle_data import JaffleSize, write_raw_files
+from jaffle_data import JaffleSize
 
 def canonical(table: pa.Table) -> pa.Table:
     """Rows sorted by the label keys, the timestamp naive (a dbt table has no row order and
@@ -47,11 +47,8 @@ def test_dbt_lineage_runs_from_features_and_labels_to_the_exposure(demo_project)
 
 
 @pytest.fixture(scope="module")
-def small_demo(tmp_path_factory):
-    project = copy_project(EXAMPLE, tmp_path_factory.mktemp("ts") / "project")
-    write_raw_files(project / "data" / "raw", JaffleSize(customers=30, stores=2, days=50), seed=5)
-    project_env(project).run("build", "--quiet")
-    return project
+def small_demo(built_demo):
+    return built_demo(JaffleSize(customers=30, stores=2, days=50), seed=5, name="ts")
 
 
 @pytest.mark.parametrize("change, message", [

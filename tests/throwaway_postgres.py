@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from ..online.local import free_port
+from featurestore.online.local import free_port
 
 
 def find_bin_dir() -> Path | None:

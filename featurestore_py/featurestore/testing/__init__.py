@@ -1,1 +1,0 @@
-"""Helpers for tests and benchmarks: deterministic data, local servers. Not needed at run time."""
