@@ -46,22 +46,22 @@
         {%- for exposure in graph.exposures.values() | sort(attribute='name') if exposure.type == 'ml' -%}
             {%- set references = [] -%}
             {%- set where = "featurestore_services (the feature service '" ~ exposure.name ~ "')" -%}
-            {%- set listed = (((exposure.config or {}).get('meta') or exposure.meta or {}).get('featurestore') or {}).get('features') -%}
+            {%- set service_meta = ((exposure.config or {}).get('meta') or exposure.meta or {}).get('featurestore') or {} -%}
             {%- set uses_views = [] -%}
             {%- for uid in exposure.depends_on.nodes if uid in graph.nodes and featurestore._is_feature_view(graph.nodes[uid]) -%}
                 {%- do uses_views.append(uid) -%}
             {%- endfor -%}
-            {#- an ml exposure of no feature view (a model trained elsewhere): a service without
-                features, as in the registry; it must not stop the project's `dbt build` -#}
-            {%- if listed or uses_views -%}
+            {#- a feature service lists `features:` or depends on a feature view, as in the registry;
+                an ml exposure of other models only (a model trained elsewhere) is not one -#}
+            {%- if 'features' in service_meta or uses_views -%}
                 {%- for view, names in featurestore._service_features(exposure.name, where).items() -%}
                     {%- for name in names -%}
                         {%- do references.append(view ~ ':' ~ name) -%}
                     {%- endfor -%}
                 {%- endfor -%}
+                {%- set owner = exposure.owner or {} -%}
+                {%- do rows.append([exposure.name, tojson(references), owner.get('email') or owner.get('name'), exposure.description or '']) -%}
             {%- endif -%}
-            {%- set owner = exposure.owner or {} -%}
-            {%- do rows.append([exposure.name, tojson(references), owner.get('email') or owner.get('name'), exposure.description or '']) -%}
         {%- endfor -%}
     {%- else -%}
         {%- for node in graph.nodes.values() | sort(attribute='name') if featurestore._is_feature_view(node) -%}

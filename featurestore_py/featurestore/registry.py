@@ -260,7 +260,7 @@ def registry_from_manifest(manifest: Mapping[str, Any]) -> Registry:
 
     services = {}
     for exposure in manifest.get("exposures", {}).values():
-        if exposure.get("type") == "ml":
+        if exposure.get("type") == "ml" and _is_feature_service(exposure, nodes, views):
             service = _feature_service(exposure, nodes, views)
             services[service.name] = service
 
@@ -276,6 +276,15 @@ def registry_from_manifest(manifest: Mapping[str, Any]) -> Registry:
         ),
         exposures_using=MappingProxyType({name: tuple(names) for name, names in exposures_using.items()}),
     )
+
+
+def _is_feature_service(exposure: Mapping[str, Any], nodes: Mapping[str, Any], views: Mapping[str, FeatureView]) -> bool:
+    """An ml exposure is a feature service when it lists `features:` or depends on a feature view;
+    one of other models only (a model trained elsewhere) is none of the feature store's business."""
+    if "features" in _featurestore_meta(exposure.get("config") or exposure):
+        return True
+    return any(uid in nodes and nodes[uid].get("name") in views and nodes[uid].get("resource_type") == "model"
+               for uid in exposure.get("depends_on", {}).get("nodes", []))
 
 
 def _upstream(model: Mapping[str, Any], nodes: Mapping[str, Any], sources: Mapping[str, Any]) -> tuple:

@@ -313,10 +313,16 @@ def test_the_registry_tables_list_the_registrys_services_and_join_keys():
     assert views == {name: list(registry.join_keys(view)) for name, view in registry.feature_views.items()}
 
 
-def test_an_ml_exposure_of_no_feature_view_does_not_stop_the_build():
-    """A model trained elsewhere (an ml exposure of a dimension model only) is a service without
-    features, as the registry reads it — not a compile error in every project's `dbt build`."""
+def test_an_ml_exposure_of_no_feature_view_is_not_a_feature_service():
+    """A model trained elsewhere (an ml exposure of a dimension model only, listing no features)
+    is none of the feature store's business: not a service on either side, not a compile error in
+    every project's `dbt build`, not a registry error for every command."""
     project = variant(services=[service("trained_elsewhere", depends_on=["customers"]), SERVICES[0]])
     services = {row[0]: json.loads(row[1]) for row in _registry_rows(project, "services")}
-    assert services["trained_elsewhere"] == [] == list(registry_from_manifest(project).service("trained_elsewhere").feature_refs)
-    assert services["explicit"]
+    registry = _python_registry(project)  # validates: no "uses no features" error
+    assert set(services) == set(registry.services) == {"explicit"}
+    # listing `features:` makes it one, even an empty list (which both sides then refuse)
+    listed = variant(services=[service("listed_nothing", [], depends_on=["customers"])])
+    assert "listed_nothing" in registry_from_manifest(listed).services
+    assert isinstance(outcome(python_training_views, listed, "listed_nothing"), Refused)
+    assert isinstance(outcome(dbt_training_views, listed, "listed_nothing"), Refused)

@@ -467,9 +467,16 @@ def test_service_features_must_be_strings():
 
 
 def test_a_service_must_use_some_feature():
-    problem = the_one(found("unknown-feature-reference", services=[service(features=None, depends_on=())]),
+    problem = the_one(found("unknown-feature-reference", services=[service(features=[], depends_on=())]),
                       file=SERVICES, model="churn_model")
     assert "uses no features" in problem.message
+
+
+def test_an_ml_exposure_of_no_feature_view_is_not_a_service():
+    """A model trained elsewhere: an ml exposure listing no features and using no feature view."""
+    reg = registry(services=[service(features=None, depends_on=())])
+    assert "churn_model" not in reg.services
+    assert validate(reg) == []
 
 
 def test_a_service_without_a_list_uses_the_features_of_its_views():
