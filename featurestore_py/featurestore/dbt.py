@@ -311,6 +311,9 @@ class DbtProject:
                 outcome = dbtRunner().invoke(arguments)
             finally:
                 _release_duckdb()
+        if isinstance(outcome.exception, KeyboardInterrupt):
+            # dbtRunner returns Ctrl-C as a failed result: it is the user's interrupt, not dbt's failure
+            raise KeyboardInterrupt
         nodes = getattr(outcome.result, "results", None) or ()
         results = tuple(NodeResult(node.node.name, node.node.unique_id, str(node.status), node.message)
                         for node in nodes if getattr(node, "node", None) is not None)

@@ -105,3 +105,22 @@ def test_export_interrupted_while_writing_leaves_no_half_file(demo_project, tmp_
     assert result.exit_code == 130 and "interrupted:" in text, text
     assert out.read_bytes() == b"the previous training set"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.parquet"]
+
+
+def test_build_under_a_real_sigint_says_interrupted_and_keeps_the_tables(copied_demo):
+    """Ctrl-C during `featurestore build` with dbt in-process: dbtRunner hands the interrupt back
+    as a failed result; the CLI still says interrupted (exit 130), and the built tables stay."""
+    project = copied_demo()
+    store = FeatureStore(project)
+    before = table_rows(store, "main.customer_features")
+    command = [str(BIN / "featurestore"), "build", "-p", str(project), "--full-refresh"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "FEATURESTORE_DBT": "inprocess", "COLUMNS": "200"})
+    for line in process.stdout:  # dbt is running models: an event, not a guess at the time
+        if " START " in line:
+            break
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("interrupted:"), err
+    assert table_rows(store, "main.customer_features") == before
