@@ -411,18 +411,8 @@ def sync(
 
     def once(should_stop) -> None:
         started = datetime.now(timezone.utc)
-        for result in _sync_with_progress(store, views, full, force, build, should_stop):
-            if as_json:
-                typer.echo(json.dumps(result.__dict__, default=str))
-                continue
-            console.print(f"{result.view}: {result.mode} ({result.reason}), {result.rows_read} rows read, "
-                          f"{result.written} written, {result.skipped_stale} already current, "
-                          f"{len(result.rejected)} set aside, {result.seconds:.2f} s", highlight=False)
-            for rejected in result.rejected[:20]:
-                err_console.print(f"  set aside: {rejected['view']} {rejected['key']} {rejected['feature']}: "
-                                  f"{rejected['reason']}", highlight=False, markup=False)
-            if len(result.rejected) > 20:
-                err_console.print(f"  ... and {len(result.rejected) - 20} more (featurestore sync status)")
+        _sync_with_progress(store, views, full, force, build, should_stop,
+                            lambda result: _print_sync_result(result, as_json))
         if schedule and not as_json and not should_stop():
             console.print(f"next sync at {schedule.next_after(started).isoformat(timespec='seconds')}", highlight=False)
 
@@ -458,10 +448,28 @@ def _print_sync_status(rows: list[dict], as_json: bool) -> None:
                           highlight=False, markup=False)
 
 
-def _sync_with_progress(store: FeatureStore, views, full: bool, force: bool, build: bool, should_stop):
-    """FeatureStore.sync, with a progress bar per view on an interactive terminal."""
+def _print_sync_result(result, as_json: bool) -> None:
+    """One view's sync, printed as soon as it is done (a pipe or a log sees each view in turn)."""
+    if as_json:
+        typer.echo(json.dumps(result.__dict__, default=str))
+        sys.stdout.flush()
+        return
+    console.print(f"{result.view}: {result.mode} ({result.reason}), {result.rows_read} rows read, "
+                  f"{result.written} written, {result.skipped_stale} already current, "
+                  f"{len(result.rejected)} set aside, {result.seconds:.2f} s", highlight=False)
+    for rejected in result.rejected[:20]:
+        err_console.print(f"  set aside: {rejected['view']} {rejected['key']} {rejected['feature']}: "
+                          f"{rejected['reason']}", highlight=False, markup=False)
+    if len(result.rejected) > 20:
+        err_console.print(f"  ... and {len(result.rejected) - 20} more (featurestore sync status)")
+    console.file.flush()
+
+
+def _sync_with_progress(store: FeatureStore, views, full: bool, force: bool, build: bool, should_stop, on_result):
+    """FeatureStore.sync, each view's result to on_result when it is done, with a progress bar per
+    view on an interactive terminal."""
     if not err_console.is_terminal:
-        return store.sync(views, full=full, force=force, build=build, should_stop=should_stop)
+        return store.sync(views, full=full, force=force, build=build, should_stop=should_stop, on_result=on_result)
     from rich.progress import Progress
 
     with Progress(console=err_console, transient=True) as progress:
@@ -469,7 +477,8 @@ def _sync_with_progress(store: FeatureStore, views, full: bool, force: bool, bui
             task = progress.add_task(f"sync {view}", total=None)
             return (lambda n: progress.update(task, total=n)), (lambda n: progress.advance(task, n))
 
-        return store.sync(views, full=full, force=force, build=build, should_stop=should_stop, progress=bar)
+        return store.sync(views, full=full, force=force, build=build, should_stop=should_stop, progress=bar,
+                          on_result=on_result)
 
 
 @app.command()

@@ -236,12 +236,14 @@ class FeatureStore:
         return Syncer(self.registry, self.connect, online or self.online, identity_of(self.target, self.project.project_dir))
 
     def sync(self, views: Sequence[str] | None = None, full: bool = False, force: bool = False, *,
-             build: bool = False, should_stop=None, progress=None, on_rows=None, on_batch=None) -> list[SyncResult]:
+             build: bool = False, should_stop=None, progress=None, on_rows=None, on_batch=None,
+             on_result=None) -> list[SyncResult]:
         """Push the current rows of online views (all of them by default) to the online store.
         full: every current row, not only those created since the watermark; force (with full):
         also rewrite items whose stored version equals the warehouse's (repairs items changed
         behind the store's back). build: `dbt build` the views (and what they depend on) first.
-        should_stop and progress: see Syncer.sync; on_rows and on_batch: the same callbacks for every view."""
+        should_stop, progress and on_result: see Syncer.sync; on_rows and on_batch: the same callbacks
+        for every view."""
         check_force(full, force)
         syncer = self.syncer()
         selected = syncer.online_views(views)  # an unknown or offline view fails before any work
@@ -250,7 +252,7 @@ class FeatureStore:
         if progress is None and (on_rows or on_batch):
             progress = lambda view: (on_rows, on_batch)  # noqa: E731
         return syncer.sync([view.name for view in selected], full=full, force=force, should_stop=should_stop,
-                           progress=progress)
+                           progress=progress, on_result=on_result)
 
     def sync_status(self, views: Sequence[str] | None = None, deadline_seconds: float | None = None) -> list[dict]:
         """Per online view: watermark, pending rows, lag, the last sync's counts and rows set aside.

@@ -97,16 +97,18 @@ class Syncer:
     def sync(self, views: Sequence[str] | None = None, full: bool = False, force: bool = False,
              should_stop: Callable[[], bool] | None = None,
              progress: Callable[[str], tuple[Callable[[int], None], Callable[[int], None]]] | None = None,
-             ) -> list[SyncResult]:
+             on_result: Callable[[SyncResult], None] | None = None) -> list[SyncResult]:
         """Sync the online views (all, or the named ones), one after the other. progress: called
         with each view's name before it syncs, returns its (on_rows, on_batch) callbacks (rows read
-        so far; items written by a batch)."""
+        so far; items written by a batch); on_result: called with each view's result as it is done."""
         check_force(full, force)
         results = []
         for view in self.online_views(views):
             on_rows, on_batch = progress(view.name) if progress else (None, None)
             results.append(self.sync_view(view, full=full, force=force, should_stop=should_stop,
                                           on_rows=on_rows, on_batch=on_batch))
+            if on_result:
+                on_result(results[-1])
         return results
 
     def sync_view(self, view: FeatureView, full: bool = False, force: bool = False,
