@@ -1,8 +1,8 @@
 """Training and serving results as pandas frames with the dtypes ML code expects, the same
 online and offline: integers as pandas' nullable `Int64` (a missing value does not turn a column
 into float64), decimals as float64 (not Python `Decimal` objects), booleans as `boolean`,
-timestamps as datetime64 with their zone, strings as pandas gives them (`str` from pandas 3, objects before). `.to_arrow()` keeps the exact
-warehouse types."""
+timestamps as datetime64 with their zone, strings as pandas gives them (`str` from pandas 3,
+objects before). `.to_arrow()` keeps the exact warehouse types."""
 
 from __future__ import annotations
 
