@@ -335,16 +335,18 @@ class RetrievalJob:
         return strategies
 
     def _strategy_for(self, warehouse: Warehouse, request: ViewRequest, entity_rows: int) -> tuple[str, str]:
-        """(strategy, why) for one view: see choose_strategy; the view's size is measured once per process."""
-        if self.knowledge_guard or self.dialect != "duckdb" or self.strategy != "auto":
-            return choose_strategy(self.dialect, self.strategy, self.knowledge_guard, entity_rows, 0, 0.0)
-        stats = _VIEW_STATS.get(request.view.relation_name)
-        if stats is None:
-            rows, keys_seen = warehouse.fetch_all(warehouse.render(
-                "relation_probe", probe="key_stats", relation=request.view.relation_name,
-                keys=[view_key for _, view_key in request.keys]))[0]
-            stats = _VIEW_STATS[request.view.relation_name] = (rows, rows / keys_seen if keys_seen else 0.0)
-        return choose_strategy(self.dialect, self.strategy, self.knowledge_guard, entity_rows, *stats)
+        """(strategy, why) for one view: see choose_strategy; the view's size is measured once per
+        process, and only when the choice depends on it."""
+        def view_size() -> tuple[int, float]:
+            stats = _VIEW_STATS.get(request.view.relation_name)
+            if stats is None:
+                rows, keys_seen = warehouse.fetch_all(warehouse.render(
+                    "relation_probe", probe="key_stats", relation=request.view.relation_name,
+                    keys=[view_key for _, view_key in request.keys]))[0]
+                stats = _VIEW_STATS[request.view.relation_name] = (rows, rows / keys_seen if keys_seen else 0.0)
+            return stats
+
+        return choose_strategy(self.dialect, self.strategy, self.knowledge_guard, entity_rows, view_size)
 
     def _run(self, sink: Callable[[Warehouse, str], Any], match_columns: bool, ordered: bool, read_only: bool = True):
         started = time.perf_counter()
@@ -478,18 +480,20 @@ class RetrievalJob:
         return relation
 
 
-def choose_strategy(dialect: str, strategy: str, knowledge_guard: bool, entity_rows: int, view_rows: int,
-                    rows_per_key: float) -> tuple[str, str]:
+def choose_strategy(dialect: str, strategy: str, knowledge_guard: bool, entity_rows: int,
+                    view_size: Callable[[], tuple[int, float]]) -> tuple[str, str]:
     """(strategy, why). The knowledge guard ranks versions; other engines join on the validity
     intervals. DuckDB: the interval join's work grows with entity rows x rows per key (the hash
     join fans out), the ASOF join's with entity rows + view rows (it sorts both); measured
-    crossover (benchmarks/bench_training.py): ASOF wins once the first is ~150x the second."""
+    crossover (benchmarks/bench_training.py): ASOF wins once the first is ~150x the second.
+    view_size() -> (view rows, rows per key) is asked only for that last comparison."""
     if knowledge_guard:
         return "knowledge", "the knowledge guard ranks the versions known at each entity time"
     if dialect != "duckdb":
         return "interval", f"{dialect} joins on the validity intervals"
     if strategy != "auto":
         return strategy, f"strategy='{strategy}' was requested"
+    view_rows, rows_per_key = view_size()
     fan_out = entity_rows * rows_per_key
     budget = ASOF_CROSSOVER * (entity_rows + view_rows)
     why = (f"{entity_rows:,} entity rows x {rows_per_key:,.1f} rows per key = {fan_out:,.0f} "
