@@ -332,7 +332,7 @@ class FeatureStore:
         stats saved with a training set (a dict, see quality.load_saved_stats) and a window.
         A window with no values raises NoDataError unless allow_empty (then those features
         report no value)."""
-        return quality.drift(self.registry.view(view), self.connect, reference, current, allow_empty)
+        return quality.measure_drift(self.registry.view(view), self.connect, reference, current, allow_empty)
 
     def duplicate_features(self, sample: int = 2000, seed: int = 0) -> list:
         """Pairs of features on the same entity that look like one feature twice: identical or
@@ -342,7 +342,7 @@ class FeatureStore:
     def audit(self, view_name: str, sample: int = 100, seed: int = 0, now: datetime | None = None) -> dict:
         """Training/serving consistency: for `sample` random keys, what the online store returns
         against what the point-in-time query returns at the same moment (default: now)."""
-        return quality.audit(self.registry, self.connect, self.get_online_features, self.get_historical_features,
+        return quality.audit_online(self.registry, self.connect, self.get_online_features, self.get_historical_features,
                              view_name, sample, seed, now)
 
     def audit_served(self, min_match_rate: float = 1.0) -> dict:

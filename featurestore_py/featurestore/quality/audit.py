@@ -1,6 +1,6 @@
 """Training/serving consistency, with one rule of equality (`same_value`) for both audits.
 
-`audit`: for a sample of keys, what the online store returns now against what the point-in-time
+`audit_online` (`featurestore audit`): for a sample of keys, what the online store returns now against what the point-in-time
 query returns at the same moment.
 
 `audit_served` (`featurestore audit --served`): the vectors the feature server actually served
@@ -57,7 +57,7 @@ def serving_mismatches(features: list[str], entity_rows: list[dict], online: dic
     return mismatches
 
 
-def audit(registry: Registry, connect: Callable, online: Callable, historical: Callable, view_name: str,
+def audit_online(registry: Registry, connect: Callable, online: Callable, historical: Callable, view_name: str,
           sample: int = 100, seed: int = 0, now: datetime | None = None) -> dict:
     """For `sample` random current keys of a view, the online values against the point-in-time
     values at the same moment (default: now). online and historical: FeatureStore's

@@ -26,7 +26,7 @@ DEFAULT_MAX_PSI = 0.25
 DEFAULT_MAX_TVD = 0.2
 
 
-def drift(view: FeatureView, connect: Callable[..., Warehouse], reference, current: tuple[datetime, datetime],
+def measure_drift(view: FeatureView, connect: Callable[..., Warehouse], reference, current: tuple[datetime, datetime],
           allow_empty: bool = False) -> list["FeatureDrift"]:
     """Drift of every feature of a view between two windows of event times, or between the
     stats saved with a training set (a dict, see load_saved_stats) and a window. A window with no
