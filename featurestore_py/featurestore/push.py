@@ -56,7 +56,7 @@ class Pusher:
         if view.meta.get("push") is not True:
             raise RequestError(f"Feature view '{view_name}' does not accept pushes (`push: true` in its meta, {view.yaml_path}).")
         if to != "offline":
-            require_online([view], "pushed online (push with to='offline', or set `online: true`)")
+            require_online([view], "pushed online (push with to='offline')")
         if len(rows) > MAX_PUSH_ROWS:
             raise RequestError(f"{len(rows):,} rows in one push; the limit is {MAX_PUSH_ROWS:,}.", status=413)
         table = self._table(view, rows)

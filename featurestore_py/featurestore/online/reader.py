@@ -96,8 +96,18 @@ class OnlineReader:
         entity_rows: a list of {join key: value} or {join key: [values]}. Keys the views do not
         need are left out of the answer, as Feast does, or refused (refuse_unknown). keys_from_text:
         the key values are text (a command line), converted to each join key's declared type."""
+        return self.read_columns(features, entity_columns(entity_rows), feature_service=feature_service,
+                                 full_feature_names=full_feature_names, now=now, keys_from_text=keys_from_text,
+                                 refuse_unknown=refuse_unknown)
+
+    def read_columns(self, features: Sequence[str] | None, entities: Mapping[str, list], *,
+                     feature_service: str | None = None, full_feature_names: bool = False,
+                     now: datetime | None = None, keys_from_text: bool = False,
+                     refuse_unknown: bool = False) -> list[OnlineColumn]:
+        """`read` of entity rows already shaped as columns by requests.entity_columns (the server
+        shapes them once, while checking the request)."""
         requests, tables = self.plan(features, feature_service, full_feature_names)
-        entities = entity_columns(entity_rows) or {key: [] for key in join_keys_of(requests)}  # no rows: no answer
+        entities = entities or {key: [] for key in join_keys_of(requests)}  # no rows: no answer
         if keys_from_text:
             dtypes = {key: request.view.columns.get(key) for request in requests for key, _ in request.keys}
             entities = {key: [key_from_text(key, text, dtypes.get(key)) for text in values]

@@ -89,8 +89,8 @@ class OnlineServer:
     # -- the answer ----------------------------------------------------------------------------
     def get_online_features(self, body: Any, now: datetime | None = None) -> tuple[dict, Served]:
         features, service, full, entities = self.parse(body)
-        columns = self.reader.read(features, entities, feature_service=service, full_feature_names=full, now=now,
-                                   refuse_unknown=True)
+        columns = self.reader.read_columns(features, entities, feature_service=service, full_feature_names=full,
+                                           now=now, refuse_unknown=True)
         names = [column.name for column in columns]
         references = [column.reference for column in columns]
         results = [{"values": [json_value(value, column.dtype) for value in column.values],
