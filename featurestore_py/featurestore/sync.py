@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -26,13 +27,16 @@ import pyarrow.compute as pc
 
 from .durations import parse_duration
 from .errors import FeatureStoreError
-from .online import OnlineStore
+from .online import OnlineStore, OnlineStoreError, WriteReport
 from .registry import FeatureView, Registry
 from .requests import online_table, require_online
 from .warehouse import Warehouse
 
 log = logging.getLogger("featurestore.sync")
-ROWS_PER_WRITE = 50_000  # rows handed to the online store per call (a thread pool of conditional puts each)
+ROWS_PER_WRITE = 50_000  # rows handed to the online store per call (a thread pool of writers each)
+BULK_MIN_ROWS = 2_000  # below this, a bulk load's fixed costs (a table made, a scan, a switch) outweigh its gain
+BULK_MIN_ROWS_ENV = "FEATURESTORE_BULK_MIN_ROWS"  # overrides it (0: every full sync loads in bulk)
+BULK_SHARE = 0.2  # an incremental delta of more than this share of the view's current rows is loaded in bulk
 REJECTED_KEPT = 20  # examples of rejected rows kept in the sync state
 
 
@@ -48,6 +52,18 @@ class SyncResult:
     watermark_before: str | None = None
     watermark_after: str | None = None
     seconds: float = 0.0
+    path: str = "conditional"  # "bulk": a new table generation loaded and switched to; else conditional writes
+    phases: dict = field(default_factory=dict)  # seconds: read (warehouse), write, merge (bulk: merge and switch)
+
+
+def bulk_min_rows() -> int:
+    text = os.environ.get(BULK_MIN_ROWS_ENV)
+    if not text:
+        return BULK_MIN_ROWS
+    try:
+        return max(0, int(text))
+    except ValueError:
+        raise FeatureStoreError(f"{BULK_MIN_ROWS_ENV} must be a whole number of rows, not {text!r}.") from None
 
 
 def check_force(full: bool, force: bool) -> None:
@@ -82,18 +98,6 @@ class Syncer:
             event=view.event_timestamp, created=view.created_timestamp,
             features=[feature.name for feature in view.features], after_watermark=incremental)
 
-    def _mode(self, view: FeatureView, state: dict, build_id: str, full: bool) -> tuple[bool, str]:
-        """(incremental?, why)."""
-        if full:
-            return False, "full sync requested"
-        if not state.get("watermark"):
-            return False, "first sync from this source"
-        if not view.created_timestamp:
-            return False, "the view has no created_timestamp"
-        if state.get("build_id", "") != build_id:
-            return False, "the snapshot table was rebuilt since the last sync"
-        return True, "rows created after the watermark"
-
     def sync(self, views: Sequence[str] | None = None, full: bool = False, force: bool = False,
              should_stop: Callable[[], bool] | None = None,
              progress: Callable[[str], tuple[Callable[[int], None], Callable[[int], None]]] | None = None,
@@ -111,57 +115,81 @@ class Syncer:
                 on_result(results[-1])
         return results
 
+    def _mode(self, view: FeatureView, state: dict, build_id: str, full: bool) -> tuple[bool, str]:
+        """(incremental?, why)."""
+        if full:
+            return False, "full sync requested"
+        if not state.get("watermark"):
+            return False, "first sync from this source"
+        if not view.created_timestamp:
+            return False, "the view has no created_timestamp"
+        if state.get("build_id", "") != build_id:
+            return False, "the snapshot table was rebuilt since the last sync"
+        return True, "rows created after the watermark"
+
+    def _delta_too_large(self, warehouse: Warehouse, view: FeatureView, watermark: str) -> str | None:
+        """Why an incremental delta is loaded in bulk instead (None: it is not): a delta of more
+        than BULK_SHARE of the view's current rows costs more in conditional writes than a load
+        of every row with unconditional ones."""
+        pending, _ = warehouse.fetch_all(warehouse.render(
+            "view_probe", probe="pending", created=view.created_timestamp, relation=view.relation_name),
+            [datetime.fromisoformat(watermark)])[0]
+        if pending < bulk_min_rows():
+            return None
+        current = warehouse.fetch_all(warehouse.render("view_probe", probe="current_count",
+                                                       relation=view.relation_name))[0][0]
+        if pending <= BULK_SHARE * current:
+            return None
+        return (f"the delta ({pending:,} rows) is {pending / max(current, 1):.0%} of the view's {current:,} current rows: "
+                "every row loaded in bulk")
+
     def sync_view(self, view: FeatureView, full: bool = False, force: bool = False,
                   should_stop: Callable[[], bool] | None = None, on_batch: Callable[[int], None] | None = None,
                   on_rows: Callable[[int], None] | None = None) -> SyncResult:
         """Push a view's current rows (all, or those created after the watermark); force (with
-        full) also rewrites items whose stored version is the same as the warehouse's."""
+        full) also rewrites items whose stored version is the same as the warehouse's.
+
+        A full sync of BULK_MIN_ROWS rows or more (and an incremental delta of more than
+        BULK_SHARE of the view) is a bulk load of a new table generation (online/generations.py);
+        smaller ones, and any sync while another bulk load holds its lease, write conditionally."""
         started = time.perf_counter()
         key = self.state_key(view)
         state = self.online.get_state(key) or {}
         before = state.get("watermark") or None
-        counts = {"read": 0, "written": 0, "stale": 0}
-        rejected: list[dict] = []
-        newest: dict[str, str] = {}  # "created": the latest created timestamp read
         table = online_table(self.registry, view)
-
-        def push(part: pa.Table) -> None:
-            counts["read"] += part.num_rows
-            if on_rows:
-                on_rows(counts["read"])
-            if part.num_rows and view.created_timestamp:
-                created = pc.max(part.column("created_timestamp")).as_py()
-                if created is not None:
-                    text = created.isoformat(timespec="microseconds")
-                    newest["created"] = max(text, newest.get("created", text))
-            # in slices, so a view of millions of keys never becomes millions of Python dicts at once
-            for piece in part.to_batches(max_chunksize=ROWS_PER_WRITE):
-                report = self.online.write(table, piece.to_pylist(), should_stop=should_stop, on_batch=on_batch,
-                                           force=force)
-                counts["written"] += report.written
-                counts["stale"] += report.skipped_stale
-                rejected.extend(r.as_dict() for r in report.rejected)
-
+        self.online.drop_retired(view.name)
         with self.connect() as warehouse:
             build_id = warehouse.build_id(view.companion_relation("__build"))
             incremental, reason = self._mode(view, state, build_id, full)
+            if incremental:
+                bulk_reason = self._delta_too_large(warehouse, view, before)
+                if bulk_reason:
+                    incremental, reason = False, bulk_reason
+            writer = _Writer(self.online, table, view, build_id, force, should_stop, on_rows, on_batch)
             parts = warehouse.read_parts(self._query(warehouse, view, incremental),
                                          [datetime.fromisoformat(before)] if incremental else [])
             if warehouse.reads_in_parts:  # Spark: write each partition as it arrives
+                writer.begin(bulk=not incremental)
                 for part in parts:
-                    push(part)
+                    writer.push(part)
                 parts = []
             else:  # read everything, then let go of the warehouse before writing online
                 parts = list(parts)
+            writer.phases["read"] = time.perf_counter() - started - writer.phases.get("write", 0.0)
+        if parts:
+            writer.begin(bulk=not incremental and sum(part.num_rows for part in parts) >= bulk_min_rows())
         for part in parts:
-            push(part)
+            writer.push(part)
+        writer.end()
         after = before if incremental else None
-        if newest and (after is None or newest["created"] > after):
-            after = newest["created"]
-        rows_read, written, stale = counts["read"], counts["written"], counts["stale"]
+        if writer.newest and (after is None or writer.newest > after):
+            after = writer.newest
+        rows_read, written, stale, rejected = writer.read, writer.report.written, writer.report.skipped_stale, \
+            [r.as_dict() for r in writer.report.rejected]
         mode = "incremental" if incremental else "full"
         result = SyncResult(view.name, mode, reason, rows_read, written, stale, rejected, before, after,
-                            round(time.perf_counter() - started, 3))
+                            round(time.perf_counter() - started, 3), writer.path,
+                            {phase: round(seconds, 3) for phase, seconds in writer.phases.items()})
         # every row written or set aside: only now does the watermark move (never backwards)
         new_state = {
             "watermark": after or "", "build_id": build_id, "source": self.source, "relation": view.relation_name,
@@ -201,6 +229,84 @@ class Syncer:
                     "rejected_examples": state.get("rejected_examples", []),
                 })
         return out
+
+
+class _Writer:
+    """One sync's writes of a view: a bulk load, or conditional writes (when the sync is small,
+    incremental, or another load holds the lease). Counts rows, the newest created timestamp,
+    and seconds per phase."""
+
+    def __init__(self, online: OnlineStore, table, view: FeatureView, build: str, force: bool,
+                 should_stop, on_rows, on_batch):
+        self.online, self.table, self.view, self.build, self.force = online, table, view, build, force
+        self.should_stop, self.on_rows, self.on_batch = should_stop, on_rows, on_batch
+        self.read = 0
+        self.newest: str | None = None
+        self.report = WriteReport()
+        self.phases: dict[str, float] = {}
+        self.load = None
+        self.path = "conditional"
+
+    def begin(self, bulk: bool) -> None:
+        if bulk:
+            self.load = self.online.begin_load(self.table, self.build)
+            if self.load is None:
+                log.info(json.dumps({"event": "bulk_load_busy", "view": self.view.name,
+                                     "reason": "another sync holds the view's bulk-load lease: writing conditionally"}))
+            else:
+                self.load.__enter__()
+                self.path = "bulk"
+
+    def push(self, part: pa.Table) -> None:
+        started = time.perf_counter()
+        self.read += part.num_rows
+        if self.on_rows:
+            self.on_rows(self.read)
+        if part.num_rows and self.view.created_timestamp:
+            created = pc.max(part.column("created_timestamp")).as_py()
+            if created is not None:
+                text = created.isoformat(timespec="microseconds")
+                self.newest = max(text, self.newest or text)
+        try:
+            # in slices, so a view of millions of keys never becomes millions of Python dicts at once
+            for piece in part.to_batches(max_chunksize=ROWS_PER_WRITE):
+                if self.load:
+                    report = self.load.write(piece.to_pylist(), should_stop=self.should_stop, on_batch=self.on_batch)
+                else:
+                    report = self.online.write(self.table, piece.to_pylist(), should_stop=self.should_stop,
+                                               on_batch=self.on_batch, force=self.force, build=self.build)
+                self._add(report)
+        except BaseException as exc:
+            self._give_up(exc)
+            raise
+        self.phases["write"] = self.phases.get("write", 0.0) + time.perf_counter() - started
+
+    def end(self) -> None:
+        """A bulk load merged and switched to; nothing to do for conditional writes."""
+        if not self.load:
+            return
+        if not self.read:  # an empty snapshot never replaces a table readers read
+            self._give_up(OnlineStoreError("no rows"))
+            return
+        started = time.perf_counter()
+        try:
+            merged = self.load.finish(should_stop=self.should_stop)
+        except BaseException as exc:
+            self._give_up(exc)
+            raise
+        self.load.__exit__(None, None, None)
+        self.report.rejected += merged.rejected
+        self.phases["merge"] = time.perf_counter() - started
+
+    def _add(self, report: WriteReport) -> None:
+        self.report.written += report.written
+        self.report.skipped_stale += report.skipped_stale
+        self.report.rejected += report.rejected
+
+    def _give_up(self, exc: BaseException) -> None:
+        if self.load:
+            self.load.__exit__(type(exc), exc, exc.__traceback__)
+            self.load = None
 
 
 # -- scheduling ------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ Items are plain attributes any DynamoDB client can read; see dynamodb.py for the
 
 from __future__ import annotations
 
+import random
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -14,6 +16,18 @@ from ..errors import FeatureStoreError
 
 class OnlineStoreError(FeatureStoreError):
     """The online store refused or failed a request, after retries."""
+
+
+class TableGone(OnlineStoreError):
+    """A table named by a pointer read earlier is not there (a retired generation, dropped)."""
+
+
+def back_off(attempt: int, deadline: float, failure: str, base: float = 0.05, cap: float = 5.0) -> None:
+    """Sleep an exponentially growing, jittered delay; raise if it would pass the deadline."""
+    delay = min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
+    if time.monotonic() + delay > deadline:
+        raise OnlineStoreError(failure)
+    time.sleep(delay)
 
 
 @dataclass(frozen=True)
@@ -55,11 +69,21 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def write(self, table: OnlineTable, rows: Iterable[Mapping[str, Any]], should_stop=None, on_batch=None,
-              force: bool = False) -> WriteReport:
+              force: bool = False, build: str | None = None) -> WriteReport:
         """Put rows (join keys, event_timestamp, created_timestamp, features). Each write carries its
         own condition: a stored item is replaced only by a newer event, or the same event created
         later (force: or created at the same time). Rows the store cannot hold are set aside in
-        the report's `rejected`."""
+        the report's `rejected`. build: the snapshot build the rows come from (None: a push)."""
+
+    def begin_load(self, table: OnlineTable, build: str):
+        """A bulk load of the view's current rows (a context manager with write(rows), writer()
+        and finish(); see online/bulk.py), or None when the store has none, or another load runs:
+        then the caller writes conditionally."""
+        return None
+
+    def drop_retired(self, view: str) -> list[str]:
+        """Drop what earlier bulk loads left behind and readers no longer need."""
+        return []
 
     @abstractmethod
     def read(self, table: OnlineTable, keys: Sequence[Mapping[str, Any]], features: Sequence[str],

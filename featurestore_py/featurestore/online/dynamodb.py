@@ -26,26 +26,29 @@ and TTL still applies at read time.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import OnlineStore, OnlineStoreError, OnlineTable, Rejected, WriteReport
+from . import OnlineStore, OnlineStoreError, OnlineTable, Rejected, TableGone, WriteReport, back_off
 from .codec import (  # noqa: F401  (re-exported: the item layout's functions)
     MAX_ITEM_BYTES, ValueRejected, check_key, decode, encode, entity_key, format_timestamp, item_size, parse_timestamp,
 )
 from .config import OnlineConfig
+from .bulk import BulkLoad
+from .generations import READ_CACHE_SECONDS, Generations, pointer_key
 
 log = logging.getLogger("featurestore")
 KEY = "entity_key"
 EVENT = "_event_timestamp"
 CREATED = "_created_timestamp"
 EXPIRES = "_expires_at"
-RESERVED_ATTRIBUTES = (KEY, EVENT, CREATED, EXPIRES)
+BUILD = "_build"  # the snapshot build a synced item comes from (none: pushed)
+WRITTEN_AT = "_written_at"  # epoch seconds of the write
+RESERVED_ATTRIBUTES = (KEY, EVENT, CREATED, EXPIRES, BUILD, WRITTEN_AT)
 MAX_READ_KEYS = 100
 RETRYABLE = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
@@ -66,6 +69,12 @@ class DynamoDBOnlineStore(OnlineStore):
             self.client = client
         self._known_tables: set[str] = set()
         self._lock = threading.Lock()
+        self._pointers: dict[str, tuple[Generations, float]] = {}  # view -> (pointer, read at; monotonic)
+
+    @property
+    def sibling(self) -> Callable[[], "DynamoDBOnlineStore"]:
+        """A picklable maker of a store like this one, with a client of its own (an engine's worker)."""
+        return partial(DynamoDBOnlineStore, self.config, self.workers, self.deadline_seconds)
 
     @cached_property
     def client(self):
@@ -134,15 +143,30 @@ class DynamoDBOnlineStore(OnlineStore):
             if response["Table"]["TableStatus"] == "ACTIVE":
                 return
             attempt += 1
-            _back_off(attempt, deadline, f"DynamoDB table {name} did not become active in time.", base=0.05, cap=1.0)
+            back_off(attempt, deadline, f"DynamoDB table {name} did not become active in time.", base=0.05, cap=1.0)
 
     def ensure_table(self, table: OnlineTable) -> None:
-        """The view's table exists, and its TTL is enabled when the view has one."""
+        """The view's live table exists (its first one is made here), with TTL when the view has one."""
+        self._check_reserved(table)
+        self._pointer_for_writing(table)
+
+    def _pointer_for_writing(self, table: OnlineTable) -> Generations:
+        """The view's pointer; before a view's first table is written, the table is made (unless a
+        fresh read of the pointer shows it has generations: then it is not recreated)."""
+        pointer = self.generations(table.view)
+        if not pointer.serial and pointer.live not in self._known_tables:
+            pointer = self.generations(table.view, fresh=True)
+            if not pointer.serial:
+                self._ensure_view_table(pointer.live, table)
+        return pointer
+
+    def _check_reserved(self, table: OnlineTable) -> None:
         clash = [name for name in table.features if name in RESERVED_ATTRIBUTES]
         if clash:
             raise OnlineStoreError(f"Feature view {table.view} has feature(s) {', '.join(clash)}, names the online "
                                    "store uses itself; rename them (featurestore validate reports this).")
-        name = self.config.table_name(table.view)
+
+    def _ensure_view_table(self, name: str, table: OnlineTable) -> None:
         self._ensure(name, KEY)
         if table.ttl_seconds:
             self._ensure_ttl(name)
@@ -179,41 +203,40 @@ class DynamoDBOnlineStore(OnlineStore):
                 raise OnlineStoreError(f"Cannot enable TTL on DynamoDB table {name}: {exc}") from None
 
     # -- writes ------------------------------------------------------------------------------
-    def _item(self, table: OnlineTable, row: Mapping[str, Any]) -> dict:
-        """The item of a row; ValueRejected names the feature whose value DynamoDB cannot hold."""
-        key = entity_key(table.join_keys, row)
-        try:
-            check_key(key)
-        except ValueRejected as exc:
-            raise ValueRejected(f"entity key\t{exc}") from None
-        event = row["event_timestamp"]
-        created = row.get("created_timestamp") or event  # without one, the event time orders versions
-        item = {KEY: {"S": key}, EVENT: {"S": format_timestamp(event)}, CREATED: {"S": format_timestamp(created)}}
-        if table.ttl_seconds:
-            epoch = (event if event.tzinfo else event.replace(tzinfo=timezone.utc)).timestamp()
-            item[EXPIRES] = {"N": str(int(epoch) + table.ttl_seconds)}
-        for name in (*table.join_keys, *table.features):
-            try:
-                item[name] = encode(row.get(name))
-            except ValueRejected as exc:
-                raise ValueRejected(f"{name}\t{exc}") from None
-        if item_size(item) > MAX_ITEM_BYTES:
-            raise ValueRejected(f"item\tthe item is {item_size(item):,} bytes; DynamoDB's limit is 400 KB")
-        return item
-
     def write(self, table: OnlineTable, rows: Iterable[Mapping[str, Any]], should_stop: Callable[[], bool] | None = None,
-              on_batch: Callable[[int], None] | None = None, force: bool = False) -> WriteReport:
-        """Conditional puts across a thread pool, 100 keys a task (one consistent read of their
-        stored versions, then a PutItem each for those that are newer). Raises OnlineStoreError if
-        a request still fails at the deadline; `should_stop` makes it stop submitting tasks (those
-        in flight finish) and raise, so the caller does not move its watermark."""
-        self.ensure_table(table)
-        name = self.config.table_name(table.view)
+              on_batch: Callable[[int], None] | None = None, force: bool = False, build: str | None = None) -> WriteReport:
+        """Conditional puts of rows into every table the view's pointer lists (generations.py, rule
+        1): the live table, the one a bulk load fills, and any a later read of the pointer adds.
+        The report counts the live table's writes. build: the snapshot build the rows come from
+        (None for a push); it decides what a later bulk load merges."""
+        self._check_reserved(table)
         report = WriteReport()
+        items = self._newest_items(table, rows, report, build)
+        pointer = self._pointer_for_writing(table)
+        done: list[str] = []
+        gone: set[str] = set()
+        while True:
+            for name in [name for name in pointer.targets() if name not in done]:
+                try:
+                    self._write_items(table.view, name, items, report if not done else WriteReport(), force,
+                                      should_stop, on_batch if not done else None)
+                except TableGone:  # retired and dropped meanwhile (the pointer read below lists its
+                    gone.add(name)  # successor), or a load's table not made yet (its merge copies ours)
+                done.append(name)
+            pointer = self.generations(table.view, fresh=True)
+            if pointer.live in gone:
+                raise OnlineStoreError(f"The DynamoDB table {pointer.live} of {table.view} is missing.")
+            if all(name in done for name in pointer.targets()):
+                return report
+
+    def _newest_items(self, table: OnlineTable, rows: Iterable[Mapping[str, Any]], report: WriteReport,
+                      build: str | None) -> list[dict]:
+        """One item per key, the newest version; rows the store cannot hold set aside in the report."""
         newest: dict[str, dict] = {}
-        for row in rows:  # one item per key: keep the newest version of each key
+        written_at = int(time.time())
+        for row in rows:
             try:
-                item = self._item(table, row)
+                item = make_item(table, row, build, written_at)
             except ValueRejected as exc:
                 feature, _, reason = str(exc).partition("\t")
                 report.rejected.append(Rejected(table.view, _key_for_message(table, row), feature, reason))
@@ -221,7 +244,15 @@ class DynamoDBOnlineStore(OnlineStore):
             key = item[KEY]["S"]
             if key not in newest or _version(item) > _version(newest[key]):
                 newest[key] = item
-        items = list(newest.values())
+        return list(newest.values())
+
+    def _write_items(self, view: str, name: str, items: list[dict], report: WriteReport, force: bool = False,
+                     should_stop: Callable[[], bool] | None = None, on_batch: Callable[[int], None] | None = None) -> None:
+        """Conditional puts across a thread pool, 100 keys a task (one consistent read of their
+        stored versions, then a PutItem each for those that are newer). Raises OnlineStoreError if
+        a request still fails at the deadline, TableGone if the table is not there; `should_stop`
+        makes it stop submitting tasks (those in flight finish) and raise, so the caller does not
+        move its watermark."""
         groups = [items[i:i + MAX_READ_KEYS] for i in range(0, len(items), MAX_READ_KEYS)]
         deadline = self._deadline()
         report_lock = threading.Lock()
@@ -246,7 +277,7 @@ class DynamoDBOnlineStore(OnlineStore):
                 elif outcome is False:
                     stale += 1
                 else:
-                    rejected.append(Rejected(table.view, item[KEY]["S"], "item", outcome))
+                    rejected.append(Rejected(view, item[KEY]["S"], "item", outcome))
             with report_lock:
                 report.written += written
                 report.skipped_stale += stale
@@ -256,12 +287,14 @@ class DynamoDBOnlineStore(OnlineStore):
             if on_batch:
                 on_batch(len(group))
 
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for future in [pool.submit(run, group) for group in groups]:
-                future.result()
+        if len(groups) == 1:
+            run(groups[0])
+        elif groups:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                for future in [pool.submit(run, group) for group in groups]:
+                    future.result()
         if stopped.is_set():
-            raise OnlineStoreError(f"Sync of {table.view} stopped before every row was written.")
-        return report
+            raise OnlineStoreError(f"Sync of {view} stopped before every row was written.")
 
     def _put_if_newer(self, table_name: str, item: dict, force: bool, deadline: float) -> tuple[bool | str, int]:
         """(True, retries) when written, (False, ...) when the stored version is as new or newer,
@@ -281,6 +314,8 @@ class DynamoDBOnlineStore(OnlineStore):
                 return False, 0
             if code == "ValidationException":  # a rule we do not check ourselves: set aside, not fatal
                 return f"DynamoDB refused the item: {exc.response['Error'].get('Message', code)}", 0
+            if code == "ResourceNotFoundException":
+                raise TableGone(table_name) from None
             raise OnlineStoreError(f"DynamoDB refused a write to {table_name}: {exc}") from None
 
     def _call(self, operation: str, deadline: float, **request):
@@ -303,7 +338,7 @@ class DynamoDBOnlineStore(OnlineStore):
                 left = max(0.0, deadline - time.monotonic())
                 log.warning(f"DynamoDB at {self.config.endpoint_url or 'AWS'} failed {operation} ({error}); "
                             f"retrying for up to {left:.0f} s")
-            _back_off(attempt, deadline, f"DynamoDB at {self.config.endpoint_url or 'AWS'} is unreachable or failing: "
+            back_off(attempt, deadline, f"DynamoDB at {self.config.endpoint_url or 'AWS'} is unreachable or failing: "
                                          f"{operation} still failed after {self.deadline_seconds:.0f} s ({error}). "
                                          "Is the endpoint up (`featurestore online up` for the local one)?")
 
@@ -312,6 +347,70 @@ class DynamoDBOnlineStore(OnlineStore):
         items = self._read_items([(table_name, key) for key in keys], {table_name: ("#k, #e, #c", names)},
                                  deadline, consistent=True)
         return {key: _version(item) for (_, key), item in items.items()}
+
+    # -- generations (generations.py) ---------------------------------------------------------
+    def generations(self, view: str, fresh: bool = False) -> Generations:
+        """The view's pointer: read consistently when fresh, else at most READ_CACHE_SECONDS old."""
+        cached = self._pointers.get(view)
+        if not fresh and cached and time.monotonic() - cached[1] < READ_CACHE_SECONDS:
+            return cached[0]
+        read_at = time.monotonic()
+        state = self.get_state(pointer_key(view))
+        pointer = Generations.from_state(state) if state else Generations(live=self.config.table_name(view))
+        self._pointers[view] = (pointer, read_at)
+        return pointer
+
+    def live_table_name(self, view: str) -> str:
+        """The DynamoDB table readers of the view read now (for other DynamoDB clients and tests)."""
+        return self.generations(view, fresh=True).live
+
+    def update_generations(self, view: str, change: Callable[[Generations], Generations | None]) -> Generations | None:
+        """Apply change to the view's current pointer and store the result, conditional on the
+        serial read (retried on a conflicting change). change returns None to change nothing;
+        then None is returned."""
+        from botocore.exceptions import ClientError
+
+        self._ensure(self.config.state_table, "view")
+        while True:
+            current = self.generations(view, fresh=True)
+            updated = change(current)
+            if updated is None:
+                return None
+            item = {"view": {"S": pointer_key(view)}, **{k: encode(v) for k, v in updated.as_state().items()}}
+            try:
+                self._call("put_item", self._deadline(), TableName=self.config.state_table, Item=item,
+                           ConditionExpression="attribute_not_exists(#s) OR #s = :s",
+                           ExpressionAttributeNames={"#s": "serial"},
+                           ExpressionAttributeValues={":s": {"N": str(current.serial)}})
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                    continue  # someone changed the pointer since: apply the change to theirs
+                raise OnlineStoreError(f"Cannot save the table pointer of {view}: {exc}") from None
+            self._pointers[view] = (updated, time.monotonic())
+            return updated
+
+    def drop_retired(self, view: str) -> list[str]:
+        """Drop the view's retired generations whose time has come (the next sync does it)."""
+        from botocore.exceptions import ClientError
+
+        pointer = self.generations(view, fresh=True)
+        due = pointer.due_for_drop()
+        for name in due:
+            try:
+                self._call("delete_table", self._deadline(), TableName=name)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] not in ("ResourceNotFoundException",):
+                    raise OnlineStoreError(f"Cannot drop the retired table {name}: {exc}") from None
+            self._known_tables.discard(name)
+        if due:
+            self.update_generations(view, lambda current: current.without(due))
+            log.info(f"dropped retired generation(s) of {view}: {', '.join(due)}")
+        return due
+
+    def begin_load(self, table: OnlineTable, build: str, lease_seconds: float | None = None):
+        """A bulk load of a new generation of the view's table (see bulk.py), or None while another
+        loader holds a live lease (the caller writes conditionally instead)."""
+        return BulkLoad.claim(self, table, build, lease_seconds)
 
     # -- reads -------------------------------------------------------------------------------
     def ping(self) -> None:
@@ -329,7 +428,7 @@ class DynamoDBOnlineStore(OnlineStore):
         specs: dict[str, tuple[str, dict]] = {}
         plans, wanted_items = [], []
         for table, keys, features in reads:
-            name = self.config.table_name(table.view)
+            name = self.generations(table.view).live
             names = {f"#f{i}": feature for i, feature in enumerate(features)}
             names.update({"#k": KEY, "#e": EVENT})
             if name in specs and specs[name][1] != names:
@@ -402,15 +501,22 @@ class DynamoDBOnlineStore(OnlineStore):
                 for name in list(request):  # which table is missing: one request each
                     found.update(self._read_items([(n, k) for n, k in items if n == name], specs, deadline, consistent))
                 return found
+            returned = 0
             for name, rows in response.get("Responses", {}).items():
+                returned += len(rows)
                 for item in rows:
                     found[(name, item[KEY]["S"])] = item
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 break
-            attempt += 1
-            _back_off(attempt, deadline, f"Reads from {', '.join(request)} still unprocessed at the deadline.",
-                      base=0.02, cap=1.0)
+            # part of the work done (a store caps a response's size): ask for the rest at once;
+            # back off only when a call made no progress (the store is throttling)
+            attempt = 0 if returned else attempt + 1
+            if attempt:
+                back_off(attempt, deadline, f"Reads from {', '.join(request)} still unprocessed at the deadline.",
+                          base=0.02, cap=1.0)
+            elif time.monotonic() > deadline:
+                raise OnlineStoreError(f"Reads from {', '.join(request)} still unprocessed at the deadline.")
         return found
 
     # -- sync state ----------------------------------------------------------------------------
@@ -445,12 +551,34 @@ class DynamoDBOnlineStore(OnlineStore):
             raise OnlineStoreError(f"Cannot save the sync state {key}: {exc}") from None
 
 
-def _back_off(attempt: int, deadline: float, failure: str, base: float = 0.05, cap: float = 5.0) -> None:
-    """Sleep an exponentially growing, jittered delay; raise if it would pass the deadline."""
-    delay = min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
-    if time.monotonic() + delay > deadline:
-        raise OnlineStoreError(failure)
-    time.sleep(delay)
+def make_item(table: OnlineTable, row: Mapping[str, Any], build: str | None = None, written_at: int | None = None) -> dict:
+    """The item of a row; ValueRejected names the feature whose value DynamoDB cannot hold. build
+    (the snapshot build a sync's row comes from; none for a push) and written_at (epoch seconds)
+    tell a bulk load which items of the live table it must merge (generations.py)."""
+    key = entity_key(table.join_keys, row)
+    try:
+        check_key(key)
+    except ValueRejected as exc:
+        raise ValueRejected(f"entity key\t{exc}") from None
+    event = row["event_timestamp"]
+    created = row.get("created_timestamp") or event  # without one, the event time orders versions
+    item = {KEY: {"S": key}, EVENT: {"S": format_timestamp(event)}, CREATED: {"S": format_timestamp(created)}}
+    if table.ttl_seconds:
+        epoch = (event if event.tzinfo else event.replace(tzinfo=timezone.utc)).timestamp()
+        item[EXPIRES] = {"N": str(int(epoch) + table.ttl_seconds)}
+    if build:
+        item[BUILD] = {"S": build}
+    if written_at is not None:
+        item[WRITTEN_AT] = {"N": str(written_at)}
+    for name in (*table.join_keys, *table.features):
+        try:
+            item[name] = encode(row.get(name))
+        except ValueRejected as exc:
+            raise ValueRejected(f"{name}\t{exc}") from None
+    if item_size(item) > MAX_ITEM_BYTES:
+        raise ValueRejected(f"item\tthe item is {item_size(item):,} bytes; DynamoDB's limit is 400 KB")
+    return item
+
 
 
 def _version(item: dict) -> tuple[str, str]:

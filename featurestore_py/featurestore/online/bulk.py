@@ -1,0 +1,277 @@
+"""Bulk loads: a new generation of a view's DynamoDB table, filled with unconditional
+BatchWriteItem requests, merged with what writers put into the live table meanwhile, then
+switched to. The protocol and why it keeps newest-wins: generations.py.
+
+    with store.begin_load(table, build) as load:   # None while another load holds its lease
+        load.write(rows)                           # any number of times; or load.writer() in
+                                                   # Spark tasks, each with its own client
+        load.finish()                              # merge, then switch readers
+
+Leaving the block by an exception (a failed write, Ctrl-C) gives the load up: readers keep the
+live table, the new one is dropped by a later sync. A killed loader's lease runs out
+(FEATURESTORE_LOAD_LEASE seconds, 60 by default); until then other syncs write conditionally.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Mapping
+
+from . import OnlineStoreError, OnlineTable, TableGone, WriteReport, back_off
+from .generations import DEFAULT_LEASE_SECONDS, Generations
+
+log = logging.getLogger("featurestore")
+BATCH_ITEMS = 25  # DynamoDB's limit per BatchWriteItem request
+CLOCK_SKEW_SECONDS = 300  # a writer's clock may lag the loader's by this much: merge a margin
+LEASE_ENV = "FEATURESTORE_LOAD_LEASE"
+
+
+def lease_seconds(value: float | None = None) -> float:
+    """The bulk-load lease: the argument, else FEATURESTORE_LOAD_LEASE, else 60 s."""
+    if value is not None:
+        return float(value)
+    text = os.environ.get(LEASE_ENV)
+    try:
+        seconds = float(text) if text else DEFAULT_LEASE_SECONDS
+        if not 1 <= seconds <= 86400:
+            raise ValueError
+    except ValueError:
+        raise OnlineStoreError(f"{LEASE_ENV} must be a number of seconds from 1 to 86400, not {text!r}.") from None
+    return seconds
+
+
+class BatchWriter:
+    """Unconditional BatchWriteItem of rows into one table, 25 items a request across a thread
+    pool; unprocessed items are resent at once while a request makes progress, with back-off
+    only when it makes none. Picklable: a Spark task gets a copy and makes its own client."""
+
+    def __init__(self, make_store: Callable[[], Any], table: OnlineTable, table_name: str, build: str | None):
+        """make_store: a picklable callable giving a DynamoDBOnlineStore (its client, its retries)."""
+        self.make_store, self.table, self.table_name, self.build = make_store, table, table_name, build
+        self._store = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_store": None}
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = self.make_store()
+        return self._store
+
+    @property
+    def workers(self) -> int:
+        return self.store.workers
+
+    def write(self, rows: Iterable[Mapping[str, Any]], should_stop: Callable[[], bool] | None = None,
+              on_batch: Callable[[int], None] | None = None) -> WriteReport:
+        report = WriteReport()
+        items = self.store._newest_items(self.table, rows, report, self.build)
+        batches = [items[i:i + BATCH_ITEMS] for i in range(0, len(items), BATCH_ITEMS)]
+        deadline = self.store._deadline()
+        lock = threading.Lock()
+        stopped = threading.Event()
+
+        def send(batch: list[dict]) -> None:
+            if stopped.is_set() or (should_stop and should_stop()):
+                stopped.set()
+                return
+            requests, retries = self._send(batch, deadline)
+            with lock:
+                report.written += len(batch)
+                report.requests += requests
+                report.retries += retries
+            if on_batch:
+                on_batch(len(batch))
+
+        if len(batches) <= 1:
+            for batch in batches:
+                send(batch)
+        else:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                for future in [pool.submit(send, batch) for batch in batches]:
+                    future.result()
+        if stopped.is_set():
+            raise OnlineStoreError(f"The bulk load of {self.table.view} stopped before every row was written.")
+        return report
+
+    def _send(self, batch: list[dict], deadline: float) -> tuple[int, int]:
+        """(requests, retries) for one batch, resent until every item is processed."""
+        from botocore.exceptions import ClientError
+
+        pending = [{"PutRequest": {"Item": item}} for item in batch]
+        requests = retries = stalled = 0
+        while pending:
+            try:
+                response, tried = self.store._call("batch_write_item", deadline,
+                                                   RequestItems={self.table_name: pending})
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                    raise TableGone(self.table_name) from None
+                raise OnlineStoreError(f"DynamoDB refused a bulk write to {self.table_name}: {exc}") from None
+            requests, retries = requests + 1 + tried, retries + tried
+            left = (response.get("UnprocessedItems") or {}).get(self.table_name, [])
+            stalled = stalled + 1 if len(left) == len(pending) else 0  # progress: resend at once
+            pending = left
+            if pending and stalled:
+                back_off(stalled, deadline, f"Bulk writes to {self.table_name} still unprocessed at the deadline.")
+        return requests, retries
+
+    def write_batches(self, batches: Iterable) -> Iterable:
+        """For Spark's mapInArrow: write each Arrow record batch of a partition; yield one summary
+        row (written, requests, retries) per partition."""
+        import pyarrow as pa
+
+        report = WriteReport()
+        for batch in batches:
+            part = self.write(batch.to_pylist())
+            report.written += part.written
+            report.requests += part.requests
+            report.retries += part.retries
+            report.rejected += part.rejected
+        yield pa.RecordBatch.from_pylist([{"written": report.written, "requests": report.requests,
+                                           "retries": report.retries, "rejected": len(report.rejected),
+                                           "rejected_examples": repr([r.as_dict() for r in report.rejected[:20]])}])
+
+
+class BulkLoad:
+    """One claimed load of a view's next table generation (see the module docstring)."""
+
+    def __init__(self, store, table: OnlineTable, build: str, pointer: Generations, loader: str, lease: float):
+        self.store, self.table, self.build = store, table, build
+        self.table_name = pointer.loading
+        self.previous = pointer.live
+        self.loader, self.lease = loader, lease
+        self.claimed_at = time.time()
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+
+    @classmethod
+    def claim(cls, store, table: OnlineTable, build: str, lease: float | None = None) -> "BulkLoad | None":
+        store._check_reserved(table)
+        lease = lease_seconds(lease)
+        store.drop_retired(table.view)
+        base = store.config.table_name(table.view)
+        if not store.generations(table.view, fresh=True).serial:
+            store._ensure_view_table(base, table)  # writers during the load need a live table to write
+        loader = uuid.uuid4().hex
+        pointer = store.update_generations(
+            table.view, lambda current: None if current.load_in_progress() else current.claimed(base, loader, lease))
+        if pointer is None:
+            return None
+        load = cls(store, table, build, pointer, loader, lease)
+        try:
+            store._ensure_view_table(load.table_name, table)
+        except BaseException:
+            load._release()
+            raise
+        log.info(f"bulk load of {table.view} into {load.table_name} (live: {load.previous})")
+        return load
+
+    def __enter__(self) -> "BulkLoad":
+        self._heartbeat = threading.Thread(target=self._renew, name=f"lease-{self.table.view}", daemon=True)
+        self._heartbeat.start()
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        self._done.set()
+        if kind is not None and not self.lost.is_set():
+            self._release()
+
+    def _mine(self, current: Generations) -> bool:
+        return current.loading == self.table_name and current.loader == self.loader
+
+    def _renew(self) -> None:
+        while not self._done.wait(self.lease / 4):
+            try:
+                renewed = self.store.update_generations(
+                    self.table.view, lambda current: current.renewed(self.lease) if self._mine(current) else None)
+            except OnlineStoreError as exc:  # the next renewal may get through; the switch checks again
+                log.warning(f"could not renew the bulk-load lease of {self.table.view}: {exc}")
+                continue
+            if renewed is None:
+                self.lost.set()
+                return
+
+    def _check(self) -> None:
+        if self.lost.is_set():
+            raise OnlineStoreError(f"The bulk load of {self.table.view} lost its lease (another sync took over after "
+                                   f"{self.lease:.0f} s without a renewal); nothing was switched.")
+
+    def writer(self) -> BatchWriter:
+        """A writer into the new table; picklable, for the engine's workers."""
+        return BatchWriter(self.store.sibling, self.table, self.table_name, self.build)
+
+    def write(self, rows: Iterable[Mapping[str, Any]], should_stop=None, on_batch=None) -> WriteReport:
+        self._check()
+        writer = self.writer()
+        writer._store = self.store  # in this process: this store's client
+        report = writer.write(rows, should_stop=should_stop, on_batch=on_batch)
+        self._check()
+        return report
+
+    def finish(self, should_stop: Callable[[], bool] | None = None) -> WriteReport:
+        """Merge what writers put into the live table since the claim (and every pushed item)
+        into the new table, conditionally; then switch readers to it. Returns the merge's report."""
+        self._check()
+        report = self.merge(should_stop)
+        switched = self.store.update_generations(
+            self.table.view, lambda current: current.switched() if self._mine(current) else None)
+        if switched is None:
+            self.lost.set()
+            self._check()
+        self._done.set()
+        log.info(f"switched {self.table.view} to {self.table_name}")
+        return report
+
+    def merge(self, should_stop: Callable[[], bool] | None = None) -> WriteReport:
+        """Items of the live table a push wrote (no build) or any writer wrote since the claim,
+        put into the new table if newer: a parallel, consistent scan with the filter done by
+        DynamoDB."""
+        from botocore.exceptions import ClientError
+
+        report = WriteReport()
+        segments = max(1, self.store.workers)
+        since = int(self.claimed_at) - CLOCK_SKEW_SECONDS
+        deadline = self.store._deadline()
+
+        def scan(segment: int) -> None:
+            start = None
+            while True:
+                request = dict(TableName=self.previous, ConsistentRead=True, Segment=segment, TotalSegments=segments,
+                               FilterExpression="attribute_not_exists(#b) OR #w >= :since",
+                               ExpressionAttributeNames={"#b": "_build", "#w": "_written_at"},
+                               ExpressionAttributeValues={":since": {"N": str(since)}})
+                if start:
+                    request["ExclusiveStartKey"] = start
+                try:
+                    response, _ = self.store._call("scan", deadline, **request)
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                        return  # no live table yet: nothing to merge
+                    raise OnlineStoreError(f"Cannot scan {self.previous} to merge it: {exc}") from None
+                items = response.get("Items") or []
+                if items:
+                    self._check()
+                    self.store._write_items(self.table.view, self.table_name, items, report, should_stop=should_stop)
+                start = response.get("LastEvaluatedKey")
+                if not start:
+                    return
+
+        with ThreadPoolExecutor(max_workers=segments) as pool:
+            for future in [pool.submit(scan, segment) for segment in range(segments)]:
+                future.result()
+        return report
+
+    def _release(self) -> None:
+        try:
+            self.store.update_generations(
+                self.table.view, lambda current: current.released() if self._mine(current) else None)
+        except OnlineStoreError as exc:
+            log.warning(f"could not give up the bulk load of {self.table.view} ({exc}); its lease runs out")
