@@ -160,6 +160,8 @@ def spark_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("spark")
     os.environ["FEATURESTORE_SPARK_DIR"] = str(path)
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    # dbt-spark, run in this process, starts the session: its Python tasks run this interpreter
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     yield path
     from pyspark.sql import SparkSession
 

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from .durations import parse_duration
 from .errors import FeatureStoreError
-from .online import OnlineStore, OnlineStoreError, WriteReport
+from .online import OnlineStore, OnlineStoreError, Rejected, WriteReport
 from .registry import FeatureView, Registry
 from .requests import online_table, require_online
 from .warehouse import Warehouse
@@ -168,10 +168,13 @@ class Syncer:
             writer = _Writer(self.online, table, view, build_id, force, should_stop, on_rows, on_batch)
             parts = warehouse.read_parts(self._query(warehouse, view, incremental),
                                          [datetime.fromisoformat(before)] if incremental else [])
-            if warehouse.reads_in_parts:  # Spark: write each partition as it arrives
+            if warehouse.reads_in_parts:  # Spark: write from the executors, or each partition as it arrives
                 writer.begin(bulk=not incremental)
-                for part in parts:
-                    writer.push(part)
+                if writer.load and warehouse.writes_from_workers:
+                    writer.fan_out(warehouse, self._query(warehouse, view, incremental))
+                else:
+                    for part in parts:
+                        writer.push(part)
                 parts = []
             else:  # read everything, then let go of the warehouse before writing online
                 parts = list(parts)
@@ -265,7 +268,7 @@ class _Writer:
         if part.num_rows and self.view.created_timestamp:
             created = pc.max(part.column("created_timestamp")).as_py()
             if created is not None:
-                text = created.isoformat(timespec="microseconds")
+                text = _naive_utc(created).isoformat(timespec="microseconds")
                 self.newest = max(text, self.newest or text)
         try:
             # in slices, so a view of millions of keys never becomes millions of Python dicts at once
@@ -280,6 +283,27 @@ class _Writer:
             self._give_up(exc)
             raise
         self.phases["write"] = self.phases.get("write", 0.0) + time.perf_counter() - started
+
+    def fan_out(self, warehouse: Warehouse, sql: str) -> None:
+        """The bulk load's writes from the engine's workers: every partition of the current rows
+        written into the new table by its own task and client; the merge and the switch (end)
+        follow only once every task succeeded."""
+        started = time.perf_counter()
+        try:
+            summaries = warehouse.map_in_workers(sql, [], _PartitionWriter(self.load.writer()), _PartitionWriter.SCHEMA)
+        except BaseException as exc:
+            self._give_up(exc)
+            raise
+        for summary in summaries:
+            self.read += summary["rows"]
+            self.report.written += summary["written"]
+            self.report.rejected += [Rejected(**r) for r in json.loads(summary["rejected"])]
+            if summary["newest_created"]:
+                self.newest = max(summary["newest_created"], self.newest or summary["newest_created"])
+        if self.on_rows:
+            self.on_rows(self.read)
+        self.path = "bulk, from the engine's workers"
+        self.phases["write"] = time.perf_counter() - started
 
     def end(self) -> None:
         """A bulk load merged and switched to; nothing to do for conditional writes."""
@@ -307,6 +331,38 @@ class _Writer:
         if self.load:
             self.load.__exit__(type(exc), exc, exc.__traceback__)
             self.load = None
+
+
+class _PartitionWriter:
+    """What each engine task runs over its partition (Spark's mapInArrow): the rows written by
+    the bulk load's writer, one summary row out. Picklable."""
+
+    SCHEMA = "rows long, written long, rejected string, newest_created string"
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def __call__(self, batches):
+        rows = written = 0
+        rejected: list[dict] = []
+        newest = None
+        for batch in batches:
+            part = pa.Table.from_batches([batch])
+            rows += part.num_rows
+            if "created_timestamp" in part.column_names and part.num_rows:
+                created = pc.max(part.column("created_timestamp")).as_py()
+                if created is not None:
+                    text = _naive_utc(created).isoformat(timespec="microseconds")
+                    newest = max(text, newest or text)
+            report = self.writer.write(part.to_pylist())
+            written += report.written
+            rejected += [r.as_dict() for r in report.rejected]
+        yield pa.RecordBatch.from_pylist([{"rows": rows, "written": written, "rejected": json.dumps(rejected[:REJECTED_KEPT]),
+                                           "newest_created": newest}])
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 # -- scheduling ------------------------------------------------------------------------------------

@@ -144,8 +144,11 @@ def test_the_python_side_runs_in_spark(demo_on_spark, moto_server, tmp_path):
         time.tzset()
 
     # (the push view is empty here: Spark's pushed_rows does not read the landing files)
+    # the first sync is a bulk load written by the executors (mapInArrow), then merged and switched
     results = {r.view: r for r in store.sync() if r.view != "customer_live_features"}
     assert results and all(r.rows_read > 0 and r.written == r.rows_read for r in results.values()), results
+    assert {r.path for r in results.values()} == {"bulk, from the engine's workers"}
+    assert all(r.watermark_after for r in results.values())
     assert all(r.mode == "incremental" and r.rows_read == 0 for r in store.sync(list(results)))
     stats = store.stats(feature_service="churn_model", save=True)
     assert all(entry["rows"] > 0 for entry in stats)

@@ -122,22 +122,6 @@ class BatchWriter:
                 back_off(stalled, deadline, f"Bulk writes to {self.table_name} still unprocessed at the deadline.")
         return requests, retries
 
-    def write_batches(self, batches: Iterable) -> Iterable:
-        """For Spark's mapInArrow: write each Arrow record batch of a partition; yield one summary
-        row (written, requests, retries) per partition."""
-        import pyarrow as pa
-
-        report = WriteReport()
-        for batch in batches:
-            part = self.write(batch.to_pylist())
-            report.written += part.written
-            report.requests += part.requests
-            report.retries += part.retries
-            report.rejected += part.rejected
-        yield pa.RecordBatch.from_pylist([{"written": report.written, "requests": report.requests,
-                                           "retries": report.retries, "rejected": len(report.rejected),
-                                           "rejected_examples": repr([r.as_dict() for r in report.rejected[:20]])}])
-
 
 class BulkLoad:
     """One claimed load of a view's next table generation (see the module docstring)."""

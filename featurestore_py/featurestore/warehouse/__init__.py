@@ -54,6 +54,9 @@ class Warehouse(ABC):
     # partition); False: read_parts gives the whole result at once, so the caller can close the
     # connection (and a DuckDB file's read lock) before slow work such as writing online.
     reads_in_parts = False
+    # True: map_in_workers runs a function over the result's partitions in the engine's workers
+    # (Spark's executors), so a sync writes online from there
+    writes_from_workers = False
     # True: exports are written by the engine as a directory of Parquet files (write_parquet)
     exports_parquet_directories = False
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -76,6 +77,9 @@ def spark_session(target: Mapping[str, Any], base_dir: Path):
             "runs Spark in-process (method: session) or reaches a cluster through Spark Connect (method: connect, "
             "host: sc://host:15002). Add a target of one of those kinds for the same cluster.")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python tasks (a sync's writes from the executors) run this interpreter unless told otherwise:
+    # the one that has featurestore and boto3 (a cluster's executors need them installed too)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     # pyspark logs every refused query with the JVM's stack trace as JSON on stderr; the error
     # we raise names the problem in one line (the CLI shows tracebacks with --debug)
     logging.getLogger("SQLQueryContextLogger").disabled = True
@@ -171,6 +175,16 @@ class SparkWarehouse(Warehouse):
                 [pa.array(column, type=pa.int64()).cast(field.type) if pa.types.is_timestamp(field.type)
                  else pa.array(column, type=field.type) for column, field in zip(zip(*chunk), schema)],
                 schema=schema)
+
+    writes_from_workers = True
+
+    def map_in_workers(self, sql: str, parameters: Sequence[Any], function: Callable, schema: str) -> list[dict]:
+        """Run function in the executors over the result's partitions (Spark's mapInArrow: an
+        iterator of Arrow record batches in, small record batches out, nothing of the result on
+        the driver); the rows it yields, collected. A task that fails is retried by Spark; the
+        call fails if one fails for good."""
+        with _engine_errors():
+            return [row.asDict() for row in self._sql(sql, parameters).mapInArrow(function, schema).collect()]
 
     def write_parquet(self, sql: str, directory: str, parameters: Sequence[Any] = ()) -> None:
         """The result written as a directory of Parquet files by the executors, never collected."""
