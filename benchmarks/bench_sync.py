@@ -352,7 +352,6 @@ def feast_usable(python: str | None) -> str | None:
 def bench_store(emulator, rows: int, rounds: int, feast_python: str | None, work: Path) -> None:
     load_start = os.getloadavg()
     endpoint = emulator.start()
-    client = admin_client(endpoint)
     try:
         print(f"\n== {emulator.version} at {endpoint}; {rows:,} current rows; {os.cpu_count()} cores; "
               f"load average at start {' '.join(f'{x:.2f}' for x in load_start)}", flush=True)
@@ -360,51 +359,67 @@ def bench_store(emulator, rows: int, rounds: int, feast_python: str | None, work
         project_dir, db_path = make_project(work, rows)
         print(f"   project built in {time.perf_counter() - started:.1f} s", flush=True)
         feast_missing = feast_usable(feast_python)
-        feast_source = work / "current_rows.parquet"
         if feast_missing is None:
-            write_feast_source(db_path, feast_source)
+            write_feast_source(db_path, work / "current_rows.parquet")
         else:
             print(f"   Feast not measured: {feast_missing}")
-        me = sys.executable
-        contenders = {
-            OURS: (lambda r: f"ours{r}_", lambda r, prefix: run_child(me, "--ours", str(project_dir), str(db_path),
-                                                                      endpoint, prefix, "full")),
-            RAW1: (lambda r: f"raw1r{r}_", lambda r, prefix: run_child(me, "--raw", str(db_path), endpoint, prefix + VIEW, "1")),
-            RAW8: (lambda r: f"raw8r{r}_", lambda r, prefix: run_child(me, "--raw", str(db_path), endpoint, prefix + VIEW, "8")),
-        }
-        if feast_missing is None:
-            contenders[FEAST] = (lambda r: f"feastr{r}.", lambda r, prefix: run_child(
-                feast_python, "--feast-child", str(feast_repo(work, prefix[:-1], feast_source, endpoint))))
-        runs: dict[str, list[dict]] = {name: [] for name in contenders}
-        reference = None  # one item ours stored, to compare the raw writer's with
-        for r in range(rounds):
-            order = list(contenders) if r % 2 == 0 else list(reversed(contenders))
-            for name in order:
-                prefix_of, measure = contenders[name]
-                prefix = prefix_of(r)
-                result = measure(r, prefix)
-                runs[name].append(result)
-                print(f"   round {r + 1} {name}: {result['seconds']:.2f} s", flush=True)
-                if name == OURS:
-                    if result["rows"] != rows or result["written"] not in (rows, None):
-                        print(f"   !! ours read {result['rows']:,} and wrote {result['written']:,} of {rows:,} rows")
-                    reference = reference or sample_item(client, prefix)
-                    if reference is None:
-                        print("   !! no item of ours found to compare the raw writer's items with")
-                elif name in (RAW1, RAW8) and reference is not None and r == 0:
-                    compare_items(client, prefix + VIEW, reference)
-                elif name == FEAST:
-                    result["rows"] = stored = count_items(client, prefix + VIEW)
-                    if stored != rows:
-                        print(f"   !! Feast's table holds {stored:,} items, not {rows:,}")
-                if not (name == OURS and r == rounds - 1):  # ours' last tables take the deltas
-                    drop_tables(client, prefix)
-        deltas, builds = delta_runs(project_dir, db_path, endpoint, f"ours{rounds - 1}_", rows, rounds)
-        report(rows, runs, deltas, builds, feast_missing)
+        contenders = Contenders(project_dir, db_path, endpoint, None if feast_missing else feast_python, work)
+        runs = full_rounds(contenders, admin_client(endpoint), rows, rounds)
+        deltas, builds = delta_runs(project_dir, db_path, endpoint, contenders.prefix(OURS, rounds - 1), rows, rounds)
+        report(runs, deltas, builds, feast_missing)
     finally:
         emulator.stop()
-    load_end = os.getloadavg()
-    print(f"   load average at end {' '.join(f'{x:.2f}' for x in load_end)}", flush=True)
+    print(f"   load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+
+
+class Contenders:
+    """How each contender is run on this project and endpoint, and where its tables go."""
+
+    def __init__(self, project_dir: Path, db_path: Path, endpoint: str, feast_python: str | None, work: Path):
+        self.project_dir, self.db_path, self.endpoint = str(project_dir), str(db_path), endpoint
+        self.feast_python, self.work = feast_python, work
+        self.names = [OURS, RAW1, RAW8] + ([FEAST] if feast_python else [])
+
+    @staticmethod
+    def prefix(name: str, round_: int) -> str:
+        """Every table a contender makes in a round starts with this (Feast's: its project name and a dot)."""
+        return {OURS: f"ours{round_}_", RAW1: f"raw1r{round_}_", RAW8: f"raw8r{round_}_", FEAST: f"feastr{round_}."}[name]
+
+    def run(self, name: str, prefix: str) -> dict:
+        if name == OURS:
+            return run_child(sys.executable, "--ours", self.project_dir, self.db_path, self.endpoint, prefix, "full")
+        if name in (RAW1, RAW8):
+            return run_child(sys.executable, "--raw", self.db_path, self.endpoint, prefix + VIEW, "1" if name == RAW1 else "8")
+        repo = feast_repo(self.work, prefix[:-1], self.work / "current_rows.parquet", self.endpoint)
+        return run_child(self.feast_python, "--feast-child", str(repo))
+
+
+def full_rounds(contenders: Contenders, client, rows: int, rounds: int) -> dict[str, list[dict]]:
+    """Every contender once a round, the order reversed every other round; each checked, then its
+    tables dropped (but ours' last, which the deltas continue from)."""
+    runs: dict[str, list[dict]] = {name: [] for name in contenders.names}
+    reference = None  # one item ours stored, to compare the raw writer's with
+    for r in range(rounds):
+        for name in contenders.names if r % 2 == 0 else reversed(contenders.names):
+            prefix = contenders.prefix(name, r)
+            result = contenders.run(name, prefix)
+            runs[name].append(result)
+            print(f"   round {r + 1} {name}: {result['seconds']:.2f} s", flush=True)
+            if name == OURS:
+                if result["rows"] != rows or result["written"] not in (rows, None):
+                    print(f"   !! ours read {result['rows']} and wrote {result['written']} of {rows:,} rows")
+                reference = reference or sample_item(client, prefix)
+                if reference is None:
+                    print("   !! no item of ours found to compare the raw writer's items with")
+            elif name in (RAW1, RAW8) and reference is not None and r == 0:
+                compare_items(client, prefix + VIEW, reference)
+            elif name == FEAST:
+                result["rows"] = stored = count_items(client, prefix + VIEW)
+                if stored != rows:
+                    print(f"   !! Feast's table holds {stored:,} items, not {rows:,}")
+            if not (name == OURS and r == rounds - 1):
+                drop_tables(client, prefix)
+    return runs
 
 
 def compare_items(client, table: str, reference: dict) -> None:
@@ -440,21 +455,23 @@ def delta_runs(project_dir: Path, db_path: Path, endpoint: str, prefix: str, row
 
 # -- the report ------------------------------------------------------------------------------------
 
-def report(rows: int, runs: dict[str, list[dict]], deltas: dict[str, list[dict]], builds: dict[str, list[float]],
+def report(runs: dict[str, list[dict]], deltas: dict[str, list[dict]], builds: dict[str, list[float]],
            feast_missing: str | None) -> None:
-    median = {name: statistics.median(r["seconds"] for r in results) for name, results in {**runs, **deltas}.items()}
-    count = {name: results[0]["rows"] for name, results in {**runs, **deltas}.items()}
+    everything = {**runs, **deltas}
+    median = {name: statistics.median(r["seconds"] for r in results) for name, results in everything.items()}
+    count = {name: results[0]["rows"] for name, results in everything.items()}
     rate = {name: count[name] / median[name] for name in median}
-    print(f"\n   {'contender':<32} {'rows':>10} {'median s':>9} {'rows/s':>9} {'x raw 8-thr':>11} {'x Feast':>8}   runs (s)")
+    print(f"\n   {'contender':<32} {'rows':>10} {'median s':>9} {'rows/s':>9} {'/raw 8-thr':>10} {'/Feast':>7}   runs (s)")
     for name in median:
         versus_feast = f"{rate[name] / rate[FEAST]:.2f}" if FEAST in rate else "-"
-        each = ", ".join(f"{r['seconds']:.2f}" for r in {**runs, **deltas}[name])
+        each = ", ".join(f"{r['seconds']:.2f}" for r in everything[name])
         print(f"   {name:<32} {count[name]:>10,} {median[name]:>9.2f} {rate[name]:>9,.0f} "
-              f"{rate[name] / rate[RAW8]:>11.2f} {versus_feast:>8}   {each}")
+              f"{rate[name] / rate[RAW8]:>10.2f} {versus_feast:>7}   {each}")
+    print("   (/raw 8-thr, /Feast: the contender's rows/s over theirs)")
     for name, seconds in builds.items():
         print(f"   incremental dbt build before {name} (not in its time): median {statistics.median(seconds):.2f} s")
     for name in (OURS, *deltas):
-        phases = [r["phases"] for r in {**runs, **deltas}[name] if r.get("phases")]
+        phases = [r["phases"] for r in everything[name] if r.get("phases")]
         if phases:
             names = list(dict.fromkeys(phase for p in phases for phase in p))
             medians = {phase: median_of([p.get(phase) for p in phases]) for phase in names}
