@@ -492,9 +492,11 @@ def report(runs: dict[str, list[dict]], deltas: dict[str, list[dict]], builds: d
 
 
 def median_of(values: list) -> str:
-    """A phase's median in seconds, or its values as given when they are not numbers."""
-    numbers = [v for v in values if isinstance(v, (int, float))]
-    return f"{statistics.median(numbers):.2f}" if len(numbers) == len(values) else "/".join(map(str, values))
+    """A phase's median in seconds over the runs that have it, or its values as given when they are not numbers."""
+    present = [v for v in values if v is not None]
+    if all(isinstance(v, (int, float)) for v in present):
+        return f"{statistics.median(present):.2f}"
+    return "/".join(map(str, present))
 
 
 def main() -> None:
