@@ -1,7 +1,7 @@
 """Sync throughput side by side (issue 22): ours vs raw BatchWriteItem vs Feast, on one emulator at a time.
 
     .venv/bin/python benchmarks/bench_sync.py [--rows 100000[,1000000]] [--rounds 2] [--store moto|dynalite|both]
-                                              [--feast-python .venv-feast/bin/python]
+                                              [--feast-python .venv-feast-aws/bin/python]
 
 For each store (moto's server started the way `featurestore online up` starts it; dynalite from
 $DYNALITE_BIN, in memory) and each size N: a dbt project (benchmarks/snapshot_project, the view
@@ -337,7 +337,7 @@ def run_child(python: str, *args: str) -> dict:
 def feast_usable(python: str | None) -> str | None:
     """None when this python has Feast 0.67 with its DynamoDB store; else why not."""
     if not python or not Path(python).exists():
-        return f"no Feast python at {python} (python3 -m venv .venv-feast && .venv-feast/bin/pip install 'feast[aws]==0.67.0')"
+        return f"no Feast python at {python} (python3 -m venv .venv-feast-aws && .venv-feast-aws/bin/pip install 'feast[aws]==0.67.0')"
     done = subprocess.run([python, "-c", "import feast, feast.infra.online_stores.dynamodb; print(feast.__version__)"],
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -504,7 +504,7 @@ def main() -> None:
     parser.add_argument("--rows", default="100000", help="current rows (keys), comma-separated sizes")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--store", choices=["moto", "dynalite", "both"], default="moto")
-    parser.add_argument("--feast-python", default=str(REPO / ".venv-feast" / "bin" / "python"),
+    parser.add_argument("--feast-python", default=str(REPO / ".venv-feast-aws" / "bin" / "python"),
                         help="python of a venv with feast[aws]==0.67.0")
     parser.add_argument("--ours", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--raw", nargs=4, help=argparse.SUPPRESS)
