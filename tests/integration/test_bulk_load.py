@@ -215,8 +215,10 @@ def test_readers_and_writers_of_a_view_never_bulk_loaded_are_unchanged(dynamodb)
     store = store_at(dynamodb, "plain_")
     store.write(TABLE, rows(range(5), 1))
     assert store.live_table_name("things") == "plain_things"
-    assert store.generations("things").serial == 0  # no pointer item: the first table, as before
-    assert sizes(store, range(6)) == [1] * 5 + [None]
+    assert store.generations("things").pushed  # a push marks the pointer: a later bulk load merges pushed items
+    store_at(dynamodb, "plain_").write(TABLE, rows(range(5, 7), 1), build="b")  # a sync's write: no pointer change
+    assert store.generations("things", fresh=True).serial == 1
+    assert sizes(store, range(8)) == [1] * 7 + [None]
 
 
 @pytest.mark.parametrize("lease", ["0.5", "many"])

@@ -27,7 +27,7 @@ from .generations import DEFAULT_LEASE_SECONDS, Generations
 
 log = logging.getLogger("featurestore")
 BATCH_ITEMS = 25  # DynamoDB's limit per BatchWriteItem request
-CLOCK_SKEW_SECONDS = 300  # a writer's clock may lag the loader's by this much: merge a margin
+CLOCK_SKEW_SECONDS = 60  # a writer's clock (another machine's) may lag the loader's by this much
 LEASE_ENV = "FEATURESTORE_LOAD_LEASE"
 
 
@@ -221,16 +221,20 @@ class BulkLoad:
         from botocore.exceptions import ClientError
 
         report = WriteReport()
+        pointer = self.store.generations(self.table.view, fresh=True)
+        if not pointer.needs_merge():  # never pushed to, nobody wrote during the load: nothing to look for
+            return report
         segments = max(1, self.store.workers)
         since = int(self.claimed_at) - CLOCK_SKEW_SECONDS
         deadline = self.store._deadline()
+        wanted = "attribute_not_exists(#b) OR #w >= :since" if pointer.pushed else "#w >= :since"
+        names = {"#b": "_build", "#w": "_written_at"} if pointer.pushed else {"#w": "_written_at"}
 
         def scan(segment: int) -> None:
             start = None
             while True:
                 request = dict(TableName=self.previous, ConsistentRead=True, Segment=segment, TotalSegments=segments,
-                               FilterExpression="attribute_not_exists(#b) OR #w >= :since",
-                               ExpressionAttributeNames={"#b": "_build", "#w": "_written_at"},
+                               FilterExpression=wanted, ExpressionAttributeNames=names,
                                ExpressionAttributeValues={":since": {"N": str(since)}})
                 if start:
                     request["ExclusiveStartKey"] = start

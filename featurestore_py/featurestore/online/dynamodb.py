@@ -150,13 +150,17 @@ class DynamoDBOnlineStore(OnlineStore):
         self._check_reserved(table)
         self._pointer_for_writing(table)
 
-    def _pointer_for_writing(self, table: OnlineTable) -> Generations:
-        """The view's pointer; before a view's first table is written, the table is made (unless a
-        fresh read of the pointer shows it has generations: then it is not recreated)."""
+    def _pointer_for_writing(self, table: OnlineTable, pushing: bool = False) -> Generations:
+        """The view's pointer, marked `pushed` before a view's first push (a bulk load then merges
+        pushed items). The view's first table is made here, unless a fresh read of the pointer
+        shows a later generation is live (a retired table is never made again)."""
         pointer = self.generations(table.view)
-        if not pointer.serial and pointer.live not in self._known_tables:
+        if pushing and not pointer.pushed:
+            pointer = self.update_generations(table.view, lambda current: None if current.pushed else current.marked_pushed()) \
+                or self.generations(table.view, fresh=True)
+        if pointer.live not in self._known_tables:
             pointer = self.generations(table.view, fresh=True)
-            if not pointer.serial:
+            if pointer.live == self.config.table_name(table.view):
                 self._ensure_view_table(pointer.live, table)
         return pointer
 
@@ -211,23 +215,34 @@ class DynamoDBOnlineStore(OnlineStore):
         (None for a push); it decides what a later bulk load merges."""
         self._check_reserved(table)
         report = WriteReport()
-        items = self._newest_items(table, rows, report, build)
-        pointer = self._pointer_for_writing(table)
+        pointer = self._pointer_for_writing(table, pushing=build is None)
+        items = self._newest_items(table, rows, report, build)  # stamped after the pointer was read
         done: list[str] = []
         gone: set[str] = set()
         while True:
-            for name in [name for name in pointer.targets() if name not in done]:
-                try:
-                    self._write_items(table.view, name, items, report if not done else WriteReport(), force,
-                                      should_stop, on_batch if not done else None)
-                except TableGone:  # retired and dropped meanwhile (the pointer read below lists its
-                    gone.add(name)  # successor), or a load's table not made yet (its merge copies ours)
+            new = [name for name in pointer.targets() if name not in done]
+            if done and new:  # a load began after our first read: stamp our writes to the live table anew,
+                _stamp(items)  # so its merge (which looks at writes since it began) takes them
+                for name in [name for name in done if name in pointer.targets()]:
+                    self._write_to(table.view, name, items, WriteReport(), True, should_stop, None, gone)
+            for name in new:
+                if name == pointer.loading:  # tell the load to merge (before writing its table, see generations.py)
+                    self.update_generations(table.view, lambda current: current.marked_dirty(name))
+                self._write_to(table.view, name, items, report if not done else WriteReport(), force, should_stop,
+                               on_batch if not done else None, gone)
                 done.append(name)
             pointer = self.generations(table.view, fresh=True)
             if pointer.live in gone:
                 raise OnlineStoreError(f"The DynamoDB table {pointer.live} of {table.view} is missing.")
             if all(name in done for name in pointer.targets()):
                 return report
+
+    def _write_to(self, view: str, name: str, items: list[dict], report: WriteReport, force: bool, should_stop,
+                  on_batch, gone: set[str]) -> None:
+        try:
+            self._write_items(view, name, items, report, force, should_stop, on_batch)
+        except TableGone:  # retired and dropped meanwhile (the pointer read next lists its successor),
+            gone.add(name)  # or a load's table not made yet (its merge takes our write to the live one)
 
     def _newest_items(self, table: OnlineTable, rows: Iterable[Mapping[str, Any]], report: WriteReport,
                       build: str | None) -> list[dict]:
@@ -549,6 +564,12 @@ class DynamoDBOnlineStore(OnlineStore):
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False  # a later watermark of the same build is stored: keep it
             raise OnlineStoreError(f"Cannot save the sync state {key}: {exc}") from None
+
+
+def _stamp(items: list[dict]) -> None:
+    now = {"N": str(int(time.time()))}
+    for item in items:
+        item[WRITTEN_AT] = now
 
 
 def make_item(table: OnlineTable, row: Mapping[str, Any], build: str | None = None, written_at: int | None = None) -> dict:
