@@ -456,7 +456,7 @@ def _print_sync_result(result, as_json: bool) -> None:
         return
     console.print(f"{result.view}: {result.mode} ({result.reason}), {result.rows_read} rows read, "
                   f"{result.written} written, {result.skipped_stale} already current, "
-                  f"{len(result.rejected)} set aside, {result.seconds:.2f} s", highlight=False)
+                  f"{len(result.rejected)} set aside, {result.seconds:.2f} s ({result.path})", highlight=False)
     for rejected in result.rejected[:20]:
         err_console.print(f"  set aside: {rejected['view']} {rejected['key']} {rejected['feature']}: "
                           f"{rejected['reason']}", highlight=False, markup=False)

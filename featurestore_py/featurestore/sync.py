@@ -53,7 +53,7 @@ class SyncResult:
     watermark_after: str | None = None
     seconds: float = 0.0
     path: str = "conditional"  # "bulk": a new table generation loaded and switched to; else conditional writes
-    phases: dict = field(default_factory=dict)  # seconds: read (warehouse), write, merge (bulk: merge and switch)
+    phases: dict = field(default_factory=dict)  # seconds: read (warehouse), write; bulk: claim (a table made), merge (and switch)
 
 
 def bulk_min_rows() -> int:
@@ -178,7 +178,7 @@ class Syncer:
                 parts = []
             else:  # read everything, then let go of the warehouse before writing online
                 parts = list(parts)
-            writer.phases["read"] = time.perf_counter() - started - writer.phases.get("write", 0.0)
+            writer.phases["read"] = time.perf_counter() - started - sum(writer.phases.values())
         if parts:
             writer.begin(bulk=not incremental and sum(part.num_rows for part in parts) >= bulk_min_rows())
         for part in parts:
@@ -252,7 +252,9 @@ class _Writer:
 
     def begin(self, bulk: bool) -> None:
         if bulk:
+            started = time.perf_counter()
             self.load = self.online.begin_load(self.table, self.build)
+            self.phases["claim"] = time.perf_counter() - started
             if self.load is None:
                 log.info(json.dumps({"event": "bulk_load_busy", "view": self.view.name,
                                      "reason": "another sync holds the view's bulk-load lease: writing conditionally"}))

@@ -248,7 +248,7 @@ def test_a_full_sync_loads_in_bulk_then_small_deltas_write_conditionally(copied_
     for round_ in (1, 2):
         result = store.sync(["customer_features"], full=True)[0]
         assert (result.mode, result.path) == ("full", "bulk") and result.written == result.rows_read > 0
-        assert set(result.phases) == {"read", "write", "merge"}
+        assert set(result.phases) == {"read", "claim", "write", "merge"}
         assert store.audit("customer_features", sample=1000, now=at)["mismatches"] == []
         assert store.online.live_table_name("customer_features") == f"bulksync_customer_features.g{round_}"
     delta = store.sync(["customer_features"])[0]

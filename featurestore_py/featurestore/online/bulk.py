@@ -142,8 +142,6 @@ class BulkLoad:
         lease = lease_seconds(lease)
         store.drop_retired(table.view)
         base = store.config.table_name(table.view)
-        if not store.generations(table.view, fresh=True).serial:
-            store._ensure_view_table(base, table)  # writers during the load need a live table to write
         loader = uuid.uuid4().hex
         pointer = store.update_generations(
             table.view, lambda current: None if current.load_in_progress() else current.claimed(base, loader, lease))
