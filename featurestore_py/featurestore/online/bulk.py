@@ -73,7 +73,6 @@ class BatchWriter:
         report = WriteReport()
         items = self.store._newest_items(self.table, rows, report, self.build)
         batches = [items[i:i + BATCH_ITEMS] for i in range(0, len(items), BATCH_ITEMS)]
-        deadline = self.store._deadline()
         lock = threading.Lock()
         stopped = threading.Event()
 
@@ -81,7 +80,7 @@ class BatchWriter:
             if stopped.is_set() or (should_stop and should_stop()):
                 stopped.set()
                 return
-            requests, retries = self._send(batch, deadline)
+            requests, retries = self._send(batch, self.store._deadline())  # the timeout is per request
             with lock:
                 report.written += len(batch)
                 report.requests += requests
@@ -224,7 +223,6 @@ class BulkLoad:
             return report
         segments = max(1, self.store.workers)
         since = int(self.claimed_at) - CLOCK_SKEW_SECONDS
-        deadline = self.store._deadline()
         wanted = "attribute_not_exists(#b) OR #w >= :since" if pointer.pushed else "#w >= :since"
         names = {"#b": "_build", "#w": "_written_at"} if pointer.pushed else {"#w": "_written_at"}
 
@@ -237,7 +235,7 @@ class BulkLoad:
                 if start:
                     request["ExclusiveStartKey"] = start
                 try:
-                    response, _ = self.store._call("scan", deadline, **request)
+                    response, _ = self.store._call("scan", self.store._deadline(), **request)  # per page
                 except ClientError as exc:
                     if exc.response["Error"]["Code"] == "ResourceNotFoundException":
                         return  # no live table yet: nothing to merge

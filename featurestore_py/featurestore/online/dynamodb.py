@@ -269,7 +269,6 @@ class DynamoDBOnlineStore(OnlineStore):
         makes it stop submitting tasks (those in flight finish) and raise, so the caller does not
         move its watermark."""
         groups = [items[i:i + MAX_READ_KEYS] for i in range(0, len(items), MAX_READ_KEYS)]
-        deadline = self._deadline()
         report_lock = threading.Lock()
         stopped = threading.Event()
 
@@ -277,6 +276,7 @@ class DynamoDBOnlineStore(OnlineStore):
             if stopped.is_set() or (should_stop and should_stop()):
                 stopped.set()
                 return
+            deadline = self._deadline()  # the timeout is per group of requests, however long the whole write
             stored = self._stored_versions(name, [item[KEY]["S"] for item in group], deadline)
             written = stale = requests = retries = 0
             rejected = []
