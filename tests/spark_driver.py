@@ -7,10 +7,9 @@ the test process may already hold the local session of the other Spark tests.
 
 REQUEST is a JSON file: {"out": folder, "cases": n, "seed": s (oracles.generate_pit_cases),
 "env": the project's settings (FEATURESTORE_SPARK_MASTER ... or FEATURESTORE_SPARK_CONNECT),
-and for connect-export "project": the project build-export made}. Both export the cases' entity
-rows with and without the knowledge guard (OUT/guard_false.parquet, OUT/guard_true.parquet:
-to_arrow()) and from the executors (OUT/export/: to_parquet); connect-export also as a query
-(OUT/query.parquet). The last line of stdout is a JSON report.
+and for connect-export "project": the project build-export made}. Both export the cases'
+entity rows with the knowledge guard from the executors (OUT/export/: to_parquet);
+connect-export also as a query, without the guard (OUT/query/). The last line of stdout is a JSON report.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 TESTS = Path(__file__).resolve().parent
 sys.path[:0] = [str(TESTS), str(TESTS / "integration")]
@@ -77,16 +75,17 @@ def _other_kind_of_session(project: str, target: str, env: dict) -> str:
 
 
 def _export(store, cases, out: Path, query: bool) -> None:
+    """The cases' training set with the knowledge guard, written by the executors (to_parquet),
+    and without it from the entity rows as a query (`query`). test_spark.py checks the rest of
+    the oracle on the local session: each export here costs 5-25 s (fresh executor JVMs)."""
     frame = entity_frame(cases)
-    for guard in (False, True):
-        job = store.get_historical_features(frame, FEATURES, full_feature_names=True, knowledge_guard=guard)
-        pq.write_table(job.to_arrow(), out / f"guard_{str(guard).lower()}.parquet")
-    job.to_parquet(out / "export")
+    store.get_historical_features(frame, FEATURES, full_feature_names=True, knowledge_guard=True) \
+        .to_parquet(out / "export")
     if query:
         with store.connect(read_only=False) as warehouse:
             warehouse.load_arrow("training.entity_rows", pa.Table.from_pandas(frame))
-        job = store.get_historical_features("select * from training.entity_rows", FEATURES, full_feature_names=True)
-        pq.write_table(job.to_arrow(), out / "query.parquet")
+        store.get_historical_features("select * from training.entity_rows", FEATURES, full_feature_names=True) \
+            .to_parquet(out / "query")
 
 
 def _tasks_by_executor(context) -> dict[str, int]:
