@@ -34,6 +34,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from featurestore.online.local import free_port
+
 HOST = "127.0.0.1"
 START_DEADLINE = 180.0  # seconds for a daemon to be ready: JVM starts take ~5-20 s, more on a loaded machine
 
@@ -43,12 +45,6 @@ def spark_home() -> Path:
     import pyspark
 
     return Path(pyspark.__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def driver_env() -> dict[str, str]:
