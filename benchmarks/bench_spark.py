@@ -4,6 +4,12 @@ memory as the view grows; local[1] against local[2].
 
     .venv/bin/python benchmarks/bench_spark.py [--rows 10000000] [--keys 1000000] [--entities 1000000]
         [--memory-rows 1000000,10000000] [--cores-rows 2000000] [--small-batch 10] [--repeats 1]
+        [--masters local[1],local[2],cluster] [--cores-only]
+
+`--masters` are the Spark masters compared at --cores-rows: `local[n]`, a `spark://` URL, or
+`cluster`: a standalone master and two workers (1 core, 1g each) started on this machine from
+pyspark's own scripts for the run (tests/spark_cluster.py), the driver in its own process.
+`--cores-only` runs only that comparison.
 
 Each measurement runs in its own process (`worker`), so a JVM's start and a process's peak
 memory are its own. Times: the model's execution_time from dbt's run_results.json (dbt's and
@@ -167,10 +173,36 @@ def run_worker(engine: str, rows: int, keys: int, entities: int, master: str, pa
     command = [sys.executable, __file__, "worker", "--engine", engine, "--rows", str(rows), "--keys", str(keys),
                "--entities", str(entities), "--master", master, "--partitions", str(partitions),
                "--batch-rows", str(batch_rows), "--buckets", str(buckets)]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+    # the executors of a cluster run Python tasks with the driver's PYSPARK_PYTHON
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable})
     if done.returncode:
         raise SystemExit(f"worker failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["master"] = "cluster" if master.startswith("spark://") else master
+    return result
+
+
+def compare_masters(masters: list[str], rows: int, entities: int, partitions: int) -> None:
+    """The same build, incremental run and export on each master; `cluster` is started here."""
+    import tempfile
+    from contextlib import ExitStack
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from spark_cluster import SparkCluster
+
+    with ExitStack() as stack:
+        runs = []
+        for master in masters:
+            if master == "cluster":
+                cluster = stack.enter_context(SparkCluster(Path(tempfile.mkdtemp(prefix="bench-spark-cluster-"))))
+                master = cluster.master_url
+            runs.append(run_worker("spark", rows, max(1, rows // 10), entities, master, partitions))
+    _table("Spark masters compared", runs)
+    base = runs[0]
+    for run in runs[1:]:
+        for key in ("full build s", "incremental s", "export s", "current rows read s"):
+            print(f"  {key}: {base['master']} / {run['master']} = {base[key] / run[key]:.2f}x")
 
 
 def _median(runs: list[dict]) -> dict:
@@ -206,9 +238,16 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--small-batch", type=int, default=10,
                         help="rows of the small batch (over as many keys), against 256 buckets")
+    parser.add_argument("--masters", default="local[1],local[2]",
+                        help="Spark masters compared at --cores-rows (local[n], spark://..., cluster)")
+    parser.add_argument("--cores-only", action="store_true", help="only the comparison of masters")
     args = parser.parse_args()
     if args.command == "worker":
         print(json.dumps(worker(args)))
+        return
+    masters = args.masters.split(",")
+    if args.cores_only:
+        compare_masters(masters, args.cores_rows, args.entities // 2, args.partitions)
         return
 
     print(f"{os.cpu_count()} cores; view of {args.rows:,} rows over {args.keys:,} keys; {args.entities:,} entity rows")
@@ -236,11 +275,7 @@ def main() -> None:
               run_worker("spark", size, max(1, size // 10), args.entities, "local[2]", args.partitions) for size in sizes]
     _table("Driver memory as the view grows (Spark, local[2])", memory)
 
-    cores = [run_worker("spark", args.cores_rows, max(1, args.cores_rows // 10), args.entities // 2, master,
-                        args.partitions) for master in ("local[1]", "local[2]")]
-    _table("local[1] against local[2] (Spark)", cores)
-    for key in ("full build s", "incremental s", "export s"):
-        print(f"  {key}: local[1] / local[2] = {cores[0][key] / cores[1][key]:.2f}x")
+    compare_masters(masters, args.cores_rows, args.entities // 2, args.partitions)
 
 
 if __name__ == "__main__":

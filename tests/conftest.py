@@ -145,18 +145,31 @@ def postgres_server():
     server.stop()
 
 
+def require(found: bool, message: str) -> None:
+    """Skip a test whose tools are missing here; in CI, which installs them, fail it instead."""
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def require_spark(connect: bool = False) -> None:
+    import importlib.util
+
+    require(shutil.which("java") is not None and importlib.util.find_spec("pyspark") is not None,
+            "Spark needs a JDK and pyspark (.ci/run installs both)")
+    if connect:
+        require(all(importlib.util.find_spec(name) for name in ("grpc", "grpc_status", "zstandard")),
+                "Spark Connect's client needs pyspark[connect] (grpcio, grpcio-status, zstandard): "
+                "pip install 'featurestore[spark]'")
+
+
 @pytest.fixture(scope="session")
 def spark_dir(tmp_path_factory):
     """The warehouse directory and Derby metastore every Spark test of this run shares. dbt runs
     in this process, so dbt-spark and the SDK share the one Spark session (one JVM) the first
     Spark test starts; each project uses its own schema."""
-    import importlib.util
-
-    if shutil.which("java") is None or importlib.util.find_spec("pyspark") is None:
-        message = "Spark needs a JDK and pyspark (.ci/run installs both)"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI must run the Spark tests
-        pytest.skip(message)
+    require_spark()
     path = tmp_path_factory.mktemp("spark")
     os.environ["FEATURESTORE_SPARK_DIR"] = str(path)
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
@@ -251,6 +264,20 @@ def demo_on_postgres(built_demo, postgres_server):
     env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo", "FEATURESTORE_RAW_SCHEMA": "raw_demo"}
     built_demo(JaffleSize(), seed=7, target="postgres", name="pgdemo", **env)  # the same rows as demo_project
     return PostgresTables(postgres_server, "demo")
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """A Spark standalone master and two workers (1 core each) on 127.0.0.1 for the whole run
+    (tests/spark_cluster.py): `.master_url`, `.status()` (the master's JSON), and
+    `.connect_server(folder, spark_dir)` for a Spark Connect server on it. A process holds one
+    SparkContext (this one may hold the local session of the other Spark tests): drivers on the
+    cluster run in processes of their own, with spark_cluster.driver_env() (tests/spark_driver.py)."""
+    require_spark()
+    from spark_cluster import SparkCluster
+
+    with SparkCluster(tmp_path_factory.mktemp("spark-cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -72,29 +72,35 @@ def test_snapshot_and_rolling_match_the_oracle_on_spark(tmp_path_factory, spark_
     assert oracles.sort_rows(got) == oracles.sort_rows(expected)
 
 
+def build_spark_training_project(root, cases, env) -> tuple[FeatureStore, SparkTables]:
+    """The point-in-time fixture project on Spark (schema `training`), the cases' rows loaded
+    through the session: its store, and its tables."""
+    from featurestore.dbt import DbtProject
+
+    tables = []
+
+    def load(table, columns, rows):
+        if not tables:
+            tables.append(SparkTables(DbtProject.at(root, "spark", env), "training"))
+        ddl = f"create or replace table {{schema}}.{table} ({', '.join(f'{c} {TYPES[c]}' for c in columns)})"
+        tables[0].load(ddl, table, rows)
+
+    store = build_training_project(root, cases, load, "spark", **env)
+    return store, tables[0]
+
+
 def test_point_in_time_matches_the_oracle_on_spark(tmp_path_factory, spark_dir):
     """Interval join and knowledge guard in Spark, the entity rows loaded through Arrow and as a
     query; ties, TTL edges, unknown and NULL keys, duplicate entity rows."""
     cases = oracles.generate_pit_cases(40, seed=9090)
     env = {"FEATURESTORE_SPARK_SCHEMA": "training", "FEATURESTORE_SPARK_DIR": str(spark_dir), **IN_PROCESS}
-    tables = {}
-
-    def load(table, columns, rows):
-        if "loader" not in tables:
-            from featurestore.dbt import DbtProject
-
-            tables["loader"] = SparkTables(DbtProject.at(root, "spark", env), "training")
-        ddl = f"create or replace table {{schema}}.{table} ({', '.join(f'{c} {TYPES[c]}' for c in columns)})"
-        tables["loader"].load(ddl, table, rows)
-
-    root = tmp_path_factory.mktemp("sparktraining") / "project"
-    store = build_training_project(root, cases, load, "spark", **env)
+    store, tables = build_spark_training_project(tmp_path_factory.mktemp("sparktraining") / "project", cases, env)
     frame = entity_frame(cases)
     for guard in (False, True):
         job = store.get_historical_features(frame, FEATURES, full_feature_names=True, knowledge_guard=guard)
         assert_matches_oracle(job.to_arrow(), oracles.point_in_time(cases, knowledge_guard=guard))
     # the same rows as a query the user hands us (run read-only by Spark's parser's rules)
-    tables["loader"].warehouse.load_arrow("training.entity_rows", __import__("pyarrow").Table.from_pandas(frame))
+    tables.warehouse.load_arrow("training.entity_rows", pa.Table.from_pandas(frame))
     job = store.get_historical_features("select * from training.entity_rows", FEATURES, full_feature_names=True)
     rows = [dict(row, event_timestamp=row["event_timestamp"].replace(tzinfo=None)) for row in job.to_arrow().to_pylist()]
     assert sorted(map(repr, rows)) == sorted(map(repr, oracles.point_in_time(cases, knowledge_guard=False)))

@@ -68,14 +68,29 @@ def spark_session(target: Mapping[str, Any], base_dir: Path):
         from pyspark.sql import SparkSession
     except ImportError:
         raise FeatureStoreError("The dbt target is of type 'spark'; install pyspark: pip install 'featurestore[spark]'.") from None
+    from pyspark import SparkContext
+    from pyspark.sql.utils import is_remote
+
     method = target.get("method", "session")
-    if method == "connect":
-        return SparkSession.builder.remote(str(target.get("host"))).getOrCreate()
-    if method != "session":
+    if method not in ("session", "connect"):
         raise FeatureStoreError(
             f"dbt target '{target.get('target_name')}' connects to Spark with method '{method}'; the featurestore SDK "
             "runs Spark in-process (method: session) or reaches a cluster through Spark Connect (method: connect, "
             "host: sc://host:15002). Add a target of one of those kinds for the same cluster.")
+    # pyspark holds one kind of session per process: a classic one (a SparkContext) or Spark
+    # Connect ones, whose mode then sends every pyspark call to the server
+    remote, classic = is_remote(), SparkContext._active_spark_context is not None
+    if (method == "connect" and classic) or (method == "session" and remote):
+        raise FeatureStoreError(
+            f"This process already runs Spark {'through Spark Connect' if remote else 'in-process'}; pyspark cannot "
+            f"also run dbt target '{target.get('target_name')}' (method: {method}) in it: use that target from "
+            "another process.")
+    if method == "connect":
+        session = SparkSession.builder.remote(str(target.get("host"))).getOrCreate()
+        # our SQL reads naive timestamps as UTC, as the session method's profile sets it; a
+        # Connect server's sessions start in its JVM's zone
+        session.conf.set("spark.sql.session.timeZone", "UTC")
+        return session
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # Python tasks (a sync's writes from the executors) run this interpreter unless told otherwise:
     # the one that has featurestore and boto3 (a cluster's executors need them installed too)
@@ -126,6 +141,7 @@ class SparkWarehouse(Warehouse):
     def __init__(self, target: Mapping[str, Any], base_dir: Path, *, read_only: bool = True,
                  allow_file_access: bool = False, lock_timeout: float = 60.0):
         self.session = spark_session(target, base_dir)
+        self.remote = target.get("method") == "connect"
         self.allow_file_access = allow_file_access
         self._cached: list[str] = []
 
@@ -212,6 +228,8 @@ class SparkWarehouse(Warehouse):
         self._cached.append(view)
 
     def check_user_query(self, sql: str) -> None:
+        if self.remote:
+            return self._check_user_query_remotely(sql)
         with _engine_errors():
             try:
                 plan = self.session._jsparkSession.sessionState().sqlParser().parsePlan(sql)
@@ -225,6 +243,23 @@ class SparkWarehouse(Warehouse):
             root = plan.nodeName()
         if root not in _QUERY_ROOTS:
             raise UserQueryError(f"The entity query must be exactly one SELECT statement; Spark's parser found a {root}.")
+
+    def _check_user_query_remotely(self, sql: str) -> None:
+        """Through Spark Connect (no JVM in this process to ask for a parse), the server parses the
+        query only as the subquery it will run in: a command, an insert or a second statement does
+        not parse there. The user's SQL is never sent alone: Spark Connect runs a command as soon
+        as it has parsed it."""
+        from pyspark.errors import ParseException
+
+        try:
+            with self._files():
+                self.session.sql(self.render("user_query", query=sql, columns=None, limit_zero=True))
+        except ParseException as exc:
+            detail = next((line for line in str(exc).strip().splitlines() if line.strip()), type(exc).__name__)
+            raise UserQueryError(f"The entity query must be exactly one SELECT statement; Spark's parser refused "
+                                 f"it as a subquery: {detail.strip()}") from None
+        except Exception:  # e.g. a table it names does not exist: reported when the query runs
+            pass
 
     def user_query_load_statements(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str) -> list[str]:
         body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
