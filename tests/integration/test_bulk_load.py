@@ -232,9 +232,11 @@ def test_a_bad_lease_setting_is_refused_before_anything_is_written(dynamodb, mon
     assert store.generations("things", fresh=True).serial == 0
 
 
-def test_a_full_sync_loads_in_bulk_then_small_deltas_write_conditionally(copied_demo, dynamodb, monkeypatch):
-    """Through FeatureStore.sync on the demo: the bulk path (forced for its small views), the
-    audit clean after each switch, the table before the last switch dropped by a later sync."""
+def test_a_full_sync_loads_in_bulk_then_small_deltas_write_conditionally(copied_demo, moto_server, monkeypatch):
+    """Through FeatureStore.sync on the demo (moto; the faults above run on both emulators): the
+    bulk path (forced for its small views), the audit clean after each switch, the table before
+    the last switch dropped by a later sync."""
+    dynamodb = moto_server
     from featurestore import FeatureStore
     from jaffle_data import JaffleSize
 
