@@ -99,6 +99,7 @@ def build_export(request: dict) -> dict:
     (FEATURESTORE_SPARK_MASTER), then export; report where the export's tasks ran."""
     from pyspark import SparkContext
 
+    from featurestore import FeatureStore
     from spark_cluster import executor_pids
     from test_spark import build_spark_training_project
 
@@ -112,6 +113,25 @@ def build_export(request: dict) -> dict:
     _export(store, cases, out, query=False)
     after = _tasks_by_executor(context)
     seconds = {"build": built - started, "export": time.monotonic() - built}
+    # the online sync's bulk load, written by the executors (mapInArrow, a DynamoDB client per task)
+    synced = {}
+    if request.get("dynamodb"):
+        store = FeatureStore(store.project.project_dir, "spark",
+                             env={**store.project.env, "FEATURESTORE_DYNAMODB_ENDPOINT": request["dynamodb"],
+                                  "FEATURESTORE_TABLE_PREFIX": "cluster_"})
+        before_sync = _tasks_by_executor(context)
+        result = store.sync(["place_features"], full=True)[0]
+        after_sync = _tasks_by_executor(context)
+        with store.connect() as warehouse:
+            keys = warehouse.fetch_all("select distinct case_id, place_id from training.place_features "
+                                       "where valid_to is null order by 1, 2")
+        keyed = [{"case_id": c, "place_id": p} for c, p in keys if c is not None and p is not None]
+        statuses = store.get_online_features(["place_features:size"], keyed).statuses["size"]
+        synced = {"path": result.path, "rows_read": result.rows_read, "written": result.written, "keys": len(keys),
+                  "keyed": len(keyed),
+                  "found": sum(status != "NOT_FOUND" for status in statuses),
+                  "sync_tasks": {name: after_sync[name] - before_sync.get(name, 0) for name in after_sync},
+                  "table": store.online.live_table_name("place_features")}
     other = _other_kind_of_session(str(out / "project"), "spark_connect",
                                    {**env, "FEATURESTORE_SPARK_CONNECT": "sc://127.0.0.1:1"})
     on_executors = context.parallelize(range(4), 4).map(lambda _: (sys.executable, os.getpid())).collect()
@@ -119,7 +139,7 @@ def build_export(request: dict) -> dict:
             "driver_jvm_pid": context._gateway.proc.pid, "executor_pids": executor_pids(context.applicationId),
             "export_tasks": {name: after[name] - before.get(name, 0) for name in after},
             "python_on_executors": sorted({python for python, _ in on_executors}),
-            "python_worker_pids": sorted({pid for _, pid in on_executors}), "seconds": seconds,
+            "python_worker_pids": sorted({pid for _, pid in on_executors}), "seconds": seconds, "synced": synced,
             "other_session": other}
 
 

@@ -45,14 +45,15 @@ def cases():
 
 
 @pytest.fixture(scope="module")
-def built_on_cluster(spark_cluster, tmp_path_factory):
+def built_on_cluster(spark_cluster, moto_server, tmp_path_factory):
     """The project built and exported by a driver on the standalone master: its folder, its
     settings and the driver's report."""
     out = tmp_path_factory.mktemp("cluster-build")
     env = {"FEATURESTORE_SPARK_MASTER": spark_cluster.master_url, "FEATURESTORE_SPARK_SCHEMA": "training",
            "FEATURESTORE_SPARK_DIR": str(out / "spark"), "FEATURESTORE_SPARK_PARTITIONS": "2",
            "FEATURESTORE_DBT": "inprocess"}  # dbt in the driver's process, as in test_spark.py
-    report = run_driver("build-export", {"out": str(out), "env": env, "cases": CASES, "seed": SEED}, out)
+    report = run_driver("build-export", {"out": str(out), "env": env, "cases": CASES, "seed": SEED,
+                                         "dynamodb": moto_server}, out)
     return out, env, report
 
 
@@ -80,6 +81,14 @@ def test_the_export_on_a_standalone_cluster_runs_in_its_executors(spark_cluster,
     # Python tasks run by the driver's interpreter, not the first python3 on the workers' PATH
     assert report["python_on_executors"] == [sys.executable]
     assert not set(report["python_worker_pids"]) & {report["driver_pid"]}
+    # the online sync's bulk load ran in the executors: every current row in the new table, readable
+    synced = report["synced"]
+    assert synced["path"] == "bulk, from the engine's workers" and synced["table"] == "cluster_place_features.g1"
+    assert synced["written"] == synced["rows_read"] == synced["keys"] > 0, synced
+    assert synced["found"] == synced["keyed"] > 0, synced  # (a NULL join key is never found, as on every path)
+    sync_executors = {name: tasks for name, tasks in synced["sync_tasks"].items() if name != "driver"}
+    assert sync_executors and all(tasks > 0 for tasks in sync_executors.values()), synced["sync_tasks"]
+    assert synced["sync_tasks"].get("driver", 0) == 0
     # a process that runs Spark in-process cannot also open a Spark Connect session: said in one line
     assert report["other_session"].startswith("This process already runs Spark in-process")
 
