@@ -78,9 +78,10 @@ test: venv feast-venv
 unit: venv
 	$(BIN)/pytest -q tests/unit
 
-# DBT_AS_COMMAND=1: every dbt command runs as a subprocess (FEATURESTORE_DBT), not in-process.
+# DBT_AS_COMMAND=1: every dbt command runs as a subprocess (FEATURESTORE_DBT), not in-process,
+# and the Spark cluster tests (about Spark's topology, not dbt's version) are left out.
 integration: venv feast-venv
-	$(if $(DBT_AS_COMMAND),FEATURESTORE_DBT=$(BIN)/dbt) $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/integration
+	$(if $(DBT_AS_COMMAND),FEATURESTORE_DBT=$(BIN)/dbt) $(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile $(if $(DBT_AS_COMMAND),-m "not cluster") tests/integration
 
 # The integration tier again on the other supported dbt-core line (1.11), with dbt run as a
 # command: CI runs it after `make test`.

@@ -25,6 +25,7 @@ from conftest import require_spark
 from spark_cluster import driver_env
 from test_training import assert_matches_oracle
 
+pytestmark = pytest.mark.cluster
 DRIVER = Path(__file__).resolve().parents[1] / "spark_driver.py"
 CASES, SEED = 40, 9090  # test_spark.py's point-in-time cases
 
