@@ -36,6 +36,7 @@ log = logging.getLogger("featurestore.sync")
 ROWS_PER_WRITE = 50_000  # rows handed to the online store per call (a thread pool of writers each)
 BULK_MIN_ROWS = 2_000  # below this, a bulk load's fixed costs (a table made, a scan, a switch) outweigh its gain
 BULK_MIN_ROWS_ENV = "FEATURESTORE_BULK_MIN_ROWS"  # overrides it (0: every full sync loads in bulk)
+FROM_WORKERS_ENV = "FEATURESTORE_SYNC_FROM_WORKERS"
 BULK_SHARE = 0.2  # an incremental delta of more than this share of the view's current rows is loaded in bulk
 REJECTED_KEPT = 20  # examples of rejected rows kept in the sync state
 
@@ -64,6 +65,15 @@ def bulk_min_rows() -> int:
         return max(0, int(text))
     except ValueError:
         raise FeatureStoreError(f"{BULK_MIN_ROWS_ENV} must be a whole number of rows, not {text!r}.") from None
+
+
+def from_workers() -> bool:
+    """Whether a bulk load on Spark writes from the executors (the default), or from the driver
+    (FEATURESTORE_SYNC_FROM_WORKERS=0: for executors that cannot reach the online store)."""
+    text = (os.environ.get(FROM_WORKERS_ENV) or "1").strip().lower()
+    if text not in ("0", "1", "false", "true"):
+        raise FeatureStoreError(f"{FROM_WORKERS_ENV} must be 1 or 0, not {text!r}.")
+    return text in ("1", "true")
 
 
 def check_force(full: bool, force: bool) -> None:
@@ -170,7 +180,7 @@ class Syncer:
                                          [datetime.fromisoformat(before)] if incremental else [])
             if warehouse.reads_in_parts:  # Spark: write from the executors, or each partition as it arrives
                 writer.begin(bulk=not incremental)
-                if writer.load and warehouse.writes_from_workers:
+                if writer.load and warehouse.writes_from_workers and from_workers():
                     writer.fan_out(warehouse, self._query(warehouse, view, incremental))
                 else:
                     for part in parts:
