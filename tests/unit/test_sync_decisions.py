@@ -158,3 +158,21 @@ def test_naming_an_offline_view_is_refused_naming_it():
 def test_naming_an_unknown_view_lists_the_known_ones():
     with pytest.raises(RegistryError, match="No feature view named 'nope'. Feature views: customer_features."):
         syncer(feature_view()).online_views(["nope"])
+
+
+def test_the_bulk_settings_are_read_and_checked(monkeypatch):
+    import pytest
+
+    from featurestore.errors import FeatureStoreError
+    from featurestore.sync import BULK_MIN_ROWS, bulk_min_rows, from_workers
+
+    assert bulk_min_rows() == BULK_MIN_ROWS and from_workers()
+    monkeypatch.setenv("FEATURESTORE_BULK_MIN_ROWS", "0")
+    monkeypatch.setenv("FEATURESTORE_SYNC_FROM_WORKERS", "0")
+    assert bulk_min_rows() == 0 and not from_workers()
+    monkeypatch.setenv("FEATURESTORE_BULK_MIN_ROWS", "lots")
+    monkeypatch.setenv("FEATURESTORE_SYNC_FROM_WORKERS", "maybe")
+    with pytest.raises(FeatureStoreError, match="FEATURESTORE_BULK_MIN_ROWS"):
+        bulk_min_rows()
+    with pytest.raises(FeatureStoreError, match="FEATURESTORE_SYNC_FROM_WORKERS"):
+        from_workers()
