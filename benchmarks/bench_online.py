@@ -108,12 +108,9 @@ def main() -> None:
             print(f"sync: featurestore write path, {workers} thread(s): {rate:,.0f} rows/s = {rate / baseline:.2f}x plain")
 
         # -- read latency ---------------------------------------------------------------------------
-        project_dir = work / "project"
-        shutil.copytree(HERE / "snapshot_project", project_dir)
-        shutil.copy2(REPO / "profiles" / "profiles.yml", project_dir / "profiles.yml")
-        (project_dir / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
-        schema = project_dir / "models" / "schema.yml"
-        schema.write_text(schema.read_text().replace("owner: bench@example.com", "owner: bench@example.com\n          online: true"))
+        from projects import online_snapshot_project
+
+        project_dir = online_snapshot_project(work / "project")
         store = FeatureStore(project_dir, env={"FEATURESTORE_DYNAMODB_ENDPOINT": url, "FEATURESTORE_TABLE_PREFIX": "ours8_",
                                                "FEATURESTORE_DUCKDB_PATH": str(work / "bench.duckdb")})
         store.project.run("deps", "--quiet")

@@ -172,12 +172,9 @@ def make_project(work: Path, rows: int) -> tuple[Path, Path]:
     version each), built once."""
     import duckdb
 
-    project_dir = work / "project"
-    shutil.copytree(HERE / "snapshot_project", project_dir)
-    shutil.copy2(REPO / "profiles" / "profiles.yml", project_dir / "profiles.yml")
-    (project_dir / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
-    schema = project_dir / "models" / "schema.yml"
-    schema.write_text(schema.read_text().replace("owner: bench@example.com", "owner: bench@example.com\n          online: true"))
+    from projects import online_snapshot_project
+
+    project_dir = online_snapshot_project(work / "project")
     db_path = work / "bench.duckdb"
     with duckdb.connect(str(db_path)) as con:
         con.execute(f"""
