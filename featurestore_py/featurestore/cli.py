@@ -52,8 +52,9 @@ class _Boundary(TyperGroup):
         except KeyboardInterrupt:
             if _debug():
                 raise
-            _error("the command stopped before it finished. Writes are all-or-nothing, so what "
-                   "existed before is unchanged.", label="interrupted")
+            _error("the command stopped before it finished; nothing it had not finished is recorded as done (a "
+                   "build replaces tables all-or-nothing; a sync's watermark does not move, so the next sync "
+                   "writes the rest).", label="interrupted")
             raise typer.Exit(code=EXIT_INTERRUPTED)
         except Exception as exc:  # a bug: say so in one line, the traceback with --debug
             if _is_click_control(exc) or _debug():

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from .durations import parse_duration
 from .errors import FeatureStoreError
 from .online import OnlineStore, OnlineStoreError, Rejected, WriteReport
+from .online.bulk import lease_seconds
 from .registry import FeatureView, Registry
 from .requests import online_table, require_online
 from .warehouse import Warehouse
@@ -62,9 +63,12 @@ def bulk_min_rows() -> int:
     if not text:
         return BULK_MIN_ROWS
     try:
-        return max(0, int(text))
+        rows = int(text)
+        if rows < 0:
+            raise ValueError
     except ValueError:
-        raise FeatureStoreError(f"{BULK_MIN_ROWS_ENV} must be a whole number of rows, not {text!r}.") from None
+        raise FeatureStoreError(f"{BULK_MIN_ROWS_ENV} must be a whole number of rows (0 or more), not {text!r}.") from None
+    return rows
 
 
 def from_workers() -> bool:
@@ -74,6 +78,11 @@ def from_workers() -> bool:
     if text not in ("0", "1", "false", "true"):
         raise FeatureStoreError(f"{FROM_WORKERS_ENV} must be 1 or 0, not {text!r}.")
     return text in ("1", "true")
+
+
+def check_settings() -> None:
+    """The sync's settings from the environment, checked before anything is written."""
+    bulk_min_rows(), from_workers(), lease_seconds()
 
 
 def check_force(full: bool, force: bool) -> None:
@@ -116,6 +125,7 @@ class Syncer:
         with each view's name before it syncs, returns its (on_rows, on_batch) callbacks (rows read
         so far; items written by a batch); on_result: called with each view's result as it is done."""
         check_force(full, force)
+        check_settings()
         results = []
         for view in self.online_views(views):
             on_rows, on_batch = progress(view.name) if progress else (None, None)
@@ -137,6 +147,10 @@ class Syncer:
             return False, "the snapshot table was rebuilt since the last sync"
         return True, "rows created after the watermark"
 
+    def _current_count(self, warehouse: Warehouse, view: FeatureView) -> int:
+        return warehouse.fetch_all(warehouse.render("view_probe", probe="current_count",
+                                                    relation=view.relation_name))[0][0]
+
     def _delta_too_large(self, warehouse: Warehouse, view: FeatureView, watermark: str) -> str | None:
         """Why an incremental delta is loaded in bulk instead (None: it is not): a delta of more
         than BULK_SHARE of the view's current rows costs more in conditional writes than a load
@@ -146,8 +160,7 @@ class Syncer:
             [datetime.fromisoformat(watermark)])[0]
         if pending < bulk_min_rows():
             return None
-        current = warehouse.fetch_all(warehouse.render("view_probe", probe="current_count",
-                                                       relation=view.relation_name))[0][0]
+        current = self._current_count(warehouse, view)
         if pending <= BULK_SHARE * current:
             return None
         return (f"the delta ({pending:,} rows) is {pending / max(current, 1):.0%} of the view's {current:,} current rows: "
@@ -176,21 +189,25 @@ class Syncer:
                 if bulk_reason:
                     incremental, reason = False, bulk_reason
             writer = _Writer(self.online, table, view, build_id, force, should_stop, on_rows, on_batch)
-            parts = warehouse.read_parts(self._query(warehouse, view, incremental),
-                                         [datetime.fromisoformat(before)] if incremental else [])
-            if warehouse.reads_in_parts:  # Spark: write from the executors, or each partition as it arrives
-                writer.begin(bulk=not incremental)
-                if writer.load and warehouse.writes_from_workers and from_workers():
-                    writer.fan_out(warehouse, self._query(warehouse, view, incremental))
-                else:
-                    for part in parts:
-                        writer.push(part)
-                parts = []
-            else:  # read everything, then let go of the warehouse before writing online
-                parts = list(parts)
-            writer.phases["read"] = time.perf_counter() - started - sum(writer.phases.values())
-        if parts:
-            writer.begin(bulk=not incremental and sum(part.num_rows for part in parts) >= bulk_min_rows())
+            # a bulk load claims before it reads (online/generations.py, rule 0)
+            writer.begin(bulk=not incremental and (warehouse.reads_in_parts
+                                                   or self._current_count(warehouse, view) >= bulk_min_rows()))
+            try:
+                parts = warehouse.read_parts(self._query(warehouse, view, incremental),
+                                             [datetime.fromisoformat(before)] if incremental else [])
+                if warehouse.reads_in_parts:  # Spark: write from the executors, or each partition as it arrives
+                    if writer.load and warehouse.writes_from_workers and from_workers():
+                        writer.fan_out(warehouse, self._query(warehouse, view, incremental))
+                    else:
+                        for part in parts:
+                            writer.push(part)
+                    parts = []
+                else:  # read everything, then let go of the warehouse before writing online
+                    parts = list(parts)
+                writer.phases["read"] = time.perf_counter() - started - sum(writer.phases.values())
+            except BaseException as exc:
+                writer.give_up(exc)
+                raise
         for part in parts:
             writer.push(part)
         writer.end()
@@ -209,7 +226,7 @@ class Syncer:
             "last_sync_finished": datetime.now(timezone.utc).isoformat(), "last_mode": mode,
             "rows_last_read": rows_read,
             "rows_last_pushed": written if rows_read else state.get("rows_last_pushed", 0),
-            "rejected_last_sync": len(rejected),
+            "rejected_last_sync": len(rejected) + writer.rejected_unlisted,
             "rejected_examples": rejected[:REJECTED_KEPT] if rows_read else state.get("rejected_examples", []),
         }
         if not self.online.put_state(key, new_state):
@@ -259,6 +276,7 @@ class _Writer:
         self.phases: dict[str, float] = {}
         self.load = None
         self.path = "conditional"
+        self.rejected_unlisted = 0  # rows set aside beyond the examples the engine's tasks returned
 
     def begin(self, bulk: bool) -> None:
         if bulk:
@@ -266,8 +284,8 @@ class _Writer:
             self.load = self.online.begin_load(self.table, self.build)
             self.phases["claim"] = time.perf_counter() - started
             if self.load is None:
-                log.info(json.dumps({"event": "bulk_load_busy", "view": self.view.name,
-                                     "reason": "another sync holds the view's bulk-load lease: writing conditionally"}))
+                log.warning(f"{self.view.name}: another sync holds the view's bulk-load lease (until it finishes, or "
+                            "its lease runs out): writing conditionally instead")
             else:
                 self.load.__enter__()
                 self.path = "bulk"
@@ -292,7 +310,7 @@ class _Writer:
                                                on_batch=self.on_batch, force=self.force, build=self.build)
                 self._add(report)
         except BaseException as exc:
-            self._give_up(exc)
+            self.give_up(exc)
             raise
         self.phases["write"] = self.phases.get("write", 0.0) + time.perf_counter() - started
 
@@ -304,12 +322,14 @@ class _Writer:
         try:
             summaries = warehouse.map_in_workers(sql, [], _PartitionWriter(self.load.writer()), _PartitionWriter.SCHEMA)
         except BaseException as exc:
-            self._give_up(exc)
+            self.give_up(exc)
             raise
         for summary in summaries:
             self.read += summary["rows"]
             self.report.written += summary["written"]
-            self.report.rejected += [Rejected(**r) for r in json.loads(summary["rejected"])]
+            examples = [Rejected(**r) for r in json.loads(summary["rejected"])]
+            self.report.rejected += examples
+            self.rejected_unlisted += summary["rejected_count"] - len(examples)  # a task returns some examples
             if summary["newest_created"]:
                 self.newest = max(summary["newest_created"], self.newest or summary["newest_created"])
         if self.on_rows:
@@ -321,14 +341,14 @@ class _Writer:
         """A bulk load merged and switched to; nothing to do for conditional writes."""
         if not self.load:
             return
-        if not self.read:  # an empty snapshot never replaces a table readers read
-            self._give_up(OnlineStoreError("no rows"))
+        if not self.report.written:  # an empty snapshot (or one the store refused whole) never replaces a table
+            self.give_up(OnlineStoreError("nothing written"))
             return
         started = time.perf_counter()
         try:
             merged = self.load.finish(should_stop=self.should_stop)
         except BaseException as exc:
-            self._give_up(exc)
+            self.give_up(exc)
             raise
         self.load.__exit__(None, None, None)
         self.report.rejected += merged.rejected
@@ -339,7 +359,7 @@ class _Writer:
         self.report.skipped_stale += report.skipped_stale
         self.report.rejected += report.rejected
 
-    def _give_up(self, exc: BaseException) -> None:
+    def give_up(self, exc: BaseException) -> None:
         if self.load:
             self.load.__exit__(type(exc), exc, exc.__traceback__)
             self.load = None
@@ -349,7 +369,7 @@ class _PartitionWriter:
     """What each engine task runs over its partition (Spark's mapInArrow): the rows written by
     the bulk load's writer, one summary row out. Picklable."""
 
-    SCHEMA = "rows long, written long, rejected string, newest_created string"
+    SCHEMA = "rows long, written long, rejected_count long, rejected string, newest_created string"
 
     def __init__(self, writer):
         self.writer = writer
@@ -369,8 +389,8 @@ class _PartitionWriter:
             report = self.writer.write(part.to_pylist())
             written += report.written
             rejected += [r.as_dict() for r in report.rejected]
-        yield pa.RecordBatch.from_pylist([{"rows": rows, "written": written, "rejected": json.dumps(rejected[:REJECTED_KEPT]),
-                                           "newest_created": newest}])
+        yield pa.RecordBatch.from_pylist([{"rows": rows, "written": written, "rejected_count": len(rejected),
+                                           "rejected": json.dumps(rejected[:REJECTED_KEPT]), "newest_created": newest}])
 
 
 def _naive_utc(moment: datetime) -> datetime:

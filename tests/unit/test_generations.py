@@ -18,7 +18,8 @@ def test_a_claim_names_the_next_generation_and_retires_an_abandoned_load():
 
 def test_a_switch_makes_the_load_live_and_retires_the_old_table_for_a_while():
     switched = Generations(live="fs_things").claimed("fs_things", "me", 60).switched()
-    assert (switched.live, switched.loading, switched.targets()) == ("fs_things.g1", None, ("fs_things.g1",))
+    assert (switched.live, switched.loading, switched.targets()) == ("fs_things.g1", None, ("fs_things.g1", "fs_things"))
+    assert switched.targets(now=time.time() + 31) == ("fs_things.g1",)  # the previous table: written for a while
     assert switched.due_for_drop() == [] and switched.due_for_drop(now=time.time() + 31) == ["fs_things"]
     assert switched.without(["fs_things"]).retired == ()
     assert switched.claimed("fs_things", "me", 60).loading == "fs_things.g2"  # numbers never repeat

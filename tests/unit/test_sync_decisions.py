@@ -170,6 +170,9 @@ def test_the_bulk_settings_are_read_and_checked(monkeypatch):
     monkeypatch.setenv("FEATURESTORE_BULK_MIN_ROWS", "0")
     monkeypatch.setenv("FEATURESTORE_SYNC_FROM_WORKERS", "0")
     assert bulk_min_rows() == 0 and not from_workers()
+    monkeypatch.setenv("FEATURESTORE_BULK_MIN_ROWS", "-5")
+    with pytest.raises(FeatureStoreError, match="0 or more"):
+        bulk_min_rows()
     monkeypatch.setenv("FEATURESTORE_BULK_MIN_ROWS", "lots")
     monkeypatch.setenv("FEATURESTORE_SYNC_FROM_WORKERS", "maybe")
     with pytest.raises(FeatureStoreError, match="FEATURESTORE_BULK_MIN_ROWS"):

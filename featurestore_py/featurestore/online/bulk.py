@@ -24,10 +24,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 from . import OnlineStoreError, OnlineTable, TableGone, WriteReport, back_off
 from .generations import DEFAULT_LEASE_SECONDS, Generations
+from .codec import BUILD, LOAD, stamp
 
 log = logging.getLogger("featurestore")
 BATCH_ITEMS = 25  # DynamoDB's limit per BatchWriteItem request
-CLOCK_SKEW_SECONDS = 60  # a writer's clock (another machine's) may lag the loader's by this much
 LEASE_ENV = "FEATURESTORE_LOAD_LEASE"
 
 
@@ -72,6 +72,7 @@ class BatchWriter:
               on_batch: Callable[[int], None] | None = None) -> WriteReport:
         report = WriteReport()
         items = self.store._newest_items(self.table, rows, report, self.build)
+        stamp(items, None)
         batches = [items[i:i + BATCH_ITEMS] for i in range(0, len(items), BATCH_ITEMS)]
         lock = threading.Lock()
         stopped = threading.Event()
@@ -198,23 +199,22 @@ class BulkLoad:
         return report
 
     def finish(self, should_stop: Callable[[], bool] | None = None) -> WriteReport:
-        """Merge what writers put into the live table since the claim (and every pushed item)
-        into the new table, conditionally; then switch readers to it. Returns the merge's report."""
+        """Merge what writers put into the live table during the load (and every pushed item) into
+        the new table, conditionally; then switch readers to it. Returns the merge's report."""
         self._check()
         report = self.merge(should_stop)
         switched = self.store.update_generations(
             self.table.view, lambda current: current.switched() if self._mine(current) else None)
-        if switched is None:
-            self.lost.set()
+        if switched is None and self.store.generations(self.table.view, fresh=True).live != self.table_name:
+            self.lost.set()  # (a switch whose answer was lost and was retried reads as done: live is ours)
             self._check()
         self._done.set()
         log.info(f"switched {self.table.view} to {self.table_name}")
         return report
 
     def merge(self, should_stop: Callable[[], bool] | None = None) -> WriteReport:
-        """Items of the live table a push wrote (no build) or any writer wrote since the claim,
-        put into the new table if newer: a parallel, consistent scan with the filter done by
-        DynamoDB."""
+        """Items of the live table a push wrote (no build) or a writer stamped with this load, put
+        into the new table if newer: a parallel, consistent scan, filtered by DynamoDB."""
         from botocore.exceptions import ClientError
 
         report = WriteReport()
@@ -222,16 +222,15 @@ class BulkLoad:
         if not pointer.needs_merge():  # never pushed to, nobody wrote during the load: nothing to look for
             return report
         segments = max(1, self.store.workers)
-        since = int(self.claimed_at) - CLOCK_SKEW_SECONDS
-        wanted = "attribute_not_exists(#b) OR #w >= :since" if pointer.pushed else "#w >= :since"
-        names = {"#b": "_build", "#w": "_written_at"} if pointer.pushed else {"#w": "_written_at"}
+        wanted = "#l = :load OR attribute_not_exists(#b)" if pointer.pushed else "#l = :load"
+        names = {"#l": LOAD, "#b": BUILD} if pointer.pushed else {"#l": LOAD}
 
         def scan(segment: int) -> None:
             start = None
             while True:
                 request = dict(TableName=self.previous, ConsistentRead=True, Segment=segment, TotalSegments=segments,
                                FilterExpression=wanted, ExpressionAttributeNames=names,
-                               ExpressionAttributeValues={":since": {"N": str(since)}})
+                               ExpressionAttributeValues={":load": {"S": self.table_name}})
                 if start:
                     request["ExclusiveStartKey"] = start
                 try:

@@ -15,6 +15,7 @@ refused the same way — never silently turned into NULL, which would disagree w
 from __future__ import annotations
 
 import math
+import time
 from datetime import date, datetime, timezone
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Mapping, Sequence
@@ -158,3 +159,19 @@ def item_size(item: Mapping[str, Any]) -> int:
             return 3 + sum(len(k.encode()) + size(v) + 1 for k, v in inner.items())
         return 1
     return sum(len(name.encode()) + size(value) for name, value in item.items())
+
+
+BUILD = "_build"  # the snapshot build a synced item comes from (none: pushed)
+WRITTEN_AT = "_written_at"  # epoch seconds of the write
+LOAD = "_load"  # the bulk load under way when a writer wrote the item (generations.py, rule 1)
+
+
+def stamp(items: list[dict], load: str | None) -> None:
+    """The time of writing, and the load under way if any (generations.py, rule 1)."""
+    now = {"N": str(int(time.time()))}
+    for item in items:
+        item[WRITTEN_AT] = now
+        if load:
+            item[LOAD] = {"S": load}
+        else:
+            item.pop(LOAD, None)

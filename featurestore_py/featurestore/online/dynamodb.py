@@ -26,6 +26,7 @@ and TTL still applies at read time.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +37,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from . import OnlineStore, OnlineStoreError, OnlineTable, Rejected, TableGone, WriteReport, back_off
 from .codec import (  # noqa: F401  (re-exported: the item layout's functions)
     MAX_ITEM_BYTES, ValueRejected, check_key, decode, encode, entity_key, format_timestamp, item_size, parse_timestamp,
+    stamp,
 )
+from .codec import BUILD, LOAD, WRITTEN_AT
 from .config import OnlineConfig
 from .bulk import BulkLoad
 from .generations import READ_CACHE_SECONDS, Generations, pointer_key
@@ -46,9 +49,8 @@ KEY = "entity_key"
 EVENT = "_event_timestamp"
 CREATED = "_created_timestamp"
 EXPIRES = "_expires_at"
-BUILD = "_build"  # the snapshot build a synced item comes from (none: pushed)
-WRITTEN_AT = "_written_at"  # epoch seconds of the write
-RESERVED_ATTRIBUTES = (KEY, EVENT, CREATED, EXPIRES, BUILD, WRITTEN_AT)
+RESERVED_ATTRIBUTES = (KEY, EVENT, CREATED, EXPIRES, BUILD, WRITTEN_AT, LOAD)
+STAMP_BYTES = 320  # _written_at and _load (a table name of up to 255 characters)
 MAX_READ_KEYS = 100
 RETRYABLE = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
@@ -162,6 +164,8 @@ class DynamoDBOnlineStore(OnlineStore):
             pointer = self.generations(table.view, fresh=True)
             if pointer.live == self.config.table_name(table.view):
                 self._ensure_view_table(pointer.live, table)
+            else:  # a generation: its loader made it
+                self._known_tables.add(pointer.live)
         return pointer
 
     def _check_reserved(self, table: OnlineTable) -> None:
@@ -211,23 +215,23 @@ class DynamoDBOnlineStore(OnlineStore):
               on_batch: Callable[[int], None] | None = None, force: bool = False, build: str | None = None) -> WriteReport:
         """Conditional puts of rows into every table the view's pointer lists (generations.py, rule
         1): the live table, the one a bulk load fills, and any a later read of the pointer adds.
-        The report counts the live table's writes. build: the snapshot build the rows come from
+        The report counts the first table's writes. build: the snapshot build the rows come from
         (None for a push); it decides what a later bulk load merges."""
         self._check_reserved(table)
         report = WriteReport()
         pointer = self._pointer_for_writing(table, pushing=build is None)
-        items = self._newest_items(table, rows, report, build)  # stamped after the pointer was read
+        items = self._newest_items(table, rows, report, build)
         done: list[str] = []
         gone: set[str] = set()
         while True:
             new = [name for name in pointer.targets() if name not in done]
-            if done and new:  # a load began after our first read: stamp our writes to the live table anew,
-                _stamp(items)  # so its merge (which looks at writes since it began) takes them
+            if pointer.loading and (pointer.loading in new or not done):  # marked before anything is written
+                self.update_generations(table.view, lambda current: current.marked_dirty(pointer.loading))
+            stamp(items, pointer.loading)
+            if done and new:  # the pointer changed under us: the live table again, stamped for the load
                 for name in [name for name in done if name in pointer.targets()]:
                     self._write_to(table.view, name, items, WriteReport(), True, should_stop, None, gone)
             for name in new:
-                if name == pointer.loading:  # tell the load to merge (before writing its table, see generations.py)
-                    self.update_generations(table.view, lambda current: current.marked_dirty(name))
                 self._write_to(table.view, name, items, report if not done else WriteReport(), force, should_stop,
                                on_batch if not done else None, gone)
                 done.append(name)
@@ -248,10 +252,9 @@ class DynamoDBOnlineStore(OnlineStore):
                       build: str | None) -> list[dict]:
         """One item per key, the newest version; rows the store cannot hold set aside in the report."""
         newest: dict[str, dict] = {}
-        written_at = int(time.time())
         for row in rows:
             try:
-                item = make_item(table, row, build, written_at)
+                item = make_item(table, row, build)
             except ValueRejected as exc:
                 feature, _, reason = str(exc).partition("\t")
                 report.rejected.append(Rejected(table.view, _key_for_message(table, row), feature, reason))
@@ -273,6 +276,13 @@ class DynamoDBOnlineStore(OnlineStore):
         stopped = threading.Event()
 
         def run(group):
+            try:
+                write_group(group)
+            except BaseException:
+                stopped.set()  # the other groups stop too: the write fails now, not after every group timed out
+                raise
+
+        def write_group(group):
             if stopped.is_set() or (should_stop and should_stop()):
                 stopped.set()
                 return
@@ -386,7 +396,7 @@ class DynamoDBOnlineStore(OnlineStore):
         from botocore.exceptions import ClientError
 
         self._ensure(self.config.state_table, "view")
-        while True:
+        for attempt in range(1, 1000):
             current = self.generations(view, fresh=True)
             updated = change(current)
             if updated is None:
@@ -399,28 +409,37 @@ class DynamoDBOnlineStore(OnlineStore):
                            ExpressionAttributeValues={":s": {"N": str(current.serial)}})
             except ClientError as exc:
                 if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                    continue  # someone changed the pointer since: apply the change to theirs
+                    time.sleep(random.uniform(0, 0.01 * min(attempt, 20)))  # someone changed it: apply ours to theirs
+                    continue
                 raise OnlineStoreError(f"Cannot save the table pointer of {view}: {exc}") from None
             self._pointers[view] = (updated, time.monotonic())
             return updated
+        raise OnlineStoreError(f"The table pointer of {view} kept changing under 1,000 attempts to update it.")
 
     def drop_retired(self, view: str) -> list[str]:
-        """Drop the view's retired generations whose time has come (the next sync does it)."""
+        """Drop the view's retired generations whose time has come (the next sync does it). Each
+        is first taken off the pointer (conditionally), then dropped; dropping is housekeeping,
+        so a failure is a warning."""
         from botocore.exceptions import ClientError
 
-        pointer = self.generations(view, fresh=True)
-        due = pointer.due_for_drop()
-        for name in due:
+        taken: list[str] = []
+
+        def take(current: Generations) -> Generations | None:
+            taken[:] = current.due_for_drop()
+            return current.without(taken) if taken else None
+
+        if not self.generations(view, fresh=True).due_for_drop() or self.update_generations(view, take) is None:
+            return []
+        for name in taken:
             try:
                 self._call("delete_table", self._deadline(), TableName=name)
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] not in ("ResourceNotFoundException",):
-                    raise OnlineStoreError(f"Cannot drop the retired table {name}: {exc}") from None
+            except (ClientError, OnlineStoreError) as exc:
+                if not isinstance(exc, ClientError) or exc.response["Error"]["Code"] not in (
+                        "ResourceNotFoundException", "ResourceInUseException"):
+                    log.warning(f"could not drop the retired table {name} of {view}: {exc}")
             self._known_tables.discard(name)
-        if due:
-            self.update_generations(view, lambda current: current.without(due))
-            log.info(f"dropped retired generation(s) of {view}: {', '.join(due)}")
-        return due
+        log.info(f"dropped retired generation(s) of {view}: {', '.join(taken)}")
+        return taken
 
     def begin_load(self, table: OnlineTable, build: str, lease_seconds: float | None = None):
         """A bulk load of a new generation of the view's table (see bulk.py), or None while another
@@ -439,7 +458,17 @@ class DynamoDBOnlineStore(OnlineStore):
     def read_many(self, reads: Sequence[tuple[OnlineTable, Sequence[Mapping[str, Any]], Sequence[str]]],
                   now: datetime | None = None, with_expired: bool = False) -> list[list[dict | None]]:
         """Several views' reads in as few BatchGetItem calls as DynamoDB allows (100 keys each,
-        any mix of tables), the calls in parallel: a feature service's vector costs one round trip."""
+        any mix of tables), the calls in parallel: a feature service's vector costs one round trip.
+        A table found missing whose view's pointer has moved on (a generation dropped after the
+        pointer was cached) is read again from the live one."""
+        missing: set[str] = set()
+        answers = self._read_many(reads, now, with_expired, missing)
+        moved = [table.view for table, _, _ in reads
+                 if self.generations(table.view).live in missing
+                 and self.generations(table.view, fresh=True).live not in missing]
+        return self._read_many(reads, now, with_expired, set()) if moved else answers
+
+    def _read_many(self, reads, now, with_expired, missing: set[str]) -> list[list[dict | None]]:
         specs: dict[str, tuple[str, dict]] = {}
         plans, wanted_items = [], []
         for table, keys, features in reads:
@@ -459,7 +488,7 @@ class DynamoDBOnlineStore(OnlineStore):
         deadline = time.monotonic() + min(self.deadline_seconds, 30.0)
 
         def fetch(chunk):
-            return self._read_items(chunk, specs, deadline)
+            return self._read_items(chunk, specs, deadline, missing=missing)
 
         if len(chunks) == 1:
             found.update(fetch(chunks[0]))
@@ -492,7 +521,7 @@ class DynamoDBOnlineStore(OnlineStore):
         return answers
 
     def _read_items(self, items: list[tuple[str, str]], specs: Mapping[str, tuple[str, dict]], deadline: float,
-                    consistent: bool = False) -> dict[tuple[str, str], dict]:
+                    consistent: bool = False, missing: set[str] | None = None) -> dict[tuple[str, str], dict]:
         """One BatchGetItem of at most 100 (table, key) pairs; UnprocessedKeys resent with backoff
         until the deadline. A table that does not exist yet (never synced) reads as empty."""
         from botocore.exceptions import ClientError
@@ -512,21 +541,24 @@ class DynamoDBOnlineStore(OnlineStore):
                 if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                     raise OnlineStoreError(f"DynamoDB refused a read from {', '.join(request)}: {exc}") from None
                 if len(request) == 1:
-                    return found  # never synced: every key is missing
+                    if missing is not None:
+                        missing.add(next(iter(request)))
+                    return found  # never synced: every key is missing (or a generation dropped: see read_many)
                 for name in list(request):  # which table is missing: one request each
-                    found.update(self._read_items([(n, k) for n, k in items if n == name], specs, deadline, consistent))
+                    found.update(self._read_items([(n, k) for n, k in items if n == name], specs, deadline, consistent,
+                                                  missing))
                 return found
-            returned = 0
             for name, rows in response.get("Responses", {}).items():
-                returned += len(rows)
                 for item in rows:
                     found[(name, item[KEY]["S"])] = item
+            asked = sum(len(entry["Keys"]) for entry in request.values())
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 break
             # part of the work done (a store caps a response's size): ask for the rest at once;
             # back off only when a call made no progress (the store is throttling)
-            attempt = 0 if returned else attempt + 1
+            progressed = sum(len(entry["Keys"]) for entry in request.values()) < asked
+            attempt = 0 if progressed else attempt + 1
             if attempt:
                 back_off(attempt, deadline, f"Reads from {', '.join(request)} still unprocessed at the deadline.",
                           base=0.02, cap=1.0)
@@ -566,16 +598,10 @@ class DynamoDBOnlineStore(OnlineStore):
             raise OnlineStoreError(f"Cannot save the sync state {key}: {exc}") from None
 
 
-def _stamp(items: list[dict]) -> None:
-    now = {"N": str(int(time.time()))}
-    for item in items:
-        item[WRITTEN_AT] = now
-
-
-def make_item(table: OnlineTable, row: Mapping[str, Any], build: str | None = None, written_at: int | None = None) -> dict:
-    """The item of a row; ValueRejected names the feature whose value DynamoDB cannot hold. build
-    (the snapshot build a sync's row comes from; none for a push) and written_at (epoch seconds)
-    tell a bulk load which items of the live table it must merge (generations.py)."""
+def make_item(table: OnlineTable, row: Mapping[str, Any], build: str | None = None) -> dict:
+    """The item of a row; ValueRejected names the feature whose value DynamoDB cannot hold. build:
+    the snapshot build a sync's row comes from (none for a push: a bulk load merges pushed items).
+    Room is left for the stamps writers add (_stamp)."""
     key = entity_key(table.join_keys, row)
     try:
         check_key(key)
@@ -589,14 +615,12 @@ def make_item(table: OnlineTable, row: Mapping[str, Any], build: str | None = No
         item[EXPIRES] = {"N": str(int(epoch) + table.ttl_seconds)}
     if build:
         item[BUILD] = {"S": build}
-    if written_at is not None:
-        item[WRITTEN_AT] = {"N": str(written_at)}
     for name in (*table.join_keys, *table.features):
         try:
             item[name] = encode(row.get(name))
         except ValueRejected as exc:
             raise ValueRejected(f"{name}\t{exc}") from None
-    if item_size(item) > MAX_ITEM_BYTES:
+    if item_size(item) + STAMP_BYTES > MAX_ITEM_BYTES:
         raise ValueRejected(f"item\tthe item is {item_size(item):,} bytes; DynamoDB's limit is 400 KB")
     return item
 

@@ -192,7 +192,12 @@ class SparkWarehouse(Warehouse):
                  else pa.array(column, type=field.type) for column, field in zip(zip(*chunk), schema)],
                 schema=schema)
 
-    writes_from_workers = True
+    @property
+    def writes_from_workers(self) -> bool:
+        """Yes, unless speculative execution is on: a task's second attempt could still be
+        writing after the sync merged and switched."""
+        with _engine_errors():
+            return str(self.session.conf.get("spark.speculation", "false")).lower() != "true"
 
     def map_in_workers(self, sql: str, parameters: Sequence[Any], function: Callable, schema: str) -> list[dict]:
         """Run function in the executors over the result's partitions (Spark's mapInArrow: an
