@@ -291,6 +291,10 @@ class DbtProject:
 
     def run(self, command: str, *args: str, raise_on_failure: bool = True) -> DbtResult:
         """Run one dbt command (in-process or as a command: `dbt_executable`) and return its result."""
+        if command not in ("deps", "clean", "debug"):
+            from .profiles import load_target
+
+            load_target(self)  # a missing profile or target said in our one line, before dbt says it in eight
         if command not in ("deps", "clean", "parse") and self.needs_deps():
             self.run("deps", "--quiet")
         arguments = self.command_args(command, *args)
