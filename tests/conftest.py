@@ -309,7 +309,7 @@ def dynalite_executable() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def dynalite_server():
+def dynalite_server(tmp_path_factory):
     """dynalite on 127.0.0.1 and a free port, for the whole run (in memory)."""
     import subprocess
     import time
@@ -324,7 +324,8 @@ def dynalite_server():
             pytest.fail(message)  # CI must run the online suite against a second implementation
         pytest.skip(message)
     port = free_port()
-    process = subprocess.Popen([executable, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path_factory.mktemp("dynalite") / "dynalite.log"  # if it dies, why
+    process = subprocess.Popen([executable, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=log.open("w"))
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -335,6 +336,8 @@ def dynalite_server():
                 break
             time.sleep(0.1)
     yield url
+    if process.poll() is not None:
+        print(f"dynalite exited early ({process.returncode}): {log.read_text()[-2000:]}", file=sys.stderr)
     process.terminate()
     process.wait(timeout=10)
 

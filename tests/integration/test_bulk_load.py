@@ -116,7 +116,7 @@ class Watcher(threading.Thread):
 
 
 def test_a_bulk_load_switches_readers_to_a_complete_table_that_keeps_every_newer_write(dynamodb):
-    store = store_at(dynamodb, "bulk_")
+    store = store_at(dynamodb, "blbulk_")
     store.write(TABLE, rows(range(KEYS), 5), build="old")
     store.write(TABLE, rows(range(10), 50))  # pushed: newer than the build loaded below
     store.write(TABLE, rows(range(10, 20), 3))  # older than what is stored: ignored
@@ -135,7 +135,7 @@ def test_a_bulk_load_switches_readers_to_a_complete_table_that_keeps_every_newer
 def test_a_paused_loader_with_a_push_and_readers_during_the_load_and_the_switch(dynamodb):
     """The loader is SIGSTOPped after its first batch; meanwhile a push of newer values lands and
     readers read; then it resumes, merges and switches. Readers never miss a key or go back."""
-    prefix = "paused_"
+    prefix = "blpaused_"
     store = store_at(dynamodb, prefix)
     store.write(TABLE, rows(range(KEYS), 5), build="old")
     watcher = Watcher(dynamodb, prefix)
@@ -160,7 +160,7 @@ def test_a_paused_loader_with_a_push_and_readers_during_the_load_and_the_switch(
 def test_a_killed_loader_leaves_readers_on_the_live_table_and_its_lease_runs_out(dynamodb):
     from dataclasses import replace
 
-    prefix = "killed_"
+    prefix = "blkilled_"
     store = store_at(dynamodb, prefix)
     store.write(TABLE, rows(range(KEYS), 5), build="old")
     loader = start_loader(dynamodb, prefix, 10)
@@ -186,7 +186,7 @@ def test_two_loads_at_once_the_second_writes_conditionally_and_newest_wins(dynam
     """An older build's load is paused mid-way; a newer build's sync finds the lease taken and
     writes conditionally; the older load resumes (its unconditional writes go over the newer
     values in its table) and its merge puts the newer values back before the switch."""
-    prefix = "two_"
+    prefix = "bltwo_"
     store = store_at(dynamodb, prefix)
     store.write(TABLE, rows(range(KEYS), 5), build="old")
     older = start_loader(dynamodb, prefix, 10)
@@ -209,7 +209,7 @@ def test_a_writer_that_read_the_pointer_before_the_switch_reaches_the_new_table(
     table was dropped meanwhile."""
     import featurestore.online.generations as generations
 
-    prefix = "stale_"
+    prefix = "blstale_"
     store = store_at(dynamodb, prefix)
     store.write(TABLE, rows(range(KEYS), 5), build="old")
     stale = store_at(dynamodb, prefix)
@@ -227,11 +227,11 @@ def test_a_writer_that_read_the_pointer_before_the_switch_reaches_the_new_table(
 
 
 def test_readers_and_writers_of_a_view_never_bulk_loaded_are_unchanged(dynamodb):
-    store = store_at(dynamodb, "plain_")
+    store = store_at(dynamodb, "blplain_")
     store.write(TABLE, rows(range(5), 1))
-    assert store.live_table_name("things") == "plain_things"
+    assert store.live_table_name("things") == "blplain_things"
     assert store.generations("things").pushed  # a push marks the pointer: a later bulk load merges pushed items
-    store_at(dynamodb, "plain_").write(TABLE, rows(range(5, 7), 1), build="b")  # a sync's write: no pointer change
+    store_at(dynamodb, "blplain_").write(TABLE, rows(range(5, 7), 1), build="b")  # a sync's write: no pointer change
     assert store.generations("things", fresh=True).serial == 1
     assert sizes(store, range(8)) == [1] * 7 + [None]
 
@@ -241,7 +241,7 @@ def test_a_bad_lease_setting_is_refused_before_anything_is_written(dynamodb, mon
     from featurestore.online import OnlineStoreError
 
     monkeypatch.setenv("FEATURESTORE_LOAD_LEASE", lease)
-    store = store_at(dynamodb, "lease_")
+    store = store_at(dynamodb, "bllease_")
     with pytest.raises(OnlineStoreError, match="FEATURESTORE_LOAD_LEASE"):
         store.begin_load(TABLE, "b")
     assert store.generations("things", fresh=True).serial == 0
@@ -287,12 +287,12 @@ def test_a_read_the_store_answers_in_parts_is_asked_again_at_once(dynamodb):
     unprocessed. Asking again at once while answers make progress reads them all within a 12 s
     deadline (backing off after every partial answer took 20-24 s)."""
     big = OnlineTable("big", ("thing_id",), {"blob": "varchar"}, None)
-    store = store_at(dynamodb, "parts_")
+    store = store_at(dynamodb, "blparts_")
     rows = [{"thing_id": i, "event_timestamp": T0, "created_timestamp": T0, "blob": f"{i}" + "x" * 300_000}
             for i in range(100)]
     with store.begin_load(big, "b") as load:
         load.write(rows)
         load.finish()
-    reader = store_at(dynamodb, "parts_", deadline_seconds=12)
+    reader = store_at(dynamodb, "blparts_", deadline_seconds=12)
     values = reader.read(big, [{"thing_id": i} for i in range(100)], ["blob"], now=T0)
     assert [v["blob"][:3].rstrip("x") for v in values] == [str(i) for i in range(100)]
