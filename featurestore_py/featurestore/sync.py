@@ -343,6 +343,7 @@ class _Writer:
             return
         if not self.report.written:  # an empty snapshot (or one the store refused whole) never replaces a table
             self.give_up(OnlineStoreError("nothing written"))
+            self.path = "bulk, given up: nothing to switch to"
             return
         started = time.perf_counter()
         try:
