@@ -295,11 +295,8 @@ class _Writer:
         self.read += part.num_rows
         if self.on_rows:
             self.on_rows(self.read)
-        if part.num_rows and self.view.created_timestamp:
-            created = pc.max(part.column("created_timestamp")).as_py()
-            if created is not None:
-                text = _naive_utc(created).isoformat(timespec="microseconds")
-                self.newest = max(text, self.newest or text)
+        if self.view.created_timestamp:
+            self.newest = newest_created(part, self.newest)
         try:
             # in slices, so a view of millions of keys never becomes millions of Python dicts at once
             for piece in part.to_batches(max_chunksize=ROWS_PER_WRITE):
@@ -382,11 +379,8 @@ class _PartitionWriter:
         for batch in batches:
             part = pa.Table.from_batches([batch])
             rows += part.num_rows
-            if "created_timestamp" in part.column_names and part.num_rows:
-                created = pc.max(part.column("created_timestamp")).as_py()
-                if created is not None:
-                    text = _naive_utc(created).isoformat(timespec="microseconds")
-                    newest = max(text, newest or text)
+            if "created_timestamp" in part.column_names:
+                newest = newest_created(part, newest)
             report = self.writer.write(part.to_pylist())
             written += report.written
             rejected += [r.as_dict() for r in report.rejected]
@@ -394,8 +388,16 @@ class _PartitionWriter:
                                            "rejected": json.dumps(rejected[:REJECTED_KEPT]), "newest_created": newest}])
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+def newest_created(part: pa.Table, newest: str | None) -> str | None:
+    """The later of `newest` and the part's latest created_timestamp, as naive-UTC ISO text (the
+    watermark's form)."""
+    created = pc.max(part.column("created_timestamp")).as_py() if part.num_rows else None
+    if created is None:
+        return newest
+    if created.tzinfo:
+        created = created.astimezone(timezone.utc).replace(tzinfo=None)
+    text = created.isoformat(timespec="microseconds")
+    return max(text, newest or text)
 
 
 # -- scheduling ------------------------------------------------------------------------------------
