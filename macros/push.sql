@@ -11,21 +11,32 @@
 
 
 {% macro default__pushed_rows(view_name) %}
-    {#- Engines that cannot read the landing area's Parquet files: an empty relation with the
-        model's columns, and a warning saying the pushed rows are not in the table. -#}
-    {%- if execute -%}
-        {%- do exceptions.warn("featurestore.pushed_rows('" ~ view_name ~ "'): " ~ adapter.type() ~ " cannot read the landing area's Parquet files, so pushed rows are online only and not in this table; override pushed_rows for this adapter (e.g. an external table over the folder) to build them in.") -%}
-    {%- endif -%}
-    {{ return(featurestore._no_pushed_rows(featurestore._pushed_columns())) }}
+    {{ return(featurestore.landed_rows(view_name, featurestore._pushed_columns())) }}
 {% endmacro %}
 
 
-{% macro duckdb__pushed_rows(view_name) %}
-    {#- The landing folder's files, cast to the model's YAML types. Before the first push the
-        folder has no file (DuckDB refuses an empty glob), so the relation is then empty with the
-        same columns. -#}
+{% macro landed_rows(view_name, columns) %}
+    {#- The landing area's files of a view as a relation of `columns` ({name, data_type}), each
+        cast to its type; empty with those columns before the first push. -#}
+    {{ return(adapter.dispatch('landed_rows', 'featurestore')(view_name, columns)) }}
+{% endmacro %}
+
+
+{% macro default__landed_rows(view_name, columns) %}
+    {#- Engines that cannot read the landing area's Parquet files: an empty relation with the
+        columns, and a warning saying the pushed rows are not in the table. -#}
+    {%- if execute -%}
+        {%- do exceptions.warn("featurestore.pushed_rows('" ~ view_name ~ "'): " ~ adapter.type() ~ " cannot read the landing area's Parquet files, so pushed rows are online only and not in this table; override landed_rows for this adapter (e.g. an external table over the folder) to build them in.") -%}
+    {%- endif -%}
+    {{ return(featurestore._no_pushed_rows(columns)) }}
+{% endmacro %}
+
+
+{% macro duckdb__landed_rows(view_name, columns) %}
+    {#- The landing folder's files, cast to the columns' types. Before the first push the folder
+        has no file (DuckDB refuses an empty glob), so the relation is then empty with the same
+        columns. -#}
     {%- set folder = (var('featurestore_landing', 'landing') ~ '/' ~ view_name) | replace("'", "''") -%}
-    {%- set columns = featurestore._pushed_columns() -%}
     {%- set found = 0 -%}
     {%- if execute -%}
         {%- set found = run_query("select count(*) from glob('" ~ folder ~ "/*.parquet')").columns[0].values()[0] -%}

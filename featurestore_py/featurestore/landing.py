@@ -94,7 +94,7 @@ class ServedLog:
     def record(self, served) -> None:
         if self.fraction < 1 and random.random() >= self.fraction:
             return
-        now = datetime.now(timezone.utc)
+        now = getattr(served, "request_time", None) or datetime.now(timezone.utc)
         request = uuid.uuid4().hex
         keys = [(name, result) for name, ref, result in zip(served.names, served.references, served.results) if ref is None]
         rows = []

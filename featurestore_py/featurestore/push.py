@@ -18,8 +18,11 @@ from .errors import RequestError
 from .frames import arrow_type
 from .landing import write_file
 from .online import OnlineStore
+from .online.codec import ValueRejected
+from .online.events import EventWrite, make_event, visibility_delay
 from .registry import FeatureView, Registry
 from .requests import online_table, require_online
+from .streaming import event_columns, is_streaming, stream_spec
 
 DESTINATIONS = ("online", "offline", "online_and_offline")
 MAX_PUSH_ROWS = 10_000
@@ -53,12 +56,14 @@ class Pusher:
         if to not in DESTINATIONS:
             raise RequestError(f"`to` must be one of {', '.join(DESTINATIONS)}, not {to!r}.")
         view = self.registry.view(view_name)  # NotFound: 404
-        if view.meta.get("push") is not True:
+        if view.meta.get("push") is not True and not is_streaming(view):
             raise RequestError(f"Feature view '{view_name}' does not accept pushes (`push: true` in its meta, {view.yaml_path}).")
         if to != "offline":
             require_online([view], "pushed online (push with to='offline')")
         if len(rows) > MAX_PUSH_ROWS:
             raise RequestError(f"{len(rows):,} rows in one push; the limit is {MAX_PUSH_ROWS:,}.", status=413)
+        if is_streaming(view):
+            return self._push_events(view, rows, to)
         table = self._table(view, rows)
         written = None
         if to != "online":
@@ -80,39 +85,86 @@ class Pusher:
                 "written_online": report.written if report else 0,
                 "skipped_older": report.skipped_stale if report else 0}
 
+    def _push_events(self, view: FeatureView, rows: list[Mapping[str, Any]], to: str) -> dict:
+        """A streaming view's events: checked whole (types, DynamoDB's limits) before anything is
+        written; put online exactly once each (online/events.py); then landed with the time each
+        counts from, so the `stream_windows` macro counts them offline from the same instant."""
+        spec = stream_spec(view)
+        table = online_table(self.registry, view)
+        keys = self.registry.join_keys(view)
+        columns = event_columns(view, keys, spec)
+        typed = self._typed(view, rows, columns, [*keys, view.event_timestamp], {view.event_timestamp}).to_pylist()
+        events = []
+        for index, record in enumerate(typed):
+            try:
+                events.append(make_event(table, spec, record, record[view.event_timestamp],
+                                         record.get(spec.event_id) if spec.event_id else None))
+            except ValueRejected as exc:
+                column, _, reason = str(exc).partition("\t")
+                raise RequestError(f"Row {index}: {column} of '{view.name}': {reason}; nothing was written.") from None
+        if to != "offline":
+            self.online.ensure_table(table)
+            results = self.online.write_events(table, events, visibility_delay())
+        else:
+            now = datetime.now(timezone.utc).replace(tzinfo=None)
+            results = [EventWrite("offline", now, event.values) for event in events]
+        landed = None
+        if to != "online":
+            landed_columns = {key: [record[key] for record in typed] for key in keys}
+            landed_columns[view.event_timestamp] = [event.time for event in events]
+            landed_columns[spec.event_id or "event_id"] = [event.event_id for event in events]
+            for column in spec.events:
+                landed_columns[column] = [result.values.get(column) for result in results]
+            landed_columns[view.created_timestamp] = [result.pushed_at for result in results]
+            kinds = {**{key: arrow_type(view.columns.get(key)) for key in keys}, **{c: arrow_type(t) for c, t in spec.events.items()},
+                     view.event_timestamp: pa.timestamp("us"), view.created_timestamp: pa.timestamp("us"),
+                     spec.event_id or "event_id": pa.string()}
+            landed = write_file(self.landing / view.name, "push", pa.table(
+                [pa.array(values, type=kinds[name]) for name, values in landed_columns.items()], names=list(landed_columns)))
+        counts = {status: sum(1 for r in results if r.status == status) for status in ("written", "duplicate", "closed")}
+        return {"view": view.name, "rows": len(rows), "landed": str(landed) if landed else None,
+                "written_online": counts["written"], "duplicates": counts["duplicate"],
+                "windows_closed": counts["closed"], "slow_writes": sum(1 for r in results if r.slow)}
+
     def _table(self, view: FeatureView, rows: list[Mapping[str, Any]]) -> pa.Table:
         """The rows as an Arrow table of the view's columns and declared types; a missing created
         timestamp is the time the push arrived."""
         keys = self.registry.join_keys(view)
-        required = [*keys, view.event_timestamp]
         received = datetime.now(timezone.utc).replace(tzinfo=None)
-        columns: dict[str, list] = {name: [] for name in view.columns}
+        return self._typed(view, rows, view.columns, [*keys, view.event_timestamp],
+                           {view.event_timestamp, view.created_timestamp}, {view.created_timestamp: received})
+
+    def _typed(self, view: FeatureView, rows: list[Mapping[str, Any]], declared: Mapping[str, str | None],
+               required: list[str], timestamps: set, defaults: Mapping[str, Any] | None = None) -> pa.Table:
+        """The rows as an Arrow table of `declared` columns and types (timestamps parsed, naive
+        UTC); a row with an unknown column, without a required one, or a value not of its type is
+        refused, naming the row and column."""
+        defaults = defaults or {}
+        columns: dict[str, list] = {name: [] for name in declared}
         for index, row in enumerate(rows):
             if not isinstance(row, Mapping):
                 raise RequestError(f"Row {index} is not an object of column -> value.")
-            unknown = sorted(set(row) - set(view.columns))
+            unknown = sorted(set(row) - set(declared))
             if unknown:
                 raise RequestError(f"Row {index}: {', '.join(map(repr, unknown))} are not columns of '{view.name}' "
-                                 f"({', '.join(view.columns)}).")
+                                 f"({', '.join(declared)}).")
             for name in required:
                 if row.get(name) is None:
                     raise RequestError(f"Row {index}: '{name}' is required (a join key or the event timestamp of '{view.name}').")
-            for name in view.columns:
+            for name in declared:
                 value = row.get(name)
-                if name in (view.event_timestamp, view.created_timestamp) and value is not None:
+                if name in timestamps and value is not None:
                     value = _timestamp(value, index, name)
-                if name == view.created_timestamp and value is None:
-                    value = received
+                if value is None and name in defaults:
+                    value = defaults[name]
                 columns[name].append(value)
         arrays = []
         for name, values in columns.items():
-            kind = arrow_type(view.columns.get(name))
-            if name in (view.event_timestamp, view.created_timestamp):
-                kind = pa.timestamp("us")
+            kind = pa.timestamp("us") if name in timestamps else arrow_type(declared.get(name))
             try:
                 arrays.append(pa.array(values, type=kind) if kind is not None else pa.array(values))
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
-                raise RequestError(f"Column '{name}' of '{view.name}' ({view.columns.get(name) or 'no declared type'}): "
+                raise RequestError(f"Column '{name}' of '{view.name}' ({declared.get(name) or 'no declared type'}): "
                                  f"{str(exc).splitlines()[0]}") from None
         return pa.table(arrays, names=list(columns))
 

@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import NotOnline, RequestError
 from .online import OnlineTable
+from .streaming import stream_spec
 from .registry import FeatureService, FeatureView, Registry
 
 __all__ = ["ViewRequest", "entity_columns", "features_or_service", "join_keys_of", "online_table",
@@ -96,7 +97,7 @@ def online_table(registry: Registry, view: FeatureView) -> OnlineTable:
     """Where and how a view lives in the online store."""
     return OnlineTable(view=view.name, join_keys=registry.join_keys(view),
                        features={feature.name: feature.dtype for feature in view.features},
-                       ttl_seconds=ttl_seconds(view))
+                       ttl_seconds=ttl_seconds(view), stream=stream_spec(view))
 
 
 def require_online(views: Iterable[FeatureView], doing: str = "read online") -> None:

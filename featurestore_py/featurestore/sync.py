@@ -26,11 +26,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .durations import parse_duration
-from .errors import FeatureStoreError
+from .errors import FeatureStoreError, RequestError
 from .online import OnlineStore, OnlineStoreError, Rejected, WriteReport
 from .online.bulk import lease_seconds
 from .registry import FeatureView, Registry
 from .requests import online_table, require_online
+from .streaming import is_streaming
 from .warehouse import Warehouse
 
 log = logging.getLogger("featurestore.sync")
@@ -103,8 +104,12 @@ class Syncer:
         if names:
             views = [self.registry.view(name) for name in names]
             require_online(views, "synced")
+            streaming = [view.name for view in views if is_streaming(view)]
+            if streaming:
+                raise RequestError(f"{', '.join(streaming)} are streaming views: their online state is the events "
+                                   "pushed to them, written as they arrive; there is nothing to sync.")
             return views
-        return [view for view in self.registry.feature_views.values() if view.online]
+        return [view for view in self.registry.feature_views.values() if view.online and not is_streaming(view)]
 
     def state_key(self, view: FeatureView) -> str:
         """`<view>#<hash of project, warehouse and relation>`: one sync state per source."""

@@ -16,7 +16,9 @@ import pyarrow as pa
 import yaml
 
 from .durations import parse_duration
+from .errors import RegistryError
 from .registry import FeatureView, Registry
+from .streaming import is_streaming, stream_spec
 from .types import DATE, TIMESTAMP, declared_family, type_mismatch
 
 ERROR, WARNING = "error", "warning"
@@ -25,7 +27,7 @@ SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 WINDOW_SUFFIX = re.compile(r"_([0-9]+[smhdw])$")
 EXPECT_KEYS = {"min", "max", "values", "max_null_rate"}
 DRIFT_KEYS = {"max_psi", "max_tvd"}
-VIEW_KEYS = {"entities", "event_timestamp", "created_timestamp", "ttl", "online", "owner", "tags", "max_staleness",
+VIEW_KEYS = {"entities", "event_timestamp", "created_timestamp", "ttl", "online", "owner", "tags", "max_staleness", "stream",
              "description", "push"}
 COLUMN_KEYS = {"window", "expect", "drift"}
 # Names the snapshot table, the online store's items or the SDK use themselves.
@@ -176,12 +178,14 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
 
     problems += _check_view_types(view)
     problems += _check_timestamps(view)
+    problems += _check_stream(view)
     if not view.owner:
         problem(ERROR, "missing-owner", "the feature view has no owner; add `owner:` under config.meta.featurestore")
     if not view.description:
         problem(WARNING, "missing-description", "the feature view has no description")
     if view.ttl_text is None:
-        problem(WARNING, "no-ttl", "the feature view has no ttl: its values never expire")
+        if not is_streaming(view):
+            problem(WARNING, "no-ttl", "the feature view has no ttl: its values never expire")
     else:
         try:
             parse_duration(view.meta.get("ttl"))
@@ -214,6 +218,28 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
             parse_duration(staleness)
         except ValueError as exc:
             problem(ERROR, "bad-ttl", f"max_staleness {exc}")
+    return problems
+
+
+def _check_stream(view: FeatureView) -> list[Problem]:
+    """A streaming view's `stream:` block (streaming.stream_spec's rules), its created timestamp
+    (the push time of its events) and no TTL (its windows say how long an event counts)."""
+    if not is_streaming(view):
+        return []
+    where = dict(file=view.yaml_path, model=view.name)
+    problems = []
+    try:
+        stream_spec(view)
+    except RegistryError as exc:
+        problems.append(Problem(ERROR, "bad-stream", str(exc), **where))
+    if not view.created_timestamp:
+        problems.append(Problem(ERROR, "bad-stream", "a streaming view needs a `created_timestamp` (the macro "
+                                "stream_windows writes each row's time there)", **where))
+    if view.ttl_text is not None:
+        problems.append(Problem(ERROR, "bad-stream", "a streaming view takes no `ttl`: its windows say how long an "
+                                "event counts, and a key with no event in the longest window has no values", **where))
+    if view.meta.get("push") is False:
+        problems.append(Problem(ERROR, "bad-stream", "a streaming view is pushed to: remove `push: false`", **where))
     return problems
 
 

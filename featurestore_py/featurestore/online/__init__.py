@@ -38,6 +38,7 @@ class OnlineTable:
     join_keys: tuple[str, ...]
     features: Mapping[str, str | None]  # feature -> declared data_type
     ttl_seconds: int | None
+    stream: Any = None  # a streaming view's StreamSpec (featurestore/streaming.py): its events are the state
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,10 @@ class OnlineStore(ABC):
         and finish(); see online/bulk.py), or None when the store has none, or another load runs:
         then the caller writes conditionally."""
         return None
+
+    def write_events(self, table: OnlineTable, events, delay: float) -> list:
+        """Put a streaming view's events exactly once each (see online/events.py)."""
+        raise OnlineStoreError(f"This online store keeps no events, so the streaming view {table.view} cannot be pushed.")
 
     def drop_retired(self, view: str) -> list[str]:
         """Drop what earlier bulk loads left behind and readers no longer need."""

@@ -111,7 +111,8 @@ class DynamoDBOnlineStore(OnlineStore):
         return time.monotonic() + self.deadline_seconds
 
     # -- tables ------------------------------------------------------------------------------
-    def _ensure(self, name: str, key: str) -> None:
+    def _ensure(self, name: str, key: str, sort: str | None = None) -> None:
+        """The table exists (made here with partition key `key`, and sort key `sort` if given)."""
         if name in self._known_tables:
             return
         from botocore.exceptions import ClientError
@@ -125,13 +126,14 @@ class DynamoDBOnlineStore(OnlineStore):
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ResourceNotFoundException":
                     raise OnlineStoreError(f"Cannot describe DynamoDB table {name}: {exc}") from None
+                attributes = [{"AttributeName": key, "AttributeType": "S"}]
+                schema = [{"AttributeName": key, "KeyType": "HASH"}]
+                if sort:
+                    attributes.append({"AttributeName": sort, "AttributeType": "S"})
+                    schema.append({"AttributeName": sort, "KeyType": "RANGE"})
                 try:
-                    self._call(
-                        "create_table", deadline,
-                        TableName=name, BillingMode="PAY_PER_REQUEST",
-                        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                    )
+                    self._call("create_table", deadline, TableName=name, BillingMode="PAY_PER_REQUEST",
+                               AttributeDefinitions=attributes, KeySchema=schema)
                 except ClientError as create_error:
                     if create_error.response["Error"]["Code"] != "ResourceInUseException":  # created meanwhile
                         raise OnlineStoreError(f"Cannot create DynamoDB table {name}: {create_error}") from None
@@ -148,9 +150,24 @@ class DynamoDBOnlineStore(OnlineStore):
             back_off(attempt, deadline, f"DynamoDB table {name} did not become active in time.", base=0.05, cap=1.0)
 
     def ensure_table(self, table: OnlineTable) -> None:
-        """The view's live table exists (its first one is made here), with TTL when the view has one."""
+        """The view's live table exists (its first one is made here), with TTL when the view has one.
+        A streaming view's table is its events table."""
         self._check_reserved(table)
+        if table.stream is not None:
+            self._ensure_ttl(self.events.ensure(table))
+            return
         self._pointer_for_writing(table)
+
+    @cached_property
+    def events(self):
+        """The events tables of streaming views (online/events.py)."""
+        from .events import EventTables
+
+        return EventTables(self)
+
+    def write_events(self, table: OnlineTable, events, delay: float):
+        """Put a streaming view's events, exactly once each (online/events.py)."""
+        return self.events.write(table, table.stream, events, delay)
 
     def _pointer_for_writing(self, table: OnlineTable, pushing: bool = False) -> Generations:
         """The view's pointer, marked `pushed` before a view's first push (a bulk load then merges
@@ -461,6 +478,16 @@ class DynamoDBOnlineStore(OnlineStore):
         any mix of tables), the calls in parallel: a feature service's vector costs one round trip.
         A table found missing whose view's pointer has moved on (a generation dropped after the
         pointer was cached) is read again from the live one."""
+        streams = [(index, read) for index, read in enumerate(reads) if read[0].stream is not None]
+        if streams:  # Queries of the events tables, beside the batch read of the others
+            at = now or datetime.now(timezone.utc)
+            deadline = time.monotonic() + min(self.deadline_seconds, 30.0)
+            pending = [(index, self.events.pool().submit(self.events.read, table, table.stream, keys, at, deadline))
+                       for index, (table, keys, _) in streams]
+            rest = [read for read in reads if read[0].stream is None]
+            answers = iter(self.read_many(rest, now, with_expired) if rest else [])
+            done = dict((index, future.result()) for index, future in pending)
+            return [done[index] if index in done else next(answers) for index in range(len(reads))]
         missing: set[str] = set()
         answers = self._read_many(reads, now, with_expired, missing)
         moved = [table.view for table, _, _ in reads

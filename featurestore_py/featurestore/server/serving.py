@@ -18,7 +18,7 @@ Client mistakes raise RequestError (featurestore.errors), whose type carries the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import RequestError
@@ -41,6 +41,7 @@ class Served:
     references: list[str | None]  # per name: "view:feature", None for an entity column
     rows: int
     results: list[dict]  # the response's results
+    request_time: datetime | None = None  # the `now` of the read: the knowledge time an audit recomputes at
 
 
 class OnlineServer:
@@ -89,6 +90,7 @@ class OnlineServer:
     # -- the answer ----------------------------------------------------------------------------
     def get_online_features(self, body: Any, now: datetime | None = None) -> tuple[dict, Served]:
         features, service, full, entities = self.parse(body)
+        now = now or datetime.now(timezone.utc)  # one instant for the read and the served-vector log
         columns = self.reader.read_columns(features, entities, feature_service=service, full_feature_names=full,
                                            now=now, refuse_unknown=True)
         names = [column.name for column in columns]
@@ -99,4 +101,4 @@ class OnlineServer:
                                          for moment in column.event_timestamps]}
                    for column in columns]
         response = {"metadata": {"feature_names": names}, "results": results}
-        return response, Served(service, names, references, len(next(iter(entities.values()))), results)
+        return response, Served(service, names, references, len(next(iter(entities.values()))), results, now)

@@ -1,0 +1,230 @@
+"""The events of streaming views in DynamoDB (the rule they serve is in featurestore/streaming.py).
+
+One table per streaming view, `<prefix><view>.events`: partition key `entity_key` (the view's
+join keys, as for feature items), sort key `event`: the event time (fixed-width ISO 8601 UTC)
+then `#` and the event id, so one Query reads a key's events of a time range in order. An item
+holds the event's values, `_pushed_at` (from when reads count it) and `_expires_at` (event time
+plus the longest window plus a day: DynamoDB's TTL deletes it; reads never look that far back).
+
+Exactly once: an event is put only if its item is absent (`attribute_not_exists`), so a retried
+push with the same key, time and id changes nothing; the retry gets the stored version back (it
+is landed again as it was first counted; the offline side keeps one copy).
+
+When an event counts (`_pushed_at`): the writer stamps it `VISIBILITY_DELAY` after it sends the
+put, and the push is answered only after that time and after the write. A read at t counts the
+events it finds with `_pushed_at <= t`; the landed copy carries `max(_pushed_at, the time the
+write was confirmed)`. Whenever a write is confirmed within the delay (the normal case: a put
+takes milliseconds), online and offline count an event from the same instant, so a served value
+equals the training set's at the request's time, even with pushes in flight from other servers.
+A slower write (counted in the push's answer as `slow_writes`) is exact too, except for a read
+that lands between the store applying it and the writer hearing so.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping, Sequence
+
+from ..errors import FeatureStoreError
+from ..streaming import StreamSpec, aggregate
+from . import OnlineStoreError, OnlineTable
+from .codec import ValueRejected, check_key, decode, encode, entity_key, format_timestamp, item_size, parse_timestamp
+
+SORT = "event"
+PUSHED = "_pushed_at"
+EXPIRES = "_expires_at"
+DELAY_ENV = "FEATURESTORE_PUSH_VISIBILITY_DELAY"
+DEFAULT_DELAY = 0.2  # seconds
+EXPIRY_MARGIN = timedelta(days=1)
+
+
+def visibility_delay(env: Mapping[str, str] | None = None) -> float:
+    """FEATURESTORE_PUSH_VISIBILITY_DELAY in seconds (0 to 10; default 0.2)."""
+    raw = (env if env is not None else os.environ).get(DELAY_ENV, "")
+    if not raw.strip():
+        return DEFAULT_DELAY
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 10:
+        raise FeatureStoreError(f"{DELAY_ENV} must be a number of seconds from 0 to 10, not {raw!r}.")
+    return value
+
+
+def table_name(store, view: str) -> str:
+    return store.config.table_name(f"{view}.events")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One pushed event, checked: its item is ready (values encoded, limits enforced)."""
+
+    key: str
+    time: datetime  # naive UTC
+    event_id: str
+    values: Mapping[str, Any]
+    item: Mapping[str, Any]  # without _pushed_at
+
+
+@dataclass
+class EventWrite:
+    """What happened to one event online."""
+
+    status: str  # written, duplicate (stored before: `values`/`pushed_at` are the stored ones), closed
+    pushed_at: datetime  # from when it counts (naive UTC): max(stamp, confirmed) when written
+    values: Mapping[str, Any] = field(default_factory=dict)
+    slow: bool = False
+
+
+def make_event(table: OnlineTable, spec: StreamSpec, row: Mapping[str, Any], event_time: datetime,
+               event_id: str | None) -> Event:
+    """The event's item; ValueRejected (reason "column\\treason") when DynamoDB cannot hold it."""
+    key = entity_key(table.join_keys, row)
+    try:
+        check_key(key)
+    except ValueRejected as exc:
+        raise ValueRejected(f"entity key\t{exc}") from None
+    identity = event_id if event_id is not None else uuid.uuid4().hex
+    sort = f"{format_timestamp(event_time)}#{identity}"
+    item = {"entity_key": {"S": key}, SORT: {"S": sort},
+            EXPIRES: {"N": str(int((event_time.replace(tzinfo=timezone.utc) + spec.longest + EXPIRY_MARGIN).timestamp()))}}
+    for name in table.join_keys:
+        item[name] = encode(row[name])
+    values = {}
+    for column in spec.events:
+        value = row.get(column)
+        try:
+            item[column] = encode(value)
+        except ValueRejected as exc:
+            raise ValueRejected(f"{column}\t{exc}") from None
+        values[column] = value
+    if len(sort.encode()) > 1024:
+        raise ValueRejected(f"event id\tthe event id makes a sort key of {len(sort.encode()):,} bytes; DynamoDB's "
+                            "limit is 1,024")
+    size = item_size(item) + 64
+    if size > 400 * 1024:
+        raise ValueRejected(f"item\tthe event is {size:,} bytes; DynamoDB's item limit is 409,600")
+    return Event(key, event_time, identity, values, item)
+
+
+class EventTables:
+    """Writes and reads of streaming views' events through a DynamoDBOnlineStore (its client,
+    retries, deadlines and table making)."""
+
+    def __init__(self, store):
+        self.store = store
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=max(4, self.store.workers), thread_name_prefix="fs-events")
+            return self._pool
+
+    def ensure(self, table: OnlineTable) -> str:
+        name = table_name(self.store, table.view)
+        self.store._ensure(name, "entity_key", sort=SORT)
+        return name
+
+    # -- writes ----------------------------------------------------------------------------------
+    def write(self, table: OnlineTable, spec: StreamSpec, events: Sequence[Event], delay: float) -> list[EventWrite]:
+        """Put each event unless stored (or its windows have all closed), in parallel; returns
+        when every put is confirmed and the last stamp has passed (see the module docstring)."""
+        name = self.ensure(table)
+        closed_before = datetime.now(timezone.utc).replace(tzinfo=None) - spec.longest
+
+        def put(event: Event) -> EventWrite:
+            stamp = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=delay)
+            if event.time <= closed_before:
+                return EventWrite("closed", stamp, dict(event.values))
+            return self._put(name, table, spec, event, stamp)
+
+        if len(events) == 1:
+            results = [put(events[0])]
+        else:
+            results = list(self.pool().map(put, events))
+        latest = max((r.pushed_at for r in results), default=None)
+        if latest is not None:
+            wait = (latest - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()
+            if wait > 0:
+                time.sleep(wait)  # answered only once every event counts for reads
+        return results
+
+    def _put(self, name: str, table: OnlineTable, spec: StreamSpec, event: Event, stamp: datetime) -> EventWrite:
+        from botocore.exceptions import ClientError
+
+        item = dict(event.item)
+        item[PUSHED] = {"S": format_timestamp(stamp)}
+        deadline = self.store._deadline()
+        try:
+            self.store._call("put_item", deadline, TableName=name, Item=item,
+                             ConditionExpression="attribute_not_exists(#k)", ExpressionAttributeNames={"#k": "entity_key"})
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code != "ConditionalCheckFailedException":
+                raise OnlineStoreError(f"DynamoDB refused an event of {table.view} ({event.key}): {exc}") from None
+            stored, _ = self.store._call("get_item", deadline, TableName=name, ConsistentRead=True,
+                                         Key={"entity_key": item["entity_key"], SORT: item[SORT]})
+            stored = stored.get("Item") or item
+            values = {column: decode(stored[column], dtype) if column in stored else None
+                      for column, dtype in spec.events.items()}
+            return EventWrite("duplicate", parse_timestamp(stored[PUSHED]["S"]).replace(tzinfo=None), values)
+        confirmed = datetime.now(timezone.utc).replace(tzinfo=None)
+        return EventWrite("written", max(stamp, confirmed), dict(event.values), slow=confirmed > stamp)
+
+    # -- reads -----------------------------------------------------------------------------------
+    def read(self, table: OnlineTable, spec: StreamSpec, keys: Sequence[Mapping[str, Any]], at: datetime,
+             deadline: float) -> list[dict | None]:
+        """Per key, the aggregates at `at` with `_event_timestamp` = at (a window's value is as of
+        the request), or None when the key has no event in the longest window."""
+        name = table_name(self.store, table.view)
+        at = at.astimezone(timezone.utc).replace(tzinfo=None) if at.tzinfo else at
+        wanted = [entity_key(table.join_keys, key) if all(key.get(k) is not None for k in table.join_keys) else None
+                  for key in keys]
+        distinct = sorted({key for key in wanted if key is not None and len(key.encode()) <= 2048})
+        if len(distinct) <= 1:
+            found = {key: self._events(name, spec, key, at, deadline) for key in distinct}
+        else:
+            found = dict(zip(distinct, self.pool().map(lambda k: self._events(name, spec, k, at, deadline), distinct)))
+        answers = []
+        for key in wanted:
+            values = aggregate(spec, found.get(key) or (), at) if key is not None else None
+            if values is not None:
+                values["_event_timestamp"] = at.replace(tzinfo=timezone.utc)
+            answers.append(values)
+        return answers
+
+    def _events(self, name: str, spec: StreamSpec, key: str, at: datetime, deadline: float) -> list[dict]:
+        from botocore.exceptions import ClientError
+
+        low = format_timestamp(at - spec.longest)
+        high = format_timestamp(at) + "#\uffff"
+        request = {"TableName": name, "ConsistentRead": True,
+                   "KeyConditionExpression": "#k = :k AND #s BETWEEN :lo AND :hi",
+                   "ExpressionAttributeNames": {"#k": "entity_key", "#s": SORT},
+                   "ExpressionAttributeValues": {":k": {"S": key}, ":lo": {"S": low}, ":hi": {"S": high}}}
+        events = []
+        while True:
+            try:
+                response, _ = self.store._call("query", deadline, **request)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                    return []  # nothing pushed yet
+                raise OnlineStoreError(f"DynamoDB refused a read of {name}: {exc}") from None
+            for item in response.get("Items", []):
+                event = {"time": parse_timestamp(item[SORT]["S"][:27]).replace(tzinfo=None),
+                         "known": parse_timestamp(item[PUSHED]["S"]).replace(tzinfo=None)}
+                for column, dtype in spec.events.items():
+                    event[column] = decode(item[column], dtype) if column in item else None
+                events.append(event)
+            if not response.get("LastEvaluatedKey"):
+                return events
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
