@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import pyarrow as pa
 
+from . import types
 from .errors import RequestError
 from .frames import arrow_type
 from .landing import write_file
@@ -157,6 +158,10 @@ class Pusher:
                     value = _timestamp(value, index, name)
                 if value is None and name in defaults:
                     value = defaults[name]
+                if value is not None and types.is_whole_number(declared.get(name)) and (
+                        isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
+                    raise RequestError(f"Row {index}: '{name}' of '{view.name}' is {declared[name]}; {value!r} is not a "
+                                       "whole number (Arrow would truncate it silently).")
                 columns[name].append(value)
         arrays = []
         for name, values in columns.items():

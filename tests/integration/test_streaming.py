@@ -1,0 +1,220 @@
+"""Streaming window features, online against offline by proof: events pushed (through the SDK,
+and through two real server processes at once), read online while they arrive, then the view
+built by dbt (the `stream_windows` macro over the landed events) and every value read compared
+with the point-in-time value at the read's time — by the test, and by `featurestore audit --served`.
+
+The events are randomized: bursts, out-of-order events (seconds to minutes late, a few in the
+future), events later than every window, retried pushes with the same ids (and, once, other
+values: the first push wins everywhere), NULL amounts, extreme and negative numbers, event times
+written with other time zones' offsets."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import requests
+
+from conftest import FIXTURES, copy_project, project_env
+from featurestore import FeatureStore
+from featurestore.quality.audit import same_value
+
+from test_server import server
+
+BIN = Path(sys.executable).parent
+VIEW = "card_events"
+
+
+def build_stream_project(root: Path, endpoint: str, prefix: str) -> tuple[Path, dict]:
+    project = copy_project(FIXTURES / "stream_project", root / "project")
+    env = {"FEATURESTORE_DYNAMODB_ENDPOINT": endpoint, "FEATURESTORE_TABLE_PREFIX": prefix}
+    project_env(project, **env).run("build", "--quiet")
+    return project, env
+
+
+@pytest.fixture(scope="module")
+def stream_project(tmp_path_factory, moto_server):
+    return build_stream_project(tmp_path_factory.mktemp("stream"), moto_server, "stream_")
+
+
+def features(store: FeatureStore) -> list[str]:
+    return [feature.reference for feature in store.registry.view(VIEW).features]
+
+
+def stamp(moment: datetime, rng: random.Random) -> str:
+    """The instant written with a random zone's offset (or Z, or naive UTC)."""
+    zone = rng.choice([None, timezone.utc, timezone(timedelta(hours=2)), timezone(timedelta(hours=-7, minutes=-30))])
+    if zone is None:
+        return moment.replace(tzinfo=None).isoformat()
+    return moment.astimezone(zone).isoformat()
+
+
+def random_events(rng: random.Random, count: int, cards: int, burst: int) -> list[dict]:
+    now = datetime.now(timezone.utc)
+    events = []
+    for index in range(count):
+        late = rng.choice([0.0] * 6 + [2.0, 4.0, 12.0, 30.0, 55.0, 75.0, 200.0, -1.5])  # >60 s: every window closed
+        amount = rng.choice([None, 0.0, -3.25, 1e-120, 1e12, 12.5, round(rng.uniform(0, 500), 2)])
+        events.append({"card_id": f"card-{rng.randrange(cards)}", "event_at": stamp(now - timedelta(seconds=late + rng.random()), rng),
+                       "txn_id": f"b{burst}-{index}", "amount": amount, "items": rng.choice([None, 0, 1, 2, 7, 10**12])})
+    return events
+
+
+def compare(store: FeatureStore, reads: list[tuple[datetime, list[str], dict]]) -> tuple[int, int, int, list]:
+    """(values compared, non-empty values, mismatches, examples): each read against the training
+    set at its own time, with the knowledge guard."""
+    references = features(store)
+    cards = [card for _, keys, _ in reads for card in keys]
+    times = [at for at, keys, _ in reads for _ in keys]
+    frame = pa.table({"card_id": cards, "event_timestamp": pa.array(times, pa.timestamp("us", tz="UTC"))})
+    offline = store.get_historical_features(frame, references, knowledge_guard=True).to_arrow().to_pydict()
+    compared = present = 0
+    examples = []
+    row = 0
+    for at, keys, online in reads:
+        for index, card in enumerate(keys):
+            for reference in references:
+                name = reference.split(":")[1]
+                served, expected = online[name][index], offline[name][row]
+                compared += 1
+                present += served not in (None, 0)
+                if not same_value(served, expected):
+                    examples.append((at.isoformat(), card, name, served, expected))
+            row += 1
+    return compared, present, len(examples), examples[:10]
+
+
+def test_online_equals_the_training_set_at_every_read(stream_project):
+    """Pushed through the SDK in bursts, read online after each, then built: every value equal."""
+    project, env = stream_project
+    store = FeatureStore(project, env=env)
+    rng = random.Random(23)
+    references = features(store)
+    reads, pushed = [], []
+    for burst in range(10):
+        events = random_events(rng, 40, cards=5, burst=burst)
+        answer = store.push(VIEW, events)
+        assert answer["rows"] == 40 and answer["written_online"] + answer["windows_closed"] == 40, answer
+        pushed += events
+        if burst % 3 == 1:  # a retry of earlier events, some with other values: changes nothing
+            retry = [dict(event, amount=999.0) for event in rng.sample(pushed, 10)]
+            again = store.push(VIEW, retry)
+            assert again["written_online"] == 0 and again["duplicates"] + again["windows_closed"] == 10, again
+        keys = [f"card-{k}" for k in range(6)]  # card-5 never has events
+        at = datetime.now(timezone.utc)
+        reads.append((at, keys, store.get_online_features(references, entity_rows=[{"card_id": k} for k in keys],
+                                                          now=at).to_dict()))
+        time.sleep(rng.uniform(0.5, 2.5))  # windows of 5 s and 20 s open and close between reads
+    project_env(project, **env).run("build", "--quiet", "--select", VIEW)
+    compared, present, mismatches, examples = compare(FeatureStore(project, env=env), reads)
+    assert mismatches == 0, examples
+    assert compared == 10 * 6 * len(references) and present > compared // 3  # not a comparison of NULLs
+    assert all(value is None for value in reads[-1][2]["txns_1m"][5:])  # the card without events
+    assert 999.0 not in [value for _, _, online in reads for value in online["min_amount_20s"]]
+
+
+def test_pushes_are_checked_whole_before_anything_is_written(stream_project):
+    project, env = stream_project
+    store = FeatureStore(project, env=env)
+    now = datetime.now(timezone.utc).isoformat()
+    landing = project / "landing" / VIEW
+    before = sorted(landing.glob("*.parquet")) if landing.exists() else []
+    good = {"card_id": "card-x", "event_at": now, "txn_id": "ok-1", "amount": 1.0, "items": 1}
+    cases = {
+        "NaN": ([good, dict(good, txn_id="bad", amount=float("nan"))], "amount"),
+        "pushed_at from a client": ([dict(good, pushed_at=now)], "pushed_at"),
+        "a fraction for an integer": ([dict(good, items=1.5)], "items"),
+        "no event time": ([dict(good, event_at=None)], "event_at"),
+        "a key over 2 KB": ([dict(good, card_id="k" * 3000)], "entity key"),
+    }
+    for case, (rows, named) in cases.items():
+        with pytest.raises(Exception) as failure:
+            store.push(VIEW, rows)
+        assert named in str(failure.value), (case, str(failure.value))
+    assert (sorted(landing.glob("*.parquet")) if landing.exists() else []) == before  # nothing landed
+    online = store.get_online_features([f"{VIEW}:txns_1m"], entity_rows=[{"card_id": "card-x"}]).to_dict()
+    assert online["txns_1m"] == [None]  # nothing written online either
+
+
+def test_sync_of_a_streaming_view_says_there_is_nothing_to_sync(stream_project):
+    project, env = stream_project
+    result = subprocess.run([str(BIN / "featurestore"), "sync", VIEW, "-p", str(project)], env={**os.environ, **env},
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "streaming view" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_replay_through_two_servers_audits_with_no_mismatch(tmp_path, moto_server):
+    """10,000 events in bursts through two server processes at once (the same keys on both;
+    retries sent to the other server), reads logged by both while it runs; then one dbt build and
+    `featurestore audit --served`: every served value equals the training set's at its time."""
+    project, env = build_stream_project(tmp_path, moto_server, "replay_")
+    rng = random.Random(2323)
+    bursts = []
+    total = 0
+    while total < 10_000:
+        size = rng.choice([1, 5, 20, 50, 100, 200])
+        bursts.append(random_events(rng, size, cards=40, burst=len(bursts)))
+        total += size
+    references = features(FeatureStore(project, env=env))
+    failures: list[str] = []
+    stop = threading.Event()
+    with server(project, env, "--push", "--log-served", "1", "--log-flush-seconds", "1") as (first, _), \
+            server(project, env, "--push", "--log-served", "1", "--log-flush-seconds", "1") as (second, _):
+        urls = [first, second]
+        queue = list(enumerate(bursts))
+        lock = threading.Lock()
+
+        def pusher(worker: int):
+            session = requests.Session()
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    index, events = queue.pop(0)
+                body = {"push_source_name": VIEW, "df": {column: [event[column] for event in events] for column in events[0]}}
+                for attempt, url in enumerate([urls[index % 2], urls[(index + 1) % 2]] if index % 7 == 0 else [urls[index % 2]]):
+                    # bursts are re-sent to the other server now and then: a retry after a lost answer
+                    answer = session.post(url + "/push", json=body, timeout=120)
+                    if answer.status_code != 200:
+                        failures.append(f"push {index} to {url}: {answer.status_code} {answer.text[:300]}")
+                    elif attempt == 1 and answer.json()["written_online"]:
+                        failures.append(f"a retried push wrote again: {answer.json()}")
+
+        def reader(worker: int):
+            session = requests.Session()
+            while not stop.is_set():
+                cards = [f"card-{rng.randrange(42)}" for _ in range(3)]
+                answer = session.post(urls[worker % 2] + "/get-online-features",
+                                      json={"features": references, "entities": {"card_id": cards}}, timeout=60)
+                if answer.status_code != 200:
+                    failures.append(f"read: {answer.status_code} {answer.text[:300]}")
+                stop.wait(0.02)
+
+        pushers = [threading.Thread(target=pusher, args=(n,)) for n in range(4)]
+        readers = [threading.Thread(target=reader, args=(n,)) for n in range(2)]
+        for thread in pushers + readers:
+            thread.start()
+        for thread in pushers:
+            thread.join()
+        stop.set()
+        for thread in readers:
+            thread.join()
+    assert not failures, failures[:5]
+    project_env(project, **env).run("build", "--quiet", "--select", VIEW)
+    audit = subprocess.run([str(BIN / "featurestore"), "audit", "--served", "--json", "-p", str(project)],
+                           env={**os.environ, **env}, capture_output=True, text=True)
+    assert audit.returncode == 0, audit.stderr
+    report = json.loads(audit.stdout)
+    checked = sum(entry["checked"] for entry in report["features"].values())
+    mismatched = {name: entry["mismatches"][:3] for name, entry in report["features"].items() if entry["matched"] < entry["checked"]}
+    assert not mismatched, mismatched
+    assert len(report["features"]) == len(references) and checked >= 100 * len(references)
