@@ -664,6 +664,8 @@ def _audit_served(report: dict, as_json: bool) -> None:
         for reference, entry in report["features"].items():
             stale = entry["staleness_seconds"]
             console.print(f"  {reference}: {entry['match_rate']:.2%} of {entry['checked']:,} match"
+                          + (f" ({entry['in_flight']:,} read while a streaming event's write was in flight)"
+                             if entry.get("in_flight") else "")
                           + (f"; {stale['stale_rows']:,} served older than known (behind by {stale['median']:.0f} s "
                              f"median, {stale['max']:.0f} s at most)" if stale else ""), highlight=False)
             for mismatch in entry["mismatches"][:5]:

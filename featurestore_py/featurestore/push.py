@@ -20,7 +20,7 @@ from .frames import arrow_type
 from .landing import write_file
 from .online import OnlineStore
 from .online.codec import ValueRejected
-from .online.events import EventWrite, make_event, visibility_delay
+from .online.events import CONFIRMED, EventWrite, make_event, visibility_delay
 from .registry import FeatureView, Registry
 from .requests import online_table, require_online
 from .streaming import event_columns, is_streaming, stream_spec
@@ -117,7 +117,8 @@ class Pusher:
             for column in spec.events:
                 landed_columns[column] = [result.values.get(column) for result in results]
             landed_columns[view.created_timestamp] = [result.pushed_at for result in results]
-            kinds = {**{key: arrow_type(view.columns.get(key)) for key in keys}, **{c: arrow_type(t) for c, t in spec.events.items()},
+            landed_columns[CONFIRMED] = [result.confirmed_at for result in results]
+            kinds = {CONFIRMED: pa.timestamp("us"), **{key: arrow_type(view.columns.get(key)) for key in keys}, **{c: arrow_type(t) for c, t in spec.events.items()},
                      view.event_timestamp: pa.timestamp("us"), view.created_timestamp: pa.timestamp("us"),
                      spec.event_id or "event_id": pa.string()}
             landed = write_file(self.landing / view.name, "push", pa.table(

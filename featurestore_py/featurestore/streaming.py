@@ -28,6 +28,7 @@ from . import types
 from .durations import parse_duration
 from .errors import RegistryError
 
+CONFIRMED = "_confirmed_at"  # a landed event's column: when its online write was confirmed (online/events.py)
 FUNCTIONS = ("count", "sum", "avg", "min", "max")
 NEEDS_COLUMN = ("sum", "avg", "min", "max")
 NUMBERS = (types.INTEGER, types.FLOAT)
@@ -169,3 +170,24 @@ def _as_declared(value: Any, dtype: str | None) -> Any:
     if value is None:
         return None
     return int(value) if types.is_whole_number(dtype) else float(value)
+
+
+def in_flight_writes(landed, keys: Iterable[str], event: str, created: str) -> dict[tuple, list[tuple]]:
+    """The landed events whose online write was confirmed after the time they count from (a
+    write slower than the visibility delay), per key: [(event time, counts from, confirmed)]. A
+    read at t between the two may or may not have seen such an event (online/events.py)."""
+    import pyarrow.compute as pc
+
+    if landed is None or CONFIRMED not in landed.column_names:
+        return {}
+    slow = landed.filter(pc.fill_null(pc.greater(landed[CONFIRMED], landed[created]), False))
+    found: dict[tuple, list[tuple]] = {}
+    for row in slow.to_pylist():
+        found.setdefault(tuple(row[key] for key in keys), []).append((row[event], row[created], row[CONFIRMED]))
+    return found
+
+
+def was_in_flight(spec: StreamSpec, writes: Iterable[tuple], at: datetime) -> bool:
+    """Whether a read at `at` (naive UTC) fell while an event of its longest window was being written."""
+    return any(counts_from <= at < confirmed and at - spec.longest < event_time <= at
+               for event_time, counts_from, confirmed in writes)

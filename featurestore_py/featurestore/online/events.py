@@ -10,14 +10,17 @@ Exactly once: an event is put only if its item is absent (`attribute_not_exists`
 push with the same key, time and id changes nothing; the retry gets the stored version back (it
 is landed again as it was first counted; the offline side keeps one copy).
 
-When an event counts (`_pushed_at`): the writer stamps it `VISIBILITY_DELAY` after it sends the
-put, and the push is answered only after that time and after the write. A read at t counts the
-events it finds with `_pushed_at <= t`; the landed copy carries `max(_pushed_at, the time the
-write was confirmed)`. Whenever a write is confirmed within the delay (the normal case: a put
-takes milliseconds), online and offline count an event from the same instant, so a served value
-equals the training set's at the request's time, even with pushes in flight from other servers.
-A slower write (counted in the push's answer as `slow_writes`) is exact too, except for a read
-that lands between the store applying it and the writer hearing so.
+When an event counts (`_pushed_at`): the writer stamps it `FEATURESTORE_PUSH_VISIBILITY_DELAY`
+(0.2 s) after it sends the put, and the push is answered only after that time and after the
+write. A read at t counts the events it finds with `_pushed_at <= t`; the landed copy carries the
+same `_pushed_at`, and the offline side counts it from then. Whenever a write is confirmed within
+the delay (the normal case: a put takes milliseconds), online and offline therefore count an
+event from the same instant — a served value equals the training set's at the request's time,
+even with pushes in flight from other servers. A slower write (`slow_writes` in the push's
+answer; the landed copy's `_confirmed_at` is later than its `_pushed_at`) may be missed by a read
+between its stamp and the moment the store applied it: the served audit reports such a read as
+`in_flight`, not as a mismatch. No store-side clock exists to close that gap; a longer delay
+makes it rarer.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
 from ..errors import FeatureStoreError
-from ..streaming import StreamSpec, aggregate
+from ..streaming import CONFIRMED, StreamSpec, aggregate  # noqa: F401  (CONFIRMED: the landed column, see above)
 from . import OnlineStoreError, OnlineTable
 from .codec import ValueRejected, check_key, decode, encode, entity_key, format_timestamp, item_size, parse_timestamp
 
@@ -78,9 +81,13 @@ class EventWrite:
     """What happened to one event online."""
 
     status: str  # written, duplicate (stored before: `values`/`pushed_at` are the stored ones), closed
-    pushed_at: datetime  # from when it counts (naive UTC): max(stamp, confirmed) when written
+    pushed_at: datetime  # from when it counts (naive UTC)
     values: Mapping[str, Any] = field(default_factory=dict)
-    slow: bool = False
+    confirmed_at: datetime | None = None  # when the put was confirmed (written events)
+
+    @property
+    def slow(self) -> bool:
+        return self.confirmed_at is not None and self.confirmed_at > self.pushed_at
 
 
 def make_event(table: OnlineTable, spec: StreamSpec, row: Mapping[str, Any], event_time: datetime,
@@ -151,7 +158,7 @@ class EventTables:
             results = [put(events[0])]
         else:
             results = list(self.pool().map(put, events))
-        latest = max((r.pushed_at for r in results), default=None)
+        latest = max((r.pushed_at for r in results if r.status == "written"), default=None)
         if latest is not None:
             wait = (latest - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()
             if wait > 0:
@@ -178,7 +185,7 @@ class EventTables:
                       for column, dtype in spec.events.items()}
             return EventWrite("duplicate", parse_timestamp(stored[PUSHED]["S"]).replace(tzinfo=None), values)
         confirmed = datetime.now(timezone.utc).replace(tzinfo=None)
-        return EventWrite("written", max(stamp, confirmed), dict(event.values), slow=confirmed > stamp)
+        return EventWrite("written", stamp, dict(event.values), confirmed)
 
     # -- reads -----------------------------------------------------------------------------------
     def read(self, table: OnlineTable, spec: StreamSpec, keys: Sequence[Mapping[str, Any]], at: datetime,

@@ -27,6 +27,7 @@ from ..errors import FeatureStoreError, NoDataError
 from ..landing import SERVED_FOLDER, read_folder
 from ..online_response import json_value
 from ..registry import Registry
+from ..streaming import in_flight_writes, stream_spec, was_in_flight
 
 EXAMPLES = 10
 
@@ -101,6 +102,9 @@ def audit_served(registry: Registry, historical: Callable, landing: Path, min_ma
     for view_name, logged in by_view.items():
         view = registry.view(view_name)
         keys = registry.join_keys(view)
+        spec = stream_spec(view)
+        slow = in_flight_writes(read_folder(Path(landing) / view.name), keys, view.event_timestamp,
+                                view.created_timestamp) if spec else {}
         # one entity row per (keys, request time), in first-seen order
         points: dict[tuple, int] = {}
         for row in logged:
@@ -118,10 +122,13 @@ def audit_served(registry: Registry, historical: Callable, landing: Path, min_ma
             want = json_value(expected[row["_point"]][name], view.feature(name).dtype)
             got = json.loads(row["value"])
             entry = features.setdefault(row["feature"], {"checked": 0, "matched": 0, "mismatches": [], "behind": [],
-                                                         "knowledge_guard": guard})
+                                                         "knowledge_guard": guard, "in_flight": 0})
             entry["checked"] += 1
             if same_value(got, want):
                 entry["matched"] += 1
+            elif slow and was_in_flight(spec, slow.get(tuple(json.loads(row["keys"]).get(k) for k in keys), ()),
+                                        row["request_time"].astimezone(timezone.utc).replace(tzinfo=None)):
+                entry["in_flight"] += 1  # a streaming event's write was in flight at the read: either value held
             elif len(entry["mismatches"]) < EXAMPLES:
                 entry["mismatches"].append({"keys": json.loads(row["keys"]), "request_time": row["request_time"].isoformat(),
                                             "served": got, "expected": want, "status": row["status"]})
@@ -132,7 +139,7 @@ def audit_served(registry: Registry, historical: Callable, landing: Path, min_ma
                 entry["behind"].append((known - served_at).total_seconds())
     failing = []
     for reference, entry in features.items():
-        entry["match_rate"] = entry["matched"] / entry["checked"]
+        entry["match_rate"] = (entry["matched"] + entry["in_flight"]) / entry["checked"]
         behind = entry.pop("behind")
         entry["staleness_seconds"] = {"median": statistics.median(behind), "max": max(behind),
                                       "stale_rows": sum(1 for b in behind if b > 0)} if behind else None
