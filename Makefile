@@ -67,6 +67,11 @@ demo: build
 	$(FS) get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }; \
 	echo "the same over HTTP: (cd $(DEMO) && $(BIN)/featurestore serve &) then"; \
 	echo "curl -s localhost:6566/get-online-features -H 'content-type: application/json' -d '{\"feature_service\": \"churn_model\", \"entities\": {\"customer_id\": [\"$${row% *}\"], \"store_id\": [\"$${row#* }\"]}}'"
+	@echo "A day of cart additions and orders replayed through POST /push (streaming views), then read:"
+	cd $(DEMO) && $(BIN)/python replay_events.py
+	@customer=$$(cd $(DEMO) && $(BIN)/python -c "import duckdb; print(duckdb.sql(\"select customer_id from read_parquet('landing/order_events/*.parquet') order by event_at desc limit 1\").fetchall()[0][0])"); \
+	$(FS) get -f order_events:orders_placed_15m -f order_events:order_value_1d -f cart_events:cart_adds_1h \
+		-f cart_events:cart_value_1h -e customer_id=$$customer
 
 # Fast tier first (no dbt, no server), then the integration tier on two workers (pytest-xdist;
 # a test file stays on one worker with its module fixtures).

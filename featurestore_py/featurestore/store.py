@@ -369,6 +369,10 @@ class FeatureStore:
         config = ServeConfig(project_dir=str(Path(self.project.project_dir).resolve()),
                              manifest=str(Path(self._manifest()).resolve()), **options)
         self.online_config.client_endpoint()  # `auto` without a running local DynamoDB: nothing to serve from
+        if config.push:
+            from .online.events import visibility_delay
+
+            visibility_delay()  # a malformed FEATURESTORE_PUSH_VISIBILITY_DELAY stops the start, not a push
         if not is_loopback_host(host) and not api_keys(config) and not insecure_no_auth:
             raise FeatureStoreError(f"Serving on {host} needs API keys: set FEATURESTORE_API_KEYS or --api-keys-file "
                                     "(or pass --insecure-no-auth behind a gateway that authenticates).")

@@ -17,7 +17,7 @@ def test_list_json_shows_views_entities_and_service(demo_project):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     views = {view["name"]: view for view in data["feature_views"]}
-    assert set(views) == {"customer_features", "store_features", "customer_product_features", "customer_live_features"}
+    assert set(views) == {"customer_features", "store_features", "customer_product_features", "customer_live_features", "cart_events", "order_events"}
     assert {e["name"]: e["join_keys"] for e in data["entities"]} == {
         "customer": ["customer_id"], "store": ["store_id"], "product_type": ["product_type"]}
     assert views["customer_product_features"]["join_keys"] == ["customer_id", "product_type"]
