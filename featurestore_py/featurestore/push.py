@@ -20,10 +20,10 @@ from .frames import arrow_type
 from .landing import write_file
 from .online import OnlineStore
 from .online.codec import ValueRejected
-from .online.events import CONFIRMED, EventWrite, make_event, visibility_delay
+from .online.events import EventWrite, make_event, visibility_delay
 from .registry import FeatureView, Registry
 from .requests import online_table, require_online
-from .streaming import event_columns, is_streaming, stream_spec
+from .streaming import CONFIRMED, event_columns, is_streaming, stream_spec
 
 DESTINATIONS = ("online", "offline", "online_and_offline")
 MAX_PUSH_ROWS = 10_000
@@ -98,8 +98,7 @@ class Pusher:
         events = []
         for index, record in enumerate(typed):
             try:
-                events.append(make_event(table, spec, record, record[view.event_timestamp],
-                                         record.get(spec.event_id) if spec.event_id else None))
+                events.append(make_event(table, spec, record, record[view.event_timestamp], record.get(spec.event_id)))
             except ValueRejected as exc:
                 column, _, reason = str(exc).partition("\t")
                 raise RequestError(f"Row {index}: {column} of '{view.name}': {reason}; nothing was written.") from None
@@ -109,20 +108,8 @@ class Pusher:
         else:
             now = datetime.now(timezone.utc).replace(tzinfo=None)
             results = [EventWrite("offline", now, event.values) for event in events]
-        landed = None
-        if to != "online":
-            landed_columns = {key: [record[key] for record in typed] for key in keys}
-            landed_columns[view.event_timestamp] = [event.time for event in events]
-            landed_columns[spec.event_id or "event_id"] = [event.event_id for event in events]
-            for column in spec.events:
-                landed_columns[column] = [result.values.get(column) for result in results]
-            landed_columns[view.created_timestamp] = [result.pushed_at for result in results]
-            landed_columns[CONFIRMED] = [result.confirmed_at for result in results]
-            kinds = {CONFIRMED: pa.timestamp("us"), **{key: arrow_type(view.columns.get(key)) for key in keys}, **{c: arrow_type(t) for c, t in spec.events.items()},
-                     view.event_timestamp: pa.timestamp("us"), view.created_timestamp: pa.timestamp("us"),
-                     spec.event_id or "event_id": pa.string()}
-            landed = write_file(self.landing / view.name, "push", pa.table(
-                [pa.array(values, type=kinds[name]) for name, values in landed_columns.items()], names=list(landed_columns)))
+        landed = write_file(self.landing / view.name, "push", _landed_events(view, spec, keys, typed, events, results)) \
+            if to != "online" else None
         counts = {status: sum(1 for r in results if r.status == status) for status in ("written", "duplicate", "closed")}
         return {"view": view.name, "rows": len(rows), "landed": str(landed) if landed else None,
                 "written_online": counts["written"], "duplicates": counts["duplicate"],
@@ -173,6 +160,23 @@ class Pusher:
                 raise RequestError(f"Column '{name}' of '{view.name}' ({declared.get(name) or 'no declared type'}): "
                                  f"{str(exc).splitlines()[0]}") from None
         return pa.table(arrays, names=list(columns))
+
+
+def _landed_events(view: FeatureView, spec, keys: list[str], typed: list[dict], events: list, results: list) -> pa.Table:
+    """A push's events as the landing area keeps them: keys, event time, event id, values (a
+    duplicate's as first stored), the time each counts from, and when its write was confirmed."""
+    columns = {key: [record[key] for record in typed] for key in keys}
+    columns[view.event_timestamp] = [event.time for event in events]
+    columns[spec.event_id] = [event.event_id for event in events]
+    for column in spec.events:
+        columns[column] = [result.values.get(column) for result in results]
+    columns[view.created_timestamp] = [result.pushed_at for result in results]
+    columns[CONFIRMED] = [result.confirmed_at for result in results]
+    kinds = {**{key: arrow_type(view.columns.get(key)) for key in keys},
+             **{column: arrow_type(dtype) for column, dtype in spec.events.items()},
+             view.event_timestamp: pa.timestamp("us"), spec.event_id: pa.string(),
+             view.created_timestamp: pa.timestamp("us"), CONFIRMED: pa.timestamp("us")}
+    return pa.table([pa.array(values, type=kinds[name]) for name, values in columns.items()], names=list(columns))
 
 
 def _timestamp(value: Any, index: int, name: str) -> datetime:

@@ -28,6 +28,7 @@ from . import types
 from .durations import parse_duration
 from .errors import RegistryError
 
+DEFAULT_EVENT_ID = "event_id"  # the macro's default too
 CONFIRMED = "_confirmed_at"  # a landed event's column: when its online write was confirmed (online/events.py)
 FUNCTIONS = ("count", "sum", "avg", "min", "max")
 NEEDS_COLUMN = ("sum", "avg", "min", "max")
@@ -49,7 +50,7 @@ class StreamSpec:
     """A streaming view's events and aggregates (from `stream:` in its meta)."""
 
     view: str
-    event_id: str | None  # the idempotency column of an event, if any
+    event_id: str  # the column of an event's idempotency key (`event_id` unless named; a row without one gets a new id)
     events: Mapping[str, str]  # event value column -> declared data_type
     aggregates: tuple[Aggregate, ...]
     feature_types: Mapping[str, str | None]  # aggregate -> the feature's declared data_type
@@ -76,12 +77,17 @@ def stream_spec(view) -> StreamSpec | None:
     unknown = sorted(set(block) - {"event_id", "events", "aggregates"})
     if unknown:
         raise RegistryError(f"{where}: unknown key(s) {', '.join(unknown)}; expected event_id, events, aggregates.")
-    event_id = block.get("event_id")
-    if event_id is not None and (not isinstance(event_id, str) or not event_id):
+    event_id = block.get("event_id", DEFAULT_EVENT_ID)
+    if not isinstance(event_id, str) or not event_id:
         raise RegistryError(f"{where}: `event_id` must be a column name.")
     events = block.get("events") or {}
     if not isinstance(events, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in events.items()):
         raise RegistryError(f"{where}: `events` must map each event column to its data_type, e.g. {{amount: double}}.")
+    reserved = {view.event_timestamp, view.created_timestamp, CONFIRMED}
+    clash = sorted(name for name in [event_id, *events] if name in reserved) + ([event_id] if event_id in events else [])
+    if clash:
+        raise RegistryError(f"{where}: event column(s) {', '.join(clash)} collide with the event id, the view's "
+                            "timestamps or a column the push writes; rename them.")
     listed = block.get("aggregates")
     if not isinstance(listed, list) or not listed:
         raise RegistryError(f"{where}: `aggregates` must be a non-empty list of {{name, fn, column, window}}.")
@@ -125,8 +131,7 @@ def event_columns(view, join_keys: Iterable[str], spec: StreamSpec) -> dict[str,
     the event values (the landed file adds the created timestamp: the push time)."""
     columns = {key: view.columns.get(key) for key in join_keys}
     columns[view.event_timestamp] = "timestamp"
-    if spec.event_id:
-        columns[spec.event_id] = "varchar"
+    columns[spec.event_id] = "varchar"
     columns.update(spec.events)
     return columns
 

@@ -4,7 +4,8 @@
 
   Full build: every row, versions ranked, intervals computed, swapped in like dbt's `table`
   (backup of whatever relation was there, of its own type; grants; docs; hooks).
-  Incremental (once the table exists, the view has a created_timestamp and nothing changed):
+  Incremental (once the table exists, the view has a created_timestamp, is not a streaming view
+  and nothing changed):
   only rows created after the table's latest created timestamp are read; for the keys they
   touch, the rows from the last event before the earliest new event onwards are recomputed
   and replaced. The result equals a full build. `--full-refresh` rebuilds.
@@ -164,6 +165,12 @@
     {#- Incremental only onto a snapshot table built from the same definition and columns;
         otherwise rebuild (saying why), or stop when on_schema_change is 'fail'. -#}
     {%- if not execute or existing_relation is none or not existing_relation.is_table or should_full_refresh() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- if ((model.config.meta or {}).get('featurestore') or {}).get('stream') is not none -%}
+        {#- A streaming view's events land when their push is answered, which may be after a
+            build's clock passed their stamp: a rebuild from every landed event never misses one. -#}
+        {{ log("featurestore: " ~ spec['where'] ~ " is a streaming view: rebuilt from its landed events", info=true) }}
         {{ return(false) }}
     {%- endif -%}
     {%- set where = spec['where'] -%}

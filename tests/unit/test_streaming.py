@@ -30,7 +30,8 @@ AGGREGATES = [
 def view(stream=None, features=FEATURES, **extra):
     meta = {"stream": {"event_id": "id", "events": {"amount": "double", "items": "bigint", "kind": "varchar"},
                        "aggregates": AGGREGATES} if stream is None else stream, **extra}
-    return SimpleNamespace(name="card_events", yaml_path="models/schema.yml", meta=meta,
+    return SimpleNamespace(name="card_events", yaml_path="models/schema.yml", meta=meta, event_timestamp="event_at",
+                           created_timestamp="pushed_at",
                            features=[SimpleNamespace(name=n, dtype=t) for n, t in features.items()])
 
 
@@ -43,6 +44,7 @@ def test_a_view_is_streaming_by_its_stream_block():
     assert is_streaming(view()) and not is_streaming(SimpleNamespace(meta={"push": True}))
     spec = stream_spec(view())
     assert spec.longest == timedelta(minutes=1) and spec.event_id == "id" and len(spec.aggregates) == 8
+    assert stream_spec(view({"aggregates": AGGREGATES[:1]})).event_id == "event_id"  # the default
 
 
 @pytest.mark.parametrize("stream, features, named", [
@@ -59,6 +61,8 @@ def test_a_view_is_streaming_by_its_stream_block():
     ({"events": {"amount": "double"}, "aggregates": [{"name": "spend_10s", "fn": "sum", "column": "amount", "window": "10s"}]}, {"spend_10s": "bigint"}, "gives float values"),
     ({"event_id": 3, "aggregates": AGGREGATES}, FEATURES, "`event_id` must be a column name"),
     ("yes", FEATURES, "must be a mapping"),
+    ({"event_id": "event_at", "aggregates": AGGREGATES}, FEATURES, "event_at collide"),
+    ({"events": {"pushed_at": "timestamp"}, "aggregates": AGGREGATES}, FEATURES, "pushed_at collide"),
 ])
 def test_a_malformed_stream_block_is_refused_naming_the_view_file_and_entry(stream, features, named):
     with pytest.raises(RegistryError) as failure:

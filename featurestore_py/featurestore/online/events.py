@@ -35,7 +35,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
 from ..errors import FeatureStoreError
-from ..streaming import CONFIRMED, StreamSpec, aggregate  # noqa: F401  (CONFIRMED: the landed column, see above)
+from ..streaming import StreamSpec, aggregate
 from . import OnlineStoreError, OnlineTable
 from .codec import ValueRejected, check_key, decode, encode, entity_key, format_timestamp, item_size, parse_timestamp
 
