@@ -479,15 +479,15 @@ class DynamoDBOnlineStore(OnlineStore):
         A table found missing whose view's pointer has moved on (a generation dropped after the
         pointer was cached) is read again from the live one."""
         streams = [(index, read) for index, read in enumerate(reads) if read[0].stream is not None]
-        if streams:  # Queries of the events tables, beside the batch read of the others
+        if streams:  # Queries of the events tables (streaming views), beside the batch read of the others
             at = now or datetime.now(timezone.utc)
             deadline = time.monotonic() + min(self.deadline_seconds, 30.0)
-            pending = [(index, self.events.pool().submit(self.events.read, table, table.stream, keys, at, deadline))
-                       for index, (table, keys, _) in streams]
             rest = [read for read in reads if read[0].stream is None]
+            inline = not rest and len(streams) == 1 and len(streams[0][1][1]) <= 1  # one Query: no thread handoff
+            pending = {index: self.events.start_read(table, table.stream, keys, at, deadline, inline)
+                       for index, (table, keys, _) in streams}
             answers = iter(self.read_many(rest, now, with_expired) if rest else [])
-            done = dict((index, future.result()) for index, future in pending)
-            return [done[index] if index in done else next(answers) for index in range(len(reads))]
+            return [pending[index]() if index in pending else next(answers) for index in range(len(reads))]
         missing: set[str] = set()
         answers = self._read_many(reads, now, with_expired, missing)
         moved = [table.view for table, _, _ in reads

@@ -32,7 +32,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import FeatureStoreError
 from ..streaming import StreamSpec, aggregate
@@ -188,26 +188,33 @@ class EventTables:
         return EventWrite("written", stamp, dict(event.values), confirmed)
 
     # -- reads -----------------------------------------------------------------------------------
-    def read(self, table: OnlineTable, spec: StreamSpec, keys: Sequence[Mapping[str, Any]], at: datetime,
-             deadline: float) -> list[dict | None]:
-        """Per key, the aggregates at `at` with `_event_timestamp` = at (a window's value is as of
-        the request), or None when the key has no event in the longest window."""
+    def start_read(self, table: OnlineTable, spec: StreamSpec, keys: Sequence[Mapping[str, Any]], at: datetime,
+                   deadline: float, inline: bool = False) -> Callable[[], list[dict | None]]:
+        """Start the Queries of each key's events (in the pool, unless inline) and return the
+        function that waits for them: per key, the aggregates at `at` with `_event_timestamp` =
+        at (a window's value is as of the request), or None when the key has no event in the
+        longest window. The pool's tasks wait on nothing, so concurrent reads cannot starve it."""
         name = table_name(self.store, table.view)
         at = at.astimezone(timezone.utc).replace(tzinfo=None) if at.tzinfo else at
         wanted = [entity_key(table.join_keys, key) if all(key.get(k) is not None for k in table.join_keys) else None
                   for key in keys]
         distinct = sorted({key for key in wanted if key is not None and len(key.encode()) <= 2048})
-        if len(distinct) <= 1:
-            found = {key: self._events(name, spec, key, at, deadline) for key in distinct}
+        if inline:
+            fetched = {key: self._events(name, spec, key, at, deadline) for key in distinct}
+            pending = {}
         else:
-            found = dict(zip(distinct, self.pool().map(lambda k: self._events(name, spec, k, at, deadline), distinct)))
-        answers = []
-        for key in wanted:
-            values = aggregate(spec, found.get(key) or (), at) if key is not None else None
-            if values is not None:
-                values["_event_timestamp"] = at.replace(tzinfo=timezone.utc)
-            answers.append(values)
-        return answers
+            fetched, pending = {}, {key: self.pool().submit(self._events, name, spec, key, at, deadline) for key in distinct}
+
+        def finish() -> list[dict | None]:
+            found = {**fetched, **{key: future.result() for key, future in pending.items()}}
+            answers = []
+            for key in wanted:
+                values = aggregate(spec, found.get(key) or (), at) if key is not None else None
+                if values is not None:
+                    values["_event_timestamp"] = at.replace(tzinfo=timezone.utc)
+                answers.append(values)
+            return answers
+        return finish
 
     def _events(self, name: str, spec: StreamSpec, key: str, at: datetime, deadline: float) -> list[dict]:
         from botocore.exceptions import ClientError
