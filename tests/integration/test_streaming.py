@@ -146,6 +146,30 @@ def test_pushes_are_checked_whole_before_anything_is_written(stream_project):
     assert online["txns_1m"] == [None]  # nothing written online either
 
 
+def test_many_concurrent_reads_of_several_keys_all_finish(stream_project):
+    """Reads share a pool of threads with a fixed size: more concurrent multi-key reads than it
+    has threads, while a push runs, must all be answered (a read that waited inside the pool for
+    its own sub-tasks once starved it)."""
+    project, env = stream_project
+    store = FeatureStore(project, env=env)
+    now = datetime.now(timezone.utc).isoformat()
+    store.push(VIEW, [{"card_id": f"many-{n}", "event_at": now, "txn_id": "t", "amount": 1.0, "items": 1} for n in range(3)])
+    answers: list = []
+
+    def read():
+        answers.append(store.get_online_features([f"{VIEW}:txns_1m"], entity_rows=[{"card_id": f"many-{n}"} for n in range(3)]
+                                                 ).to_dict()["txns_1m"])
+
+    threads = [threading.Thread(target=read, daemon=True) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    store.push(VIEW, [{"card_id": "many-9", "event_at": now, "txn_id": f"t{n}", "amount": 1.0, "items": 1} for n in range(50)])
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not any(thread.is_alive() for thread in threads), "reads hung"
+    assert answers == [[1, 1, 1]] * 40
+
+
 def test_sync_of_a_streaming_view_says_there_is_nothing_to_sync(stream_project):
     project, env = stream_project
     result = subprocess.run([str(BIN / "featurestore"), "sync", VIEW, "-p", str(project)], env={**os.environ, **env},

@@ -154,7 +154,7 @@ class DynamoDBOnlineStore(OnlineStore):
         A streaming view's table is its events table."""
         self._check_reserved(table)
         if table.stream is not None:
-            self._ensure_ttl(self.events.ensure(table))
+            self.events.ensure(table)
             return
         self._pointer_for_writing(table)
 
