@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -63,16 +64,25 @@ CARD_PROFILE_YAML = """
 
 
 def stream_and_batch_project(destination: Path, cards: int) -> Path:
-    """tests/fixtures/stream_project (streaming view card_events, entity card) plus a batch online
-    view of the same entity, card_profile: `cards` keys c0, c1, ..., eight features like
-    card_events' eight aggregates. The tests' profile and this repository as its package."""
+    """tests/fixtures/stream_project (streaming view card_events, entity card) with its windows
+    60 times longer (5 s, 20 s, 1 min become 5 min, 20 min, 1 h, names too: txns_1h), so events
+    pushed at a run's start stay in the longest window while it reads them on a loaded machine;
+    plus a batch online view of the same entity, card_profile: `cards` keys c0, c1, ..., eight
+    features like card_events' eight aggregates. The tests' profile and this repository as its
+    package."""
     shutil.copytree(REPO / "tests" / "fixtures" / "stream_project", destination,
                     ignore=shutil.ignore_patterns("target", "logs", "*.duckdb"))
     shutil.copy2(REPO / "profiles" / "profiles.yml", destination / "profiles.yml")
     (destination / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
     (destination / "models" / "card_profile.sql").write_text(CARD_PROFILE_SQL)
-    with (destination / "models" / "schema.yml").open("a") as schema:
-        schema.write(CARD_PROFILE_YAML)
+    schema = destination / "models" / "schema.yml"
+    text = schema.read_text()
+    for short, long in (("1m", "1h"), ("5s", "5m"), ("20s", "20m")):  # in aggregate names and windows
+        text = re.sub(rf"\b(\w+_)?{short}\b", lambda match: (match.group(1) or "") + long, text)
+    for short, long in (("5 seconds", "5 minutes"), ("20 seconds", "20 minutes"), ("last minute", "last hour"),
+                        ("seconds to a minute", "minutes to an hour")):  # and in descriptions
+        text = text.replace(short, long)
+    schema.write_text(text + CARD_PROFILE_YAML)
     with (destination / "dbt_project.yml").open("a") as project:
         project.write(f"vars:\n  bench_cards: {int(cards)}\n")
     return destination
