@@ -1,0 +1,103 @@
+"""Request-time (on-demand) features: the rules of their expressions, for the offline side, the
+online reader and `validate` alike.
+
+An on-demand feature is one SQL expression (its column's `meta: featurestore: expression`) in the
+project's engine's SQL, over the request fields and the input features of its on-demand view, each
+by its bare name. Offline the warehouse evaluates it as written, over the point-in-time rows
+(`sql/point_in_time.sql`); online embedded DuckDB evaluates the same expression transpiled by
+sqlglot from the engine's dialect (online/ondemand.py). Both cast the result to the declared
+data_type and both see the request fields cast to their declared types.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sqlglot
+from sqlglot import exp
+
+from .errors import FeatureStoreError
+from .registry import Feature, OnDemandView
+
+# the engine's name (manifest adapter_type) -> sqlglot's dialect
+SQLGLOT_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark", "databricks": "databricks"}
+HIDDEN_PREFIX = "_fs_in_"  # an input read for on-demand features only: not in the answer
+
+
+class ExpressionError(FeatureStoreError):
+    """An on-demand feature's expression that cannot be parsed, or not transpiled to DuckDB."""
+
+
+def bare_name(reference: str) -> str:
+    """`customer_features:avg_order_value_30d` -> `avg_order_value_30d`: how an expression names an input."""
+    return reference.partition(":")[2]
+
+
+def scope(view: OnDemandView) -> dict[str, str]:
+    """The names an expression of `view` may use -> what they are ('request field' or the input's reference)."""
+    names = {name: "request field" for name in view.request}
+    names.update({bare_name(reference): reference for reference in view.inputs})
+    return names
+
+
+def _dialect(engine: str) -> str:
+    try:
+        return SQLGLOT_DIALECTS[engine]
+    except KeyError:
+        raise ExpressionError(f"On-demand features are not supported on the '{engine}' engine "
+                              f"(no SQL dialect for it in featurestore.ondemand.SQLGLOT_DIALECTS).") from None
+
+
+@lru_cache(maxsize=1024)
+def parse(expression: str, engine: str) -> exp.Expression:
+    """The expression's syntax tree in the engine's dialect; ExpressionError if it is not one expression."""
+    try:
+        tree = sqlglot.parse_one(expression, read=_dialect(engine))
+    except sqlglot.errors.ParseError as exc:
+        raise ExpressionError(f"cannot be parsed as {engine} SQL: {str(exc).splitlines()[0]}") from None
+    if isinstance(tree, (exp.Query, exp.Command)) or tree.find(exp.Query) is not None:
+        raise ExpressionError("must be one SQL expression over the request fields and inputs, not a query")
+    return tree
+
+
+def referenced_names(expression: str, engine: str) -> list[str]:
+    """The column names the expression reads (unqualified), in order of first use."""
+    names: list[str] = []
+    for column in parse(expression, engine).find_all(exp.Column):
+        if column.table:
+            raise ExpressionError(f"refers to '{column.sql()}'; name request fields and inputs without a table")
+        if column.name not in names:
+            names.append(column.name)
+    return names
+
+
+@lru_cache(maxsize=1024)
+def duckdb_cast(expression: str, dtype: str, engine: str) -> str:
+    """`cast((expression) as dtype)` transpiled from the engine's SQL to DuckDB's, for the online reader."""
+    source = f"cast(({expression}) as {column_type(dtype, engine)})"
+    try:
+        return sqlglot.transpile(source, read=_dialect(engine), write="duckdb", unsupported_level=sqlglot.ErrorLevel.RAISE)[0]
+    except sqlglot.errors.SqlglotError as exc:
+        raise ExpressionError(f"cannot be evaluated online (DuckDB): {str(exc).splitlines()[0]}") from None
+
+
+def column_type(dtype: str, engine: str) -> str:
+    """A YAML data_type as the engine spells it: the rule of the macro `featurestore.column_type`
+    (macros/push.sql, macros/spark.sql), proven equal by tests/unit/test_registry_parity.py."""
+    name = dtype.strip().lower()
+    if engine == "postgres":
+        return "double precision" if name == "double" else "text" if name == "string" else dtype
+    if engine not in ("spark", "databricks"):
+        return dtype
+    if name == "double precision":
+        return "double"
+    if name == "text" or name.startswith("varchar") or name.startswith("character varying"):
+        return "string"
+    return dtype
+
+
+def expression_of(view: OnDemandView, feature: Feature) -> str:
+    expression = view.expression(feature)
+    if not expression:
+        raise ExpressionError(f"On-demand feature '{view.name}:{feature.name}' ({view.yaml_path}) has no expression.")
+    return expression
