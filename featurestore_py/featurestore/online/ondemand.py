@@ -1,0 +1,177 @@
+"""On-demand features online: each expression transpiled from the project's engine's SQL to
+DuckDB's once (featurestore.ondemand.duckdb_cast), then evaluated by embedded DuckDB on the
+feature vectors just read plus the request's fields — one query per request for every row and
+feature, over a VALUES list of bind parameters: the request fields and the inputs (by bare
+name), each cast to the DuckDB type of its declared type. (Bind parameters, measured: a third
+of the time of registering an Arrow table per request.) One in-memory DuckDB per reader, a
+cursor per thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Mapping, Sequence
+
+import pyarrow as pa
+
+from .. import ondemand, types
+from ..errors import RequestError
+from ..requests import OnDemandRequest
+
+SCOPE_RELATION = "_fs_inputs"
+
+
+class RequestFieldError(RequestError):
+    """A request field that is missing, or whose values are not of its declared type."""
+
+
+class OnDemandEvaluator:
+    """Evaluates on-demand features on vectors. engine: the project's (manifest adapter_type)."""
+
+    def __init__(self, engine: str):
+        import duckdb
+
+        self.engine = engine
+        self._database = duckdb.connect(":memory:")
+        # a one-row query: planning is most of its time, and the optimizer (which changes no
+        # result) and threads only add to it (measured: ~40% less per request)
+        self._database.execute("pragma disable_optimizer")
+        self._database.execute("set threads = 1")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._queries: dict[tuple, str] = {}
+
+    def _cursor(self):
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._lock:  # DuckDB's cursor() on one connection from several threads at once
+                cursor = self._local.cursor = self._database.cursor()
+        return cursor
+
+    def query(self, requests: Sequence[OnDemandRequest], scope: Sequence[tuple[str, str | None]], rows: int) -> str:
+        """The DuckDB select of every requested on-demand feature, in order, over `rows` rows of
+        bind parameters, one per scope column (name, declared type) and row (cached per shape)."""
+        key = (tuple((request.view.name, request.features) for request in requests), tuple(scope), rows)
+        sql = self._queries.get(key)
+        if sql is None:
+            items = [ondemand.duckdb_cast(ondemand.expression_of(request.view, request.view.feature(name)),
+                                          request.view.feature(name).dtype, self.engine) + f" as _fs_o{index}"
+                     for index, (request, name) in enumerate((r, n) for r in requests for n, _ in r.features)]
+            width = len(scope)
+            values = ", ".join(
+                "(" + ", ".join(_parameter(row * width + column + 1, dtype, self.engine)
+                                for column, (_, dtype) in enumerate(scope)) + ")" for row in range(rows))
+            names = ", ".join(f'"{name}"' for name, _ in scope)
+            sql = f"select {', '.join(items)} from (values {values}) as {SCOPE_RELATION}({names})"
+            if len(self._queries) > 1024:
+                self._queries.clear()
+            self._queries[key] = sql
+        return sql
+
+    def evaluate(self, requests: Sequence[OnDemandRequest], request_fields: Mapping[str, list],
+                 inputs: Mapping[str, tuple[str | None, list]], rows: int) -> list[list]:
+        """One list of values per requested on-demand feature (in order), one value per row.
+
+        request_fields: field -> values (already checked by `request_values`); inputs: bare name
+        -> (declared type, values as the online store decoded them; None where there was none)."""
+        import duckdb
+
+        scope: dict[str, tuple[str | None, list]] = {}
+        for request in requests:
+            for name, dtype in request.view.request.items():
+                scope.setdefault(name, (dtype, request_fields[name]))
+        for bare, (dtype, values) in inputs.items():
+            scope.setdefault(bare, (dtype, values))
+        if rows == 0:
+            return [[] for request in requests for _ in request.features]
+        if not scope:
+            scope = {"_fs_none": (None, [None] * rows)}
+        columns = [(name, dtype) for name, (dtype, _) in scope.items()]
+        parameters = [_plain(values[row]) for row in range(rows) for _, values in scope.values()]
+        try:
+            result = self._cursor().execute(self.query(requests, columns, rows), parameters).fetchall()
+        except duckdb.Error as exc:
+            features = ", ".join(f"{r.view.name}:{name}" for r in requests for name, _ in r.features)
+            raise RequestError(f"The on-demand feature(s) {features} cannot be computed for these values: "
+                               f"{str(exc).splitlines()[0]}") from None
+        return [list(column) for column in zip(*result)]
+
+
+def _parameter(number: int, dtype: str | None, engine: str) -> str:
+    """A bind parameter of a scope column, cast to the DuckDB type of its declared type."""
+    kind = types.declared_arrow_type(dtype, engine)
+    return f"${number}" if kind is None else f"cast(${number} as {_duckdb_type(kind)})"
+
+
+def _duckdb_type(kind: pa.DataType) -> str:
+    if pa.types.is_decimal(kind):
+        return f"decimal({kind.precision}, {kind.scale})"
+    if pa.types.is_timestamp(kind):
+        return "timestamp"  # naive UTC, as the warehouse's (a zone is taken off on the way in)
+    names = {pa.int8(): "tinyint", pa.int16(): "smallint", pa.int32(): "integer", pa.int64(): "bigint",
+             pa.uint8(): "utinyint", pa.uint16(): "usmallint", pa.uint32(): "uinteger", pa.uint64(): "ubigint",
+             pa.float32(): "float", pa.float64(): "double", pa.bool_(): "boolean", pa.string(): "varchar",
+             pa.date32(): "date"}
+    return names.get(kind, "varchar")
+
+
+def _plain(value: Any) -> Any:
+    """A value as DuckDB binds it: a timestamp with a zone as naive UTC."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def request_values(requests: Sequence[OnDemandRequest], fields: Mapping[str, str | None],
+                   entities: Mapping[str, Sequence[Any]], engine: str) -> dict[str, list]:
+    """The request fields' values from the entity columns, each checked against its declared
+    type (RequestFieldError naming the field, the row and the type); a timestamp with a zone is
+    taken as its UTC instant, one without as UTC, an ISO 8601 string as such."""
+    values = {}
+    for name, dtype in fields.items():
+        if name not in entities:
+            features = ", ".join(f"{r.view.name}:{feature}" for r in requests if name in r.view.request
+                                 for feature, _ in r.features)
+            raise RequestFieldError(f"The request needs the field '{name}' ({dtype}) for the on-demand feature(s) "
+                                    f"{features}; send it with the entity rows.")
+        kind = types.declared_arrow_type(dtype, engine)
+        column = [_request_value(name, index, value, kind) for index, value in enumerate(entities[name])]
+        try:
+            pa.array(column, kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            raise RequestFieldError(f"Request field '{name}' must hold {dtype} values; got "
+                                    f"{', '.join(repr(value) for value in entities[name][:3])}.") from None
+        values[name] = column
+    return values
+
+
+def _request_value(name: str, index: int, value: Any, kind: pa.DataType | None) -> Any:
+    if value is None or kind is None:
+        return value
+    family = types.family(kind)
+    wrong = RequestFieldError(f"Request field '{name}' row {index}: {value!r} is not a {types.describe(kind)}.")
+    if isinstance(value, bool) and family != types.BOOLEAN:
+        raise wrong
+    if family in (types.FLOAT, types.INTEGER, types.DECIMAL):
+        if isinstance(value, str) or (family == types.INTEGER and isinstance(value, float) and not value.is_integer()):
+            raise wrong
+        return Decimal(str(value)) if family == types.DECIMAL else value
+    if family == types.BOOLEAN and not isinstance(value, bool):
+        raise wrong
+    if family == types.STRING and not isinstance(value, str):
+        raise wrong
+    if family == types.TIMESTAMP:
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise wrong from None
+        if not isinstance(value, datetime):
+            raise wrong
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+            return value if kind.tz else value.replace(tzinfo=None)
+        return value.replace(tzinfo=timezone.utc) if kind.tz else value
+    return value
