@@ -144,6 +144,7 @@ class OnDemandView:
     name: str
     unique_id: str
     description: str
+    relation_name: str  # the zero-row view `dbt build` makes (it checks every expression)
     request: Mapping[str, str | None]  # request field -> its declared type
     inputs: tuple[str, ...]  # "view:feature" references
     features: tuple[Feature, ...]  # each with meta["expression"]
@@ -151,6 +152,11 @@ class OnDemandView:
     sql_path: str
     meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # config.meta.featurestore.on_demand
     online: bool = True  # computed wherever its inputs are read
+
+    @property
+    def columns(self) -> Mapping[str, str | None]:
+        """Every feature -> its data_type (the columns of the zero-row view)."""
+        return MappingProxyType({feature.name: feature.dtype for feature in self.features})
 
     def feature(self, name: str) -> Feature:
         for feature in self.features:
@@ -445,7 +451,7 @@ def _on_demand_view(model: Mapping[str, Any], meta: Mapping[str, Any]) -> OnDema
         for name, column in model.get("columns", {}).items())
     return OnDemandView(
         name=model["name"], unique_id=model["unique_id"], description=model.get("description") or "",
-        request=MappingProxyType({str(name): (None if kind is None else str(kind)) for name, kind in request.items()}),
+        relation_name=model.get("relation_name") or model["name"], request=MappingProxyType({str(name): (None if kind is None else str(kind)) for name, kind in request.items()}),
         inputs=tuple(str(ref) for ref in (inputs if isinstance(inputs, list) else [inputs])),
         features=features, yaml_path=_yaml_path(model), sql_path=model.get("original_file_path", ""),
         meta=MappingProxyType(dict(spec)))

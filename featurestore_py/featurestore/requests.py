@@ -18,6 +18,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import ondemand
 from .errors import NotOnline, RequestError
 from .online import OnlineTable
 from .registry import FeatureService, FeatureView, OnDemandView, Registry
@@ -45,6 +46,7 @@ class OnDemandRequest:
     view: OnDemandView
     features: tuple[tuple[str, str], ...]  # (feature, output column)
     inputs: tuple[tuple[str, str], ...]  # (bare name, the column holding the input)
+    request: tuple[tuple[str, str | None], ...] = ()  # (request field, its declared type)
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class FeaturePlan:
     @property
     def request_fields(self) -> dict[str, str | None]:
         """Every request field the on-demand features need -> its declared type."""
-        return {name: dtype for request in self.on_demand for name, dtype in request.view.request.items()}
+        return {name: dtype for request in self.on_demand for name, dtype in request.request}
 
 
 def features_or_service(features, feature_service: str | None) -> tuple[Sequence[str] | None, str | None]:
@@ -86,8 +88,9 @@ def plan_retrieval(registry: Registry, features: Sequence[str] | None, feature_s
 
 def plan_features(registry: Registry, features: Sequence[str] | None, feature_service: str | None,
                   full_feature_names: bool) -> FeaturePlan:
-    """Group the requested `view:feature` references by view, with checked output names; an
-    on-demand feature's inputs are read too, as hidden columns `_fs_in_<view>__<feature>`."""
+    """Group the requested `view:feature` references by view, with checked output names; the
+    inputs the requested on-demand features' expressions use are read too, as hidden columns
+    `_fs_in_<view>__<feature>`, and the request fields they use are asked for."""
     if bool(features) == bool(feature_service):
         raise RequestError("Pass either features=[...] or feature_service=..., not both and not neither.")
     references = list(registry.service(feature_service).feature_refs) if feature_service else list(features)
@@ -102,8 +105,13 @@ def plan_features(registry: Registry, features: Sequence[str] | None, feature_se
     on_demand, outputs = [], {}
     for view_name, names in by_on_demand.items():
         view = registry.on_demand_view(view_name)
+        used = {name for feature in names
+                for name in ondemand.referenced_names(ondemand.expression_of(view, view.feature(feature)),
+                                                      registry.adapter_type)}
         inputs = []
         for reference in view.inputs:
+            if ondemand.bare_name(reference) not in used:
+                continue
             source, feature = registry.resolve(reference)
             if isinstance(source, OnDemandView):
                 raise RequestError(f"On-demand view '{view_name}' reads '{reference}', another on-demand feature; "
@@ -111,8 +119,9 @@ def plan_features(registry: Registry, features: Sequence[str] | None, feature_se
             if feature.name not in hidden.setdefault(source.name, []):
                 hidden[source.name].append(feature.name)
             inputs.append((feature.name, f"_fs_in_{source.name}__{feature.name}"))
+        fields = tuple((name, dtype) for name, dtype in view.request.items() if name in used)
         on_demand.append(OnDemandRequest(view, tuple((name, _output(outputs, view_name, name, full_feature_names))
-                                                     for name in names), tuple(inputs)))
+                                                     for name in names), tuple(inputs), fields))
     requests = []
     for index, view_name in enumerate(dict.fromkeys([*by_view, *hidden])):
         view = registry.view(view_name)

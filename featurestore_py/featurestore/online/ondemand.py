@@ -80,7 +80,7 @@ class OnDemandEvaluator:
 
         scope: dict[str, tuple[str | None, list]] = {}
         for request in requests:
-            for name, dtype in request.view.request.items():
+            for name, dtype in request.request:
                 scope.setdefault(name, (dtype, request_fields[name]))
         for bare, (dtype, values) in inputs.items():
             scope.setdefault(bare, (dtype, values))
@@ -132,8 +132,8 @@ def request_values(requests: Sequence[OnDemandRequest], fields: Mapping[str, str
     values = {}
     for name, dtype in fields.items():
         if name not in entities:
-            features = ", ".join(f"{r.view.name}:{feature}" for r in requests if name in r.view.request
-                                 for feature, _ in r.features)
+            features = ", ".join(f"{r.view.name}:{feature}" for r in requests for feature, _ in r.features
+                                 if name in ondemand.referenced_names(ondemand.expression_of(r.view, r.view.feature(feature)), engine))
             raise RequestFieldError(f"The request needs the field '{name}' ({dtype}) for the on-demand feature(s) "
                                     f"{features}; send it with the entity rows.")
         kind = types.declared_arrow_type(dtype, engine)

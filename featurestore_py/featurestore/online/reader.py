@@ -120,7 +120,8 @@ class OnlineReader:
             from .ondemand import request_values
 
             fields = request_values(plan.on_demand, plan.request_fields, entities, self.registry.adapter_type)
-            entities = {key: values for key, values in entities.items() if key not in fields}
+            declared = {name for request in plan.on_demand for name in request.view.request}  # used or not
+            entities = {key: values for key, values in entities.items() if key not in declared}
         if keys_from_text:
             dtypes = {key: request.view.columns.get(key) for request in requests for key, _ in request.keys}
             entities = {key: [key_from_text(key, text, dtypes.get(key)) for text in values]

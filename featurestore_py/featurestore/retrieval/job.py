@@ -191,7 +191,7 @@ class RetrievalJob:
     @property
     def request_fields(self) -> dict[str, str | None]:
         """The request fields the on-demand features need -> their declared types."""
-        return {name: dtype for request in self.on_demand for name, dtype in request.view.request.items()}
+        return {name: dtype for request in self.on_demand for name, dtype in request.request}
 
     @property
     def outputs(self) -> list[str]:
@@ -280,7 +280,7 @@ class RetrievalJob:
                            self.entities.description)
         taken = {column.lower(): column for column in entity_columns}
         for request in self.on_demand:
-            for name in request.view.request:
+            for name, _ in request.request:
                 if name not in entity_columns:
                     features = ", ".join(f"{request.view.name}:{feature}" for feature, _ in request.features)
                     raise EntityFrameError(
