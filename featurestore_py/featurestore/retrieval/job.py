@@ -211,20 +211,6 @@ class RetrievalJob:
                 table = normalise_timestamp(table, name, self.entities.description)
         return table
 
-    def _on_demand_spec(self) -> dict | None:
-        """What sql/point_in_time.sql needs to compute the on-demand features (see _pit_on_demand)."""
-        if not self.on_demand:
-            return None
-        spell = lambda dtype: ondemand.column_type(dtype, self.dialect)  # noqa: E731
-        return {
-            "requests": [(name, spell(dtype)) for name, dtype in self.request_fields.items()],
-            "inputs": list(dict.fromkeys((column, bare) for request in self.on_demand for bare, column in request.inputs)),
-            "features": [(output, ondemand.expression_of(request.view, request.view.feature(name)),
-                          spell(request.view.feature(name).dtype))
-                         for request in self.on_demand for name, output in request.features],
-            "hidden": [column for request in self.requests for column in request.hidden],
-        }
-
     def _entity_types_of(self, schema: pa.Schema) -> dict[str, pa.DataType]:
         types = {field_.name: field_.type for field_ in schema}
         types[self._timestamp] = output_timestamp_type(types[self._timestamp])
@@ -312,7 +298,8 @@ class RetrievalJob:
         return sqlgen.render("point_in_time", dialect=self.dialect, entities=ENTITY_RELATION,
                              entity_columns=shown, timestamp=self._timestamp or "<timestamp>",
                              views=views, match_columns=match_columns, ordered=ordered,
-                             event_columns=self.event_times, on_demand=self._on_demand_spec())
+                             event_columns=self.event_times,
+                             on_demand=on_demand_spec(self.on_demand, self.dialect))
 
     # -- running -----------------------------------------------------------------------------
     def _load_entities(self, warehouse: Warehouse) -> list[str]:
@@ -535,6 +522,24 @@ class RetrievalJob:
 
         self._run(create, match_columns=False, ordered=True, read_only=False)
         return relation
+
+
+def on_demand_spec(on_demand: tuple[OnDemandRequest, ...], dialect: str) -> dict | None:
+    """What sql/point_in_time.sql needs to compute on-demand features (see _pit_on_demand): the
+    request fields and the output types as the engine spells them, the hidden input columns by
+    bare name, each expression. (The training_set macro builds the same: _plan_on_demand.)"""
+    if not on_demand:
+        return None
+    spell = lambda dtype: ondemand.column_type(dtype, dialect)  # noqa: E731
+    inputs = list(dict.fromkeys((column, bare) for request in on_demand for bare, column in request.inputs))
+    return {
+        "requests": list(dict.fromkeys((name, spell(dtype)) for request in on_demand for name, dtype in request.request)),
+        "inputs": inputs,
+        "features": [(output, ondemand.expression_of(request.view, request.view.feature(name)),
+                      spell(request.view.feature(name).dtype))
+                     for request in on_demand for name, output in request.features],
+        "hidden": [column for column, _ in inputs],
+    }
 
 
 def choose_strategy(dialect: str, strategy: str, knowledge_guard: bool, entity_rows: int,
