@@ -1,0 +1,122 @@
+"""On-demand features: the value a training set computes in the warehouse equals the value the
+online reader computes (DuckDB, the expression transpiled from the engine's SQL), row by row, over
+randomized request fields — NULLs, zeros, huge, tiny and negative numbers, times in several
+zones — and the demo's stored inputs (NULLs, zero days since the last order, values past their
+TTL), on DuckDB, PostgreSQL and Spark. The online store is synced once, from the DuckDB demo; the
+PostgreSQL and Spark demos hold the same rows (conftest), so their online reads share it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pytest
+
+from featurestore import FeatureStore
+from featurestore.quality.audit import same_value
+
+VIEW = "order_request_features"
+ON_DEMAND = [f"{VIEW}:cart_value_ratio", f"{VIEW}:is_large_order", f"{VIEW}:value_per_day_since_last_order",
+             f"{VIEW}:typical_order_share_of_cart", f"{VIEW}:order_hour"]
+# an input also requested as itself (read twice: once shown, once as the expression's input)
+FEATURES = ["customer_features:avg_order_value_30d", "customer_features:days_since_last_order", *ON_DEMAND]
+ZONES = [timezone.utc, timezone(timedelta(hours=9)), timezone(timedelta(hours=-5, minutes=-30)),
+         timezone(timedelta(hours=13, minutes=45)), timezone(timedelta(hours=-12))]
+# Doubles no engine overflows or underflows on when divided by the demo's values (PostgreSQL
+# raises an error where DuckDB and Spark give infinity or 0; see the README's limits).
+SPECIAL = [None, 0.0, -0.0, 1e300, -1e300, 1e-300, -1e-300, 1.0, -7.5, 123.456]
+ROWS = 400
+
+
+@pytest.fixture(scope="module")
+def online_demo(copied_demo, moto_server):
+    """The demo's current rows synced to moto (tables prefixed od_), and the moment to read them
+    at: an hour after the newest feature time, so most values are within their TTL and some not."""
+    project = copied_demo()
+    env = {"FEATURESTORE_DYNAMODB_ENDPOINT": moto_server, "FEATURESTORE_TABLE_PREFIX": "od_"}
+    store = FeatureStore(project, env=env)
+    store.sync(["customer_features"])
+    with store.connect() as warehouse:
+        keys = [row[0] for row in warehouse.fetch_all("select distinct customer_id from customer_features")]
+        newest = warehouse.fetch_all("select max(feature_ts) from customer_features")[0][0]
+    return project, env, sorted(keys), newest + timedelta(hours=1)
+
+
+def randomized_requests(keys: list[str], seed: int) -> list[dict]:
+    """ROWS entity rows: every key, random request fields (special values half of the time)."""
+    rng = random.Random(seed)
+    rows = []
+    for index in range(ROWS):
+        cart = rng.choice(SPECIAL) if rng.random() < 0.5 else rng.uniform(-1e6, 1e6)
+        instant = datetime(2020, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=rng.randrange(10 * 365 * 86400),
+                                                                         microseconds=rng.randrange(10**6))
+        rows.append({"customer_id": keys[index % len(keys)], "cart_value": cart,
+                     "ordered_at": instant.astimezone(rng.choice(ZONES))})
+    return rows
+
+
+def assert_offline_equals_online(store: FeatureStore, rows: list[dict], moment: datetime) -> dict:
+    """Every on-demand value of the training set at `moment` equals the online reader's."""
+    frame = pa.table({
+        "customer_id": [row["customer_id"] for row in rows],
+        "event_timestamp": pa.array([moment] * len(rows), pa.timestamp("us")),
+        "cart_value": pa.array([row["cart_value"] for row in rows], pa.float64()),
+        "ordered_at": pa.array([row["ordered_at"].astimezone(timezone.utc) for row in rows],
+                               pa.timestamp("us", tz="UTC")),
+    })
+    offline = store.get_historical_features(frame, FEATURES).to_arrow().to_pydict()
+    online = store.get_online_features(FEATURES, rows, now=moment).to_dict()
+    for reference in FEATURES:
+        name = reference.partition(":")[2]
+        differ = [(rows[i], online[name][i], offline[name][i]) for i in range(len(rows))
+                  if not same_value(online[name][i], offline[name][i])]
+        assert not differ, f"{reference}: {len(differ)} rows differ, e.g. {differ[:3]}"
+    return offline
+
+
+def test_on_demand_features_offline_equal_online_on_duckdb(online_demo):
+    project, env, keys, moment = online_demo
+    rows = randomized_requests(keys, seed=1)
+    offline = assert_offline_equals_online(FeatureStore(project, env=env), rows, moment)
+    # the cases the randomized rows were meant to reach are there
+    ratio, per_day = offline["cart_value_ratio"], offline["value_per_day_since_last_order"]
+    assert sum(value is None for value in ratio) > 20 and sum(value is not None for value in ratio) > 100
+    assert any(value is not None and abs(value) > 1e290 for value in per_day)
+    assert any(value is not None and 0 < abs(value) < 1e-290 for value in ratio)
+    share = offline["typical_order_share_of_cart"]
+    zero_carts = [value for value, row, average in zip(share, rows, offline["avg_order_value_30d"])
+                  if row["cart_value"] == 0 and average is not None]
+    assert zero_carts and set(zero_carts) == {None}  # a zero divisor (0.0 and -0.0 from the request): NULL
+    assert len({hour for hour in offline["order_hour"]}) == 24
+    assert {True, False, None} <= set(offline["is_large_order"])
+    assert not any(isinstance(value, float) and math.isnan(value) for value in ratio)
+
+
+def test_on_demand_features_offline_equal_online_on_postgres(online_demo, demo_on_postgres, postgres_server):
+    _, env, keys, moment = online_demo
+    project = online_demo[0]
+    store = FeatureStore(project, "postgres", env={**env, **postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo"})
+    assert store.registry.adapter_type == "postgres"  # the expressions are read (and transpiled) as PostgreSQL
+    assert_offline_equals_online(store, randomized_requests(keys, seed=2), moment)
+
+
+def test_on_demand_features_offline_equal_online_on_spark(online_demo, demo_on_spark):
+    _, env, keys, moment = online_demo
+    store = FeatureStore(demo_on_spark.project.project_dir, "spark", env={**demo_on_spark.project.env, **env})
+    assert store.registry.adapter_type == "spark"
+    assert_offline_equals_online(store, randomized_requests(keys, seed=3), moment)
+
+
+def test_a_missing_request_column_names_the_field_and_the_feature(online_demo):
+    project, env, keys, moment = online_demo
+    store = FeatureStore(project, env=env)
+    frame = pa.table({"customer_id": keys[:2], "event_timestamp": pa.array([moment] * 2, pa.timestamp("us")),
+                      "cart_value": [1.0, 2.0]})
+    with pytest.raises(Exception, match=r"has no column 'ordered_at', a request field of the on-demand feature\(s\) "
+                                        r"order_request_features:order_hour"):
+        store.get_historical_features(frame, [f"{VIEW}:order_hour", f"{VIEW}:cart_value_ratio"]).to_arrow()
+    # a feature that does not use it needs no such column
+    assert store.get_historical_features(frame, [f"{VIEW}:cart_value_ratio"]).to_arrow().num_rows == 2
