@@ -15,13 +15,15 @@ from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
 
 from .errors import FeatureStoreError
 from .registry import Feature, OnDemandView
 
 # the engine's name (manifest adapter_type) -> sqlglot's dialect
 SQLGLOT_DIALECTS = {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark", "databricks": "databricks"}
-HIDDEN_PREFIX = "_fs_in_"  # an input read for on-demand features only: not in the answer
+SCOPE = "_fs_inputs"  # the relation of the request fields and inputs an expression is evaluated over online
 
 
 class ExpressionError(FeatureStoreError):
@@ -72,13 +74,29 @@ def referenced_names(expression: str, engine: str) -> list[str]:
 
 
 @lru_cache(maxsize=1024)
-def duckdb_cast(expression: str, dtype: str, engine: str) -> str:
-    """`cast((expression) as dtype)` transpiled from the engine's SQL to DuckDB's, for the online reader."""
-    source = f"cast(({expression}) as {column_type(dtype, engine)})"
+def duckdb_cast(expression: str, dtype: str, engine: str, scope_types: tuple[tuple[str, str | None], ...] = ()) -> str:
+    """`cast((expression) as dtype)` transpiled from the engine's SQL to DuckDB's, for the online
+    reader, over the relation `_fs_inputs` whose columns are scope_types ((name, declared type)).
+    The types make the translation exact where the engines differ by operand type: PostgreSQL's
+    integer / integer truncates, DuckDB's does not (sqlglot writes it as DuckDB's truncation)."""
+    dialect = _dialect(engine)
+    schema = {SCOPE: {name: column_type(kind, engine) if kind else "unknown" for name, kind in scope_types}}
+    source = f"select cast(({expression}) as {column_type(dtype, engine)}) from {SCOPE}"
     try:
-        return sqlglot.transpile(source, read=_dialect(engine), write="duckdb", unsupported_level=sqlglot.ErrorLevel.RAISE)[0]
+        tree = sqlglot.parse_one(source, read=dialect)
+        if scope_types:
+            tree = annotate_types(qualify(tree, schema=schema, dialect=dialect, quote_identifiers=False,
+                                          validate_qualify_columns=False), schema=schema, dialect=dialect)
+        return tree.selects[0].unalias().sql("duckdb", unsupported_level=sqlglot.ErrorLevel.RAISE)
     except sqlglot.errors.SqlglotError as exc:
         raise ExpressionError(f"cannot be evaluated online (DuckDB): {str(exc).splitlines()[0]}") from None
+
+
+def scope_types(view: OnDemandView, input_types: dict[str, str | None]) -> tuple[tuple[str, str | None], ...]:
+    """(name, declared type) of everything an expression of `view` may name: its request fields,
+    then its inputs by bare name (input_types: reference -> the input feature's data_type)."""
+    return tuple(view.request.items()) + tuple((bare_name(reference), input_types.get(reference))
+                                               for reference in view.inputs)
 
 
 def column_type(dtype: str, engine: str) -> str:

@@ -459,6 +459,8 @@ def _check_on_demand(registry: Registry, view: OnDemandView) -> list[Problem]:
         if name.lower() in reserved or name.lower().startswith("_fs_"):
             problem("reserved-name", f"'{name}' is a join key, a timestamp or a name featurestore uses itself; "
                     "rename the request field or feature", column=name)
+    input_types = {f"{source.name}:{feature.name}": feature.dtype for source in registry.feature_views.values()
+                   for feature in source.features}
     for feature in view.features:
         if feature.name in bare_names:
             problem("name-collision", f"feature '{feature.name}' has the name of a request field or input",
@@ -474,7 +476,7 @@ def _check_on_demand(registry: Registry, view: OnDemandView) -> list[Problem]:
         try:
             unknown = [name for name in ondemand.referenced_names(expression, registry.adapter_type)
                        if name not in bare_names]
-            ondemand.duckdb_cast(expression, feature.dtype, registry.adapter_type)
+            ondemand.duckdb_cast(expression, feature.dtype, registry.adapter_type, ondemand.scope_types(view, input_types))
         except ondemand.ExpressionError as exc:
             problem("bad-expression", f"expression {expression!r} {exc}", column=feature.name)
             continue

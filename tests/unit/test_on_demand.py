@@ -229,3 +229,14 @@ def test_one_query_per_request_shape_is_cached():
     reader.read(["order_features:cart_ratio"], rows * 3, now=NOW)
     assert len(reader._on_demand._queries) == 2
     assert Decimal  # (decimal inputs are bound as decimals: see cart_ratio above)
+
+
+@pytest.mark.parametrize("engine, expected", [("postgres", 3.0), ("duckdb", 3.5), ("spark", 3.5)])
+def test_integer_division_keeps_the_engines_meaning_online(engine, expected):
+    """PostgreSQL's integer / integer truncates; DuckDB's and Spark's do not. The transpiled
+    expression knows the operands' declared types, so the online value is the engine's."""
+    import duckdb
+
+    cast = ondemand.duckdb_cast("a / b", "double precision", engine, (("a", "integer"), ("b", "bigint")))
+    value = duckdb.connect().execute(f"select {cast} from (values (7, 2)) as {ondemand.SCOPE}(a, b)").fetchone()[0]
+    assert value == expected

@@ -20,7 +20,6 @@ from .. import ondemand, types
 from ..errors import RequestError
 from ..requests import OnDemandRequest
 
-SCOPE_RELATION = "_fs_inputs"
 
 
 class RequestFieldError(RequestError):
@@ -56,15 +55,20 @@ class OnDemandEvaluator:
         key = (tuple((request.view.name, request.features) for request in requests), tuple(scope), rows)
         sql = self._queries.get(key)
         if sql is None:
-            items = [ondemand.duckdb_cast(ondemand.expression_of(request.view, request.view.feature(name)),
-                                          request.view.feature(name).dtype, self.engine) + f" as _fs_o{index}"
-                     for index, (request, name) in enumerate((r, n) for r in requests for n, _ in r.features)]
+            types = dict(scope)
+            items = []
+            for request in requests:
+                names_and_types = tuple((name, types.get(name)) for name in [*dict(request.request), *dict(request.inputs)])
+                for name, _ in request.features:
+                    feature = request.view.feature(name)
+                    items.append(ondemand.duckdb_cast(ondemand.expression_of(request.view, feature), feature.dtype,
+                                                      self.engine, names_and_types) + f" as _fs_o{len(items)}")
             width = len(scope)
             values = ", ".join(
                 "(" + ", ".join(_parameter(row * width + column + 1, dtype, self.engine)
                                 for column, (_, dtype) in enumerate(scope)) + ")" for row in range(rows))
-            names = ", ".join(f'"{name}"' for name, _ in scope)
-            sql = f"select {', '.join(items)} from (values {values}) as {SCOPE_RELATION}({names})"
+            names = ", ".join('"' + name.replace('"', '""') + '"' for name, _ in scope)
+            sql = f"select {', '.join(items)} from (values {values}) as {ondemand.SCOPE}({names})"
             if len(self._queries) > 1024:
                 self._queries.clear()
             self._queries[key] = sql
