@@ -240,3 +240,13 @@ def test_integer_division_keeps_the_engines_meaning_online(engine, expected):
     cast = ondemand.duckdb_cast("a / b", "double precision", engine, (("a", "integer"), ("b", "bigint")))
     value = duckdb.connect().execute(f"select {cast} from (values (7, 2)) as {ondemand.SCOPE}(a, b)").fetchone()[0]
     assert value == expected
+
+
+def test_request_fields_typed_on_a_command_line_are_read_as_their_types():
+    rows = {"customer_id": ["fresh"], "cart": ["17.68"], "placed_at": ["2026-12-01T10:00:00+09:00"]}
+    columns = OnlineReader(REGISTRY, STORE).read(["order_features:cart_ratio", "order_features:hour"], rows, now=NOW,
+                                                 keys_from_text=True)
+    assert [column.values for column in columns[-2:]] == [[pytest.approx(0.1)], [1]]
+    with pytest.raises(RequestFieldError, match="'cart' row 0: 'lots' is not a double"):
+        OnlineReader(REGISTRY, STORE).read(["order_features:cart_ratio"], {**rows, "cart": ["lots"]}, now=NOW,
+                                           keys_from_text=True)

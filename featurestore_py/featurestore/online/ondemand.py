@@ -129,12 +129,15 @@ def _plain(value: Any) -> Any:
 
 
 def request_values(requests: Sequence[OnDemandRequest], fields: Mapping[str, str | None],
-                   entities: Mapping[str, Sequence[Any]], engine: str) -> dict[str, list]:
+                   entities: Mapping[str, Sequence[Any]], engine: str, from_text: bool = False) -> dict[str, list]:
     """The request fields' values from the entity columns, each checked against its declared
     type (RequestFieldError naming the field, the row and the type); a timestamp with a zone is
-    taken as its UTC instant, one without as UTC, an ISO 8601 string as such."""
+    taken as its UTC instant, one without as UTC, an ISO 8601 string as such. from_text: the
+    values are text (a command line): numbers and booleans are read from it first."""
     values = {}
     for name, dtype in fields.items():
+        if from_text and name in entities:
+            entities = {**entities, name: [_from_text(text, dtype, engine) for text in entities[name]]}
         if name not in entities:
             features = ", ".join(f"{r.view.name}:{feature}" for r in requests for feature, _ in r.features
                                  if name in ondemand.referenced_names(ondemand.expression_of(r.view, r.view.feature(feature)), engine))
@@ -149,6 +152,23 @@ def request_values(requests: Sequence[OnDemandRequest], fields: Mapping[str, str
                                     f"{', '.join(repr(value) for value in entities[name][:3])}.") from None
         values[name] = column
     return values
+
+
+def _from_text(text: Any, dtype: str | None, engine: str) -> Any:
+    """A number or boolean typed on a command line as that value (text that is not one is left
+    for the check to refuse, naming it)."""
+    kind = types.declared_arrow_type(dtype, engine)
+    family = types.family(kind) if kind is not None else None
+    try:
+        if family == types.INTEGER:
+            return int(text)
+        if family in (types.FLOAT, types.DECIMAL):
+            return float(text) if family == types.FLOAT else Decimal(text)
+    except (ValueError, ArithmeticError):
+        return text
+    if family == types.BOOLEAN and str(text).lower() in ("true", "false"):
+        return str(text).lower() == "true"
+    return text
 
 
 def _request_value(name: str, index: int, value: Any, kind: pa.DataType | None) -> Any:

@@ -119,7 +119,8 @@ class OnlineReader:
         if plan.on_demand:
             from .ondemand import request_values
 
-            fields = request_values(plan.on_demand, plan.request_fields, entities, self.registry.adapter_type)
+            fields = request_values(plan.on_demand, plan.request_fields, entities, self.registry.adapter_type,
+                                    from_text=keys_from_text)
             declared = {name for request in plan.on_demand for name in request.view.request}  # used or not
             entities = {key: values for key, values in entities.items() if key not in declared}
         if keys_from_text:
