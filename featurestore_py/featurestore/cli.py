@@ -520,7 +520,7 @@ def get(
     vector: dict = {"entity": {}, "features": {}}
     for column in response.columns:
         if column.reference is None:
-            vector["entity"][column.name] = column.values[0]
+            vector["entity"][column.name] = json_value(column.values[0], column.dtype)  # keys, request fields
             continue
         moment = column.event_timestamps[0]
         vector["features"][column.name] = {"value": json_value(column.values[0], column.dtype),
