@@ -120,3 +120,49 @@ def test_a_missing_request_column_names_the_field_and_the_feature(online_demo):
         store.get_historical_features(frame, [f"{VIEW}:order_hour", f"{VIEW}:cart_value_ratio"]).to_arrow()
     # a feature that does not use it needs no such column
     assert store.get_historical_features(frame, [f"{VIEW}:cart_value_ratio"]).to_arrow().num_rows == 2
+
+
+def test_served_on_demand_features_are_audited_with_their_logged_request_fields(online_demo):
+    """The served-vector log records the request fields (answered after the keys, as Feast does),
+    so `audit --served` recomputes on-demand features offline from them."""
+    from featurestore.landing import ServedLog, landing_dir
+    from featurestore.server.serving import OnlineServer
+
+    project, env, keys, _ = online_demo
+    store = FeatureStore(project, env=env)
+    server = OnlineServer(store.registry, store.online)
+    log = ServedLog(landing_dir(project, env))
+    body = {"features": [f"{VIEW}:order_hour", f"{VIEW}:cart_value_ratio"],
+            "entities": {"customer_id": keys[:3], "cart_value": [10, None, 2.5],
+                         "ordered_at": ["2024-03-15T23:30:00+09:00", "2024-03-15T01:00:00Z", "2024-03-14T12:00:00-05:00"]}}
+    response, served = server.get_online_features(body)
+    assert response["metadata"]["feature_names"] == ["customer_id", "cart_value", "ordered_at", "order_hour",
+                                                     "cart_value_ratio"]
+    assert response["results"][3]["values"] == [14, 1, 17]
+    log.record(served)
+    log.flush()
+    audit = store.audit_served()
+    assert {reference: entry["match_rate"] for reference, entry in audit["features"].items()} == \
+        {f"{VIEW}:order_hour": 1.0, f"{VIEW}:cart_value_ratio": 1.0}
+    assert audit["features"][f"{VIEW}:order_hour"]["checked"] == 3
+
+
+def test_featurestore_get_takes_request_fields_as_entities(online_demo):
+    import json
+
+    from typer.testing import CliRunner
+
+    from featurestore.cli import app
+
+    project, env, keys, _ = online_demo
+    result = CliRunner(env=env).invoke(app, ["get", "-f", f"{VIEW}:order_hour", "-f", f"{VIEW}:cart_value_ratio",
+                                             "-e", f"customer_id={keys[0]}",
+                                             "-e", "cart_value=12.5", "-e", "ordered_at=2024-03-15T18:30:00+01:00",
+                                             "--project-dir", str(project)])
+    assert result.exit_code == 0, result.output
+    vector = json.loads(result.output)
+    assert vector["entity"] == {"customer_id": keys[0], "cart_value": 12.5, "ordered_at": "2024-03-15T17:30:00.000000Z"}
+    assert vector["features"]["order_hour"] == {"value": 17, "status": "PRESENT", "event_timestamp": None}
+    missing = CliRunner(env=env).invoke(app, ["get", "-f", f"{VIEW}:order_hour", "-e", f"customer_id={keys[0]}",
+                                              "--project-dir", str(project)])
+    assert missing.exit_code == 1 and "needs the field 'ordered_at' (timestamp)" in missing.output
