@@ -80,8 +80,8 @@ def duckdb_cast(expression: str, dtype: str, engine: str, scope_types: tuple[tup
     The types make the translation exact where the engines differ by operand type: PostgreSQL's
     integer / integer truncates, DuckDB's does not (sqlglot writes it as DuckDB's truncation)."""
     dialect = _dialect(engine)
-    schema = {SCOPE: {name: column_type(kind, engine) if kind else "unknown" for name, kind in scope_types}}
-    source = f"select cast(({expression}) as {column_type(dtype, engine)}) from {SCOPE}"
+    schema = {SCOPE: {name: _read_as(kind, engine) if kind else "unknown" for name, kind in scope_types}}
+    source = f"select cast(({expression}) as {_read_as(dtype, engine)}) from {SCOPE}"
     try:
         tree = sqlglot.parse_one(source, read=dialect)
         if scope_types:
@@ -90,6 +90,16 @@ def duckdb_cast(expression: str, dtype: str, engine: str, scope_types: tuple[tup
         return tree.selects[0].unalias().sql("duckdb", unsupported_level=sqlglot.ErrorLevel.RAISE)
     except sqlglot.errors.SqlglotError as exc:
         raise ExpressionError(f"cannot be evaluated online (DuckDB): {str(exc).splitlines()[0]}") from None
+
+
+def _read_as(dtype: str, engine: str) -> str:
+    """A declared type as the translation reads it: the engine's spelling, but Spark's `timestamp`
+    (session-local) as `timestamp_ntz`: our Spark sessions run in UTC, where the two agree, and
+    DuckDB's naive UTC timestamps are the latter."""
+    spelled = column_type(dtype, engine)
+    if engine in ("spark", "databricks") and spelled.strip().lower() in ("timestamp", "timestamp_ltz"):
+        return "timestamp_ntz"
+    return spelled
 
 
 def scope_types(view: OnDemandView, input_types: dict[str, str | None]) -> tuple[tuple[str, str | None], ...]:

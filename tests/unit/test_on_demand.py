@@ -250,3 +250,12 @@ def test_request_fields_typed_on_a_command_line_are_read_as_their_types():
     with pytest.raises(RequestFieldError, match="'cart' row 0: 'lots' is not a double"):
         OnlineReader(REGISTRY, STORE).read(["order_features:cart_ratio"], {**rows, "cart": ["lots"]}, now=NOW,
                                            keys_from_text=True)
+
+
+def test_spark_timestamps_are_read_as_utc_wall_clocks_online():
+    """Spark's `timestamp` is session-local; our sessions run in UTC, so online it is DuckDB's naive UTC."""
+    assert ondemand.duckdb_cast("extract(hour from t)", "integer", "spark", (("t", "timestamp"),)) == \
+        "TRY_CAST((EXTRACT(HOUR FROM _fs_inputs.t)) AS INT)"
+    found = problems_of(on_demand("od", {"t": "timestamp"}, [], {"h": ("integer", "extract(hour from t)")}),
+                        adapter="spark")
+    assert found == []
