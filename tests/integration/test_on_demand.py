@@ -12,7 +12,9 @@ import math
 import random
 from datetime import datetime, timedelta, timezone
 
+import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from featurestore import FeatureStore
@@ -166,3 +168,46 @@ def test_featurestore_get_takes_request_fields_as_entities(online_demo):
     missing = CliRunner(env=env).invoke(app, ["get", "-f", f"{VIEW}:order_hour", "-e", f"customer_id={keys[0]}",
                                               "--project-dir", str(project)])
     assert missing.exit_code == 1 and "needs the field 'ordered_at' (timestamp)" in missing.output
+
+
+def test_the_training_set_macro_computes_them_as_the_sdk_does(copied_demo):
+    """A service with on-demand features as a dbt model (`featurestore.training_set`): the SDK's
+    export, row for row."""
+    from conftest import duckdb_path, project_env
+    from featurestore.digest import content_hash
+
+    project = copied_demo()
+    training = project / "models" / "training"
+    (training / "order_requests.sql").write_text(
+        "{{ config(materialized='table') }}\n"
+        "select customer_id, label_ts as requested_at,\n"
+        "       cast((row_number() over (order by customer_id, label_ts) % 7) * 12.5 - 25 as double) as cart_value,\n"
+        "       label_ts + interval 5 hour + interval 17 minute as ordered_at\n"
+        "from {{ ref('churn_labels') }}\n")
+    (training / "order_training_set.sql").write_text(
+        "{{ config(materialized='table') }}\n-- depends_on: {{ ref('customer_features') }}\n"
+        "{{ featurestore.training_set(ref('order_requests'), 'order_scoring', timestamp_column='requested_at') }}\n")
+    (training / "_order_scoring.yml").write_text(
+        "version: 2\nmodels:\n  - {name: order_requests, description: Orders being placed.}\n"
+        "  - {name: order_training_set, description: Their features.}\n"
+        "exposures:\n  - name: order_scoring\n    type: ml\n    owner: {name: ML, email: ml@jaffle.shop}\n"
+        "    description: Scores orders.\n    depends_on: [ref('customer_features'), ref('order_request_features')]\n"
+        "    config:\n      meta:\n        featurestore:\n          features: [customer_features:avg_order_value_30d, "
+        f"{VIEW}:cart_value_ratio, {VIEW}:typical_order_share_of_cart, {VIEW}:order_hour]\n")
+    project_env(project).run("run", "--select", "order_requests", "order_training_set", "--quiet")
+    with duckdb.connect(str(duckdb_path(project)), read_only=True) as con:
+        built = con.sql("select * from main.order_training_set").to_arrow_table()
+    exported = FeatureStore(project).get_historical_features("main.order_requests", feature_service="order_scoring",
+                                                             timestamp_column="requested_at").to_arrow()
+    assert built.schema.names == exported.schema.names == [
+        "customer_id", "requested_at", "cart_value", "ordered_at", "avg_order_value_30d", "cart_value_ratio",
+        "typical_order_share_of_cart", "order_hour"]
+    assert pc.sum(pc.is_valid(built.column("cart_value_ratio"))).as_py() > built.num_rows // 3
+    assert pc.sum(pc.is_null(built.column("typical_order_share_of_cart"))).as_py() > 0  # zero carts
+
+    def canonical(table: pa.Table) -> pa.Table:
+        index = table.schema.get_field_index("requested_at")
+        table = table.set_column(index, "requested_at", pc.cast(table.column(index), pa.timestamp("us")))
+        return table.sort_by([("customer_id", "ascending"), ("requested_at", "ascending")])
+
+    assert content_hash(canonical(built)) == content_hash(canonical(exported))
