@@ -65,6 +65,10 @@ demo: build
 	@echo "featurestore get --service churn_model (the most recent customer of the churn labels):"
 	@row=$$(cd $(DEMO) && $(BIN)/python -c "import duckdb; print(*duckdb.connect('jaffle_shop.duckdb', read_only=True).sql('select customer_id, store_id from main.churn_labels order by label_ts desc, customer_id limit 1').fetchall()[0])"); \
 	$(FS) get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }; \
+	echo "on-demand features: request fields come with the keys"; \
+	$(FS) get -f customer_features:avg_order_value_30d -f order_request_features:cart_value_ratio \
+		-f order_request_features:order_hour -e customer_id=$${row% *} -e cart_value=42.5 \
+		-e ordered_at=2024-03-15T18:30:00+01:00; \
 	echo "the same over HTTP: (cd $(DEMO) && $(BIN)/featurestore serve &) then"; \
 	echo "curl -s localhost:6566/get-online-features -H 'content-type: application/json' -d '{\"feature_service\": \"churn_model\", \"entities\": {\"customer_id\": [\"$${row% *}\"], \"store_id\": [\"$${row#* }\"]}}'"
 	@echo "A day of cart additions and orders replayed through POST /push (streaming views), then read:"

@@ -72,6 +72,15 @@
 
 {% macro default__column_type(data_type) %}{{ return(data_type) }}{% endmacro %}
 
+{# PostgreSQL has no `double` nor `string` type: the YAML's names as PostgreSQL spells them. #}
+{% macro postgres__column_type(data_type) -%}
+    {%- set name = data_type | trim | lower -%}
+    {%- if name == 'double' -%}double precision
+    {%- elif name == 'string' -%}text
+    {%- else -%}{{ data_type }}
+    {%- endif -%}
+{%- endmacro %}
+
 
 {% macro _no_pushed_rows(columns) %}
     {#- An empty relation with the pushed columns and their types. -#}

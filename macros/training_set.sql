@@ -29,7 +29,8 @@
     {%- endif -%}
     {%- set views = [] -%}
     {%- set outputs = {} -%}
-    {%- for view_name, names in featurestore._service_features(feature_service, where).items() -%}
+    {%- set planned = featurestore._plan_on_demand(featurestore._service_features(feature_service, where), entity_columns, full_feature_names, outputs, where) -%}
+    {%- for view_name, names in planned['views'].items() -%}
         {%- set node = featurestore._model_named(view_name, where) -%}
         {%- set spec = featurestore.feature_view_spec(node) -%}
         {%- set ttl = (node.config.meta.featurestore or {}).get('ttl') -%}
@@ -44,6 +45,9 @@
             {%- endif -%}
             {%- do outputs.update({output | lower: view_name}) -%}
             {%- do features.append((name, output)) -%}
+        {%- endfor -%}
+        {%- for name, column in planned['hidden'].get(view_name, []) -%}
+            {%- do features.append((name, column)) -%}
         {%- endfor -%}
         {%- set keys = [] -%}
         {%- for key in spec['keys'] -%}
@@ -70,7 +74,71 @@
     {%- endfor -%}
     {{ return(featurestore.point_in_time(dialect=adapter.type(), entities=entities, entity_columns=entity_columns,
                                          timestamp=timestamp_column, views=views, match_columns=false,
-                                         ordered=none, quote=featurestore._q)) }}
+                                         ordered=none, quote=featurestore._q, event_columns=false,
+                                         on_demand=planned['on_demand'])) }}
+{% endmacro %}
+
+
+{% macro _plan_on_demand(by_view, entity_columns, full_feature_names, outputs, where) %}
+    {#- The rule of requests.plan_features: the service's on-demand features taken out of
+        by_view; the inputs their expressions use read as hidden columns _fs_in_<view>__<feature>
+        (after each view's own features; views read only for inputs after the others); the request
+        fields they use taken from the entity columns of those names. Returns {views: {view:
+        [feature]}, hidden: {view: [(feature, column)]}, on_demand: none or point_in_time's
+        on_demand argument}. An expression uses a name when the name appears in it as a word. -#}
+    {%- set views, hidden = {}, {} -%}
+    {%- set spec = {'requests': [], 'inputs': [], 'features': [], 'hidden': []} -%}
+    {%- set on_demand = [] -%}
+    {%- for view_name, names in by_view.items() -%}
+        {%- set node = featurestore._model_named(view_name, where) -%}
+        {%- if featurestore._is_on_demand_view(node) -%}
+            {%- do on_demand.append((view_name, node, names)) -%}
+        {%- else -%}
+            {%- do views.update({view_name: names}) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for view_name, node, names in on_demand -%}
+        {%- set view = featurestore._on_demand_spec(node, where) -%}
+        {%- set expressions = {} -%}
+        {%- for name, expression, data_type in view['features'] -%}
+            {%- do expressions.update({name: (expression, data_type)}) -%}
+        {%- endfor -%}
+        {%- set used = [] -%}
+        {%- for name in names -%}
+            {%- if name not in expressions -%}
+                {{ exceptions.raise_compiler_error(where ~ ": '" ~ view_name ~ ":" ~ name ~ "' is not a feature of the on-demand view " ~ view_name) }}
+            {%- endif -%}
+            {%- for candidate, _ in view['scope'] if modules.re.search('(?<![A-Za-z0-9_])' ~ modules.re.escape(candidate) ~ '(?![A-Za-z0-9_])', expressions[name][0]) -%}
+                {%- do used.append(candidate) -%}
+            {%- endfor -%}
+            {%- set output = (view_name ~ '__' ~ name) if full_feature_names else name -%}
+            {%- if output | lower in outputs or output | lower in (entity_columns | map('lower') | list) -%}
+                {{ exceptions.raise_compiler_error(where ~ ": two columns would be named '" ~ output ~ "' (" ~ (outputs.get(output | lower) or 'a column of the entity relation') ~ " and " ~ view_name ~ "); pass full_feature_names=true") }}
+            {%- endif -%}
+            {%- do outputs.update({output | lower: view_name}) -%}
+            {%- do spec['features'].append((output, expressions[name][0], featurestore.column_type(expressions[name][1]))) -%}
+        {%- endfor -%}
+        {%- for field, data_type in view['request'] if field in used -%}
+            {%- if field not in entity_columns -%}
+                {{ exceptions.raise_compiler_error(where ~ ": the entity relation has no column '" ~ field ~ "', a request field of the on-demand view " ~ view_name ~ " (" ~ (names | join(', ')) ~ ")") }}
+            {%- endif -%}
+            {%- if field not in spec['requests'] | map(attribute=0) | list -%}
+                {%- do spec['requests'].append((field, featurestore.column_type(data_type))) -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- for source, feature, data_type in view['inputs'] if feature in used -%}
+            {%- set column = '_fs_in_' ~ source ~ '__' ~ feature -%}
+            {%- if (column, feature) not in spec['inputs'] -%}
+                {%- do spec['inputs'].append((column, feature)) -%}
+                {%- do spec['hidden'].append(column) -%}
+                {%- do hidden.setdefault(source, []).append((feature, column)) -%}
+                {%- if source not in views -%}
+                    {%- do views.update({source: []}) -%}
+                {%- endif -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return({'views': views, 'hidden': hidden, 'on_demand': spec if on_demand else none}) }}
 {% endmacro %}
 
 

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from .describe import registry_dict, service_dict, view_dict
+from .describe import on_demand_view_dict, registry_dict, service_dict, view_dict
 from .errors import FeatureStoreError
 from .store import FeatureStore
 from .validate import ERROR
@@ -162,7 +162,13 @@ def list_(project_dir: str = ProjectDir, target: Optional[str] = Target, profile
         services.add_column(column)
     for service in data["feature_services"]:
         services.add_row(service["name"], str(len(service["features"])), service["owner"] or "-")
-    for table in (views, entities, services):
+    on_demand = Table(title="On-demand views")
+    for column in ("view", "request fields", "inputs", "features"):
+        on_demand.add_column(column)
+    for view in data["on_demand_views"]:
+        on_demand.add_row(view["name"], ", ".join(view["request"]) or "-", ", ".join(view["inputs"]) or "-",
+                          str(len(view["features"])))
+    for table in (views, entities, services, *([on_demand] if data["on_demand_views"] else [])):
         console.print(table)
 
 
@@ -178,6 +184,8 @@ def describe(name: str = typer.Argument(..., help="A feature view or feature ser
         data = view_dict(registry, registry.feature_views[name])
     elif name in registry.services:
         data = service_dict(registry.services[name])
+    elif name in registry.on_demand_views:
+        data = on_demand_view_dict(registry.on_demand_views[name])
     else:
         raise (FeatureStoreError(
             f"'{name}' is neither a feature view ({', '.join(sorted(registry.feature_views))}) "
@@ -192,10 +200,11 @@ def describe(name: str = typer.Argument(..., help="A feature view or feature ser
     features = data["features"]
     table = Table(title="Features")
     if features and isinstance(features[0], dict):
-        for column in ("feature", "type", "window", "description"):
+        for column in ("feature", "type", "expression" if "expression" in features[0] else "window", "description"):
             table.add_column(column)
         for feature in features:
-            table.add_row(feature["name"], feature["type"] or "-", feature["window"] or "-", feature["description"])
+            table.add_row(feature["name"], feature["type"] or "-", feature["window"] or feature.get("expression") or "-",
+                          feature["description"])
     else:
         table.add_column("feature")
         for reference in features:
@@ -511,7 +520,7 @@ def get(
     vector: dict = {"entity": {}, "features": {}}
     for column in response.columns:
         if column.reference is None:
-            vector["entity"][column.name] = column.values[0]
+            vector["entity"][column.name] = json_value(column.values[0], column.dtype)  # keys, request fields
             continue
         moment = column.event_timestamps[0]
         vector["features"][column.name] = {"value": json_value(column.values[0], column.dtype),

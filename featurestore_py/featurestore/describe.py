@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import Entity, FeatureService, FeatureView, Registry
+from .registry import Entity, FeatureService, FeatureView, OnDemandView, Registry
 
 
 def entity_dict(entity: Entity) -> dict:
@@ -42,6 +42,27 @@ def view_dict(registry: Registry, view: FeatureView) -> dict:
     }
 
 
+def on_demand_view_dict(view: OnDemandView) -> dict:
+    return {
+        "name": view.name,
+        "description": view.description,
+        "request": dict(view.request),
+        "inputs": list(view.inputs),
+        "yaml_path": view.yaml_path,
+        "features": [
+            {
+                "name": feature.name,
+                "reference": feature.reference,
+                "type": feature.dtype,
+                "description": feature.description,
+                "window": None,
+                "expression": view.expression(feature),
+            }
+            for feature in view.features
+        ],
+    }
+
+
 def service_dict(service: FeatureService) -> dict:
     return {
         "name": service.name,
@@ -60,4 +81,5 @@ def registry_dict(registry: Registry) -> dict:
         "entities": [entity_dict(e) for e in registry.entities.values()],
         "feature_views": [view_dict(registry, v) for v in registry.feature_views.values()],
         "feature_services": [service_dict(s) for s in registry.services.values()],
+        "on_demand_views": [on_demand_view_dict(v) for v in registry.on_demand_views.values()],
     }

@@ -6,6 +6,9 @@ Feature-store metadata lives in dbt YAML under `config: meta: featurestore:`:
 * on a feature-view model, `entities: [names]`, `event_timestamp`, `created_timestamp`, `ttl`,
   `online`, `owner`, `tags` make it a feature view; every column that is neither a join key nor
   a timestamp is a feature;
+* on a model whose SQL is `{{ featurestore.on_demand_view() }}`, `on_demand: {request: {field: type},
+  inputs: [view:feature]}` makes it an on-demand view: each column is a feature computed at request
+  time by its `expression` (column meta) from the request fields and the inputs (featurestore.ondemand);
 * an exposure of `type: ml` is a feature service; `features: ["view:feature", ...]` in its meta
   picks features, otherwise it uses every feature of the views it depends on.
 
@@ -133,6 +136,42 @@ class FeatureView:
 
 
 @dataclass(frozen=True)
+class OnDemandView:
+    """A dbt model of features computed at request time: each feature's `expression` (its column's
+    `meta: featurestore: expression`, SQL of the project's engine) over the request fields and the
+    input features, by bare name; see featurestore.ondemand."""
+
+    name: str
+    unique_id: str
+    description: str
+    relation_name: str  # the zero-row view `dbt build` makes (it checks every expression)
+    request: Mapping[str, str | None]  # request field -> its declared type
+    inputs: tuple[str, ...]  # "view:feature" references
+    features: tuple[Feature, ...]  # each with meta["expression"]
+    yaml_path: str
+    sql_path: str
+    meta: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # config.meta.featurestore.on_demand
+    online: bool = True  # computed wherever its inputs are read
+
+    @property
+    def columns(self) -> Mapping[str, str | None]:
+        """Every feature -> its data_type (the columns of the zero-row view)."""
+        return MappingProxyType({feature.name: feature.dtype for feature in self.features})
+
+    def feature(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        known = ", ".join(f.name for f in self.features)
+        raise NotFound(f"On-demand view '{self.name}' has no feature '{name}'; it has: {known}.")
+
+    @staticmethod
+    def expression(feature: Feature) -> str | None:
+        value = feature.meta.get("expression")
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
 class FeatureViewProjection:
     """The features a service takes from one view (Feast's `FeatureViewProjection`)."""
 
@@ -173,6 +212,7 @@ class Registry:
     entity_declarations: tuple[Entity, ...]  # every declaration, duplicates included
     model_columns: Mapping[str, tuple[str, ...]]  # model name -> declared columns
     exposures_using: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))  # model -> exposures
+    on_demand_views: Mapping[str, OnDemandView] = field(default_factory=lambda: MappingProxyType({}))
 
     # -- lookups -----------------------------------------------------------------------------
     def view(self, name: str) -> FeatureView:
@@ -200,6 +240,13 @@ class Registry:
                 f"{', '.join(sorted(self.services)) or 'none'}."
             ) from None
 
+    def on_demand_view(self, name: str) -> OnDemandView:
+        try:
+            return self.on_demand_views[name]
+        except KeyError:
+            raise NotFound(f"No on-demand view named '{name}'. On-demand views: "
+                           f"{', '.join(sorted(self.on_demand_views)) or 'none'}.") from None
+
     def join_keys(self, view: FeatureView) -> tuple[str, ...]:
         """The view's join keys: its entities' keys in the order the entities are listed."""
         keys: list[str] = []
@@ -217,7 +264,7 @@ class Registry:
                 f"Feature reference '{reference}' is not of the form 'view:feature', "
                 "e.g. 'customer_features:total_orders_30d'."
             )
-        view = self.view(view_name)
+        view = self.view(view_name) if view_name not in self.on_demand_views else self.on_demand_views[view_name]
         return view, view.feature(feature_name)
 
 
@@ -252,6 +299,11 @@ def registry_from_manifest(manifest: Mapping[str, Any]) -> Registry:
         if "event_timestamp" in meta or ("entities" in meta and _is_view_meta(meta)) or isinstance(meta.get("entities"), str):
             view = _feature_view(model, meta, entities, _upstream(model, nodes, manifest.get("sources", {})))
             views[view.name] = view
+    on_demand = {}
+    for model in models:
+        meta = _featurestore_meta(model.get("config", {}))
+        if "on_demand" in meta and model["name"] not in views:
+            on_demand[model["name"]] = _on_demand_view(model, meta)
     exposures_using: dict[str, list[str]] = {}
     for exposure in manifest.get("exposures", {}).values():
         for uid in exposure.get("depends_on", {}).get("nodes", []):
@@ -275,6 +327,7 @@ def registry_from_manifest(manifest: Mapping[str, Any]) -> Registry:
             {model["name"]: tuple(model.get("columns", {})) for model in models}
         ),
         exposures_using=MappingProxyType({name: tuple(names) for name, names in exposures_using.items()}),
+        on_demand_views=MappingProxyType(on_demand),
     )
 
 
@@ -395,6 +448,23 @@ def _stream_windows(meta: Mapping[str, Any]) -> dict[str, str]:
     listed = stream.get("aggregates") if isinstance(stream, dict) else None
     return {entry["name"]: str(entry["window"]) for entry in listed or [] if isinstance(listed, list)
             and isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry.get("window")}
+
+
+def _on_demand_view(model: Mapping[str, Any], meta: Mapping[str, Any]) -> OnDemandView:
+    spec = meta.get("on_demand") if isinstance(meta.get("on_demand"), dict) else {}
+    request = spec.get("request") if isinstance(spec.get("request"), dict) else {}
+    inputs = spec.get("inputs") or []
+    features = tuple(
+        Feature(name=name, view=model["name"], dtype=column.get("data_type"),
+                description=column.get("description") or "",
+                meta=MappingProxyType(dict(_featurestore_meta(column.get("config") or column))))
+        for name, column in model.get("columns", {}).items())
+    return OnDemandView(
+        name=model["name"], unique_id=model["unique_id"], description=model.get("description") or "",
+        relation_name=model.get("relation_name") or model["name"], request=MappingProxyType({str(name): (None if kind is None else str(kind)) for name, kind in request.items()}),
+        inputs=tuple(str(ref) for ref in (inputs if isinstance(inputs, list) else [inputs])),
+        features=features, yaml_path=_yaml_path(model), sql_path=model.get("original_file_path", ""),
+        meta=MappingProxyType(dict(spec)))
 
 
 def _feature_service(

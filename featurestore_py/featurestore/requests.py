@@ -18,13 +18,14 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import ondemand
 from .errors import NotOnline, RequestError
 from .online import OnlineTable
+from .registry import FeatureService, FeatureView, OnDemandView, Registry
 from .streaming import stream_spec
-from .registry import FeatureService, FeatureView, Registry
 
-__all__ = ["ViewRequest", "entity_columns", "features_or_service", "join_keys_of", "online_table",
-           "plan_retrieval", "require_online", "ttl_seconds"]
+__all__ = ["FeaturePlan", "OnDemandRequest", "ViewRequest", "entity_columns", "features_or_service", "join_keys_of",
+           "online_table", "plan_features", "plan_retrieval", "require_online", "ttl_seconds"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,32 @@ class ViewRequest:
     alias: str
     keys: tuple[tuple[str, str], ...]  # (entity column, view column)
     features: tuple[tuple[str, str], ...]  # (view column, output column)
+    hidden: tuple[str, ...] = ()  # output columns read only as inputs of on-demand features
+
+
+@dataclass(frozen=True)
+class OnDemandRequest:
+    """One on-demand view of a request: which of its features, under which output names, and
+    where its inputs are (a hidden output column of a ViewRequest, by the input's bare name)."""
+
+    view: OnDemandView
+    features: tuple[tuple[str, str], ...]  # (feature, output column)
+    inputs: tuple[tuple[str, str], ...]  # (bare name, the column holding the input)
+    request: tuple[tuple[str, str | None], ...] = ()  # (request field, its declared type)
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """A request planned: the feature views to read (inputs of on-demand features included, as
+    hidden columns), then the on-demand features computed from them and the request fields."""
+
+    views: tuple[ViewRequest, ...]
+    on_demand: tuple[OnDemandRequest, ...] = ()
+
+    @property
+    def request_fields(self) -> dict[str, str | None]:
+        """Every request field the on-demand features need -> its declared type."""
+        return {name: dtype for request in self.on_demand for name, dtype in request.request}
 
 
 def features_or_service(features, feature_service: str | None) -> tuple[Sequence[str] | None, str | None]:
@@ -50,32 +77,73 @@ def features_or_service(features, feature_service: str | None) -> tuple[Sequence
 
 def plan_retrieval(registry: Registry, features: Sequence[str] | None, feature_service: str | None,
                    full_feature_names: bool) -> list[ViewRequest]:
-    """Group the requested `view:feature` references by view, with checked output names."""
+    """Group the requested `view:feature` references by view, with checked output names; for a
+    caller that reads feature views only (an on-demand feature is refused, naming it)."""
+    plan = plan_features(registry, features, feature_service, full_feature_names)
+    if plan.on_demand:
+        names = [f"{request.view.name}:{name}" for request in plan.on_demand for name, _ in request.features]
+        raise RequestError(f"On-demand feature(s) {', '.join(names)} are computed at request time and cannot be "
+                           "used here.")
+    return list(plan.views)
+
+
+def plan_features(registry: Registry, features: Sequence[str] | None, feature_service: str | None,
+                  full_feature_names: bool) -> FeaturePlan:
+    """Group the requested `view:feature` references by view, with checked output names; the
+    inputs the requested on-demand features' expressions use are read too, as hidden columns
+    `_fs_in_<view>__<feature>`, and the request fields they use are asked for."""
     if bool(features) == bool(feature_service):
         raise RequestError("Pass either features=[...] or feature_service=..., not both and not neither.")
     references = list(registry.service(feature_service).feature_refs) if feature_service else list(features)
     by_view: dict[str, list[str]] = {}
+    by_on_demand: dict[str, list[str]] = {}
     for reference in references:
         view, feature = registry.resolve(reference)
-        names = by_view.setdefault(view.name, [])
+        names = (by_on_demand if isinstance(view, OnDemandView) else by_view).setdefault(view.name, [])
         if feature.name not in names:
             names.append(feature.name)
-    requests, outputs = [], {}
-    for index, (view_name, names) in enumerate(by_view.items()):
+    hidden: dict[str, list[str]] = {}  # feature view -> its features read as inputs
+    on_demand, outputs = [], {}
+    for view_name, names in by_on_demand.items():
+        view = registry.on_demand_view(view_name)
+        used = {name for feature in names
+                for name in ondemand.referenced_names(ondemand.expression_of(view, view.feature(feature)),
+                                                      registry.adapter_type)}
+        inputs = []
+        for reference in view.inputs:
+            if ondemand.bare_name(reference) not in used:
+                continue
+            source, feature = registry.resolve(reference)
+            if isinstance(source, OnDemandView):
+                raise RequestError(f"On-demand view '{view_name}' reads '{reference}', another on-demand feature; "
+                                   "inputs must be features of feature views.")
+            if feature.name not in hidden.setdefault(source.name, []):
+                hidden[source.name].append(feature.name)
+            inputs.append((feature.name, f"_fs_in_{source.name}__{feature.name}"))
+        fields = tuple((name, dtype) for name, dtype in view.request.items() if name in used)
+        on_demand.append(OnDemandRequest(view, tuple((name, _output(outputs, view_name, name, full_feature_names))
+                                                     for name in names), tuple(inputs), fields))
+    requests = []
+    for index, view_name in enumerate(dict.fromkeys([*by_view, *hidden])):
         view = registry.view(view_name)
         keys = tuple((key, key) for key in registry.join_keys(view))
-        pairs = []
-        for name in names:
-            output = f"{view_name}__{name}" if full_feature_names else name
-            if output in outputs:
-                raise RequestError(
-                    f"Feature '{name}' is requested from both '{outputs[output]}' and '{view_name}'; "
-                    "pass full_feature_names=True to name columns view__feature."
-                )
-            outputs[output] = view_name
-            pairs.append((name, output))
-        requests.append(ViewRequest(view, f"_fs_v{index}", keys, tuple(pairs)))
-    return requests
+        pairs = [(name, _output(outputs, view_name, name, full_feature_names)) for name in by_view.get(view_name, [])]
+        inputs = [(name, f"_fs_in_{view_name}__{name}") for name in hidden.get(view_name, [])]
+        requests.append(ViewRequest(view, f"_fs_v{index}", keys, tuple(pairs + inputs),
+                                    tuple(column for _, column in inputs)))
+    return FeaturePlan(tuple(requests), tuple(on_demand))
+
+
+def _output(outputs: dict[str, str], view_name: str, name: str, full_feature_names: bool) -> str:
+    """The output column of `view_name:name`, checked against those given out so far."""
+    output = f"{view_name}__{name}" if full_feature_names else name
+    if output in outputs:
+        raise RequestError(
+            f"Feature '{name}' is requested from both '{outputs[output]}' and '{view_name}'; "
+            "pass full_feature_names=True to name columns view__feature."
+        )
+    outputs[output] = view_name
+    return output
 
 
 def join_keys_of(requests: Sequence[ViewRequest]) -> list[str]:

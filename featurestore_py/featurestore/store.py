@@ -20,7 +20,7 @@ from .online.reader import RESPONSES_ENV, OnlineReader, response_style
 from .online_response import OnlineResponse
 from .profiles import load_target
 from .registry import Entity, FeatureService, FeatureView, Registry, load_manifest, registry_from_manifest
-from .requests import features_or_service, plan_retrieval
+from .requests import features_or_service, plan_features
 from .retrieval import RetrievalJob, time_spine_source
 from .retrieval.manifest import provenance
 from .sync import Syncer, SyncResult, check_force
@@ -171,7 +171,8 @@ class FeatureStore:
         each view's matched event time, as `<view>__event_timestamp`.
         """
         features, feature_service = features_or_service(features, feature_service)
-        requests = plan_retrieval(self.registry, features, feature_service, full_feature_names)
+        plan = plan_features(self.registry, features, feature_service, full_feature_names)
+        requests = list(plan.views)
         if entity_df is None:
             if start is None or end is None:
                 raise FeatureStoreError("Pass entity_df, or start and end for a time spine.")
@@ -184,7 +185,8 @@ class FeatureStore:
 
         return RetrievalJob(open_warehouse, self.dialect, requests, source, timestamp_column,
                             knowledge_guard=knowledge_guard or filter_by_created_timestamp, strategy=strategy,
-                            feature_service=feature_service, provenance=self._provenance(), event_times=event_times)
+                            feature_service=feature_service, provenance=self._provenance(), event_times=event_times,
+                            on_demand=plan.on_demand)
 
     def _provenance(self) -> dict:
         return provenance(self.registry.project_name, self.project.project_dir, self.project.manifest_path,

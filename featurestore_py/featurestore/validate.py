@@ -15,9 +15,10 @@ from typing import Any, Callable, Collection
 import pyarrow as pa
 import yaml
 
+from . import ondemand
 from .durations import parse_duration
 from .errors import RegistryError
-from .registry import FeatureView, Registry
+from .registry import FeatureView, OnDemandView, Registry
 from .streaming import is_streaming, stream_spec
 from .types import DATE, TIMESTAMP, declared_family, type_mismatch
 
@@ -75,11 +76,13 @@ def validate(registry: Registry, project_dir: str | Path | None = None) -> list[
         problems += _check_view(registry, view)
         if project_dir is not None:
             problems += _check_yaml_duplicates(Path(project_dir), view)
+    for view in registry.on_demand_views.values():
+        problems += _check_on_demand(registry, view)
     problems += _check_services(registry)
     return problems
 
 
-def built_type_problems(view: FeatureView, built: pa.Schema, dialect: str) -> list[Problem]:
+def built_type_problems(view: FeatureView | OnDemandView, built: pa.Schema, dialect: str) -> list[Problem]:
     """Each declared column of `view` whose built column (in `built`, the schema of its table)
     does not have the declared data_type (the rule: featurestore.types)."""
     columns = {name.lower(): built.field(name).type for name in built.names}
@@ -107,7 +110,7 @@ def built_types(registry: Registry, connect: Callable[[], Any], only: Collection
         return []
     problems = []
     with warehouse:
-        for view in registry.feature_views.values():
+        for view in [*registry.feature_views.values(), *registry.on_demand_views.values()]:
             if only is not None and view.name not in only:
                 continue
             try:
@@ -426,11 +429,12 @@ def _check_services(registry: Registry) -> list[Problem]:
             if not sep or not view_name or not feature_name:
                 problems.append(Problem(ERROR, "unknown-feature-reference",
                                         f"feature reference '{reference}' is not of the form 'view:feature'", **where))
-            elif view_name not in registry.feature_views:
+            elif view_name not in registry.feature_views and view_name not in registry.on_demand_views:
                 problems.append(Problem(ERROR, "unknown-feature-reference",
                                         f"feature reference '{reference}': there is no feature view '{view_name}'",
                                         **where))
-            elif feature_name not in {f.name for f in registry.feature_views[view_name].features}:
+            elif feature_name not in {f.name for f in (registry.feature_views.get(view_name)
+                                                       or registry.on_demand_views[view_name]).features}:
                 problems.append(Problem(ERROR, "unknown-feature-reference",
                                         f"feature reference '{reference}': view '{view_name}' has no feature "
                                         f"'{feature_name}'", column=feature_name, **where))
@@ -438,4 +442,72 @@ def _check_services(registry: Registry) -> list[Problem]:
                 problems.append(Problem(WARNING, "service-lineage",
                                         f"feature '{reference}' is used but '{view_name}' is not in depends_on; "
                                         f"add ref('{view_name}') so dbt's lineage shows it", **where))
+    return problems
+
+
+def _check_on_demand(registry: Registry, view: OnDemandView) -> list[Problem]:
+    """An on-demand view's request fields, inputs and expressions (featurestore.ondemand)."""
+    problems = []
+
+    def problem(rule, message, column=None):
+        problems.append(Problem(ERROR, rule, message, file=view.yaml_path, model=view.name, column=column))
+
+    spec = view.meta
+    if not isinstance(spec.get("request", {}), dict) or not isinstance(spec.get("inputs", []), list):
+        problem("bad-type", "`on_demand:` needs `request: {field: type}` and `inputs: [view:feature, ...]`")
+    reserved = set(RESERVED_NAMES)
+    bare_names: Counter = Counter(list(view.request))
+    for reference in view.inputs:
+        source_name, _, feature_name = reference.partition(":")
+        if source_name in registry.on_demand_views:
+            problem("unknown-input", f"input '{reference}' is an on-demand feature; inputs must be features of "
+                    "feature views (on-demand features of on-demand features are not supported)")
+        elif source_name not in registry.feature_views:
+            problem("unknown-input", f"input '{reference}': there is no feature view '{source_name}' "
+                    "(inputs are 'view:feature')")
+        elif feature_name not in {feature.name for feature in registry.feature_views[source_name].features}:
+            problem("unknown-input", f"input '{reference}': '{source_name}' has no feature '{feature_name}'")
+        else:
+            source = registry.feature_views[source_name]
+            if all(entity in registry.entities for entity in source.entities):
+                reserved |= set(registry.join_keys(source))
+            reserved |= {source.event_timestamp, source.created_timestamp} - {None}
+        bare_names[feature_name] += 1
+    for name, dtype in view.request.items():
+        if declared_family(dtype) is None:
+            problem("unknown-type", f"request field '{name}' has type {dtype!r}, which featurestore does not know; "
+                    "use a type such as double, bigint, varchar, boolean or timestamp", column=name)
+    for name, count in bare_names.items():
+        if count > 1:
+            problem("name-collision", f"'{name}' names more than one request field or input; expressions name each "
+                    "by its bare name, so they must differ", column=name)
+    for name in [*bare_names, *(feature.name for feature in view.features)]:
+        if name.lower() in reserved or name.lower().startswith("_fs_"):
+            problem("reserved-name", f"'{name}' is a join key, a timestamp or a name featurestore uses itself; "
+                    "rename the request field or feature", column=name)
+    input_types = {f"{source.name}:{feature.name}": feature.dtype for source in registry.feature_views.values()
+                   for feature in source.features}
+    for feature in view.features:
+        if feature.name in bare_names:
+            problem("name-collision", f"feature '{feature.name}' has the name of a request field or input",
+                    column=feature.name)
+        expression = view.expression(feature)
+        if not feature.dtype or not expression:
+            problem("missing-expression", "an on-demand feature needs a data_type and `config: {meta: {featurestore: "
+                    "{expression: ...}}}`", column=feature.name)
+            continue
+        if declared_family(feature.dtype) is None:
+            problem("unknown-type", f"data_type {feature.dtype!r} is not a type featurestore knows", column=feature.name)
+            continue
+        try:
+            unknown = [name for name in ondemand.referenced_names(expression, registry.adapter_type)
+                       if name not in bare_names]
+            ondemand.duckdb_cast(expression, feature.dtype, registry.adapter_type, ondemand.scope_types(view, input_types))
+        except ondemand.ExpressionError as exc:
+            problem("bad-expression", f"expression {expression!r} {exc}", column=feature.name)
+            continue
+        if unknown:
+            problem("bad-expression", f"expression {expression!r} refers to {', '.join(map(repr, unknown))}, neither "
+                    f"a request field nor an input (it may use: {', '.join(bare_names) or 'nothing'})",
+                    column=feature.name)
     return problems

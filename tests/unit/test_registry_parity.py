@@ -1,6 +1,6 @@
 """One registry, read twice: the macros re-derive join keys (feature_view_spec) and feature
 services (_service_features, in training_set) from dbt's graph, the SDK from the manifest
-(registry.py: Registry.join_keys; plan_retrieval; requests.ttl_seconds). Each table of
+(registry.py: Registry.join_keys; plan_retrieval and plan_features with on-demand features; requests.ttl_seconds). Each table of
 cases goes through both, like test_durations.py.
 
 The Python side is what the SDK does: read the manifest, refuse it when `validate` finds an
@@ -157,7 +157,7 @@ def python_training_views(manifest_, service_name, full_feature_names=False):
 
 
 def _macros(manifest_, **context):
-    return MacroNamespace("snapshot.sql", "training_set.sql", "durations.sql",
+    return MacroNamespace("snapshot.sql", "training_set.sql", "durations.sql", "on_demand.sql",
                           graph=copy.deepcopy(manifest_), **context)
 
 
@@ -326,3 +326,104 @@ def test_an_ml_exposure_of_no_feature_view_is_not_a_feature_service():
     assert "listed_nothing" in registry_from_manifest(listed).services
     assert isinstance(outcome(python_training_views, listed, "listed_nothing"), Refused)
     assert isinstance(outcome(dbt_training_views, listed, "listed_nothing"), Refused)
+
+
+# -- on-demand features (requests.plan_features, retrieval.job.on_demand_spec; the macro's _plan_on_demand) --
+
+ON_DEMAND_LABELS = LABEL_COLUMNS + ["cart", "placed_at"]
+
+
+def on_demand_view(name, request, inputs, features):
+    """An on-demand view: features {name: (data_type, expression)}."""
+    node = model(name, {"on_demand": {"request": request, "inputs": inputs}}, [])
+    node[f"model.shop.{name}"]["columns"] = {
+        feature: {"name": feature, "data_type": dtype, "description": f"{feature}.",
+                  "config": {"meta": {"featurestore": {"expression": expression}}}}
+        for feature, (dtype, expression) in features.items()}
+    return node
+
+
+ORDER_FEATURES = on_demand_view(
+    "order_features", {"cart": "double", "placed_at": "timestamp", "coupon": "varchar"},
+    ["store_features:revenue", "customer_features:avg_basket", "customer_features:order_count"],
+    {"cart_ratio": ("double", "cart / nullif(avg_basket, 0)"), "hour": ("integer", "extract(hour from placed_at)"),
+     "store_share": ("double precision", "cart / nullif(revenue, 0)")})
+
+
+def python_on_demand(manifest_, service_name, full_feature_names=False, dialect="duckdb"):
+    """(the views joined, the on_demand argument of point_in_time) as the SDK plans them."""
+    from featurestore.requests import plan_features
+    from featurestore.retrieval.job import on_demand_spec
+
+    plan = plan_features(_python_registry(manifest_), None, service_name, full_feature_names)
+    views = [(request.view.name, [list(pair) for pair in request.keys], [list(pair) for pair in request.features])
+             for request in plan.views]
+    missing = [name for name in plan.request_fields if name not in ON_DEMAND_LABELS]
+    if missing:
+        raise FeatureStoreError(f"the entity rows have no column '{missing[0]}'")
+    spec = on_demand_spec(plan.on_demand, dialect)
+    return views, {key: [list(item) if isinstance(item, tuple) else item for item in value] for key, value in spec.items()}
+
+
+def dbt_on_demand(manifest_, service_name, full_feature_names=False, dialect="duckdb"):
+    import re
+    from types import SimpleNamespace
+
+    macros = MacroNamespace("snapshot.sql", "training_set.sql", "durations.sql", "on_demand.sql", "push.sql", "spark.sql",
+                            graph=copy.deepcopy(manifest_), execute=True, model={"name": "churn_training_set"},
+                            ref=lambda name: name, relation_columns={LABELS: ON_DEMAND_LABELS},
+                            modules=SimpleNamespace(re=re), adapter_type=dialect)
+    macros.point_in_time = lambda **arguments: arguments
+    arguments = macros.training_set(LABELS, service_name, "event_timestamp", full_feature_names)
+    views = [(v["relation"], [list(pair) for pair in v["join_keys"]], [list(pair) for pair in v["features"]])
+             for v in arguments["views"]]
+    spec = arguments["on_demand"]
+    return views, {key: [list(item) if isinstance(item, tuple) else item for item in value] for key, value in spec.items()}
+
+
+ON_DEMAND_CASES = {
+    "inputs as hidden columns, only those used, after the view's own features": (
+        ["customer_features:order_count", "order_features:cart_ratio"], False, "duckdb",
+        ([("customer_features", [["customer_id", "customer_id"]],
+           [["order_count", "order_count"], ["avg_basket", "_fs_in_customer_features__avg_basket"]])],
+         {"requests": [["cart", "double"]], "inputs": [["_fs_in_customer_features__avg_basket", "avg_basket"]],
+          "features": [["cart_ratio", "cart / nullif(avg_basket, 0)", "double"]],
+          "hidden": ["_fs_in_customer_features__avg_basket"]})),
+    "a view read for an input only comes last; full names; types as the engine spells them": (
+        ["order_features:store_share", "customer_features:order_count", "order_features:hour"], True, "spark",
+        ([("customer_features", [["customer_id", "customer_id"]],
+           [["order_count", "customer_features__order_count"]]),
+          ("store_features", [["location_code", "location_code"]],
+           [["revenue", "_fs_in_store_features__revenue"]])],
+         {"requests": [["cart", "double"], ["placed_at", "timestamp"]],
+          "inputs": [["_fs_in_store_features__revenue", "revenue"]],
+          "features": [["order_features__store_share", "cart / nullif(revenue, 0)", "double"],
+                       ["order_features__hour", "extract(hour from placed_at)", "integer"]],
+          "hidden": ["_fs_in_store_features__revenue"]})),
+    "postgres spells double": (
+        ["order_features:cart_ratio"], False, "postgres",
+        ([("customer_features", [["customer_id", "customer_id"]],
+           [["avg_basket", "_fs_in_customer_features__avg_basket"]])],
+         {"requests": [["cart", "double precision"]], "inputs": [["_fs_in_customer_features__avg_basket", "avg_basket"]],
+          "features": [["cart_ratio", "cart / nullif(avg_basket, 0)", "double precision"]],
+          "hidden": ["_fs_in_customer_features__avg_basket"]})),
+    "an on-demand output named like a feature": (
+        ["order_features:cart_ratio", "customer_features:cart_ratio"], False, "duckdb", Refused("cart_ratio")),
+}
+
+
+@pytest.mark.parametrize("case", ON_DEMAND_CASES)
+def test_on_demand_features_in_training_sets_agree(case):
+    features, full_names, dialect, expected = ON_DEMAND_CASES[case]
+    views = [view("customer_features", ["customer"], ["order_count", "avg_basket", "cart_ratio"]), *VIEWS[1:]] \
+        if "customer_features:cart_ratio" in features else VIEWS
+    project = manifest(*DIMENSIONS, *views, ORDER_FEATURES, services=[service("s", features)])
+    assert_both(expected, outcome(python_on_demand, project, "s", full_names, dialect),
+                outcome(dbt_on_demand, project, "s", full_names, dialect))
+
+
+def test_a_request_field_missing_from_the_entity_rows_is_refused_on_both_sides():
+    fields = on_demand_view("basket_ratio", {"basket": "double"}, ["customer_features:avg_basket"],
+                            {"ratio": ("double", "basket / avg_basket")})
+    project = manifest(*DIMENSIONS, *VIEWS, fields, services=[service("s", ["basket_ratio:ratio"])])
+    assert_both(Refused("'basket'"), outcome(python_on_demand, project, "s"), outcome(dbt_on_demand, project, "s"))

@@ -5,7 +5,8 @@ search box, and a page per badge — `index-stale.html`, `index-drifting.html`,
 `index-failing.html`, `index-never-synced.html` — so filters work without JavaScript), a page
 per feature (distribution, drift, null rate and mean over time from the stats history,
 expectations, lineage, SQL), per feature view and per feature service (its features' status
-and the training sets exported for it). Plots are inline SVG. Every value from YAML or data is
+and the training sets exported for it), per on-demand view (request fields, inputs, each
+feature's expression). Plots are inline SVG. Every value from YAML or data is
 HTML-escaped; a dbt docs URL must be http(s).
 """
 
@@ -76,6 +77,7 @@ def write_catalog(registry: Registry, latest: list[dict], out_dir: str | Path, d
     def write(name: str, template: str, **context) -> None:
         (out / name).write_text(environment.get_template(template).render(**common, **context), encoding="utf-8")
 
+    common["on_demand"] = data["on_demand"]
     write("index.html", "index.html", features=data["features"], only=None)
     for badge in pages.BADGES:
         write(f"index-{badge}.html", "index.html", features=data["features"], only=badge)
@@ -98,6 +100,8 @@ def write_catalog(registry: Registry, latest: list[dict], out_dir: str | Path, d
               freshness_plot=svg.series(view["freshness_series"], "days since the newest event"))
     for service in data["services"].values():
         write(service["page"], "service.html", s=service)
+    for view in data["on_demand"].values():
+        write(view["page"], "on_demand.html", view=view)
     return out / "index.html"
 
 

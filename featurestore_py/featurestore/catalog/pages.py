@@ -206,8 +206,31 @@ def build(registry: Registry, latest: list[dict], history: list[dict], sync_stat
             "badges": sorted({b for f in members for b in f["badges"]}),
             "exports": [e for e in exports if e.get("service") == service.name or set(e.get("features", [])) & set(service.feature_refs)],
         }
+    on_demand = on_demand_pages(registry, used_by)
+    for service in registry.services.values():
+        services[service.name]["on_demand"] = [f for view in on_demand.values() for f in view["features"]
+                                               if f["reference"] in service.feature_refs]
     counts = {badge: sum(badge in f["badges"] for f in features) for badge in BADGES}
-    return {"features": features, "views": views, "services": services, "counts": counts}
+    return {"features": features, "views": views, "services": services, "counts": counts, "on_demand": on_demand}
+
+
+def on_demand_pages(registry: Registry, used_by: dict[str, list[str]]) -> dict[str, dict]:
+    """Per on-demand view: its request fields, inputs (linked to their features' pages) and
+    features with their expressions (computed per request: no stats, no drift)."""
+    pages = {}
+    for view in registry.on_demand_views.values():
+        pages[view.name] = {
+            "name": view.name, "page": f"{slug('on-demand', view.name)}.html", "description": view.description,
+            "request": [{"name": name, "type": dtype or ""} for name, dtype in view.request.items()],
+            "inputs": [{"reference": reference, "page": f"{slug('feature', *reference.split(':', 1))}.html"}
+                       for reference in view.inputs],
+            "features": [{"reference": feature.reference, "name": feature.name, "type": feature.dtype or "",
+                          "description": feature.description, "expression": view.expression(feature) or "",
+                          "page": f"{slug('on-demand', view.name)}.html", "services": used_by.get(feature.reference, [])}
+                         for feature in view.features],
+            "exposures": list(registry.exposures_using.get(view.name, ())),
+        }
+    return pages
 
 
 def _age(seconds: float | None) -> str:

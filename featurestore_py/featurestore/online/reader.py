@@ -25,13 +25,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, Mapping, Sequence
 
 from .. import types
 from ..errors import FeatureStoreError, RequestError
 from ..registry import Registry
-from ..requests import ViewRequest, entity_columns, join_keys_of, online_table, plan_retrieval, require_online
+from ..requests import FeaturePlan, ViewRequest, entity_columns, join_keys_of, online_table, plan_features, require_online
 from . import OnlineStore, OnlineTable
 from .codec import MAX_KEY_BYTES, entity_key
 
@@ -78,15 +78,21 @@ class OnlineReader:
         self._plan = lru_cache(maxsize=256)(self._plan_uncached)
 
     def plan(self, features: Sequence[str] | None, feature_service: str | None,
-             full_feature_names: bool = False) -> tuple[tuple[ViewRequest, ...], dict[str, OnlineTable]]:
-        """The views to read (every one online, else NotOnline) and their online tables."""
+             full_feature_names: bool = False) -> tuple[FeaturePlan, dict[str, OnlineTable]]:
+        """The request planned (the views to read, every one online, else NotOnline, with the
+        inputs of on-demand features) and the views' online tables."""
         return self._plan(tuple(features) if features else None, feature_service, full_feature_names)
 
-    def _plan_uncached(self, features, feature_service, full_feature_names):
-        requests = tuple(plan_retrieval(self.registry, list(features) if features else None, feature_service,
-                                        full_feature_names))
-        require_online(request.view for request in requests)
-        return requests, {request.view.name: online_table(self.registry, request.view) for request in requests}
+    def _plan_uncached(self, features, feature_service, full_feature_names) -> tuple[FeaturePlan, dict]:
+        plan = plan_features(self.registry, list(features) if features else None, feature_service, full_feature_names)
+        require_online(request.view for request in plan.views)
+        return plan, {request.view.name: online_table(self.registry, request.view) for request in plan.views}
+
+    @cached_property
+    def _on_demand(self):
+        from .ondemand import OnDemandEvaluator
+
+        return OnDemandEvaluator(self.registry.adapter_type)
 
     def read(self, features: Sequence[str] | None, entity_rows, *, feature_service: str | None = None,
              full_feature_names: bool = False, now: datetime | None = None, keys_from_text: bool = False,
@@ -106,14 +112,45 @@ class OnlineReader:
                      refuse_unknown: bool = False) -> list[OnlineColumn]:
         """`read` of entity rows already shaped as columns by requests.entity_columns (the server
         shapes them once, while checking the request)."""
-        requests, tables = self.plan(features, feature_service, full_feature_names)
-        entities = entities or {key: [] for key in join_keys_of(requests)}  # no rows: no answer
+        plan, tables = self.plan(features, feature_service, full_feature_names)
+        requests = plan.views
+        entities = entities or {key: [] for key in [*join_keys_of(requests), *plan.request_fields]}  # no rows: no answer
+        fields = {}
+        if plan.on_demand:
+            from .ondemand import request_values
+
+            fields = request_values(plan.on_demand, plan.request_fields, entities, self.registry.adapter_type,
+                                    from_text=keys_from_text)
+            declared = {name for request in plan.on_demand for name in request.view.request}  # used or not
+            entities = {key: values for key, values in entities.items() if key not in declared}
         if keys_from_text:
             dtypes = {key: request.view.columns.get(key) for request in requests for key, _ in request.keys}
             entities = {key: [key_from_text(key, text, dtypes.get(key)) for text in values]
                         for key, values in entities.items()}
-        return read_online(self.online, tables, requests, entities, now=now, style=self.style,
-                           refuse_unknown=refuse_unknown)
+        columns = read_online(self.online, tables, requests, entities, now=now, style=self.style,
+                              refuse_unknown=refuse_unknown)
+        return self._with_on_demand(plan, columns, fields) if plan.on_demand else columns
+
+    def _with_on_demand(self, plan: FeaturePlan, columns: list[OnlineColumn], fields: dict[str, list]) -> list[OnlineColumn]:
+        """The columns read, the inputs read only for on-demand features dropped, the request
+        fields after the entity columns (as Feast answers), the on-demand features at the end:
+        PRESENT when computed (also as NULL, in the feast style), else NULL_VALUE."""
+        hidden = {column for request in plan.views for column in request.hidden}
+        by_name = {column.name: column for column in columns}
+        inputs = {bare: (by_name[column].dtype, by_name[column].values)
+                  for request in plan.on_demand for bare, column in request.inputs}
+        rows = len(columns[0].values) if columns else len(next(iter(fields.values()), []))
+        keys = [column for column in columns if column.reference is None]
+        answer = keys + [OnlineColumn(name, None, dtype, values, [PRESENT] * rows, [None] * rows)
+                         for (name, values), dtype in zip(fields.items(), plan.request_fields.values())]
+        answer += [column for column in columns if column.reference is not None and column.name not in hidden]
+        computed = self._on_demand.evaluate(plan.on_demand, fields, inputs, rows)
+        outputs = [(request.view, name, output) for request in plan.on_demand for name, output in request.features]
+        null_status = PRESENT if self.style == "feast" else NULL_VALUE
+        for (view, name, output), values in zip(outputs, computed):
+            answer.append(OnlineColumn(output, f"{view.name}:{name}", view.feature(name).dtype, values,
+                                       [null_status if value is None else PRESENT for value in values], [None] * rows))
+        return answer
 
 
 def key_from_text(key: str, text: str, dtype: str | None) -> Any:

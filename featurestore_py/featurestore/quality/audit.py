@@ -83,6 +83,19 @@ def audit_online(registry: Registry, connect: Callable, online: Callable, histor
             "features": len(view.features), "mismatches": mismatches}
 
 
+def _logged_view(registry: Registry, name: str):
+    """(view, the columns its logged rows are recomputed from, whether with the knowledge guard):
+    a feature view's join keys; an on-demand view's inputs' join keys and its request fields (the
+    served log records both, as the response's entity columns)."""
+    if name not in registry.on_demand_views:
+        view = registry.view(name)
+        return view, registry.join_keys(view), bool(view.created_timestamp)
+    view = registry.on_demand_view(name)
+    sources = [registry.resolve(reference)[0] for reference in view.inputs]
+    keys = list(dict.fromkeys([key for source in sources for key in registry.join_keys(source)] + list(view.request)))
+    return view, keys, all(source.created_timestamp for source in sources)
+
+
 def audit_served(registry: Registry, historical: Callable, landing: Path, min_match_rate: float = 1.0) -> dict:
     """The feature server's served-vector log (under the landing folder) recomputed point-in-time
     at each request's time with the knowledge guard (historical: FeatureStore's
@@ -100,9 +113,8 @@ def audit_served(registry: Registry, historical: Callable, landing: Path, min_ma
         by_view.setdefault(row["feature"].partition(":")[0], []).append(row)
     features: dict[str, dict] = {}
     for view_name, logged in by_view.items():
-        view = registry.view(view_name)
-        keys = registry.join_keys(view)
-        spec = stream_spec(view)
+        view, keys, guard = _logged_view(registry, view_name)
+        spec = stream_spec(view) if view_name in registry.feature_views else None
         slow = in_flight_writes(read_folder(Path(landing) / view.name), keys, view.event_timestamp,
                                 view.created_timestamp) if spec else {}
         # one entity row per (keys, request time), in first-seen order
@@ -114,7 +126,6 @@ def audit_served(registry: Registry, historical: Callable, landing: Path, min_ma
         frame = pa.table({**{key: [point[0][i] for point in ordered] for i, key in enumerate(keys)},
                           "event_timestamp": pa.array([point[1] for point in ordered], pa.timestamp("us", tz="UTC"))})
         references = sorted({row["feature"] for row in logged})
-        guard = bool(view.created_timestamp)
         job = historical(frame, references, knowledge_guard=guard, event_times=True)
         expected = job.to_arrow().to_pylist()
         for row in logged:
@@ -132,7 +143,7 @@ def audit_served(registry: Registry, historical: Callable, landing: Path, min_ma
             elif len(entry["mismatches"]) < EXAMPLES:
                 entry["mismatches"].append({"keys": json.loads(row["keys"]), "request_time": row["request_time"].isoformat(),
                                             "served": got, "expected": want, "status": row["status"]})
-            known = expected[row["_point"]][f"{view_name}__event_timestamp"]
+            known = expected[row["_point"]].get(f"{view_name}__event_timestamp")  # none for on-demand features
             if row["status"] != "NOT_FOUND" and known is not None:
                 served_at = datetime.fromisoformat(row["event_timestamp"].replace("Z", "+00:00"))
                 known = known if known.tzinfo else known.replace(tzinfo=served_at.tzinfo)

@@ -28,8 +28,9 @@ from ..entity_frame import (
     output_timestamp_type,
     with_row_numbers,
 )
+from .. import ondemand
 from ..errors import FeatureStoreError
-from ..requests import ViewRequest, ttl_seconds
+from ..requests import OnDemandRequest, ViewRequest, ttl_seconds
 from ..types import declared_arrow_type
 from ..validate import built_type_problems
 from ..warehouse import Warehouse, WarehouseError, engine_class
@@ -90,7 +91,7 @@ class _Summary:
         self.requests = job.requests
         self.rows = self.null_key_rows = 0
         self.matched = {request.alias: 0 for request in job.requests}
-        self.nulls = {output: 0 for request in job.requests for _, output in request.features}
+        self.nulls = {output: 0 for output in job.outputs}
         self.key_columns = sorted({entity_key for request in job.requests for entity_key, _ in request.keys})
         self.keep = [name for name in schema.names if not name.startswith((MATCH_PREFIX, KNOWN_PREFIX)) and name != ROW_COLUMN]
         self.timestamp = self.keep.index(job._timestamp)
@@ -134,10 +135,13 @@ class RetrievalJob:
     def __init__(self, connect: Callable[[], Warehouse], dialect: str, requests: list[ViewRequest],
                  entities: EntitySource, timestamp_column: str | None, knowledge_guard: bool = False,
                  strategy: str = "auto", known_at: dict[str, datetime] | None = None, *,
-                 feature_service: str | None = None, provenance: dict | None = None, event_times: bool = False):
+                 feature_service: str | None = None, provenance: dict | None = None, event_times: bool = False,
+                 on_demand: tuple[OnDemandRequest, ...] = ()):
         """feature_service: the service the features came from (recorded in an export);
         provenance: what an export's manifest records of the project (featurestore.retrieval.manifest);
-        event_times: also return each view's matched event time as <view>__event_timestamp."""
+        event_times: also return each view's matched event time as <view>__event_timestamp;
+        on_demand: request-time features computed over the point-in-time rows, their request
+        fields taken from the entity columns of their names (featurestore.requests.plan_features)."""
         if strategy not in STRATEGIES:
             raise FeatureStoreError(f"strategy must be one of {', '.join(STRATEGIES)}, not '{strategy}'.")
         if knowledge_guard:
@@ -150,6 +154,7 @@ class RetrievalJob:
         self._connect = connect
         self.dialect = dialect
         self.requests = requests
+        self.on_demand = tuple(on_demand)
         self.entities = entities
         self.knowledge_guard = knowledge_guard
         self.strategy = strategy
@@ -171,7 +176,8 @@ class RetrievalJob:
         if entities.table is not None:
             self._timestamp = choose_timestamp_column(entities.table.schema, timestamp_column, entities.description)
             self.entity_types = self._entity_types_of(entities.table.schema)
-            self._prepared = with_row_numbers(normalise_timestamp(entities.table, self._timestamp, entities.description))
+            self._prepared = with_row_numbers(normalise_timestamp(self._request_timestamps(entities.table),
+                                                                  self._timestamp, entities.description))
             for request in requests:
                 if request.view.name in self.known_at:
                     moment = self.known_at[request.view.name].replace(tzinfo=None)
@@ -181,6 +187,29 @@ class RetrievalJob:
             if self.known_at:
                 raise FeatureStoreError("A replay needs the entity rows as a table (they are read from the export).")
             self._timestamp, self._prepared = timestamp_column, None
+
+    @property
+    def request_fields(self) -> dict[str, str | None]:
+        """The request fields the on-demand features need -> their declared types."""
+        return {name: dtype for request in self.on_demand for name, dtype in request.request}
+
+    @property
+    def outputs(self) -> list[str]:
+        """The feature columns of the answer: the views' (inputs read only for on-demand features
+        left out), then the on-demand features."""
+        return [output for request in self.requests for _, output in request.features if output not in request.hidden] \
+            + [output for request in self.on_demand for _, output in request.features]
+
+    def _request_timestamps(self, table: pa.Table) -> pa.Table:
+        """Request fields declared as timestamps without a zone, as naive UTC (as the entity
+        timestamp is, and as the online reader takes them); a field the table lacks is left to
+        the output-name check, which names it."""
+        for name, dtype in self.request_fields.items():
+            kind = declared_arrow_type(dtype, self.dialect)
+            if name in table.schema.names and name != self._timestamp and kind is not None \
+                    and pa.types.is_timestamp(kind) and kind.tz is None:
+                table = normalise_timestamp(table, name, self.entities.description)
+        return table
 
     def _entity_types_of(self, schema: pa.Schema) -> dict[str, pa.DataType]:
         types = {field_.name: field_.type for field_ in schema}
@@ -198,6 +227,11 @@ class RetrievalJob:
                     built = schema.field(output).type
                     kind = pa.timestamp(built.unit if pa.types.is_timestamp(built) else "us", kind.tz)
                 if kind is not None:
+                    wanted[output] = kind
+        for request in self.on_demand:
+            for name, output in request.features:
+                kind = declared_arrow_type(request.view.feature(name).dtype, self.dialect)
+                if kind is not None and not pa.types.is_timestamp(kind):
                     wanted[output] = kind
         return wanted
 
@@ -231,7 +265,14 @@ class RetrievalJob:
         check_column_names([c for c in entity_columns if c != ROW_COLUMN and not c.startswith(KNOWN_PREFIX)],
                            self.entities.description)
         taken = {column.lower(): column for column in entity_columns}
-        for request in self.requests:
+        for request in self.on_demand:
+            for name, _ in request.request:
+                if name not in entity_columns:
+                    features = ", ".join(f"{request.view.name}:{feature}" for feature, _ in request.features)
+                    raise EntityFrameError(
+                        f"The entity {self.entities.description} has no column '{name}', a request field of the "
+                        f"on-demand feature(s) {features}; add it (one value per row).")
+        for request in [*self.requests, *self.on_demand]:
             for _, output in request.features:
                 if output.lower() in taken:
                     raise EntityFrameError(
@@ -257,7 +298,8 @@ class RetrievalJob:
         return sqlgen.render("point_in_time", dialect=self.dialect, entities=ENTITY_RELATION,
                              entity_columns=shown, timestamp=self._timestamp or "<timestamp>",
                              views=views, match_columns=match_columns, ordered=ordered,
-                             event_columns=self.event_times)
+                             event_columns=self.event_times,
+                             on_demand=on_demand_spec(self.on_demand, self.dialect))
 
     # -- running -----------------------------------------------------------------------------
     def _load_entities(self, warehouse: Warehouse) -> list[str]:
@@ -416,9 +458,11 @@ class RetrievalJob:
     def manifest(self, rows: int, digest: str) -> dict:
         """What produced this training set, so it can be replayed (featurestore replay)."""
         return {
-            "format": 1, "references": [f"{r.view.name}:{name}" for r in self.requests for name, _ in r.features],
-            "outputs": [output for r in self.requests for _, output in r.features],
-            "full_feature_names": any(output != name for r in self.requests for name, output in r.features),
+            "format": 1, "references": [f"{r.view.name}:{name}" for r in [*self.requests, *self.on_demand]
+                                        for name, output in r.features if output not in getattr(r, "hidden", ())],
+            "outputs": self.outputs,
+            "full_feature_names": any(output != name for r in [*self.requests, *self.on_demand]
+                                      for name, output in r.features if output not in getattr(r, "hidden", ())),
             "timestamp_column": self._timestamp, "knowledge_guard": self.knowledge_guard,
             "entities": self.entities.description, "strategy": self.strategy, "sql": self.sql_as_run,
             "views": self.snapshot_state, "rows": rows, "content_sha256": digest,
@@ -478,6 +522,24 @@ class RetrievalJob:
 
         self._run(create, match_columns=False, ordered=True, read_only=False)
         return relation
+
+
+def on_demand_spec(on_demand: tuple[OnDemandRequest, ...], dialect: str) -> dict | None:
+    """What sql/point_in_time.sql needs to compute on-demand features (see _pit_on_demand): the
+    request fields and the output types as the engine spells them, the hidden input columns by
+    bare name, each expression. (The training_set macro builds the same: _plan_on_demand.)"""
+    if not on_demand:
+        return None
+    spell = lambda dtype: ondemand.column_type(dtype, dialect)  # noqa: E731
+    inputs = list(dict.fromkeys((column, bare) for request in on_demand for bare, column in request.inputs))
+    return {
+        "requests": list(dict.fromkeys((name, spell(dtype)) for request in on_demand for name, dtype in request.request)),
+        "inputs": inputs,
+        "features": [(output, ondemand.expression_of(request.view, request.view.feature(name)),
+                      spell(request.view.feature(name).dtype))
+                     for request in on_demand for name, output in request.features],
+        "hidden": [column for column, _ in inputs],
+    }
 
 
 def choose_strategy(dialect: str, strategy: str, knowledge_guard: bool, entity_rows: int,

@@ -13,7 +13,7 @@
   ranking step first.
 -#}
 
-{% macro point_in_time(dialect, entities, entity_columns, timestamp, views, match_columns=false, ordered=true, quote=none, event_columns=false) %}
+{% macro point_in_time(dialect, entities, entity_columns, timestamp, views, match_columns=false, ordered=true, quote=none, event_columns=false, on_demand=none) %}
 {#-
   dialect        'duckdb' | 'postgres' | 'spark' (databricks: as spark); any other stops
                  with an error where its SQL differs (the TTL interval)
@@ -30,7 +30,14 @@
                  (the caller restores the order); none: no _fs_row at all (a dbt table)
   quote          quotes an identifier (the SDK's quote_identifier; in dbt, adapter.quote)
   event_columns  add _fs_event_<alias>: the event time of the matched row (NULL without a match)
+  on_demand      none, or request-time features computed over the point-in-time rows:
+                 {requests: [(entity column, type)], inputs: [(column, bare name)],
+                  features: [(output, expression, type)], hidden: [columns to drop]}
+                 (see _pit_on_demand)
 -#}
+{% if on_demand %}
+{{ featurestore._pit_on_demand(dialect, entities, entity_columns, timestamp, views, match_columns, ordered, quote, event_columns, on_demand) }}
+{% else %}
 {% set ts = '_fs_entity.' ~ quote(timestamp) %}
 {% set guarded = views | selectattr('strategy', 'equalto', 'knowledge') | list %}
 {% if guarded %}
@@ -100,6 +107,47 @@ left join {{ view.relation }} as {{ view.alias }}
 {% endfor %}
 {% if ordered %}
 order by _fs_entity._fs_row
+{% endif %}
+{% endif %}
+{% endmacro %}
+
+
+{% macro _pit_on_demand(dialect, entities, entity_columns, timestamp, views, match_columns, ordered, quote, event_columns, on_demand) %}
+{#- On-demand features over the point-in-time rows. Every column of the point-in-time query is
+    carried through as _fs_c<n>, so an expression sees only the request fields (the entity
+    columns of their names, cast to their declared types) and the inputs (the hidden columns,
+    by their features' bare names); the outer select restores the names, drops the hidden
+    columns and casts each expression to its declared type. -#}
+{% set names = [] %}
+{% for column in entity_columns %}{% set _ = names.append(column) %}{% endfor %}
+{% for view in views %}
+{% for column, output in view.features %}{% set _ = names.append(output) %}{% endfor %}
+{% if match_columns %}{% set _ = names.append('_fs_match_' ~ view.alias) %}{% endif %}
+{% if event_columns %}{% set _ = names.append('_fs_event_' ~ view.alias) %}{% endif %}
+{% endfor %}
+{% if ordered is not none %}{% set _ = names.append('_fs_row') %}{% endif %}
+{% set inner = featurestore.point_in_time(dialect, entities, entity_columns, timestamp, views, match_columns,
+                                          none if ordered is none else false, quote, event_columns) %}
+select
+{% for name in names if name not in on_demand.hidden and not (name == '_fs_row' and ordered) %}
+    _fs_scope._fs_c{{ names.index(name) }} as {{ quote(name) }},
+{% endfor %}
+{% for output, expression, type in on_demand.features %}
+    cast(({{ expression }}) as {{ type }}) as {{ quote(output) }}{{ ',' if not loop.last }}
+{% endfor %}
+{% set scope = [] %}
+{% for name in names %}{% set _ = scope.append('_fs_pit.' ~ quote(name) ~ ' as _fs_c' ~ loop.index0) %}{% endfor %}
+{% for column, type in on_demand.requests %}{% set _ = scope.append('cast(_fs_pit.' ~ quote(column) ~ ' as ' ~ type ~ ') as ' ~ quote(column)) %}{% endfor %}
+{% for column, bare in on_demand.inputs %}{% set _ = scope.append('_fs_pit.' ~ quote(column) ~ ' as ' ~ quote(bare)) %}{% endfor %}
+from (
+    select
+        {{ scope | join(',\n        ') }}
+    from (
+{{ inner }}
+    ) as _fs_pit
+) as _fs_scope
+{% if ordered %}
+order by _fs_scope._fs_c{{ names.index('_fs_row') }}
 {% endif %}
 {% endmacro %}
 
