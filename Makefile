@@ -75,7 +75,9 @@ demo: build
 	cd $(DEMO) && $(BIN)/python replay_events.py
 	@customer=$$(cd $(DEMO) && $(BIN)/python -c "import duckdb; print(duckdb.sql(\"select customer_id from read_parquet('landing/order_events/*.parquet') order by event_at desc limit 1\").fetchall()[0][0])"); \
 	$(FS) get -f order_events:orders_placed_15m -f order_events:order_value_1d -f cart_events:cart_adds_1h \
-		-f cart_events:cart_value_1h -e customer_id=$$customer
+		-f cart_events:cart_value_1h -e customer_id=$$customer; \
+	echo "batch, request-time and streaming features in one read (the checkout_model service):"; \
+	$(FS) get --service checkout_model -e customer_id=$$customer -e cart_value=42.5
 
 # Fast tier first (no dbt, no server), then the integration tier on two workers (pytest-xdist;
 # a test file stays on one worker with its module fixtures).
