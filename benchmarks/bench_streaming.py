@@ -55,7 +55,7 @@ import requests
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_serving import percentile, wait_for  # noqa: E402
+from bench_serving import sequential as latencies, wait_for  # noqa: E402
 from bench_sync import Dynalite, Moto, admin_client  # noqa: E402
 
 STREAM = "card_events"
@@ -185,17 +185,6 @@ def read_call(url: str, features: list[str], key: str, expect_events: int | None
             if found != expect_events:
                 raise RuntimeError(f"read of {key}: txns_1h is {found}, not {expect_events}")
     return call
-
-
-def latencies(call, count: int) -> tuple[float, float]:
-    """p50 and p99 (ms) of `count` sequential calls (one warm call first)."""
-    call()
-    times = []
-    for _ in range(count):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000, percentile(times, 0.99) * 1000
 
 
 def raw_query_call(endpoint: str, table_name: str, key: str, events: int):

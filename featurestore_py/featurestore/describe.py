@@ -29,17 +29,13 @@ def view_dict(registry: Registry, view: FeatureView) -> dict:
         "tags": list(view.tags),
         "relation": view.relation_name,
         "yaml_path": view.yaml_path,
-        "features": [
-            {
-                "name": feature.name,
-                "reference": feature.reference,
-                "type": feature.dtype,
-                "description": feature.description,
-                "window": feature.window,
-            }
-            for feature in view.features
-        ],
+        "features": [_feature_dict(feature) for feature in view.features],
     }
+
+
+def _feature_dict(feature, **extra) -> dict:
+    return {"name": feature.name, "reference": feature.reference, "type": feature.dtype,
+            "description": feature.description, "window": feature.window, **extra}
 
 
 def on_demand_view_dict(view: OnDemandView) -> dict:
@@ -49,17 +45,8 @@ def on_demand_view_dict(view: OnDemandView) -> dict:
         "request": dict(view.request),
         "inputs": list(view.inputs),
         "yaml_path": view.yaml_path,
-        "features": [
-            {
-                "name": feature.name,
-                "reference": feature.reference,
-                "type": feature.dtype,
-                "description": feature.description,
-                "window": None,
-                "expression": view.expression(feature),
-            }
-            for feature in view.features
-        ],
+        "features": [_feature_dict(feature, window=None, expression=view.expression(feature))
+                     for feature in view.features],
     }
 
 
