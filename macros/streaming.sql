@@ -5,7 +5,7 @@
     the value at time t of an aggregate over window W counts the events of the key with
     t - W < event time <= t that were pushed at or before t;
     no event in the longest window: every aggregate NULL; else count and sum of an empty
-    window are 0, avg/min/max NULL.
+    window are 0, avg/min/max NULL; a sum of magnitude 2^63 or more is NULL.
 
   Everything comes from the model's YAML (`config: meta: featurestore: stream:`): the event
   columns, the event id, the aggregates. The events are the landing area's files (one per push;
@@ -108,11 +108,16 @@ from _fs_windowed
     {#- One aggregate over the joined events inside its own window (the join keeps the longest). -#}
     {%- set micros = featurestore._duration_microseconds(aggregate.window, 'stream_windows') -%}
     {%- set inside = '_fs_e._fs_time > _fs_p._fs_at - ' ~ featurestore.interval_microseconds(micros) -%}
+    {%- if aggregate.fn in ['sum', 'avg', 'min', 'max'] and not aggregate.column -%}
+        {{ exceptions.raise_compiler_error("featurestore.stream_windows: aggregate '" ~ aggregate.name ~ "' (" ~ aggregate.fn ~ ") needs a 'column' of the events") }}
+    {%- endif -%}
     {%- set value = '_fs_e.' ~ featurestore._q(aggregate.column) if aggregate.column else '1' -%}
+    {%- set total = 'coalesce(sum(case when ' ~ inside ~ ' then ' ~ value ~ ' end), 0)' -%}
     {%- if aggregate.fn == 'count' -%}
         count(case when {{ inside }} then {{ value }} end)
     {%- elif aggregate.fn == 'sum' -%}
-        coalesce(sum(case when {{ inside }} then {{ value }} end), 0)
+        {#- a sum of magnitude 2^63 or more is NULL, as online (streaming.SUM_LIMIT): no bigint holds it -#}
+        case when abs({{ total }}) < 9223372036854775808 then {{ total }} end
     {%- elif aggregate.fn in ['avg', 'min', 'max'] -%}
         {{ aggregate.fn }}(case when {{ inside }} then {{ value }} end)
     {%- else -%}

@@ -8,6 +8,7 @@ the snapshot tables and training sets see what serving saw.
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,9 +19,9 @@ from . import types
 from .errors import RequestError
 from .frames import arrow_type
 from .landing import write_file
-from .online import OnlineStore
+from .online import OnlineStore, OnlineStoreError
 from .online.codec import ValueRejected
-from .online.events import EventWrite, make_event, visibility_delay
+from .online.events import answer_after, make_event, visibility_delay
 from .registry import FeatureView, Registry
 from .requests import online_table, require_online
 from .streaming import CONFIRMED, event_columns, is_streaming, stream_spec
@@ -35,7 +36,7 @@ class Pusher:
         self.online = online
         self.landing = Path(landing)
 
-    def push_request(self, body: Any) -> dict:
+    def push_request(self, body: Any, wait: bool = True) -> dict:
         """Feast's push request: {"push_source_name": view, "df": {column: [values]}, "to": ...}."""
         if not isinstance(body, dict):
             raise RequestError("The push body must be a JSON object with `push_source_name` and `df`.")
@@ -51,9 +52,13 @@ class Pusher:
         if len(lengths) != 1 or not lengths.pop():
             raise RequestError("Every column of `df` must have the same, non-zero number of values.")
         rows = [dict(zip(frame, values)) for values in zip(*frame.values())]
-        return self.push(name, rows, to)
+        return self.push(name, rows, to, wait=wait)
 
-    def push(self, view_name: str, rows: list[Mapping[str, Any]], to: str = "online_and_offline") -> dict:
+    def push(self, view_name: str, rows: list[Mapping[str, Any]], to: str = "online_and_offline",
+             wait: bool = True) -> dict:
+        """Push rows to a view; the answer says what was landed and written. A streaming view's push
+        is answered once its events count for reads: `wait` sleeps until then; without it the
+        answer carries `_answer_after` (epoch seconds) for an async caller to wait on."""
         if to not in DESTINATIONS:
             raise RequestError(f"`to` must be one of {', '.join(DESTINATIONS)}, not {to!r}.")
         view = self.registry.view(view_name)  # NotFound: 404
@@ -64,7 +69,16 @@ class Pusher:
         if len(rows) > MAX_PUSH_ROWS:
             raise RequestError(f"{len(rows):,} rows in one push; the limit is {MAX_PUSH_ROWS:,}.", status=413)
         if is_streaming(view):
-            return self._push_events(view, rows, to)
+            if to != "online_and_offline":
+                raise RequestError(f"'{view.name}' is a streaming view: its events go online and offline together "
+                                   f"(to='online_and_offline'), or the two would count different events; not {to!r}.")
+            answer = self._push_events(view, rows)
+            after = answer.pop("_answer_after")
+            if wait and after is not None:
+                time.sleep(max(0.0, after - time.time()))
+            elif after is not None:
+                answer["_answer_after"] = after
+            return answer
         table = self._table(view, rows)
         written = None
         if to != "online":
@@ -86,10 +100,11 @@ class Pusher:
                 "written_online": report.written if report else 0,
                 "skipped_older": report.skipped_stale if report else 0}
 
-    def _push_events(self, view: FeatureView, rows: list[Mapping[str, Any]], to: str) -> dict:
+    def _push_events(self, view: FeatureView, rows: list[Mapping[str, Any]]) -> dict:
         """A streaming view's events: checked whole (types, DynamoDB's limits) before anything is
-        written; put online exactly once each (online/events.py); then landed with the time each
-        counts from, so the `stream_windows` macro counts them offline from the same instant."""
+        written; put online exactly once each (online/events.py); then landed — every event put or
+        found stored, also when other puts failed — with the time each counts from, so the
+        `stream_windows` macro counts them offline from the same instant."""
         spec = stream_spec(view)
         table = online_table(self.registry, view)
         keys = self.registry.join_keys(view)
@@ -102,18 +117,22 @@ class Pusher:
             except ValueRejected as exc:
                 column, _, reason = str(exc).partition("\t")
                 raise RequestError(f"Row {index}: {column} of '{view.name}': {reason}; nothing was written.") from None
-        if to != "offline":
-            self.online.ensure_table(table)
-            results = self.online.write_events(table, events, visibility_delay())
-        else:
-            now = datetime.now(timezone.utc).replace(tzinfo=None)
-            results = [EventWrite("offline", now, event.values) for event in events]
-        landed = write_file(self.landing / view.name, "push", _landed_events(view, spec, keys, typed, events, results)) \
-            if to != "online" else None
+        self.online.ensure_table(table)
+        results = self.online.write_events(table, events, visibility_delay())
+        kept = [index for index, result in enumerate(results) if result.status != "failed"]
+        landed = write_file(self.landing / view.name, "push", _landed_events(
+            view, spec, keys, [typed[i] for i in kept], [events[i] for i in kept], [results[i] for i in kept])) \
+            if kept else None
+        failed = [result for result in results if result.status == "failed"]
+        if failed:
+            raise OnlineStoreError(f"{len(failed):,} of {len(events):,} events of '{view.name}' were not written online "
+                                   f"({failed[0].error}); the other {len(kept):,} are online and landed. Send the "
+                                   "push again with the same event ids: nothing is counted twice.")
         counts = {status: sum(1 for r in results if r.status == status) for status in ("written", "duplicate", "closed")}
         return {"view": view.name, "rows": len(rows), "landed": str(landed) if landed else None,
                 "written_online": counts["written"], "duplicates": counts["duplicate"],
-                "windows_closed": counts["closed"], "slow_writes": sum(1 for r in results if r.slow)}
+                "windows_closed": counts["closed"], "slow_writes": sum(1 for r in results if r.slow),
+                "_answer_after": answer_after(results)}
 
     def _table(self, view: FeatureView, rows: list[Mapping[str, Any]]) -> pa.Table:
         """The rows as an Arrow table of the view's columns and declared types; a missing created
@@ -156,7 +175,7 @@ class Pusher:
             kind = pa.timestamp("us") if name in timestamps else arrow_type(declared.get(name))
             try:
                 arrays.append(pa.array(values, type=kind) if kind is not None else pa.array(values))
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeError) as exc:
                 raise RequestError(f"Column '{name}' of '{view.name}' ({declared.get(name) or 'no declared type'}): "
                                  f"{str(exc).splitlines()[0]}") from None
         return pa.table(arrays, names=list(columns))
@@ -192,5 +211,8 @@ def _timestamp(value: Any, index: int, name: str) -> datetime:
     else:
         raise RequestError(f"Row {index}: '{name}' must be an ISO 8601 timestamp string.")
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:
+            raise RequestError(f"Row {index}: '{name}' = {value!r} is out of range in UTC.") from None
     return moment

@@ -7,7 +7,7 @@ The rule, for a key at time t, of an aggregate over window W: the events of that
 time is its knowledge time too, so a training set sees what serving served; a late event counts
 from its push on, for the rest of its windows. When the key has no event in the longest window,
 every aggregate is NULL (the key is not present), else `count` and `sum` of an empty window are 0
-and `avg`, `min`, `max` NULL.
+and `avg`, `min`, `max` NULL. A sum of magnitude 2^63 or more is NULL (no bigint holds it).
 
 Online, each event is one DynamoDB item (online/events.py) and a read aggregates the events of
 the longest window at request time: exact edges, no process state, nothing pre-aggregated that
@@ -30,6 +30,7 @@ from .errors import RegistryError
 
 DEFAULT_EVENT_ID = "event_id"  # the macro's default too
 CONFIRMED = "_confirmed_at"  # a landed event's column: when its online write was confirmed (online/events.py)
+SUM_LIMIT = 2 ** 63  # a sum of this magnitude or more is NULL (a bigint holds none; the macro says the same)
 FUNCTIONS = ("count", "sum", "avg", "min", "max")
 NEEDS_COLUMN = ("sum", "avg", "min", "max")
 NUMBERS = (types.INTEGER, types.FLOAT)
@@ -150,6 +151,7 @@ def aggregate(spec: StreamSpec, events: Iterable[Mapping[str, Any]], at: datetim
             value = len(inside) if column is None else len(column)
         elif entry.fn == "sum":
             value = sum(column) if column else 0
+            value = value if abs(value) < SUM_LIMIT else None  # the macro's rule: no wrap-around, no infinity
         elif not column:
             value = None
         elif entry.fn == "avg":
@@ -177,22 +179,33 @@ def _as_declared(value: Any, dtype: str | None) -> Any:
     return int(value) if types.is_whole_number(dtype) else float(value)
 
 
-def in_flight_writes(landed, keys: Iterable[str], event: str, created: str) -> dict[tuple, list[tuple]]:
-    """The landed events whose online write was confirmed after the time they count from (a
-    write slower than the visibility delay), per key: [(event time, counts from, confirmed)]. A
-    read at t between the two may or may not have seen such an event (online/events.py)."""
-    import pyarrow.compute as pc
-
-    if landed is None or CONFIRMED not in landed.column_names:
+def landed_events(landed, keys: Iterable[str], spec: StreamSpec, event: str, created: str) -> dict[tuple, list[dict]]:
+    """A view's landed events per key (`landed`: the landing folder as Arrow, or None), one copy
+    per event time and id — the first pushed, as the macro keeps — in `aggregate`'s shape, with
+    `confirmed` (when the online write was confirmed; None for a stored copy)."""
+    if landed is None:
         return {}
-    slow = landed.filter(pc.fill_null(pc.greater(landed[CONFIRMED], landed[created]), False))
-    found: dict[tuple, list[tuple]] = {}
-    for row in slow.to_pylist():
-        found.setdefault(tuple(row[key] for key in keys), []).append((row[event], row[created], row[CONFIRMED]))
+    first: dict[tuple, dict] = {}
+    for row in landed.to_pylist():
+        key = tuple(row[k] for k in keys)
+        entry = {"time": row[event], "known": row[created], "confirmed": row.get(CONFIRMED),
+                 **{column: row.get(column) for column in spec.events}}
+        identity = (key, entry["time"], row.get(spec.event_id))
+        if entry["time"] is not None and (identity not in first or entry["known"] < first[identity]["known"]):
+            first[identity] = entry
+    found: dict[tuple, list[dict]] = {}
+    for (key, _, _), entry in first.items():
+        found.setdefault(key, []).append(entry)
     return found
 
 
-def was_in_flight(spec: StreamSpec, writes: Iterable[tuple], at: datetime) -> bool:
-    """Whether a read at `at` (naive UTC) fell while an event of its longest window was being written."""
-    return any(counts_from <= at < confirmed and at - spec.longest < event_time <= at
-               for event_time, counts_from, confirmed in writes)
+def without_in_flight(spec: StreamSpec, events: Iterable[dict], at: datetime) -> tuple[bool, dict | None]:
+    """(whether a write of one of the key's events was in flight at `at` — stamped, not yet
+    confirmed —, the aggregates at `at` without those events): what a read at `at` that missed
+    them served. A write slower than the visibility delay leaves this gap (online/events.py)."""
+    events = list(events)
+    flying = [e for e in events if e["confirmed"] is not None and e["known"] <= at < e["confirmed"]
+              and at - spec.longest < e["time"] <= at]
+    if not flying:
+        return False, None
+    return True, aggregate(spec, [e for e in events if not any(e is f for f in flying)], at)

@@ -26,6 +26,7 @@ import requests
 
 from conftest import FIXTURES, copy_project, project_env
 from featurestore import FeatureStore
+from featurestore.errors import RequestError
 from featurestore.quality.audit import same_value
 
 from test_server import server
@@ -115,12 +116,48 @@ def test_online_equals_the_training_set_at_every_read(stream_project):
         reads.append((at, keys, store.get_online_features(references, entity_rows=[{"card_id": k} for k in keys],
                                                           now=at).to_dict()))
         time.sleep(rng.uniform(0.5, 2.5))  # windows of 5 s and 20 s open and close between reads
+    huge = [{"card_id": "card-huge", "event_at": datetime.now(timezone.utc).isoformat(), "txn_id": f"h{n}",
+             "amount": 1.0, "items": 2 ** 62} for n in range(2)]
+    store.push(VIEW, huge)  # their sum is past a bigint: NULL online and offline, not a failed build
+    at = datetime.now(timezone.utc)
+    reads.append((at, ["card-huge"], store.get_online_features(references, entity_rows=[{"card_id": "card-huge"}],
+                                                               now=at).to_dict()))
+    assert reads[-1][2]["items_1m"] == [None] and reads[-1][2]["txns_1m"] == [2]
+    build_started = datetime.now(timezone.utc).replace(tzinfo=None)  # the build keeps change points up to its clock
     project_env(project, **env).run("build", "--quiet", "--select", VIEW)
-    compared, present, mismatches, examples = compare(FeatureStore(project, env=env), reads)
+    built = FeatureStore(project, env=env)
+    compared, present, mismatches, examples = compare(built, reads)
     assert mismatches == 0, examples
-    assert compared == 10 * 6 * len(references) and present > compared // 3  # not a comparison of NULLs
-    assert all(value is None for value in reads[-1][2]["txns_1m"][5:])  # the card without events
+    assert compared == (10 * 6 + 1) * len(references) and present > compared // 3  # not a comparison of NULLs
+    assert all(value is None for value in reads[-2][2]["txns_1m"][5:])  # the card without events
     assert 999.0 not in [value for _, _, online in reads for value in online["min_amount_20s"]]
+    assert_edges_match_the_rule(built, project, build_started)
+
+
+def assert_edges_match_the_rule(store: FeatureStore, project: Path, built_before: datetime) -> None:
+    """The macro against the Python rule at the exact instants values change — an event's time
+    and push (and a microsecond before), its time plus each window (and a microsecond before) —
+    for every landed event: the rows the training set reads there equal streaming.aggregate's."""
+    from featurestore.landing import read_folder
+    from featurestore.streaming import aggregate, landed_events, stream_spec
+
+    view = store.registry.view(VIEW)
+    spec = stream_spec(view)
+    events = landed_events(read_folder(project / "landing" / VIEW), ["card_id"], spec, view.event_timestamp,
+                           view.created_timestamp)
+    tick = timedelta(microseconds=1)
+    points = sorted({(key[0], moment) for key, found in events.items() for event in found
+                     for edge in [event["time"], event["known"], *[event["time"] + a.window for a in spec.aggregates]]
+                     for moment in (edge, edge - tick) if moment <= built_before})
+    frame = pa.table({"card_id": [card for card, _ in points],
+                      "event_timestamp": pa.array([moment for _, moment in points], pa.timestamp("us"))})
+    offline = store.get_historical_features(frame, features(store), knowledge_guard=True).to_arrow().to_pylist()
+    wrong = []
+    for (card, moment), row in zip(points, offline):
+        expected = aggregate(spec, events[(card,)], moment) or {}
+        wrong += [(card, moment.isoformat(), name, row[name], expected.get(name)) for name in spec.feature_types
+                  if not same_value(row[name], expected.get(name))]
+    assert len(points) > 1000 and not wrong, wrong[:10]
 
 
 def test_pushes_are_checked_whole_before_anything_is_written(stream_project):
@@ -136,11 +173,17 @@ def test_pushes_are_checked_whole_before_anything_is_written(stream_project):
         "a fraction for an integer": ([dict(good, items=1.5)], "items"),
         "no event time": ([dict(good, event_at=None)], "event_at"),
         "a key over 2 KB": ([dict(good, card_id="k" * 3000)], "entity key"),
+        "the year 9999": ([dict(good, event_at="9999-12-31T23:00:00")], "event time"),
+        "the year 9999 in another zone": ([dict(good, event_at="9999-12-31T23:00:00-05:00")], "event_at"),
+        "a lone surrogate": ([dict(good, txn_id="\ud800")], "txn_id"),
     }
     for case, (rows, named) in cases.items():
-        with pytest.raises(Exception) as failure:
+        with pytest.raises(RequestError) as failure:
             store.push(VIEW, rows)
         assert named in str(failure.value), (case, str(failure.value))
+    for to in ("online", "offline"):  # the two would count different events
+        with pytest.raises(RequestError, match="streaming view"):
+            store.push(VIEW, [good], to=to)
     assert (sorted(landing.glob("*.parquet")) if landing.exists() else []) == before  # nothing landed
     online = store.get_online_features([f"{VIEW}:txns_1m"], entity_rows=[{"card_id": "card-x"}]).to_dict()
     assert online["txns_1m"] == [None]  # nothing written online either

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from featurestore.errors import RegistryError
-from featurestore.streaming import aggregate, is_streaming, stream_spec, was_in_flight
+from featurestore.streaming import aggregate, is_streaming, stream_spec, without_in_flight
 
 T = datetime(2026, 12, 3, 12, 0, 0)
 FEATURES = {"n_1m": "bigint", "n_10s": "bigint", "priced_1m": "bigint", "spend_10s": "double", "avg_1m": "double",
@@ -96,11 +96,21 @@ def test_empty_windows_are_zero_or_null_and_an_empty_longest_window_is_no_value(
     assert aggregate(spec, [], T) is None
 
 
-def test_a_read_is_in_flight_only_between_a_slow_writes_stamp_and_its_confirmation():
+def test_a_read_in_flight_is_recomputed_without_the_events_being_written():
     spec = stream_spec(view())
-    writes = [(T - timedelta(seconds=5), T - timedelta(seconds=1), T + timedelta(seconds=1))]
-    assert was_in_flight(spec, writes, T)
-    assert not was_in_flight(spec, writes, T - timedelta(seconds=2))  # before it counts
-    assert not was_in_flight(spec, writes, T + timedelta(seconds=1))  # confirmed by then
-    old = [(T - timedelta(seconds=90), T - timedelta(seconds=1), T + timedelta(seconds=1))]
-    assert not was_in_flight(spec, old, T)  # outside every window: it could not change the value
+    slow = dict(event(5, amount=4.0, items=1), confirmed=T + timedelta(seconds=1))
+    slow["known"] = T - timedelta(seconds=1)
+    settled = dict(event(8, amount=2.0, items=1), confirmed=None)
+    flying, values = without_in_flight(spec, [slow, settled], T)
+    assert flying and values["n_1m"] == 1 and values["spend_10s"] == 2.0
+    assert without_in_flight(spec, [slow, settled], T - timedelta(seconds=2)) == (False, None)  # before it counts
+    assert without_in_flight(spec, [slow, settled], T + timedelta(seconds=1)) == (False, None)  # confirmed by then
+    old = dict(slow, time=T - timedelta(seconds=90))
+    assert without_in_flight(spec, [old, settled], T) == (False, None)  # outside every window: it changes nothing
+
+
+def test_a_sum_past_a_bigint_is_null_as_in_the_macro():
+    spec = stream_spec(view())
+    huge = [event(1, items=2 ** 62), event(2, items=2 ** 62)]
+    assert aggregate(spec, huge, T)["items_10s"] is None
+    assert aggregate(spec, huge[:1], T)["items_10s"] == 2 ** 62

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -80,14 +79,22 @@ class Event:
 class EventWrite:
     """What happened to one event online."""
 
-    status: str  # written, duplicate (stored before: `values`/`pushed_at` are the stored ones), closed
+    status: str  # written, duplicate (stored before: `values`/`pushed_at` are the stored ones), closed, failed
     pushed_at: datetime  # from when it counts (naive UTC)
     values: Mapping[str, Any] = field(default_factory=dict)
     confirmed_at: datetime | None = None  # when the put was confirmed (written events)
+    error: str | None = None  # why a failed put failed
 
     @property
     def slow(self) -> bool:
         return self.confirmed_at is not None and self.confirmed_at > self.pushed_at
+
+
+def answer_after(results: Sequence[EventWrite]) -> float | None:
+    """The epoch second from which every written or stored event of a push counts for reads (a
+    duplicate's first push may still be in its delay): the push is answered no earlier."""
+    stamps = [r.pushed_at for r in results if r.status in ("written", "duplicate")]
+    return max(stamps).replace(tzinfo=timezone.utc).timestamp() if stamps else None
 
 
 def make_event(table: OnlineTable, spec: StreamSpec, row: Mapping[str, Any], event_time: datetime,
@@ -100,8 +107,11 @@ def make_event(table: OnlineTable, spec: StreamSpec, row: Mapping[str, Any], eve
         raise ValueRejected(f"entity key\t{exc}") from None
     identity = event_id if event_id is not None else uuid.uuid4().hex
     sort = f"{format_timestamp(event_time)}#{identity}"
-    item = {"entity_key": {"S": key}, SORT: {"S": sort},
-            EXPIRES: {"N": str(int((event_time.replace(tzinfo=timezone.utc) + spec.longest + EXPIRY_MARGIN).timestamp()))}}
+    try:
+        expires = int((event_time.replace(tzinfo=timezone.utc) + spec.longest + EXPIRY_MARGIN).timestamp())
+    except OverflowError:
+        raise ValueRejected(f"event time\t{event_time.isoformat()} is too far in the future") from None
+    item = {"entity_key": {"S": key}, SORT: {"S": sort}, EXPIRES: {"N": str(expires)}}
     for name in table.join_keys:
         item[name] = encode(row[name])
     values = {}
@@ -149,8 +159,10 @@ class EventTables:
 
     # -- writes ----------------------------------------------------------------------------------
     def write(self, table: OnlineTable, spec: StreamSpec, events: Sequence[Event], delay: float) -> list[EventWrite]:
-        """Put each event unless stored (or its windows have all closed), in parallel; returns
-        when every put is confirmed and the last stamp has passed (see the module docstring)."""
+        """Put each event unless stored (or its windows have all closed), in parallel, every put
+        to its end: a failed one is `failed` (its `error` says why) and the others keep their
+        outcome, so the caller lands what was written before it reports the failure. The caller
+        answers no earlier than `answer_after(results)`."""
         name = self.ensure(table)
         closed_before = datetime.now(timezone.utc).replace(tzinfo=None) - spec.longest
 
@@ -158,20 +170,18 @@ class EventTables:
             stamp = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=delay)
             if event.time <= closed_before:
                 return EventWrite("closed", stamp, dict(event.values))
-            return self._put(name, table, spec, event, stamp)
+            try:
+                return self._put(name, table, spec, event, stamp)
+            except OnlineStoreError as exc:
+                return EventWrite("failed", stamp, dict(event.values), error=str(exc))
 
         if len(events) == 1:
-            results = [put(events[0])]
-        else:
-            results = list(self.pool("writes").map(put, events))
-        latest = max((r.pushed_at for r in results if r.status == "written"), default=None)
-        if latest is not None:
-            wait = (latest - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()
-            if wait > 0:
-                time.sleep(wait)  # answered only once every event counts for reads
-        return results
+            return [put(events[0])]
+        return list(self.pool("writes").map(put, events))
 
     def _put(self, name: str, table: OnlineTable, spec: StreamSpec, event: Event, stamp: datetime) -> EventWrite:
+        """One conditional put. A condition failure is a duplicate — unless the stored item carries
+        this very stamp: then our own put was applied and its answer lost (and retried)."""
         from botocore.exceptions import ClientError
 
         item = dict(event.item)
@@ -187,9 +197,10 @@ class EventTables:
             stored, _ = self.store._call("get_item", deadline, TableName=name, ConsistentRead=True,
                                          Key={"entity_key": item["entity_key"], SORT: item[SORT]})
             stored = stored.get("Item") or item
-            values = {column: decode(stored[column], dtype) if column in stored else None
-                      for column, dtype in spec.events.items()}
-            return EventWrite("duplicate", _naive_time(stored[PUSHED]["S"]), values)
+            if stored[PUSHED] != item[PUSHED]:
+                values = {column: decode(stored[column], dtype) if column in stored else None
+                          for column, dtype in spec.events.items()}
+                return EventWrite("duplicate", _naive_time(stored[PUSHED]["S"]), values)
         confirmed = datetime.now(timezone.utc).replace(tzinfo=None)
         return EventWrite("written", stamp, dict(event.values), confirmed)
 

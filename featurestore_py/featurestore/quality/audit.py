@@ -27,7 +27,7 @@ from ..errors import FeatureStoreError, NoDataError
 from ..landing import SERVED_FOLDER, read_folder
 from ..online_response import json_value
 from ..registry import Registry
-from ..streaming import in_flight_writes, stream_spec, was_in_flight
+from ..streaming import landed_events, stream_spec, without_in_flight
 
 EXAMPLES = 10
 
@@ -96,6 +96,14 @@ def _logged_view(registry: Registry, name: str):
     return view, keys, all(source.created_timestamp for source in sources)
 
 
+def _served_while_in_flight(spec, events: dict, keys: list, row: dict, name: str, served) -> bool:
+    """Whether a streaming value served at a request equals the value without the events whose
+    write was in flight then (a read in that gap may not see them: online/events.py)."""
+    at = row["request_time"].astimezone(timezone.utc).replace(tzinfo=None)
+    flying, values = without_in_flight(spec, events.get(tuple(json.loads(row["keys"]).get(k) for k in keys), ()), at)
+    return flying and same_value(served, (values or {}).get(name))
+
+
 def audit_served(registry: Registry, historical: Callable, landing: Path, min_match_rate: float = 1.0) -> dict:
     """The feature server's served-vector log (under the landing folder) recomputed point-in-time
     at each request's time with the knowledge guard (historical: FeatureStore's
@@ -115,8 +123,8 @@ def audit_served(registry: Registry, historical: Callable, landing: Path, min_ma
     for view_name, logged in by_view.items():
         view, keys, guard = _logged_view(registry, view_name)
         spec = stream_spec(view) if view_name in registry.feature_views else None
-        slow = in_flight_writes(read_folder(Path(landing) / view.name), keys, view.event_timestamp,
-                                view.created_timestamp) if spec else {}
+        events = landed_events(read_folder(Path(landing) / view.name), keys, spec, view.event_timestamp,
+                               view.created_timestamp) if spec else {}
         # one entity row per (keys, request time), in first-seen order
         points: dict[tuple, int] = {}
         for row in logged:
@@ -137,9 +145,8 @@ def audit_served(registry: Registry, historical: Callable, landing: Path, min_ma
             entry["checked"] += 1
             if same_value(got, want):
                 entry["matched"] += 1
-            elif slow and was_in_flight(spec, slow.get(tuple(json.loads(row["keys"]).get(k) for k in keys), ()),
-                                        row["request_time"].astimezone(timezone.utc).replace(tzinfo=None)):
-                entry["in_flight"] += 1  # a streaming event's write was in flight at the read: either value held
+            elif events and _served_while_in_flight(spec, events, keys, row, name, got):
+                entry["in_flight"] += 1  # a streaming event's write was in flight: the read missed it, rightly
             elif len(entry["mismatches"]) < EXAMPLES:
                 entry["mismatches"].append({"keys": json.loads(row["keys"]), "request_time": row["request_time"].isoformat(),
                                             "served": got, "expected": want, "status": row["status"]})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from ..errors import FeatureStoreError
@@ -60,7 +61,8 @@ def build_app(config: ServeConfig):
     landing = landing_dir(Path(config.project_dir))
     served_log = ServedLog(landing, config.served_log_fraction, config.served_log_flush_seconds) \
         if config.served_log_fraction > 0 else None
-    pusher = Pusher(registry, online, landing).push_request if config.push else None
+    # a streaming push is answered once its events count: the handler awaits that, off the threads
+    pusher = partial(Pusher(registry, online, landing).push_request, wait=False) if config.push else None
     settings = ServerSettings(api_keys=api_keys(config), served_log=served_log, pusher=pusher, ready_check=online.ping)
     return create_app(OnlineServer(registry, online, config.max_entities, response_style(config.responses)), settings)
 
