@@ -10,6 +10,8 @@ DBT_CORE ?= 1.12
 DEMO := examples/jaffle_shop
 RAW_DIR := $(DEMO)/data/raw
 FS := cd $(DEMO) && $(BIN)/featurestore
+# in a recipe line of several commands (one shell): the demo's folder once, then this
+FSX := $(BIN)/featurestore
 
 .PHONY: demo test unit integration test-compat venv feast-venv data build docs clean online-down
 
@@ -63,21 +65,21 @@ demo: build
 	$(FS) audit customer_features --sample 100
 	$(FS) catalog --out site --exports out
 	@echo "featurestore get --service churn_model (the most recent customer of the churn labels):"
-	@row=$$(cd $(DEMO) && $(BIN)/python -c "import duckdb; print(*duckdb.connect('jaffle_shop.duckdb', read_only=True).sql('select customer_id, store_id from main.churn_labels order by label_ts desc, customer_id limit 1').fetchall()[0])"); \
-	$(FS) get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }; \
+	@cd $(DEMO) && row=$$($(BIN)/python -c "import duckdb; print(*duckdb.connect('jaffle_shop.duckdb', read_only=True).sql('select customer_id, store_id from main.churn_labels order by label_ts desc, customer_id limit 1').fetchall()[0])"); \
+	$(FSX) get --service churn_model -e customer_id=$${row% *} -e store_id=$${row#* }; \
 	echo "on-demand features: request fields come with the keys"; \
-	$(FS) get -f customer_features:avg_order_value_30d -f order_request_features:cart_value_ratio \
+	$(FSX) get -f customer_features:avg_order_value_30d -f order_request_features:cart_value_ratio \
 		-f order_request_features:order_hour -e customer_id=$${row% *} -e cart_value=42.5 \
 		-e ordered_at=2024-03-15T18:30:00+01:00; \
 	echo "the same over HTTP: (cd $(DEMO) && $(BIN)/featurestore serve &) then"; \
 	echo "curl -s localhost:6566/get-online-features -H 'content-type: application/json' -d '{\"feature_service\": \"churn_model\", \"entities\": {\"customer_id\": [\"$${row% *}\"], \"store_id\": [\"$${row#* }\"]}}'"
 	@echo "A day of cart additions and orders replayed through POST /push (streaming views), then read:"
 	cd $(DEMO) && $(BIN)/python replay_events.py
-	@customer=$$(cd $(DEMO) && $(BIN)/python -c "import duckdb; print(duckdb.sql(\"select customer_id from read_parquet('landing/order_events/*.parquet') order by event_at desc limit 1\").fetchall()[0][0])"); \
-	$(FS) get -f order_events:orders_placed_15m -f order_events:order_value_1d -f cart_events:cart_adds_1h \
+	@cd $(DEMO) && customer=$$($(BIN)/python -c "import duckdb; print(duckdb.sql(\"select customer_id from read_parquet('landing/order_events/*.parquet') order by event_at desc limit 1\").fetchall()[0][0])"); \
+	$(FSX) get -f order_events:orders_placed_15m -f order_events:order_value_1d -f cart_events:cart_adds_1h \
 		-f cart_events:cart_value_1h -e customer_id=$$customer; \
 	echo "batch, request-time and streaming features in one read (the checkout_model service):"; \
-	$(FS) get --service checkout_model -e customer_id=$$customer -e cart_value=42.5
+	$(FSX) get --service checkout_model -e customer_id=$$customer -e cart_value=42.5
 
 # Fast tier first (no dbt, no server), then the integration tier on two workers (pytest-xdist;
 # a test file stays on one worker with its module fixtures).

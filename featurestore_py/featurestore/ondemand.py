@@ -92,6 +92,23 @@ def duckdb_cast(expression: str, dtype: str, engine: str, scope_types: tuple[tup
         raise ExpressionError(f"cannot be evaluated online (DuckDB): {str(exc).splitlines()[0]}") from None
 
 
+def check_in_duckdb(duckdb_sql: str, scope_types: tuple[tuple[str, str | None], ...]) -> None:
+    """Bind a translated expression in an in-memory DuckDB over typed NULLs, as the online reader
+    will run it: a function DuckDB does not have (a translation sqlglot passes through) is an
+    ExpressionError now, not a failed read later. Scope types DuckDB cannot spell are not checked."""
+    import duckdb
+
+    columns = ", ".join(f'cast(null as {kind}) as "{name}"' for name, kind in scope_types if kind) or "1 as _fs_none"
+    try:
+        duckdb.connect().execute(f"select {duckdb_sql} from (select {columns}) as {SCOPE} limit 0")
+    except (duckdb.CatalogException, duckdb.BinderException) as exc:
+        if "Type with name" in str(exc):  # a declared type DuckDB does not spell: nothing to say about the expression
+            return
+        raise ExpressionError(f"cannot be evaluated online (DuckDB): {str(exc).splitlines()[0]}") from None
+    except duckdb.Error:
+        return
+
+
 def _read_as(dtype: str, engine: str) -> str:
     """A declared type as the translation reads it: the engine's spelling, but Spark's `timestamp`
     (session-local) as `timestamp_ntz`: our Spark sessions run in UTC, where the two agree, and

@@ -165,10 +165,10 @@ class Pusher:
                     value = _timestamp(value, index, name)
                 if value is None and name in defaults:
                     value = defaults[name]
-                if value is not None and types.is_whole_number(declared.get(name)) and (
-                        isinstance(value, bool) or (isinstance(value, float) and not value.is_integer())):
+                if value is not None and types.is_numeric(declared.get(name)) and (isinstance(value, bool) or (
+                        types.is_whole_number(declared.get(name)) and isinstance(value, float) and not value.is_integer())):
                     raise RequestError(f"Row {index}: '{name}' of '{view.name}' is {declared[name]}; {value!r} is not a "
-                                       "whole number (Arrow would truncate it silently).")
+                                       "number of that type (Arrow would convert it silently).")
                 columns[name].append(value)
         arrays = []
         for name, values in columns.items():

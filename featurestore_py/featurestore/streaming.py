@@ -13,7 +13,7 @@ Online, each event is one DynamoDB item (online/events.py) and a read aggregates
 the longest window at request time: exact edges, no process state, nothing pre-aggregated that
 a late event would have to reopen. An event whose windows have all closed when it is pushed
 (event time at or before push time minus the longest window) cannot change any value from then
-on: it is landed (offline it counts for the past) and not written online.
+on, online or offline (where it was unknown before): it is landed and not written online.
 
 This module knows no warehouse and no online store client.
 """

@@ -502,7 +502,10 @@ def _check_on_demand(registry: Registry, view: OnDemandView) -> list[Problem]:
         try:
             unknown = [name for name in ondemand.referenced_names(expression, registry.adapter_type)
                        if name not in bare_names]
-            ondemand.duckdb_cast(expression, feature.dtype, registry.adapter_type, ondemand.scope_types(view, input_types))
+            scope = ondemand.scope_types(view, input_types)
+            translated = ondemand.duckdb_cast(expression, feature.dtype, registry.adapter_type, scope)
+            if not unknown:  # an unknown name is reported below, by name
+                ondemand.check_in_duckdb(translated, scope)
         except ondemand.ExpressionError as exc:
             problem("bad-expression", f"expression {expression!r} {exc}", column=feature.name)
             continue

@@ -92,9 +92,7 @@ def registry_as_tables(registry) -> dict:
                 for view in registry.feature_views.values() for feature in view.features}
     entities = {entity.name: dict(join_keys=list(entity.join_keys), description=entity.description,
                                   declared_in=entity.declared_in) for entity in registry.entities.values()}
-    services = {service.name: dict(features=[f"{projection.name}:{feature.name}"
-                                             for projection in service.feature_view_projections
-                                             for feature in projection.features],
+    services = {service.name: dict(features=list(dict.fromkeys(service.feature_refs)),  # on-demand ones too
                                    owner=service.owner, description=service.description)
                 for service in registry.services.values()}
     return dict(feature_views=views, features=features, entities=entities, services=services)

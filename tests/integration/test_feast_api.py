@@ -62,7 +62,7 @@ def test_a_script_written_for_feast_runs_unchanged_but_for_the_import(demo_proje
     assert customer_view["schema"][0] == "customer_id" and ["lifetime_value", "decimal(18,2)"] in customer_view["features"]
     assert customer_view["online"] is True and customer_view["owner"] == registry.view("customer_features").owner
     assert report["entities"] == {"customer": "customer_id", "store": "store_id", "product_type": "product_type"}
-    assert report["feature_services"] == ["churn_model"] and report["customer_features_ttl"] == str(timedelta(days=2))
+    assert report["feature_services"] == ["churn_model", "checkout_model"] and report["customer_features_ttl"] == str(timedelta(days=2))
     assert report["projections"] == {
         "customer_features": ["total_orders_30d", "avg_order_value_30d", "days_since_last_order", "customer_segment",
                               "lifetime_value"],

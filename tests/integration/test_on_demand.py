@@ -128,6 +128,22 @@ def test_a_missing_request_column_names_the_field_and_the_feature(online_demo):
     assert store.get_historical_features(frame, [f"{VIEW}:cart_value_ratio"]).to_arrow().num_rows == 2
 
 
+def test_an_export_of_on_demand_features_writes_its_parquet_file(online_demo, tmp_path):
+    """The export's fingerprint reads feature columns: an on-demand feature's inputs are not among
+    them (they are dropped from the rows), and once stopped every export (a KeyError)."""
+    import pyarrow.parquet as pq
+
+    project, env, keys, moment = online_demo
+    store = FeatureStore(project, env=env)
+    frame = pa.table({"customer_id": keys[:2], "event_timestamp": pa.array([moment] * 2, pa.timestamp("us")),
+                      "cart_value": [1.0, 2.0]})
+    job = store.get_historical_features(frame, [f"{VIEW}:cart_value_ratio", "customer_features:total_orders_30d"])
+    out = job.to_parquet(tmp_path / "train.parquet")
+    table = pq.read_table(out)
+    assert table.num_rows == 2 and "cart_value_ratio" in table.column_names
+    assert not [name for name in table.column_names if name.startswith("_fs_")]
+
+
 def test_served_on_demand_features_are_audited_with_their_logged_request_fields(online_demo):
     """The served-vector log records the request fields (answered after the keys, as Feast does),
     so `audit --served` recomputes on-demand features offline from them."""

@@ -54,7 +54,7 @@ class OnDemandEvaluator:
         """The query parsed once per thread: parsing is a third of a one-row query's time (measured)."""
         statement = self._local.statements.get(sql)
         if statement is None:
-            if len(self._local.statements) > 1024:
+            if len(self._local.statements) > 64:  # a statement per request shape (row count): bounded per thread
                 self._local.statements.clear()
             statement = self._local.statements[sql] = cursor.extract_statements(sql)[0]
         return statement
@@ -82,7 +82,7 @@ class OnDemandEvaluator:
                                     for column, (_, dtype) in enumerate(scope)) + ")" for row in range(rows))
                 names = ", ".join('"' + name.replace('"', '""') + '"' for name, _ in scope)
                 sql = f"select {', '.join(items)} from (values {values}) as {ondemand.SCOPE}({names})"
-            if len(self._queries) > 1024:
+            if len(self._queries) > 256:
                 self._queries.clear()
             self._queries[key] = sql
         return sql
@@ -212,7 +212,8 @@ def _request_value(name: str, index: int, value: Any, kind: pa.DataType | None) 
     if isinstance(value, bool) and family != types.BOOLEAN:
         raise wrong()
     if family in (types.FLOAT, types.INTEGER, types.DECIMAL):
-        if isinstance(value, str) or (family == types.INTEGER and isinstance(value, float) and not value.is_integer()):
+        if not isinstance(value, (int, float, Decimal)) or (
+                family == types.INTEGER and isinstance(value, float) and not value.is_integer()):
             raise wrong()
         return Decimal(str(value)) if family == types.DECIMAL else value
     if family == types.BOOLEAN and not isinstance(value, bool):
@@ -228,7 +229,10 @@ def _request_value(name: str, index: int, value: Any, kind: pa.DataType | None) 
         if not isinstance(value, datetime):
             raise wrong()
         if value.tzinfo is not None:
-            value = value.astimezone(timezone.utc)
+            try:
+                value = value.astimezone(timezone.utc)
+            except OverflowError:
+                raise wrong() from None
             return value if kind.tz else value.replace(tzinfo=None)
         return value.replace(tzinfo=timezone.utc) if kind.tz else value
     return value

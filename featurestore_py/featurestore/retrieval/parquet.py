@@ -82,6 +82,8 @@ def _write_parquet(job: "RetrievalJob", path: str, schema: pa.Schema, batches: I
     from ..quality.stats import STATS_METADATA_KEY, frame_stats
 
     timings = job.timings if job._table is None else dict.fromkeys(job.timings, 0.0)
+    if stats_columns is not None:  # an on-demand feature's inputs are read, then dropped from the rows
+        stats_columns = {reference: column for reference, column in stats_columns.items() if column in schema.names}
     hasher = ContentHasher(schema)
     kept: list[pa.RecordBatch] = []  # the feature columns, for the fingerprint
     pending: list[pa.RecordBatch] = []  # batches for the next row group
