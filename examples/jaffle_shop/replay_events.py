@@ -6,8 +6,8 @@ before its order) to the streaming view `cart_events`, and the orders to `order_
 
 The day is the last 24 hours of the raw orders (data/raw), shifted so that it ends now. With
 `--speed 0` (the default) every event is sent at once, in time order, in batches — a backlog:
-events older than a view's longest window are landed (training sets count them) but no longer
-counted online. With `--speed N` the day is played N times faster than real time, and each
+events older than a view's longest window when they arrive are landed but counted nowhere (every
+window that could hold them had closed before they were known, online and in training sets). With `--speed N` the day is played N times faster than real time, and each
 event is stamped when it is sent: a live stream. A share of the events (`--late-share`) is held
 back and sent a few batches late, and every tenth batch is sent twice (a client retrying after
 a lost answer): each event has an id, so a retry changes nothing.
@@ -170,7 +170,7 @@ def main() -> None:
             process.wait(timeout=30)
     print(f"replayed {totals['events']:,} events in {totals['pushes']:,} pushes ({totals['seconds']} s): "
           f"{totals['written_online']:,} counted online, {totals['windows_closed']:,} older than every window "
-          f"(landed for training only), {totals['duplicates']:,} retried copies ignored, {totals['late']:,} sent late")
+          f"(their windows had closed: landed, counted nowhere), {totals['duplicates']:,} retried copies ignored, {totals['late']:,} sent late")
 
 
 if __name__ == "__main__":
