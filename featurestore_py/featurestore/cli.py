@@ -675,8 +675,8 @@ def _audit_served(report: dict, as_json: bool) -> None:
             console.print(f"  {reference}: {entry['match_rate']:.2%} of {entry['checked']:,} match"
                           + (f" ({entry['in_flight']:,} read while a streaming event's write was in flight)"
                              if entry.get("in_flight") else "")
-                          + (f"; {stale['stale_rows']:,} served older than known (behind by {stale['median']:.0f} s "
-                             f"median, {stale['max']:.0f} s at most)" if stale else ""), highlight=False)
+                          + (f"; {stale['stale_rows']:,} served older than known (behind by {max(stale['median'], 0):.0f} s "
+                             f"median, {max(stale['max'], 0):.0f} s at most)" if stale else ""), highlight=False)
             for mismatch in entry["mismatches"][:5]:
                 console.print(f"    {mismatch['keys']} at {mismatch['request_time']}: served {mismatch['served']!r} "
                               f"({mismatch['status']}), expected {mismatch['expected']!r}", highlight=False)
