@@ -28,6 +28,7 @@ from . import types
 from .durations import parse_duration
 from .errors import RegistryError
 
+ITEM_ATTRIBUTES = ("entity_key", "_event", "_pushed_at", "_expires_at")  # an event's item's own (online/events.py)
 DEFAULT_EVENT_ID = "event_id"  # the macro's default too
 CONFIRMED = "_confirmed_at"  # a landed event's column: when its online write was confirmed (online/events.py)
 SUM_LIMIT = 2 ** 63  # a sum of this magnitude or more is NULL (a bigint holds none; the macro says the same)
@@ -84,7 +85,7 @@ def stream_spec(view) -> StreamSpec | None:
     events = block.get("events") or {}
     if not isinstance(events, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in events.items()):
         raise RegistryError(f"{where}: `events` must map each event column to its data_type, e.g. {{amount: double}}.")
-    reserved = {view.event_timestamp, view.created_timestamp, CONFIRMED}
+    reserved = {view.event_timestamp, view.created_timestamp, CONFIRMED, *ITEM_ATTRIBUTES}
     clash = sorted(name for name in [event_id, *events] if name in reserved) + ([event_id] if event_id in events else [])
     if clash:
         raise RegistryError(f"{where}: event column(s) {', '.join(clash)} collide with the event id, the view's "

@@ -63,6 +63,7 @@ def test_a_view_is_streaming_by_its_stream_block():
     ("yes", FEATURES, "must be a mapping"),
     ({"event_id": "event_at", "aggregates": AGGREGATES}, FEATURES, "event_at collide"),
     ({"events": {"pushed_at": "timestamp"}, "aggregates": AGGREGATES}, FEATURES, "pushed_at collide"),
+    ({"events": {"_event": "double"}, "aggregates": AGGREGATES}, FEATURES, "_event collide"),
 ])
 def test_a_malformed_stream_block_is_refused_naming_the_view_file_and_entry(stream, features, named):
     with pytest.raises(RegistryError) as failure:

@@ -1,7 +1,7 @@
 """The events of streaming views in DynamoDB (the rule they serve is in featurestore/streaming.py).
 
 One table per streaming view, `<prefix><view>.events`: partition key `entity_key` (the view's
-join keys, as for feature items), sort key `event`: the event time (fixed-width ISO 8601 UTC)
+join keys, as for feature items), sort key `_event`: the event time (fixed-width ISO 8601 UTC)
 then `#` and the event id, so one Query reads a key's events of a time range in order. An item
 holds the event's values, `_pushed_at` (from when reads count it) and `_expires_at` (event time
 plus the longest window plus a day: DynamoDB's TTL deletes it; reads never look that far back).
@@ -34,13 +34,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import FeatureStoreError
-from ..streaming import StreamSpec, aggregate
+from ..streaming import ITEM_ATTRIBUTES, StreamSpec, aggregate
 from . import OnlineStoreError, OnlineTable
 from .codec import ValueRejected, check_key, decode, encode, entity_key, format_timestamp, item_size
 
-SORT = "event"
-PUSHED = "_pushed_at"
-EXPIRES = "_expires_at"
+_, SORT, PUSHED, EXPIRES = ITEM_ATTRIBUTES  # "_event", "_pushed_at", "_expires_at" (refused as event columns)
 DELAY_ENV = "FEATURESTORE_PUSH_VISIBILITY_DELAY"
 DEFAULT_DELAY = 0.2  # seconds
 EXPIRY_MARGIN = timedelta(days=1)
