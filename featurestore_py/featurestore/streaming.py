@@ -29,7 +29,8 @@ from .durations import parse_duration
 from .errors import RegistryError
 
 ITEM_ATTRIBUTES = ("entity_key", "_event", "_pushed_at", "_expires_at")  # an event's item's own (online/events.py)
-DEFAULT_EVENT_ID = "event_id"  # the macro's default too
+DEFAULT_EVENT_ID = "event_id"
+MAX_IN_FLIGHT = 8  # writes in flight at one read that the audit considers (2^8 combinations)  # the macro's default too
 CONFIRMED = "_confirmed_at"  # a landed event's column: when its online write was confirmed (online/events.py)
 SUM_LIMIT = 2 ** 63  # a sum of this magnitude or more is NULL (a bigint holds none; the macro says the same)
 FUNCTIONS = ("count", "sum", "avg", "min", "max")
@@ -192,21 +193,28 @@ def landed_events(landed, keys: Iterable[str], spec: StreamSpec, event: str, cre
         entry = {"time": row[event], "known": row[created], "confirmed": row.get(CONFIRMED),
                  **{column: row.get(column) for column in spec.events}}
         identity = (key, entry["time"], row.get(spec.event_id))
-        if entry["time"] is not None and (identity not in first or entry["known"] < first[identity]["known"]):
+        if entry["time"] is None:
+            continue
+        kept = first.get(identity)
+        if kept is None or entry["known"] < kept["known"]:
             first[identity] = entry
+        elif entry["known"] == kept["known"] and kept["confirmed"] is None:
+            kept["confirmed"] = entry["confirmed"]  # a retry landed the stored copy too: the writer's says when it was confirmed
     found: dict[tuple, list[dict]] = {}
     for (key, _, _), entry in first.items():
         found.setdefault(key, []).append(entry)
     return found
 
 
-def without_in_flight(spec: StreamSpec, events: Iterable[dict], at: datetime) -> tuple[bool, dict | None]:
-    """(whether a write of one of the key's events was in flight at `at` — stamped, not yet
-    confirmed —, the aggregates at `at` without those events): what a read at `at` that missed
-    them served. A write slower than the visibility delay leaves this gap (online/events.py)."""
+def without_in_flight(spec: StreamSpec, events: Iterable[dict], at: datetime) -> list[dict | None]:
+    """The values a read at `at` could have served had it missed some of the events whose write
+    was in flight then (stamped, not yet confirmed: a write slower than the visibility delay,
+    online/events.py): the aggregates without each non-empty subset of them (at most 2^8). Empty
+    when no write was in flight."""
+    from itertools import combinations
+
     events = list(events)
     flying = [e for e in events if e["confirmed"] is not None and e["known"] <= at < e["confirmed"]
-              and at - spec.longest < e["time"] <= at]
-    if not flying:
-        return False, None
-    return True, aggregate(spec, [e for e in events if not any(e is f for f in flying)], at)
+              and at - spec.longest < e["time"] <= at][:MAX_IN_FLIGHT]
+    return [aggregate(spec, [e for e in events if not any(e is f for f in missed)], at)
+            for size in range(1, len(flying) + 1) for missed in combinations(flying, size)]
