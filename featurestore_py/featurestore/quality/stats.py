@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from ..errors import NoDataError
 from ..registry import FeatureView, Registry
+from ..streaming import is_streaming
 from ..types import DECIMAL, FLOAT, INTEGER, family, is_numeric
 from ..warehouse import Warehouse, WarehouseError
 
@@ -26,12 +27,16 @@ def compute_stats(registry: Registry, connect: Callable[..., Warehouse], views: 
     """Statistics of feature views (all, the named ones, or a service's), appended to the history
     table unless save=False. A view with no rows raises NoDataError (a dead pipeline must not look
     healthy) unless allow_empty."""
-    if feature_service:
-        views = list(dict.fromkeys(ref.partition(":")[0] for ref in registry.service(feature_service).feature_refs))
+    named = bool(views or feature_service)
+    if feature_service:  # its feature views (an on-demand view has no rows of its own)
+        views = [name for name in dict.fromkeys(ref.partition(":")[0] for ref in registry.service(feature_service).feature_refs)
+                 if name not in registry.on_demand_views]
     selected = [registry.view(name) for name in views] if views else list(registry.feature_views.values())
     with connect() as warehouse:
         results = [view_stats(warehouse, view) for view in selected]
-    empty = [entry["view"] for entry in results if not entry["rows"]]
+    # a streaming view no event was pushed to yet is empty, not dead: an error only when asked for by name
+    empty = [entry["view"] for entry, view in zip(results, selected)
+             if not entry["rows"] and (named or not is_streaming(view))]
     if save:
         with connect(read_only=False) as warehouse:
             save_history(warehouse, results)
