@@ -23,6 +23,8 @@ from typer.core import TyperGroup
 
 from .describe import on_demand_view_dict, registry_dict, service_dict, view_dict
 from .errors import FeatureStoreError
+from .interrupts import noticing_interrupts
+from .retrieval.spine import MAX_SPINE_ROWS
 from .store import FeatureStore
 from .validate import ERROR
 
@@ -43,7 +45,11 @@ class _Boundary(TyperGroup):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with noticing_interrupts() as interrupted:
+                result = super().invoke(ctx)
+            if interrupted():  # Ctrl-C came, and something on the way caught it: still an interrupt
+                raise KeyboardInterrupt
+            return result
         except FeatureStoreError as exc:
             if _debug():
                 raise
@@ -266,6 +272,8 @@ def export(
     start: Optional[datetime] = typer.Option(None, help="Without --entities: first time of the spine."),
     end: Optional[datetime] = typer.Option(None, help="Without --entities: last time of the spine."),
     every: str = typer.Option("1d", help="Without --entities: spine step."),
+    max_spine_rows: int = typer.Option(MAX_SPINE_ROWS, "--max-spine-rows", min=0,
+                                       help="Without --entities: refuse a spine of more entity rows (points x keys); 0: no limit."),
     allow_file_access: bool = typer.Option(False, "--allow-file-access",
                                            help="Let an --entities query read files through the engine (read_csv ...)."),
     show_sql: bool = typer.Option(False, "--show-sql", help="Print how it would run (entity load, join strategy per "
@@ -284,7 +292,7 @@ def export(
     job = store.get_historical_features(
         entities, features or None, feature_service=service, full_feature_names=full_feature_names,
         timestamp_column=timestamp_column, knowledge_guard=knowledge_guard, start=start, end=end, every=every,
-        allow_file_access=allow_file_access)
+        max_spine_rows=max_spine_rows, allow_file_access=allow_file_access)
     if show_sql:
         plan = job.plan()
         if as_json:
@@ -301,16 +309,15 @@ def export(
         else:
             console.print(f"[bold green]wrote[/] {path}/ (Parquet files): {job.rows_written:,} rows", highlight=False)
         return
-    with err_console.status("Point-in-time join in the warehouse…"):
-        job.to_arrow()
-    with err_console.status(f"Writing {out}…"):
+    with err_console.status(f"Point-in-time join in the warehouse, streamed to {out}…"):
         path = job.to_parquet(out)
     summary = job.summary
     if as_json:
         typer.echo(json.dumps({"out": str(path), **summary.as_dict()}, indent=2))
         return
     console.print(f"[bold green]wrote[/] {path}: {summary.rows:,} rows in {summary.seconds:.2f} s"
-                  f" ({summary.null_key_rows:,} with a NULL join key)", highlight=False)
+                  f" ({summary.null_key_rows:,} with a NULL join key, {summary.null_time_rows:,} without a time)",
+                  highlight=False)
     table = Table(title="Training set summary")
     for column in ("feature view", "match rate", "null rate", "features"):
         table.add_column(column)
@@ -516,7 +523,8 @@ def get(
             raise FeatureStoreError(f"--entity names '{name}' twice.")
         row[name] = value
     store = _store(project_dir, target, profiles_dir)
-    response = store.get_online_features(features or None, [row], feature_service=service, keys_from_text=True)
+    response = store.get_online_features(features or None, [row], feature_service=service, keys_from_text=True,
+                                         refuse_unknown=True)
     vector: dict = {"entity": {}, "features": {}}
     for column in response.columns:
         if column.reference is None:

@@ -30,6 +30,7 @@ from typing import Mapping
 import yaml
 
 from .errors import ManifestError
+from .interrupts import noticing_interrupts
 from .profiles import load_target
 
 # Files whose change makes a parsed manifest stale.
@@ -310,13 +311,14 @@ class DbtProject:
     def _run_in_process(self, arguments: list[str]) -> DbtResult:
         from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
-        with self.environment():
+        with self.environment(), noticing_interrupts() as interrupted:
             try:
                 outcome = dbtRunner().invoke(arguments)
             finally:
                 _release_duckdb()
-        if isinstance(outcome.exception, KeyboardInterrupt):
-            # dbtRunner returns Ctrl-C as a failed result: it is the user's interrupt, not dbt's failure
+        if interrupted() or isinstance(outcome.exception, KeyboardInterrupt):
+            # dbtRunner returns Ctrl-C as a failed result, and one landing while dbt parses comes back
+            # as whatever error it broke (a half-read macro config): it is the user's interrupt, not dbt's failure
             raise KeyboardInterrupt
         nodes = getattr(outcome.result, "results", None) or ()
         results = tuple(NodeResult(node.node.name, node.node.unique_id, str(node.status), node.message)
@@ -393,9 +395,11 @@ def _release_duckdb() -> None:
     Otherwise the file stays open (and locked) with dbt-duckdb's settings and the same process
     cannot open it again with others (the SDK, the tests). dbt-duckdb reopens it on its next command.
     """
-    try:
-        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-    except ImportError:
+    # only if dbt loaded it: importing it here could re-run DuckDB's native initialisation after
+    # Ctrl-C broke into the first one, which aborts the process
+    connections = sys.modules.get("dbt.adapters.duckdb.connections")
+    DuckDBConnectionManager = getattr(connections, "DuckDBConnectionManager", None)
+    if DuckDBConnectionManager is None:
         return
     environment = DuckDBConnectionManager._ENV
     if environment is not None:

@@ -42,6 +42,7 @@ class EntitySource:
     parameters: tuple = ()  # bind parameters of the SQL
     template: tuple[str, dict] | None = None
     pandas_dtypes: dict | None = None  # a DataFrame's dtypes, which to_df gives back
+    spine: tuple[int, int] | None = None  # a time spine's points and row limit (0: none), checked before it runs
 
 
     def sql_for(self, warehouse) -> str:
@@ -105,12 +106,17 @@ def _read_file(path: Path) -> pa.Table:
         if path.suffix.lower() == ".parquet":
             import pyarrow.parquet as pq
 
-            return pq.read_table(path)
-        import pyarrow.csv as pacsv
+            table = pq.read_table(path)
+        else:
+            import pyarrow.csv as pacsv
 
-        return pacsv.read_csv(path)
+            # an empty cell is a missing value (NULL), in text columns too, as in a DataFrame read by pandas
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
     except (pa.ArrowInvalid, OSError) as exc:
         raise EntityFrameError(f"Cannot read entity file {path}: {str(exc).splitlines()[0]}") from None
+    if table.num_rows == 0:
+        raise EntityFrameError(f"Entity file {path} has no rows (columns: {', '.join(table.schema.names) or 'none'}).")
+    return table
 
 
 def choose_timestamp_column(schema: pa.Schema, requested: str | None, description: str) -> str:

@@ -21,7 +21,7 @@ from .online_response import OnlineResponse
 from .profiles import load_target
 from .registry import Entity, FeatureService, FeatureView, Registry, load_manifest, registry_from_manifest
 from .requests import features_or_service, plan_features
-from .retrieval import RetrievalJob, time_spine_source
+from .retrieval import MAX_SPINE_ROWS, RetrievalJob, time_spine_source
 from .retrieval.manifest import provenance
 from .sync import Syncer, SyncResult, check_force
 from .validate import Problem, built_types, errors, validate
@@ -155,7 +155,8 @@ class FeatureStore:
                                 full_feature_names: bool = False, *, feature_service: str | None = None,
                                 timestamp_column: str | None = None, knowledge_guard: bool = False,
                                 start: datetime | None = None, end: datetime | None = None,
-                                every: str = "1d", strategy: str = "auto",
+                                every: str = "1d", max_spine_rows: int | None = MAX_SPINE_ROWS,
+                                strategy: str = "auto",
                                 allow_file_access: bool = False,
                                 filter_by_created_timestamp: bool = False, event_times: bool = False) -> RetrievalJob:
         """A point-in-time training set (lazy): `.to_df()`, `.to_arrow()`, `.to_parquet(path)`,
@@ -165,7 +166,8 @@ class FeatureStore:
         join keys and a timestamp column (`timestamp_column`, else `event_timestamp`, else the only
         timestamp column). A SQL query must be one SELECT; it runs read-only and cannot read files
         through the engine unless allow_file_access. Without entity_df, pass start and end: every
-        key of the views at every `every` between them. knowledge_guard=True (Feast 0.67:
+        key of the views at every `every` between them, refused before it runs when that is more than
+        max_spine_rows entity rows (0 or None: no limit). knowledge_guard=True (Feast 0.67:
         filter_by_created_timestamp=True) uses only rows created at or before each entity timestamp.
         features may be a feature service from get_feature_service, as in Feast. event_times: also
         each view's matched event time, as `<view>__event_timestamp`.
@@ -176,7 +178,7 @@ class FeatureStore:
         if entity_df is None:
             if start is None or end is None:
                 raise FeatureStoreError("Pass entity_df, or start and end for a time spine.")
-            source = time_spine_source(requests, start, end, every)
+            source = time_spine_source(requests, start, end, every, max_spine_rows)
         else:
             source = entity_source(entity_df)
 
@@ -292,21 +294,23 @@ class FeatureStore:
     def get_online_features(self, features: Sequence[str] | FeatureService | None = None,
                             entity_rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]] | None = None,
                             full_feature_names: bool = False, *, feature_service: str | None = None,
-                            now: datetime | None = None, keys_from_text: bool = False) -> OnlineResponse:
+                            now: datetime | None = None, keys_from_text: bool = False,
+                            refuse_unknown: bool = False) -> OnlineResponse:
         """The latest feature values for each entity row, from the online store, with a status per
         value (`.statuses`): NOT_FOUND for a missing key, OUTSIDE_MAX_AGE for a value older than
         the view's TTL at `now` (default: the current time; no value is given, even before
         DynamoDB's own TTL deletes it), NULL_VALUE for a stored NULL (PRESENT in the feast style).
 
         entity_rows: a list of {join key: value} (Feast's form) or {join key: [values]}; keys no
-        requested view joins on are ignored, as in Feast. features may be a feature service from
+        requested view joins on are ignored, as in Feast, or refused (refuse_unknown: usually a
+        misspelt key; the CLI and the server refuse them). features may be a feature service from
         get_feature_service. keys_from_text: the key values are text (a command line) and are
         converted to each join key's declared type.
         """
         features, feature_service = features_or_service(features, feature_service)
         return OnlineResponse(self.online_reader.read(features, entity_rows, feature_service=feature_service,
                                                       full_feature_names=full_feature_names, now=now,
-                                                      keys_from_text=keys_from_text))
+                                                      keys_from_text=keys_from_text, refuse_unknown=refuse_unknown))
 
     def push(self, view: str, rows: Sequence[Mapping[str, Any]], to: str = "online_and_offline") -> dict:
         """Push rows to a feature view with `push: true`: written durably to the landing area (which

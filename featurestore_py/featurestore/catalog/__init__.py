@@ -59,11 +59,7 @@ def write_catalog(registry: Registry, latest: list[dict], out_dir: str | Path, d
                   sql_of=None, exports_searched: bool = False) -> Path:
     """Write the catalog into out_dir; return the path of index.html."""
     docs = check_docs_url(dbt_docs_url)
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FeatureStoreError(f"Cannot create the catalog folder {out}: {exc}") from None
+    out = _catalog_folder(Path(out_dir))
     data = pages.build(registry, latest, list(history), sync_states, list(exports), reference, datetime.now(timezone.utc))
     environment = _environment()
     service_names = sorted(data["services"])
@@ -75,7 +71,11 @@ def write_catalog(registry: Registry, latest: list[dict], out_dir: str | Path, d
     }
 
     def write(name: str, template: str, **context) -> None:
-        (out / name).write_text(environment.get_template(template).render(**common, **context), encoding="utf-8")
+        page = environment.get_template(template).render(**common, **context)
+        try:
+            (out / name).write_text(page, encoding="utf-8")
+        except OSError as exc:
+            raise FeatureStoreError(f"Cannot write the catalog page {out / name}: {exc.strerror or exc}") from None
 
     common["on_demand"] = data["on_demand"]
     write("index.html", "index.html", features=data["features"], only=None)
@@ -103,6 +103,28 @@ def write_catalog(registry: Registry, latest: list[dict], out_dir: str | Path, d
     for view in data["on_demand"].values():
         write(view["page"], "on_demand.html", view=view)
     return out / "index.html"
+
+
+GENERATOR = '<meta name="generator" content="featurestore catalog">'  # in every page (base.html)
+
+
+def _catalog_folder(out: Path) -> Path:
+    """The folder a catalog may be written into: a new or empty one, or one holding a catalog this
+    command wrote (its index.html carries GENERATOR) — never a folder of someone else's files."""
+    try:
+        if out.exists():
+            if not out.is_dir():
+                raise FeatureStoreError(f"The catalog folder {out} is a file; choose a folder.")
+            if any(out.iterdir()):
+                index = out / "index.html"
+                if not (index.is_file() and GENERATOR in index.read_text(encoding="utf-8", errors="replace")[:2000]):
+                    raise FeatureStoreError(
+                        f"The catalog folder {out} holds files the catalog did not write; choose an empty or new "
+                        "folder (the catalog only overwrites a catalog of its own).")
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FeatureStoreError(f"Cannot use the catalog folder {out}: {exc.strerror or exc}") from None
+    return out
 
 
 def write_project_catalog(registry: Registry, out_dir, dbt_docs_url: str | None = None, *,

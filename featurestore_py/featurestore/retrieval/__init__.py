@@ -4,6 +4,6 @@ its replay (`replay.py`)."""
 
 from .job import RetrievalJob, RetrievalPlan, RetrievalSummary
 from .manifest import MANIFEST_FILE, MANIFEST_KEY
-from .spine import time_spine_source
+from .spine import MAX_SPINE_ROWS, time_spine_source
 
-__all__ = ["MANIFEST_FILE", "MANIFEST_KEY", "RetrievalJob", "RetrievalPlan", "RetrievalSummary", "time_spine_source"]
+__all__ = ["MANIFEST_FILE", "MANIFEST_KEY", "MAX_SPINE_ROWS", "RetrievalJob", "RetrievalPlan", "RetrievalSummary", "time_spine_source"]

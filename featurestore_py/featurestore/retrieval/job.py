@@ -6,6 +6,8 @@ warehouse table. Semantics are in the README ("Training sets").
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from ..requests import OnDemandRequest, ViewRequest, ttl_seconds
 from ..types import declared_arrow_type
 from ..validate import built_type_problems
 from ..warehouse import Warehouse, WarehouseError, engine_class
+from .spine import check_spine_size
 
 ENTITY_RELATION = "_fs_entities"
 MATCH_PREFIX = "_fs_match_"
@@ -44,6 +47,7 @@ STRATEGIES = ("auto", "interval", "asof")
 # the ASOF join beats the interval join (see choose_strategy and benchmarks/bench_training.py).
 ASOF_CROSSOVER = 150
 # where an export's time goes (RetrievalJob.timings; benchmarks/bench_training.py prints them)
+log = logging.getLogger("featurestore")
 PHASES = ("entity load", "checks", "query", "summary", "hash", "fingerprint", "write", "waited")
 # (rows, rows per key) of a snapshot table, measured once per process (they change slowly)
 _VIEW_STATS: dict[str, tuple[int, float]] = {}
@@ -71,12 +75,14 @@ class RetrievalPlan:
 class RetrievalSummary:
     rows: int = 0
     null_key_rows: int = 0
+    null_time_rows: int = 0  # entity rows without a point in time (NULL/NaT): their features are NULL
     match_rate: dict[str, float] = field(default_factory=dict)  # view -> share of rows with a value
     null_rate: dict[str, float] = field(default_factory=dict)  # output column -> share of NULLs
     seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        return {"rows": self.rows, "null_key_rows": self.null_key_rows, "match_rate": self.match_rate,
+        return {"rows": self.rows, "null_key_rows": self.null_key_rows, "null_time_rows": self.null_time_rows,
+                "match_rate": self.match_rate,
                 "null_rate": self.null_rate, "seconds": round(self.seconds, 3)}
 
 
@@ -89,7 +95,7 @@ class _Summary:
 
     def __init__(self, job: "RetrievalJob", schema: pa.Schema):
         self.requests = job.requests
-        self.rows = self.null_key_rows = 0
+        self.rows = self.null_key_rows = self.null_time_rows = 0
         self.matched = {request.alias: 0 for request in job.requests}
         self.nulls = {output: 0 for output in job.outputs}
         self.key_columns = sorted({entity_key for request in job.requests for entity_key, _ in request.keys})
@@ -115,6 +121,7 @@ class _Summary:
             self.nulls[output] += batch.column(output).null_count
         columns = [batch.column(name) for name in self.keep]
         moment = columns[self.timestamp]
+        self.null_time_rows += moment.null_count
         # the warehouse's timestamp is UTC (naive, or tagged UTC): a zone added to it keeps the instants
         columns[self.timestamp] = pc.cast(moment, pa.timestamp("us"), safe=False)
         columns = [column if column.type == field_.type else pc.cast(column, field_.type)
@@ -124,7 +131,7 @@ class _Summary:
     def summary(self, seconds: float) -> RetrievalSummary:
         rows = self.rows
         return RetrievalSummary(
-            rows=rows, null_key_rows=self.null_key_rows, seconds=seconds,
+            rows=rows, null_key_rows=self.null_key_rows, null_time_rows=self.null_time_rows, seconds=seconds,
             match_rate={r.view.name: (self.matched[r.alias] / rows if rows else 0.0) for r in self.requests},
             null_rate={output: (nulls / rows if rows else 0.0) for output, nulls in self.nulls.items()})
 
@@ -310,6 +317,8 @@ class RetrievalJob:
                                  f"({self._prepared.num_rows:,} rows), loaded through Arrow with the row number "
                                  f"{ROW_COLUMN}; columns: {', '.join(self._prepared.schema.names)}"]
             return self._prepared.schema.names
+        if self.entities.spine:
+            check_spine_size(warehouse, self.entities)
         parameters = self.entities.parameters
         query = self.entities.sql_for(warehouse)
         try:
@@ -395,6 +404,8 @@ class RetrievalJob:
         self.timings = dict.fromkeys(PHASES, 0.0)
         with self._connect(read_only=read_only) as warehouse:
             try:
+                log.info(json.dumps({"event": "retrieval_phase", "phase": "entity load",
+                                     "entities": self.entities.description}))
                 columns = self._load_entities(warehouse)
                 self.timings["entity load"] = time.perf_counter() - started
                 self._check_output_names(columns)
@@ -403,6 +414,7 @@ class RetrievalJob:
                 query = self._render(columns, strategies, match_columns, ordered)
                 self.sql_as_run = query
                 self.timings["checks"] = time.perf_counter() - started - self.timings["entity load"]
+                log.info(json.dumps({"event": "retrieval_phase", "phase": "query"}))
                 return sink(warehouse, query)
             finally:
                 self._elapsed = time.perf_counter() - started

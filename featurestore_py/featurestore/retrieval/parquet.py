@@ -31,8 +31,14 @@ ROW_GROUP_ROWS = 131_072  # rows per Parquet row group written by to_parquet
 WRITE_BUFFER_ROWS = 4_194_304
 
 
+PARQUET_SUFFIXES = ("", ".parquet", ".pq", ".parq")
+
+
 def write_file(job: "RetrievalJob", target: Path, save_stats: bool = True) -> Path:
     """The training set as one Parquet file at `target` (RetrievalJob.to_parquet)."""
+    if target.suffix.lower() not in PARQUET_SUFFIXES:
+        raise FeatureStoreError(f"--out {target}: an export is a Parquet file; name it .parquet (a "
+                                f"{target.suffix} name would hold Parquet that other tools misread).")
     if target.is_dir():
         raise FeatureStoreError(f"--out {target} is a directory; give a file name, e.g. {target / 'train.parquet'}.")
     columns = {f"{r.view.name}:{name}": output for r in job.requests for name, output in r.features}

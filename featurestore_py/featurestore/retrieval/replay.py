@@ -3,7 +3,6 @@ when it was exported (each view's versions as known at the export's knowledge ti
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -16,7 +15,7 @@ from ..errors import FeatureStoreError
 from ..registry import Registry
 from ..requests import plan_retrieval
 from .job import RetrievalJob
-from .manifest import MANIFEST_KEY
+from .manifest import MANIFEST_KEY, read_manifest
 
 
 def replay(registry: Registry, connect: Callable, dialect: str, provenance: dict, exported, out) -> dict:
@@ -33,7 +32,7 @@ def replay(registry: Registry, connect: Callable, dialect: str, provenance: dict
     if raw is None:
         raise FeatureStoreError(f"{source} has no featurestore manifest; only exports of featurestore 0.2 or "
                                 "later can be replayed.")
-    manifest = json.loads(raw)
+    manifest = read_manifest(raw, source)
     outputs = manifest["outputs"]
     entities = table.drop_columns([c for c in outputs if c in table.column_names]).replace_schema_metadata(None)
     known_at = {view: datetime.fromisoformat(state["known_at"]) for view, state in manifest["views"].items()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import FeatureStoreError
+from ..interrupts import interrupt_on_sigint
 from . import UserQueryError, Warehouse, WarehouseError, WarehouseLockedError
 
 log = logging.getLogger("featurestore")
@@ -46,6 +49,11 @@ def _engine_errors():
     except duckdb.InterruptException as exc:  # Ctrl-C stopped the query: an interrupt, not a failure
         raise KeyboardInterrupt from exc
     except duckdb.Error as exc:
+        if "max_temp_directory_size" in str(exc):
+            raise WarehouseError(
+                f"The query needed more temporary disk space than the warehouse may use ({str(exc).splitlines()[0]}): "
+                f"set `max_temp_directory_size` under `settings:` of the dbt target (the default is "
+                f"{TEMP_SHARE:.0%} of the disk's free space), or ask for less.") from exc
         raise WarehouseError(f"DuckDB refused a query: {str(exc).strip().splitlines()[0]}") from exc
     except RuntimeError as exc:
         if "interrupted" in str(exc).lower():  # what the Python client raises when SIGINT stops a query
@@ -54,6 +62,22 @@ def _engine_errors():
 
 
 STREAM_BATCH_ROWS = 131_072
+TEMP_SHARE = 0.5  # of the free disk space a query may spill to, unless the target's settings say otherwise
+
+
+def temp_space_limit(target: Mapping[str, Any], path: str) -> str | None:
+    """`max_temp_directory_size` for our connections: the dbt target's `settings:` value, else half
+    the free space of the disk DuckDB spills to, beside `path` (DuckDB's own default, 90%, leaves
+    a full disk)."""
+    configured = (target.get("settings") or {}).get("max_temp_directory_size")
+    if configured:
+        return str(configured)
+    folder = Path(path).parent if path != ":memory:" else Path(tempfile.gettempdir())
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    return f"{max(int(free * TEMP_SHARE) // 2**20, 1)}MiB"
 
 
 class DuckDBWarehouse(Warehouse):
@@ -76,6 +100,11 @@ class DuckDBWarehouse(Warehouse):
             )
         self.read_only = read_only and self.path != ":memory:"
         config = {"enable_external_access": bool(allow_file_access)}
+        settings = target.get("settings") or {}
+        config.update({name: str(settings[name]) for name in ("memory_limit", "temp_directory") if settings.get(name)})
+        limit = temp_space_limit(target, config.get("temp_directory") or self.path)
+        if limit:
+            config["max_temp_directory_size"] = limit
         deadline = time.monotonic() + lock_timeout
         waited = False
         while True:
@@ -102,6 +131,7 @@ class DuckDBWarehouse(Warehouse):
                 ) from None
             except duckdb.Error as exc:
                 raise FeatureStoreError(f"Cannot open the DuckDB database {self.path}: {exc}") from None
+        interrupt_on_sigint(self.connection)
         threads = target.get("threads")
         if threads:
             self.connection.execute(self.piece("set_threads", int(threads)))
