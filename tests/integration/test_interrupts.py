@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -26,6 +25,17 @@ FEATURE = ["customer_features:lifetime_value"]
 def table_rows(store, name="main.train"):
     with store.connect() as warehouse:
         return sorted(warehouse.fetch_all(f"select * from {name}"), key=str)
+
+
+def wait_for_phase(process: subprocess.Popen, phase: str) -> str:
+    """Read the process's stderr until it says it entered `phase` (the job's info-level events);
+    return what it printed so far."""
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if f'"phase": "{phase}"' in line:
+            return "".join(seen)
+    raise AssertionError("the process ended before the phase " + phase + ":\n" + "".join(seen))
 
 
 @pytest.fixture
@@ -57,18 +67,20 @@ def test_to_table_interrupted_between_drop_and_create_keeps_the_table(previous_t
 def test_to_table_under_a_real_sigint_keeps_the_table(previous_table, demo_project):
     store, before = previous_table
     script = textwrap.dedent(f"""
+        import logging
         from datetime import datetime
         from featurestore import FeatureStore
+        logging.basicConfig(level=logging.INFO)  # the job's phase events, on stderr
         job = FeatureStore({str(demo_project)!r}).get_historical_features(
-            features={FEATURE!r}, start=datetime(2024, 1, 1), end=datetime(2024, 3, 15), every="10s")
-        print("running", flush=True)
+            features={FEATURE!r}, start=datetime(2024, 1, 1), end=datetime(2024, 3, 15), every="10s",
+            max_spine_rows=0)
         job.to_table("main.train")
     """)
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout.readline().strip() == "running"
-    time.sleep(1.5)
+    err = wait_for_phase(process, "query")  # the entity rows are in; the long statement is next
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
+    _, rest = process.communicate(timeout=300)
+    err += rest
     assert process.returncode != 0 and "KeyboardInterrupt" in err, err
     assert table_rows(store) == before
 
@@ -77,12 +89,13 @@ def test_export_under_a_real_sigint_says_so_and_keeps_the_file(demo_project, tmp
     out = tmp_path / "train.parquet"
     out.write_bytes(b"the previous training set")
     command = [str(BIN / "featurestore"), "export", "-p", str(demo_project), "-f", FEATURE[0], "--out", str(out),
-               "--start", "2024-01-01", "--end", "2024-03-15", "--every", "10s"]
+               "--start", "2024-01-01", "--end", "2024-03-15", "--every", "10s", "--max-spine-rows", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "COLUMNS": "200"})
-    time.sleep(4)  # past start-up, inside the point-in-time join
+                               env={**os.environ, "COLUMNS": "200", "FEATURESTORE_LOG_LEVEL": "info"})
+    err = wait_for_phase(process, "query")  # past start-up, the point-in-time join next
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
+    _, rest = process.communicate(timeout=300)
+    err += rest
     assert process.returncode == 130, err
     assert "interrupted:" in err and "Traceback" not in err, err
     assert out.read_bytes() == b"the previous training set"

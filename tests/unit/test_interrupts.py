@@ -1,0 +1,72 @@
+"""Ctrl-C is still an interrupt when code on the way swallows it (featurestore.interrupts), in a
+real process with a real SIGINT."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+
+def run(script: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=120)
+
+
+def test_a_swallowed_interrupt_is_still_noticed():
+    result = run("""
+        import os, signal
+        from featurestore.interrupts import noticing_interrupts
+        with noticing_interrupts() as interrupted:
+            before = interrupted()
+            try:  # what dbt's parser did: caught the KeyboardInterrupt and went on (or failed otherwise)
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(10**6): pass
+            except BaseException:
+                pass
+            print(before, interrupted())
+        print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    """)
+    assert result.stdout.split() == ["False", "True", "True"], result.stderr
+
+
+def test_a_block_without_ctrl_c_is_not_interrupted_and_nesting_counts_once():
+    result = run("""
+        import os, signal
+        from featurestore.interrupts import noticing_interrupts
+        with noticing_interrupts() as outer:
+            with noticing_interrupts() as inner:
+                print(inner())
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(10**6): pass
+            except KeyboardInterrupt:
+                print("raised")
+            print(inner(), outer())
+    """)
+    assert result.stdout.split() == ["False", "raised", "True", "True"], result.stderr
+
+
+def test_ctrl_c_interrupts_a_running_duckdb_statement():
+    """The watcher thread interrupts the connection when the signal lands, whatever the main
+    thread is doing (here: a statement DuckDB does not check signals in)."""
+    result = run("""
+        import os, signal, threading, time, duckdb
+        from featurestore.interrupts import interrupt_on_sigint
+        connection = duckdb.connect()
+        interrupt_on_sigint(connection)
+        threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        started, outcome = time.monotonic(), "finished"
+        try:
+            try:
+                connection.execute("create table t as select a.range * b.range as x from range(200000) a, range(20000) b")
+            except (duckdb.InterruptException, RuntimeError):
+                outcome = "interrupted"
+            time.sleep(5)  # Python's own handler raises KeyboardInterrupt by here
+        except KeyboardInterrupt:  # Python's own handler, once the statement gave control back
+            outcome = "interrupted"
+        print(outcome)
+        print(round(time.monotonic() - started))
+    """)
+    lines = result.stdout.split("\n")
+    assert lines[0] == "interrupted", result.stdout + result.stderr
+    assert int(lines[1]) < 30, result.stdout  # the statement alone: 4 billion rows
