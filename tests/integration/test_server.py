@@ -318,9 +318,10 @@ def read_until_closed(connection: socket.socket, outer_bound: float) -> tuple[by
 
 def test_slow_clients_are_cut_off_at_the_read_timeout(served_project):
     """Slowloris: clients that send part of a request head (or a body) and stall. Each is answered
-    408 and closed once the read timeout has passed (not before), while others are served."""
+    408 and closed once the read timeout has passed (not before), while others are served. Two
+    worker processes: the deadline holds in uvicorn's workers, as in production."""
     project, env = served_project
-    with server(project, env, "--read-timeout", "1") as (url, _):
+    with server(project, env, "--read-timeout", "1", "--workers", "2") as (url, _):
         address = ("127.0.0.1", int(url.rsplit(":", 1)[1]))
         opened = time.monotonic()
         slow = [socket.create_connection(address) for _ in range(3)]
