@@ -200,9 +200,9 @@ def _unauthorised() -> JSONResponse:
 
 
 async def _read_json(settings: ServerSettings, request: Request) -> Any:
-    """The body's JSON value: refused past max_body_bytes (before reading it when its length is
-    declared, else as it streams), unless it arrives within body_timeout_seconds, and unless
-    body.parse_body accepts it."""
+    """The body's JSON value; refused with 413 past max_body_bytes (before reading it when its
+    length is declared, else as it streams), with 408 when it has not arrived within
+    body_timeout_seconds, and with 400 when body.parse_body does not accept it."""
     limit = settings.max_body_bytes
     too_large = f"The body is larger than {limit:,} bytes."
     size = request.headers.get("content-length")
