@@ -704,10 +704,13 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind; other tha
           log_served: float = typer.Option(0.0, "--log-served", min=0.0, max=1.0,
                                            help="Share of requests whose served vectors are logged (0: off)."),
           log_flush_seconds: float = typer.Option(5.0, "--log-flush-seconds", min=0.05, help="How often the log is written."),
+          read_timeout: float = typer.Option(10.0, "--read-timeout", min=0.1,
+                                             help="Seconds a client has to send a request's head, and again its body."),
           project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir):
     """Run the HTTP feature server: POST /get-online-features (Feast's request and response shapes),
-    POST /push, GET /health, /ready, /metrics (Prometheus), /docs (OpenAPI). It reads the manifest
-    once and the online store per request; no warehouse, no dbt at request time.
+    POST /push, GET /health, /ready, /metrics (Prometheus), /docs and /openapi.json (behind the API
+    key like the data). It reads the manifest once and the online store per request; no warehouse,
+    no dbt at request time.
 
     Example: featurestore serve --port 6566 --workers 4 --api-keys-file keys.txt --host 0.0.0.0
     """
@@ -722,7 +725,8 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind; other tha
                                 "pip install fastapi uvicorn prometheus-client") from None
     config = _store(project_dir, target, profiles_dir).serve_config(
         host=host, port=port, insecure_no_auth=insecure_no_auth, api_keys_file=api_keys_file,
-        max_entities=max_entities, push=push, served_log_fraction=log_served, served_log_flush_seconds=log_flush_seconds)
+        max_entities=max_entities, push=push, served_log_fraction=log_served, served_log_flush_seconds=log_flush_seconds,
+        read_timeout_seconds=read_timeout)
     _access_log()
     err_console.print(f"serving {config.project_dir} on http://{host}:{port} ({workers} worker(s), "
                       f"auth {'on' if config.authenticated else 'off'}, push {'on' if push else 'off'}, served log {log_served:.0%})",

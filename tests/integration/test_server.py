@@ -1,13 +1,18 @@
 """The feature server as a real process on a free port, with a real HTTP client: every endpoint,
-every status, auth on and off, bad requests (each a 4xx naming the problem), a request copied
-from Feast's documentation, pushes (read back, racing a sync, surviving kill -9), the
-served-vector log and `audit --served`, and the OpenAPI schema fuzzed by schemathesis."""
+every status, auth on and off (also for /docs and /openapi.json), bad requests (each a 4xx
+naming the problem, hostile bodies too: nested 100,000 deep, lone surrogates), slow clients cut
+off at the read timeout (real sockets), a request copied from Feast's documentation, pushes
+(read back, racing a sync, surviving kill -9), the served-vector log and `audit --served`, the
+OpenAPI schema fuzzed by schemathesis and both endpoints fuzzed with hostile JSON by hypothesis."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -190,9 +195,30 @@ BAD_REQUESTS = [
 ]
 
 
+READ = b'{"features": ["customer_features:total_orders_30d"], '
+PUSH = b'{"push_source_name": "customer_live_features", '
+DEEP = b"[" * 100_000 + b"]" * 100_000
+# bodies that answered 500 (RecursionError, UnicodeEncodeError), or 4xx only by luck, before the checks in server/body.py
+HOSTILE = [
+    ("/get-online-features", DEEP, "The body nests arrays and objects more than 32 deep"),
+    ("/get-online-features", READ + b'"entities": {"customer_id": ' + DEEP + b"}}", "more than 32 deep"),
+    ("/get-online-features", READ + b'"entities": {"customer_id": ["\\ud800"]}}',
+     "Invalid Unicode in entities.customer_id[0]: a lone surrogate \\ud800"),
+    ("/get-online-features", READ + b'"entities": {"customer_id": ["c"], "\\udfff": ["c"]}}',
+     "Invalid Unicode in a key of entities: a lone surrogate \\udfff"),
+    ("/get-online-features", READ + b'"entities": {"customer_id": ["\xed\xa0\x80"]}}', "The body is not valid UTF-8"),
+    ("/get-online-features", READ + b'"entities": {"customer_id": [' + b"9" * 5000 + b"]}}", "thousands of digits"),
+    ("/push", PUSH + b'"df": ' + DEEP + b"}", "more than 32 deep"),
+    ("/push", PUSH + b'"df": {"customer_id": ["fuzz-\\ud800"], "event_at": ["2026-01-01T00:00:00"]}}',
+     "Invalid Unicode in df.customer_id[0]: a lone surrogate \\ud800"),
+    ("/push", PUSH + b'"df": {"customer_id": ["fuzz-1"], "event_at": ["2026-01-01T00:00:00"], "cart_items": [1], '
+     b'"\\ud800": [1]}}', "Invalid Unicode in a key of df"),
+]
+
+
 def test_bad_requests_get_a_4xx_naming_the_problem(served_project):
     project, env = served_project
-    with server(project, env, "--max-entities", "50", "--push") as (url, _):
+    with server(project, env, "--max-entities", "50", "--push") as (url, process):
         for name, body, status, message in BAD_REQUESTS:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             response = requests.post(url + "/get-online-features", data=data, headers={"content-type": "application/json"})
@@ -213,6 +239,17 @@ def test_bad_requests_get_a_4xx_naming_the_problem(served_project):
         assert requests.get(url + "/get-online-features").status_code == 405
         big = b'{"entities": {"customer_id": ["' + b"x" * 2_000_000 + b'"]}}'
         assert requests.post(url + "/get-online-features", data=big).status_code == 413
+        # the same without a declared length (chunked): refused as it streams past the limit
+        chunked = requests.post(url + "/get-online-features", data=iter([b"[" + b" " * 65_536] * 40))
+        assert chunked.status_code == 413 and "larger than 1,048,576 bytes" in chunked.json()["error"]
+        for endpoint, body, message in HOSTILE:
+            response = requests.post(url + endpoint, data=body, headers={"content-type": "application/json"})
+            assert response.status_code == 400, (endpoint, body[:80], response.status_code, response.text[:300])
+            assert message in response.json()["error"], (endpoint, body[:80], response.text[:300])
+        assert requests.get(url + "/health").status_code == 200  # and the server is fine
+    log = process.log.read_text()
+    assert "Traceback" not in log and "unexpected error" not in log, log[-3000:]
+    assert '"status": 500' not in log
 
 
 def test_api_keys_when_set_and_required_off_loopback(served_project, tmp_path):
@@ -228,6 +265,18 @@ def test_api_keys_when_set_and_required_off_loopback(served_project, tmp_path):
         assert requests.post(url + "/get-online-features", json=request, headers={"X-API-Key": "secret-two"}).status_code == 200
         assert requests.get(url + "/metrics").status_code == 401
         assert requests.get(url + "/health").status_code == 200 and requests.get(url + "/ready").status_code == 200
+        # the API's description is behind the same key as the data
+        for path in ("/docs", "/openapi.json"):
+            refused = requests.get(url + path)
+            assert refused.status_code == 401 and "API key" in refused.json()["error"], (path, refused.text[:300])
+            assert requests.get(url + path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert requests.get(url + "/redoc").status_code == 404
+        document = requests.get(url + "/openapi.json", headers={"X-API-Key": "secret-two"})
+        assert document.status_code == 200 and "/get-online-features" in document.json()["paths"]
+        page = requests.get(url + "/docs", headers={"Authorization": "Bearer secret-one"})
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert_self_contained(page)
+        assert "/get-online-features" in page.text and "/push" in page.text and "X-API-Key" in page.text
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
         logs = process.log.read_text()
@@ -235,6 +284,73 @@ def test_api_keys_when_set_and_required_off_loopback(served_project, tmp_path):
     refused = subprocess.run([str(BIN / "featurestore"), "serve", "-p", str(project), "--host", "0.0.0.0"],
                              env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and "API key" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def assert_self_contained(page: requests.Response) -> None:
+    """A page that makes no request to another host: no script at all, every reference relative,
+    and a Content-Security-Policy that forbids loading anything from anywhere."""
+    html = page.text
+    assert "<script" not in html.lower() and "@import" not in html and "url(" not in html
+    references = re.findall(r"""(?:src|href|action|srcset)\s*=\s*["']?([^"'\s>]*)""", html, re.I)
+    assert all(not re.match(r"(?:[a-z][a-z0-9+.-]*:)?//", reference, re.I) for reference in references), references
+    assert "http://" not in html and "https://" not in html
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def read_until_closed(connection: socket.socket, outer_bound: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and how long that took; fails
+    past outer_bound seconds (generous: the server must close long before)."""
+    started, received = time.monotonic(), b""
+    connection.settimeout(outer_bound)
+    while True:
+        try:
+            chunk = connection.recv(65536)
+        except socket.timeout:
+            raise AssertionError(f"the server held the connection open for {outer_bound} s; got {received[:200]!r}")
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            return received, time.monotonic() - started
+        received += chunk
+        if time.monotonic() - started > outer_bound:
+            raise AssertionError(f"the server kept the connection open past {outer_bound} s: {received[:200]!r}")
+
+
+def test_slow_clients_are_cut_off_at_the_read_timeout(served_project):
+    """Slowloris: clients that send part of a request head (or a body) and stall. Each is answered
+    408 and closed once the read timeout has passed (not before), while others are served. Two
+    worker processes: the deadline holds in uvicorn's workers, as in production."""
+    project, env = served_project
+    with server(project, env, "--read-timeout", "1", "--workers", "2") as (url, _):
+        address = ("127.0.0.1", int(url.rsplit(":", 1)[1]))
+        opened = time.monotonic()
+        slow = [socket.create_connection(address) for _ in range(3)]
+        for connection in slow:
+            connection.sendall(b"GET /health HT")  # a request line, never finished
+        silent = socket.create_connection(address)  # connects and sends nothing
+        # one whole request, then the next one's head started and never finished (keep-alive)
+        stalled_after_one = socket.create_connection(address)
+        stalled_after_one.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /hea")
+        # a whole head, then a body that stops short of its length
+        slow_body = socket.create_connection(address)
+        slow_body.sendall(b"POST /get-online-features HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                          b"content-length: 100\r\n\r\n{\"features\"")
+        assert requests.get(url + "/health", timeout=30).status_code == 200  # served meanwhile
+
+        for connection in slow:
+            answer, _ = read_until_closed(connection, outer_bound=60)
+            assert answer.startswith(b"HTTP/1.1 408 "), answer
+            assert b"did not arrive within 1 s" in answer and b"request's head" in answer, answer
+            assert time.monotonic() - opened >= 0.95  # closed by the timeout, not refused at once
+        assert read_until_closed(silent, outer_bound=60)[0] == b""
+        answer, _ = read_until_closed(stalled_after_one, outer_bound=60)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 408 " in answer, answer
+        answer, _ = read_until_closed(slow_body, outer_bound=60)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert b"The body did not arrive within 1 s" in answer, answer
+        for connection in [*slow, silent, stalled_after_one, slow_body]:
+            connection.close()
+        assert requests.get(url + "/health", timeout=30).status_code == 200
 
 
 def test_a_push_survives_kill_9_and_pushes_and_syncs_race_to_the_newest_row(served_project):
@@ -336,3 +452,80 @@ def test_fuzzing_the_openapi_schema_finds_no_server_error(served_project, tmp_pa
                                  "--max-examples", "60", "--seed", "1", "--suppress-health-check", "all"],
                                 capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_fuzzing_both_endpoints_with_hostile_json_finds_no_server_error(served_project, tmp_path):
+    """Hypothesis writes bodies for /get-online-features and /push — near-valid requests with
+    wrong types, lone surrogates, huge and non-finite numbers, deep nesting, bytes that are no
+    JSON — and a real server answers each: never a 5xx, every 4xx a JSON error. The server runs
+    on a copy of the project (its own landing area) and pushes only keys no other test reads."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    project, env = served_project
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, symlinks=True, ignore=shutil.ignore_patterns("landing", "logs"))
+    text = st.one_of(st.text(max_size=12), st.sampled_from(["\ud800", "a\udfff", "\udbff\udc00", "\x00", "é😀"]))
+    numbers = st.one_of(st.integers(), st.integers(min_value=10**30, max_value=10**400), st.floats(),
+                        st.sampled_from([float("nan"), float("inf"), -float("inf"), 1e308, -0.0, 2**63, -(2**63) - 1]))
+    scalars = st.one_of(st.none(), st.booleans(), numbers, text)
+    anything = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+                            max_leaves=8)
+    fuzz_keys = st.one_of(text.map(lambda value: "fuzz-" + value), numbers, st.none(), anything)
+    times = st.one_of(st.sampled_from([NOW.isoformat(), "2099-01-01T00:00:00Z", "0001-01-01", "soon", ""]), numbers)
+    references = st.sampled_from(["customer_features:total_orders_30d", "customer_live_features:cart_items",
+                                  "store_features:orders_7d", "cart_events:cart_adds_1h", "nope:x", ":", "a:b:c"])
+    key_lists = st.lists(fuzz_keys, min_size=1, max_size=3)
+    near_valid_read = st.fixed_dictionaries(
+        {"entities": st.fixed_dictionaries({"customer_id": key_lists}, optional={"store_id": key_lists, "other": key_lists})},
+        optional={"full_feature_names": st.booleans() | anything}).flatmap(
+        lambda body: st.one_of(st.lists(references, min_size=1, max_size=3).map(lambda refs: {**body, "features": refs}),
+                               st.sampled_from(["churn_model", "nope"]).map(lambda name: {**body, "feature_service": name})))
+    free_read = st.fixed_dictionaries({"entities": st.one_of(
+        st.dictionaries(st.sampled_from(["customer_id", "store_id"]) | text, st.lists(fuzz_keys, max_size=4), max_size=2),
+        anything)}, optional={"features": st.one_of(st.lists(references | text, max_size=3), anything),
+                              "feature_service": st.sampled_from(["churn_model", "nope"]) | anything,
+                              "full_feature_names": st.booleans() | anything})
+    read = near_valid_read | free_read
+    columns = {"customer_id": st.lists(fuzz_keys, min_size=1, max_size=3), "event_at": st.lists(times, min_size=1, max_size=3),
+               "cart_items": st.lists(numbers | scalars, min_size=1, max_size=3),
+               "cart_value": st.lists(numbers | scalars, min_size=1, max_size=3),
+               "pushed_at": st.lists(times, min_size=1, max_size=3), "event_id": st.lists(scalars, min_size=1, max_size=3),
+               "amount": st.lists(numbers, min_size=1, max_size=3)}
+    required = {"customer_id": st.lists(text.map(lambda value: "fuzz-" + value), min_size=2, max_size=2),
+                "event_at": st.lists(times, min_size=2, max_size=2)}
+    near_valid_push = st.fixed_dictionaries({
+        "push_source_name": st.sampled_from(["customer_live_features", "cart_events"]),
+        "df": st.fixed_dictionaries(required, optional={name: strategy.map(lambda values: (values * 2)[:2])
+                                                        for name, strategy in columns.items() if name not in required})})
+    free_push = st.fixed_dictionaries({"push_source_name": st.sampled_from(["customer_live_features", "cart_events",
+                                                                           "customer_features", "nope"]) | anything,
+                                       "df": st.one_of(st.fixed_dictionaries({}, optional=columns), anything)},
+                                      optional={"to": st.sampled_from(["online", "offline", "online_and_offline", "nowhere"])})
+    push = near_valid_push | free_push
+
+    def encoded(value) -> bytes:
+        return json.dumps(value, allow_nan=True).encode()  # ensure_ascii: a lone surrogate goes as its escape
+
+    deep = st.integers(min_value=33, max_value=200_000).map(lambda depth: b"[" * depth + b"]" * depth)
+    def bodies(structured):
+        return st.one_of(structured.map(encoded), anything.map(encoded), st.binary(max_size=64),
+                         st.tuples(structured.map(encoded), deep).map(lambda pair: pair[0][:-1] + b', "x": ' + pair[1] + b"}"))
+
+    seen: dict[int, int] = {}
+    with server(copy, env, "--push", "--max-entities", "20") as (url, process), requests.Session() as session:
+        for endpoint, structured in (("/get-online-features", read), ("/push", push)):
+            @settings(max_examples=300, deadline=None, database=None, derandomize=True,
+                      suppress_health_check=list(HealthCheck))
+            @given(body=bodies(structured))
+            def answered_without_a_server_error(body):
+                response = session.post(url + endpoint, data=body, headers={"content-type": "application/json"},
+                                        timeout=60)
+                seen[response.status_code] = seen.get(response.status_code, 0) + 1
+                assert response.status_code < 500, (endpoint, body[:300], response.status_code, response.text[:500])
+                if response.status_code >= 400:
+                    assert isinstance(response.json().get("error"), str), response.text[:300]
+
+            answered_without_a_server_error()
+    log = process.log.read_text()
+    assert "Traceback" not in log and "unexpected error" not in log, log[-3000:]
+    assert seen.get(200, 0) > 10 and seen.get(404, 0) > 0 and seen.get(400, 0) > 100, seen  # it reached the reads

@@ -28,6 +28,7 @@ class ServeConfig:
     served_log_fraction: float = 0.0  # share of requests whose vectors are logged (0: off)
     served_log_flush_seconds: float = 5.0
     responses: str = "featurestore"  # the response style, featurestore or feast (FEATURESTORE_RESPONSES)
+    read_timeout_seconds: float = 10.0  # for a request's head, and again for its body (see protocol.py)
 
     @property
     def authenticated(self) -> bool:
@@ -63,13 +64,23 @@ def build_app(config: ServeConfig):
         if config.served_log_fraction > 0 else None
     # a streaming push is answered once its events count: the handler awaits that, off the threads
     pusher = partial(Pusher(registry, online, landing).push_request, wait=False) if config.push else None
-    settings = ServerSettings(api_keys=api_keys(config), served_log=served_log, pusher=pusher, ready_check=online.ping)
+    settings = ServerSettings(api_keys=api_keys(config), served_log=served_log, pusher=pusher, ready_check=online.ping,
+                              body_timeout_seconds=config.read_timeout_seconds)
     return create_app(OnlineServer(registry, online, config.max_entities, response_style(config.responses)), settings)
 
 
 def app_from_env():
     """The app of the settings the CLI wrote to FEATURESTORE_SERVE_SETTINGS (uvicorn's factory)."""
-    return build_app(ServeConfig(**json.loads(os.environ[SETTINGS_ENV])))
+    config = serve_config_from_env()
+    if config is None:
+        raise FeatureStoreError(f"{SETTINGS_ENV} is not set: start the server with `featurestore serve`.")
+    return build_app(config)
+
+
+def serve_config_from_env() -> ServeConfig | None:
+    """The settings `run` passes its workers in FEATURESTORE_SERVE_SETTINGS (None outside a server)."""
+    text = os.environ.get(SETTINGS_ENV)
+    return ServeConfig(**json.loads(text)) if text else None
 
 
 def settings_env(config: ServeConfig) -> str:
@@ -77,9 +88,11 @@ def settings_env(config: ServeConfig) -> str:
 
 
 def run(config: ServeConfig, host: str, port: int, workers: int = 1) -> None:
-    """Serve until stopped: uvicorn's workers each build the app from the settings in the environment."""
+    """Serve until stopped: uvicorn's workers each build the app from the settings in the environment.
+    Its HTTP protocol is h11's with a deadline for each request's head (protocol.py)."""
     import uvicorn
 
     os.environ[SETTINGS_ENV] = settings_env(config)
     uvicorn.run("featurestore.server:app_from_env", factory=True, host=host, port=port, workers=workers,
-                access_log=False, log_level="warning")
+                access_log=False, log_level="warning", http="featurestore.server.protocol:HeadTimeoutProtocol",
+                h11_max_incomplete_event_size=16 * 1024)

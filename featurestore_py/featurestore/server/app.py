@@ -2,8 +2,12 @@
 Prometheus metrics, JSON access logs and an OpenAPI document. Built from a registry and an
 online store; it never connects to the warehouse or runs dbt.
 
-Every client mistake is a 4xx with {"error": "..."} naming it; the online store failing is a
-503; anything else is a 500 and is logged with its traceback (the fuzz test finds none).
+Every client mistake is a 4xx with {"error": "..."} naming it, whatever the body holds (its
+size, nesting and Unicode are checked before it is parsed: body.py) and however slowly it comes
+(a deadline for the body here, for the head in protocol.py); the online store failing is a
+503; anything else is a 500 and is logged with its traceback (the fuzz tests find none).
+/docs and /openapi.json need the same API key as the data; /docs is one page with no external
+resources (docs_page.py).
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from ..version import __version__
 from ..errors import FeatureStoreError, RequestError
 from ..online import OnlineStoreError
+from .body import MAX_DEPTH, parse_body
+from .docs_page import CSP, docs_page
 from .serving import OnlineServer
 
 access_log = logging.getLogger("featurestore.access")
@@ -38,6 +45,8 @@ OPEN_PATHS = {"/health", "/ready"}  # probes need no key
 class ServerSettings:
     api_keys: tuple[str, ...] = ()  # empty: no authentication
     max_body_bytes: int = 1_048_576
+    max_json_depth: int = MAX_DEPTH
+    body_timeout_seconds: float = 10.0  # from the end of the head to the end of the body
     served_log: Any = None  # a ServedLog, or None
     pusher: Callable[[Any], dict] | None = None  # body -> result (see push.py), or None: push disabled
     ready_check: Callable[[], None] | None = None  # raises when the online store does not answer
@@ -82,6 +91,7 @@ PUSH_SCHEMA = {
 ERROR = {"content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}}
 RESPONSES = {"400": {"description": "A malformed request", **ERROR}, "401": {"description": "No or a wrong API key", **ERROR},
              "404": {"description": "An unknown feature, view or service", **ERROR},
+             "408": {"description": "The body did not arrive within the read timeout", **ERROR},
              "413": {"description": "Too many entity rows or too large a body", **ERROR},
              "503": {"description": "The online store does not answer", **ERROR}}
 
@@ -97,8 +107,10 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
         if settings.served_log is not None:
             settings.served_log.close()  # flushes what is buffered
 
+    # FastAPI's own /docs loads Swagger UI from a CDN and, like its /openapi.json, needs no key: both are ours below
     app = FastAPI(title="featurestore feature server", version=__version__, lifespan=lifespan,
-                  description="Online features in Feast's feature-server shapes; see the README's 'Feature server'.")
+                  description="Online features in Feast's feature-server shapes; see the README's 'Feature server'.",
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.metrics = metrics
 
     async def handle(request: Request, endpoint: str, work: Callable[[Any], tuple[Any, str | None, int]]) -> Response:
@@ -143,8 +155,20 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus(request: Request):
         if not _authorised(settings, request):
-            return _error(401, "Missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.")
+            return _unauthorised()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(request: Request):
+        if not _authorised(settings, request):
+            return _unauthorised()
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request):
+        if not _authorised(settings, request):
+            return _unauthorised()
+        return HTMLResponse(docs_page(app.openapi(), bool(settings.api_keys)), headers={"content-security-policy": CSP})
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc):
@@ -171,17 +195,37 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _unauthorised() -> JSONResponse:
+    return _error(401, "Missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.")
+
+
 async def _read_json(settings: ServerSettings, request: Request) -> Any:
+    """The body's JSON value; refused with 413 past max_body_bytes (before reading it when its
+    length is declared, else as it streams), with 408 when it has not arrived within
+    body_timeout_seconds, and with 400 when body.parse_body does not accept it."""
+    limit = settings.max_body_bytes
+    too_large = f"The body is larger than {limit:,} bytes."
     size = request.headers.get("content-length")
-    if size is not None and (not size.isdigit() or int(size) > settings.max_body_bytes):
-        raise RequestError(f"The body is larger than {settings.max_body_bytes:,} bytes.", status=413)
-    raw = await request.body()
-    if len(raw) > settings.max_body_bytes:
-        raise RequestError(f"The body is larger than {settings.max_body_bytes:,} bytes.", status=413)
+    if size is not None and (not size.isdigit() or int(size) > limit):
+        raise RequestError(too_large, status=413)
+
+    async def read() -> bytes:
+        chunks, received = [], 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise RequestError(too_large, status=413)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(f"The body is not JSON: {exc}") from None
+        raw = await asyncio.wait_for(read(), settings.body_timeout_seconds)
+    except asyncio.TimeoutError:
+        raise RequestError(f"The body did not arrive within {settings.body_timeout_seconds:g} s of the request's head "
+                           "(the server's read timeout).", status=408) from None
+    except ClientDisconnect:
+        raise RequestError("The client closed the connection before its body arrived.") from None
+    return parse_body(raw, settings.max_json_depth)
 
 
 async def _handle(settings: ServerSettings, metrics: Metrics, request: Request, endpoint: str,
@@ -193,7 +237,7 @@ async def _handle(settings: ServerSettings, metrics: Metrics, request: Request, 
     try:
         if not _authorised(settings, request):
             status = 401
-            return _error(401, "Missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.")
+            return _unauthorised()
         body = await _read_json(settings, request)
         payload, service, rows = await run_in_threadpool(work, body)
         after = payload.pop("_answer_after", None) if isinstance(payload, dict) else None

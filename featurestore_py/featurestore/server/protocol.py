@@ -1,0 +1,71 @@
+"""uvicorn's HTTP/1.1 protocol (h11) with a deadline for a request's head.
+
+uvicorn times only an idle keep-alive connection, and the first byte a client sends stops that
+clock: a client that opens a connection and sends a request line a byte at a time (slowloris)
+holds a socket and a connection slot for as long as it likes. Here a connection that is not
+answering a request must deliver a whole request head (request line and headers) within the
+read timeout of the moment the server started waiting for it (the connection opened, or the
+previous response was sent); else it is answered 408 (if part of a head arrived) and closed.
+The body's own deadline is the app's (server/app.py), which answers 408 naming it. A head is
+at most h11's 16 KiB (uvicorn answers 400 past it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from functools import cache
+
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+DEFAULT_READ_TIMEOUT = 10.0
+
+
+@cache
+def read_timeout() -> float:
+    """The serving process's read timeout, from the settings `featurestore serve` passes its workers."""
+    from . import serve_config_from_env
+
+    config = serve_config_from_env()
+    return config.read_timeout_seconds if config is not None else DEFAULT_READ_TIMEOUT
+
+
+class HeadTimeoutProtocol(H11Protocol):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.head_timeout = read_timeout()
+        self.head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # may start a pipelined request: the timer then finds it running
+        if not self.transport.is_closing():
+            self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+        super().connection_lost(exc)
+
+    def _await_head(self) -> None:
+        self._stop_timer()
+        self.head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _stop_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
+            return  # closed already, or answering a request (whose body the app times)
+        partial, _ = self.conn.trailing_data
+        if partial:
+            body = json.dumps({"error": f"The request's head (request line and headers) did not arrive within "
+                                        f"{self.head_timeout:g} s; the connection is closed."}).encode()
+            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+        self.transport.close()
