@@ -84,7 +84,7 @@ class OnlineServer:
             raise RequestError("`entities` has no rows.")
         if rows > self.max_entities:
             raise RequestError(f"{rows:,} entity rows in one request; the limit is {self.max_entities:,} "
-                             "(FEATURESTORE_SERVE_MAX_ENTITIES). Split the request.", status=413)
+                             "(the server's --max-entities). Split the request.", status=413)
         return features, service, full, entities
 
     # -- the answer ----------------------------------------------------------------------------
