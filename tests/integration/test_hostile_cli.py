@@ -105,6 +105,10 @@ def test_catalog_writes_only_into_an_empty_folder_or_its_own(demo_project, tmp_p
     for _ in range(2):  # a new folder, then the catalog it wrote: both fine
         code, text = run("catalog", "-p", str(demo_project), "--out", str(ours))
         assert code == 0, text
+    index = ours / "index.html"  # a catalog of featurestore 0.2, which had no generator tag: still its own
+    index.write_text(index.read_text().replace('<meta name="generator" content="featurestore catalog">', ""))
+    code, text = run("catalog", "-p", str(demo_project), "--out", str(ours))
+    assert code == 0, text
     code, text = run("catalog", "-p", str(demo_project), "--out", "/proc/self")
     assert code == 1 and "/proc/self" in text and refused(text), text
 

@@ -115,16 +115,25 @@ def _catalog_folder(out: Path) -> Path:
         if out.exists():
             if not out.is_dir():
                 raise FeatureStoreError(f"The catalog folder {out} is a file; choose a folder.")
-            if any(out.iterdir()):
-                index = out / "index.html"
-                if not (index.is_file() and GENERATOR in index.read_text(encoding="utf-8", errors="replace")[:2000]):
-                    raise FeatureStoreError(
-                        f"The catalog folder {out} holds files the catalog did not write; choose an empty or new "
-                        "folder (the catalog only overwrites a catalog of its own).")
+            if any(out.iterdir()) and not _holds_our_catalog(out):
+                raise FeatureStoreError(
+                    f"The catalog folder {out} holds files the catalog did not write; choose an empty or new "
+                    "folder (the catalog only overwrites a catalog of its own).")
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FeatureStoreError(f"Cannot use the catalog folder {out}: {exc.strerror or exc}") from None
     return out
+
+
+def _holds_our_catalog(out: Path) -> bool:
+    """Whether out/index.html is a catalog page: it carries GENERATOR (or, written by featurestore
+    0.2, which had no such tag, sits beside the badge pages with the catalog's header)."""
+    index = out / "index.html"
+    if not index.is_file():
+        return False
+    head = index.read_text(encoding="utf-8", errors="replace")[:4000]
+    return GENERATOR in head or ('<a href="index.html">Feature catalog</a>' in head
+                                 and all((out / f"index-{badge}.html").is_file() for badge in pages.BADGES))
 
 
 def write_project_catalog(registry: Registry, out_dir, dbt_docs_url: str | None = None, *,
