@@ -342,7 +342,7 @@
     {#- from here on one instant, read after the batch (whose rows a model's current_timestamp stamped before it) -#}
     {%- do spec.update({'clock': featurestore._clock_now()}) -%}
 
-    {{ featurestore._replace_rejected_after(spec, rejected, watermark, columns, new_rows) }}
+    {{ featurestore._replace_rejected_after(spec, rejected, watermark, columns) }}
     {% call statement('rejected') -%}
         insert into {{ rejected }} ({{ column_list }}, _fs_reason)
         select {{ column_list }}, {{ featurestore._rejection_reason(spec) }} from {{ new_rows }}
@@ -503,7 +503,7 @@
 {% endmacro %}
 
 
-{% macro _replace_rejected_after(spec, rejected, watermark, columns, new_rows) %}
+{% macro _replace_rejected_after(spec, rejected, watermark, columns) %}
     {#- Rows set aside earlier with a created timestamp after the watermark are in this batch
         again (decided anew: placed, or set aside again): their old copies go. Written as a
         rebuild of the (small) rejected table, which every engine can do, and only when there are
@@ -514,14 +514,16 @@
         {{ return('') }}
     {%- endif -%}
     {%- set column_list = featurestore._q_list(columns) -%}
-    {%- set kept = make_temp_relation(rejected, '__fs_kept') -%}
-    {{ featurestore.create_batch_relation(kept, 'select ' ~ column_list ~ ', _fs_reason from ' ~ rejected
-                                                ~ ' where not (' ~ created ~ ' > ' ~ watermark ~ ') or ' ~ created ~ ' is null') }}
-    {{ drop_relation_if_exists(adapter.get_relation(rejected.database, rejected.schema, rejected.identifier)) }}
+    {#- a table, not a temporary relation: Spark uncaches a view over a table it drops -#}
+    {%- set kept = api.Relation.create(database=rejected.database, schema=rejected.schema,
+                                       identifier=rejected.identifier ~ '__fs_kept', type='table') -%}
+    {{ drop_relation_if_exists(adapter.get_relation(kept.database, kept.schema, kept.identifier)) }}
     {% call statement('rejected_kept') -%}
-        {{ get_create_table_as_sql(False, rejected, 'select ' ~ column_list ~ ', _fs_reason from ' ~ kept) }}
+        {{ get_create_table_as_sql(False, kept, 'select ' ~ column_list ~ ', _fs_reason from ' ~ rejected
+                                               ~ ' where not (' ~ created ~ ' > ' ~ watermark ~ ') or ' ~ created ~ ' is null') }}
     {%- endcall %}
-    {{ featurestore.drop_batch_relations([kept]) }}
+    {{ drop_relation_if_exists(adapter.get_relation(rejected.database, rejected.schema, rejected.identifier)) }}
+    {{ adapter.rename_relation(kept, rejected) }}
 {% endmacro %}
 
 

@@ -344,6 +344,14 @@ def test_a_refused_push_writes_nothing_and_landing_snapshot_and_online_agree(ser
         assert len(landed(project) - before) == 1
         online = requests.post(url + "/get-online-features", json={
             "features": [f"{LIVE}:cart_items", f"{LIVE}:cart_value"], "entities": {"customer_id": [good_key, *bad]}}).json()
+    from featurestore.errors import RequestError
+
+    store, after = FeatureStore(project, env=env), landed(project)
+    for row, named in (({"cart_value": float("nan")}, "cart_value"), ({"pushed_at": "2099-01-01T00:00:00"}, "pushed_at"),
+                       ({"cart_items": 1.5}, "cart_items")):  # the SDK's push: the same rules
+        with pytest.raises(RequestError, match=named):
+            store.push(LIVE, [{"customer_id": bad[5], "event_at": at, "cart_items": 2, "cart_value": 5.0, **row}])
+    assert landed(project) == after
     project_env(project, **env).run("build", "--select", LIVE, "--quiet")
     assert snapshot_rows(project, [good_key, *bad]) == [(good_key, 3, 5.0)]
     assert column(online, "cart_items")["values"] == [3] + [None] * len(bad)
