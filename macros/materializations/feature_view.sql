@@ -486,20 +486,19 @@
 
 {% macro _incremental_watermark(spec, target_relation, rejected) %}
     {#- The latest created timestamp placed, or set aside for a NULL, never past the build's
-        clock (a SQL literal): rows set aside for a created timestamp after an earlier build's
-        clock are after it, so every run reads them again. -#}
+        clock: rows set aside for a created timestamp after an earlier build's clock are after
+        it, so every run reads them again. A scalar subquery (DuckDB pushes it into the scan as
+        a filter), in the created column's own type. -#}
     {%- set created = featurestore._q(spec['created_timestamp']) -%}
     {%- set query -%}
-        select cast(coalesce(max(_fs_created), cast('0001-01-01 00:00:00' as {{ dbt.type_timestamp() }})) as {{ dbt.type_string() }})
-        from (
+        (select coalesce(max(_fs_created), cast('0001-01-01 00:00:00' as {{ dbt.type_timestamp() }})) from (
             select max({{ created }}) as _fs_created from {{ target_relation }} where {{ created }} <= {{ spec['clock'] }}
             union all
             select max({{ created }}) from {{ rejected }} where {{ created }} <= {{ spec['clock'] }}
                 and _fs_reason <> {{ dbt.string_literal(featurestore._future_reason()) }}
-        ) as _fs_maxima
+        ) as _fs_maxima)
     {%- endset -%}
-    {%- set watermark = run_query(query).columns[0].values()[0] -%}
-    {{ return('cast(' ~ dbt.string_literal(watermark) ~ ' as ' ~ dbt.type_timestamp() ~ ')') }}
+    {{ return(query) }}
 {% endmacro %}
 
 
