@@ -11,7 +11,7 @@
 
 
 {% macro default__pushed_rows(view_name) %}
-    {{ return(featurestore.landed_rows(view_name, featurestore._pushed_columns())) }}
+    {{ return(featurestore.landed_rows(view_name, featurestore._pushed_columns(view_name))) }}
 {% endmacro %}
 
 
@@ -52,8 +52,12 @@
 {% endmacro %}
 
 
-{% macro _pushed_columns() %}
-    {#- The calling model's YAML columns; each needs a data_type (pushed files are cast to it). -#}
+{% macro _pushed_columns(view_name) %}
+    {#- The calling model's YAML columns; each needs a data_type (pushed files are cast to it).
+        At parse time the YAML is not applied to the model yet: none, and nothing runs. -#}
+    {%- if execute and model.columns | length == 0 -%}
+        {{ exceptions.raise_compiler_error("featurestore.pushed_rows('" ~ view_name ~ "') in model '" ~ model.name ~ "' (" ~ model.original_file_path ~ "): the model declares no columns in its YAML; pushed files are read as the model's columns, each with its data_type (the view's keys, event and created timestamps and features). Declare them under `columns:` of '" ~ model.name ~ "'.") }}
+    {%- endif -%}
     {%- set columns = [] -%}
     {%- for name, column in model.columns.items() -%}
         {%- if not column.data_type -%}

@@ -151,6 +151,10 @@ from ({{ rows_sql }}) as _fs_rows
     {%- do checks.append(prefix ~ featurestore._q(spec['event_timestamp']) ~ ' is not null') -%}
     {%- if spec['created_timestamp'] -%}
         {%- do checks.append(prefix ~ featurestore._q(spec['created_timestamp']) ~ ' is not null') -%}
+        {%- if spec.get('clock') is not none -%}
+            {#- a row created after the build's clock would move the watermark into the future -#}
+            {%- do checks.append(prefix ~ featurestore._q(spec['created_timestamp']) ~ ' <= ' ~ spec['clock']) -%}
+        {%- endif -%}
     {%- endif -%}
     {{ return('(' ~ (checks | join(' and ')) ~ ')') }}
 {% endmacro %}
@@ -163,7 +167,8 @@ from ({{ rows_sql }}) as _fs_rows
 
 
 {% macro rejected_relation(relation) %}
-    {#- Where a feature view keeps rows it cannot place: a NULL key, event or created timestamp. -#}
+    {#- Where a feature view keeps rows it cannot place, with the reason (`_fs_reason`): a NULL
+        key, event or created timestamp, or a created timestamp after the build's clock. -#}
     {{ return(api.Relation.create(database=relation.database, schema=relation.schema,
                                   identifier=relation.identifier ~ '__rejected', type='table')) }}
 {% endmacro %}

@@ -16,6 +16,9 @@
 
 
 {% macro default__training_set(entities, feature_service, timestamp_column, full_feature_names) %}
+    {%- if entities.render is not defined -%}
+        {{ exceptions.raise_compiler_error("featurestore.training_set in model '" ~ model.name ~ "' (" ~ model.original_file_path ~ "): `entities` must be a relation — ref('<model>') or source('<source>', '<table>') — not " ~ (("the string '" ~ entities ~ "'") if entities is string else (entities | string)) ~ ". Write featurestore.training_set(ref('my_labels'), ...).") }}
+    {%- endif -%}
     {%- if not execute -%}
         {{ return('select 1 as _fs_parsed') }}
     {%- endif -%}

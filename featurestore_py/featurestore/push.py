@@ -79,23 +79,31 @@ class Pusher:
             elif after is not None:
                 answer["_answer_after"] = after
             return answer
+        # checked whole — types, the client's clock, repeated versions, what the online store can
+        # hold — before anything is written: a push is landed and written online, or neither
+        keys = self.registry.join_keys(view)
         table = self._table(view, rows)
+        records = _online_records(view, table.to_pylist())
+        _refuse_repeated_versions(view, keys, records)
+        online = online_table(self.registry, view) if view.online else None
+        if online is not None:
+            refused = self.online.refused(online, records)
+            if refused:
+                raise RequestError(f"The online store cannot hold {len(refused):,} of the {len(records):,} rows pushed "
+                                   f"to '{view.name}': " + "; ".join(f"{r.key} {r.feature}: {r.reason}" for r in refused[:5])
+                                   + ("" if len(refused) <= 5 else f" (and {len(refused) - 5:,} more)")
+                                   + "; nothing was written.")
         written = None
         if to != "online":
             written = write_file(self.landing / view.name, "push", table)
         report = None
         if to != "offline":
-            online = online_table(self.registry, view)
             self.online.ensure_table(online)
-            records = table.to_pylist()
-            for record in records:
-                record["event_timestamp"] = record[view.event_timestamp]
-                record["created_timestamp"] = record[view.created_timestamp] if view.created_timestamp else None
             report = self.online.write(online, records)
-            if report.rejected:
-                raise RequestError("The online store cannot hold: " + "; ".join(
+            if report.rejected:  # not a rule of ours (checked above): the store refused a put
+                raise OnlineStoreError("The online store refused: " + "; ".join(
                     f"{r.key} {r.feature}: {r.reason}" for r in report.rejected[:5])
-                    + (" (the rows are in the landing area)" if written else ""))
+                    + (" (the rows are in the landing area: the next build and sync put them online)" if written else ""))
         return {"view": view.name, "rows": len(rows), "landed": str(written) if written else None,
                 "written_online": report.written if report else 0,
                 "skipped_older": report.skipped_stale if report else 0}
@@ -109,6 +117,7 @@ class Pusher:
         table = online_table(self.registry, view)
         keys = self.registry.join_keys(view)
         columns = event_columns(view, keys, spec)
+        _refuse_push_time(view, rows)
         typed = self._typed(view, rows, columns, [*keys, view.event_timestamp], {view.event_timestamp}).to_pylist()
         events = []
         for index, record in enumerate(typed):
@@ -135,8 +144,9 @@ class Pusher:
                 "_answer_after": answer_after(results)}
 
     def _table(self, view: FeatureView, rows: list[Mapping[str, Any]]) -> pa.Table:
-        """The rows as an Arrow table of the view's columns and declared types; a missing created
-        timestamp is the time the push arrived."""
+        """The rows as an Arrow table of the view's columns and declared types; the created
+        timestamp is the time the push arrived (the server's clock: a client's is refused)."""
+        _refuse_push_time(view, rows)
         keys = self.registry.join_keys(view)
         received = datetime.now(timezone.utc).replace(tzinfo=None)
         return self._typed(view, rows, view.columns, [*keys, view.event_timestamp],
@@ -179,6 +189,40 @@ class Pusher:
                 raise RequestError(f"Column '{name}' of '{view.name}' ({declared.get(name) or 'no declared type'}): "
                                  f"{str(exc).splitlines()[0]}") from None
         return pa.table(arrays, names=list(columns))
+
+
+def _refuse_push_time(view: FeatureView, rows: list[Mapping[str, Any]]) -> None:
+    """The created timestamp of a pushed row is the time the push arrived, by the server's clock
+    (the knowledge time training sets and watermarks go by): a push that carries it is refused."""
+    column = view.created_timestamp
+    for index, row in enumerate(rows):
+        if column and isinstance(row, Mapping) and column in row:
+            raise RequestError(f"Row {index}: '{column}' is the created timestamp of '{view.name}': the server sets it to "
+                               "the time the push arrives, so a push may not carry it; leave the column out. "
+                               "Nothing was written.")
+
+
+def _online_records(view: FeatureView, records: list[dict]) -> list[dict]:
+    """Typed rows with the event and created timestamps under the names the online store reads."""
+    for record in records:
+        record["event_timestamp"] = record[view.event_timestamp]
+        record["created_timestamp"] = record[view.created_timestamp] if view.created_timestamp else None
+    return records
+
+
+def _refuse_repeated_versions(view: FeatureView, keys: list[str], records: list[dict]) -> None:
+    """Two rows of one key and event time in one push share its created time too: which one wins
+    would be a tie the online store and the snapshot break differently. Refused, naming both."""
+    seen: dict[tuple, int] = {}
+    for index, record in enumerate(records):
+        version = (*(record[key] for key in keys), record[view.event_timestamp])
+        if version in seen:
+            key = ", ".join(f"{name}={record[name]!r}" for name in keys)
+            raise RequestError(f"Rows {seen[version]} and {index} of the push to '{view.name}' have the same key ({key}) "
+                               f"and event time ({view.event_timestamp}={record[view.event_timestamp].isoformat()}): "
+                               "a push holds one version of a key at an event time. Send one of them (or each in its "
+                               "own push: the later push wins). Nothing was written.")
+        seen[version] = index
 
 
 def _landed_events(view: FeatureView, spec, keys: list[str], typed: list[dict], events: list, results: list) -> pa.Table:

@@ -181,6 +181,7 @@ class Syncer:
         BULK_SHARE of the view) is a bulk load of a new table generation (online/generations.py);
         smaller ones, and any sync while another bulk load holds its lease, write conditionally."""
         started = time.perf_counter()
+        clock = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")  # before any read
         key = self.state_key(view)
         state = self.online.get_state(key) or {}
         before = state.get("watermark") or None
@@ -216,9 +217,10 @@ class Syncer:
         for part in parts:
             writer.push(part)
         writer.end()
-        after = before if incremental else None
-        if writer.newest and (after is None or writer.newest > after):
-            after = writer.newest
+        after = next_watermark(before if incremental else None, writer.newest, clock)
+        if writer.newest and writer.newest > clock:
+            log.warning(f"{view.name}: rows created after this sync's clock ({clock} UTC; the latest {writer.newest}): "
+                        "the watermark stays at the clock")
         rows_read, written, stale, rejected = writer.read, writer.report.written, writer.report.skipped_stale, \
             [r.as_dict() for r in writer.report.rejected]
         mode = "incremental" if incremental else "full"
@@ -391,6 +393,17 @@ class _PartitionWriter:
             rejected += [r.as_dict() for r in report.rejected]
         yield pa.RecordBatch.from_pylist([{"rows": rows, "written": written, "rejected_count": len(rejected),
                                            "rejected": json.dumps(rejected[:REJECTED_KEPT]), "newest_created": newest}])
+
+
+def next_watermark(before: str | None, newest: str | None, clock: str) -> str | None:
+    """The watermark after a sync that read rows created up to `newest` (from `before`, when
+    incremental): never backwards, and never past the sync's own clock — a row created after it
+    (a source's clock or time zone ahead) would take the watermark past every row created until
+    then. Such a row is read again by each sync (and skipped as stored) until the clock passes it."""
+    after = before
+    if newest and (after is None or newest > after):
+        after = min(newest, clock) if after is None or clock > after else after
+    return after
 
 
 def newest_created(part: pa.Table, newest: str | None) -> str | None:

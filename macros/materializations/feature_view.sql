@@ -17,8 +17,13 @@
   they are refused; a dbt `contract` is refused too: the snapshot table adds columns to the
   model's.)
 
-  Rows with a NULL key, event timestamp or created timestamp go to `<table>__rejected`, which
-  the `featurestore.feature_view_keys_not_null` test checks.
+  Rows with a NULL key, event timestamp or created timestamp, and rows created after the build's
+  own clock (a created timestamp in the future would move the incremental watermark past every
+  row created later), go to `<table>__rejected` with the reason in `_fs_reason`; the build warns
+  of the latter, and the `featurestore.feature_view_keys_not_null` test fails while any are
+  there. A row set aside for its future created timestamp is placed by the first build whose
+  clock has passed it. (Streaming views are exempt: their rows are computed up to the build's
+  clock and rebuilt from the landed events every run.)
 #}
 
 {% materialization feature_view, default %}
@@ -32,7 +37,9 @@
     {%- set model_schema = get_column_schema_from_query(sql) if execute else [] -%}
     {%- set columns = featurestore._model_columns(spec, model_schema, model) -%}
     {%- set spec = featurestore._resolve_spec(spec, columns) -%}
-    {%- set definition = local_md5(sql ~ featurestore.snapshot_layout()) -%}
+    {%- do spec.update({'clock': featurestore._build_clock(spec)}) -%}
+    {#- (the rejected table's layout is part of the definition: a table from before _fs_reason is rebuilt) -#}
+    {%- set definition = local_md5(sql ~ featurestore.snapshot_layout() ~ featurestore._rejected_layout()) -%}
     {%- set incremental = featurestore._can_run_incrementally(spec, existing_relation, build_record, model_schema,
                                                                definition, on_schema_change) -%}
 
@@ -44,6 +51,7 @@
     {%- else -%}
         {{ featurestore._feature_view_full(spec, sql, columns, existing_relation, target_relation, rejected) }}
     {%- endif -%}
+    {{ featurestore._report_future_rows(spec, rejected) }}
     {{ featurestore._record_build(build_record, definition, full=not incremental) }}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}
@@ -291,7 +299,9 @@
 
     {{ drop_relation_if_exists(adapter.get_relation(rejected.database, rejected.schema, rejected.identifier)) }}
     {% call statement('rejected') -%}
-        {{ get_create_table_as_sql(False, rejected, source_sql ~ ' where not ' ~ featurestore._row_is_valid(spec)) }}
+        {{ get_create_table_as_sql(False, rejected, 'select ' ~ featurestore._q_list(columns) ~ ', '
+            ~ featurestore._rejection_reason(spec) ~ ' as _fs_reason from (' ~ sql ~ '\n) as _fs_model where not '
+            ~ featurestore._row_is_valid(spec)) }}
     {%- endcall %}
 
     {%- if existing_relation is not none -%}
@@ -313,29 +323,30 @@
 
     {%- if adapter.get_relation(rejected.database, rejected.schema, rejected.identifier) is none -%}
         {% call statement('create_rejected') -%}
-            {{ get_create_table_as_sql(False, rejected, 'select ' ~ column_list ~ ' from (' ~ sql ~ '\n) as _fs_model where 1 = 0') }}
+            {{ get_create_table_as_sql(False, rejected, 'select ' ~ column_list ~ ', ' ~ featurestore._rejection_reason(spec)
+                ~ ' as _fs_reason from (' ~ sql ~ '\n) as _fs_model where 1 = 0') }}
         {%- endcall %}
     {%- endif -%}
 
-    {# 1. the batch: rows created after the latest created timestamp already placed or rejected
-          (a scalar subquery, which DuckDB pushes into the scan as a filter) #}
+    {# 1. the batch: rows created after the watermark — the latest created timestamp placed or set
+          aside, never past the build's clock (rows set aside for a created timestamp after an
+          earlier build's clock are read again: this build may place them) #}
+    {%- set watermark = featurestore._incremental_watermark(spec, target_relation, rejected) -%}
     {%- set batch_sql -%}
         select {{ column_list }}
         from ({{ sql }}
         ) as _fs_model
-        where {{ created }} > (
-            select coalesce(max(_fs_created), cast('0001-01-01 00:00:00' as {{ dbt.type_timestamp() }})) from (
-                select max({{ created }}) as _fs_created from {{ target_relation }}
-                union all
-                select max({{ created }}) from {{ rejected }}
-            ) as _fs_maxima
-        )
+        where {{ created }} > {{ watermark }}
     {%- endset -%}
     {{ featurestore.create_batch_relation(new_rows, batch_sql) }}
+    {#- from here on one instant, read after the batch (whose rows a model's current_timestamp stamped before it) -#}
+    {%- do spec.update({'clock': featurestore._clock_now()}) -%}
 
+    {{ featurestore._replace_rejected_after(spec, rejected, watermark, columns) }}
     {% call statement('rejected') -%}
-        insert into {{ rejected }} ({{ column_list }})
-        select {{ column_list }} from {{ new_rows }} where not {{ featurestore._row_is_valid(spec) }}
+        insert into {{ rejected }} ({{ column_list }}, _fs_reason)
+        select {{ column_list }}, {{ featurestore._rejection_reason(spec) }} from {{ new_rows }}
+        where not {{ featurestore._row_is_valid(spec) }}
     {%- endcall %}
 
     {# 2. per key in the batch: its earliest and latest new event, the next existing event #}
@@ -433,3 +444,98 @@
 {% macro default__null_safe_equal(left, right) -%}
     {{ left }} is not distinct from {{ right }}
 {%- endmacro %}
+
+
+{% macro _rejected_layout() %}{{ return('rejected:_fs_reason') }}{% endmacro %}
+
+
+{% macro _build_clock(spec) %}
+    {#- The build's own clock (UTC) as a SQL expression, so a model's `current_timestamp` and the
+        check of its rows are one instant (one statement); an incremental run replaces it by the
+        value read right after its batch is selected (_clock_now), for every later statement.
+        None for a view without a created timestamp, and for a streaming view (its rows are
+        computed up to the clock by its model). -#}
+    {%- if not spec['created_timestamp'] or ((model.config.meta or {}).get('featurestore') or {}).get('stream') is not none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(featurestore.utc_now()) }}
+{% endmacro %}
+
+
+{% macro _clock_now() %}
+    {#- The warehouse's UTC clock now, as a SQL literal. -#}
+    {%- set now = run_query('select cast(' ~ featurestore.utc_now() ~ ' as ' ~ dbt.type_string() ~ ')').columns[0].values()[0] -%}
+    {{ return('cast(' ~ dbt.string_literal(now) ~ ' as ' ~ dbt.type_timestamp() ~ ')') }}
+{% endmacro %}
+
+
+{% macro _rejection_reason(spec) %}
+    {#- Why a row is set aside (see _row_is_valid), as a SQL expression. -#}
+    {%- set clock = spec.get('clock') -%}
+    {%- if clock is none -%}
+        {{ return(dbt.string_literal('a NULL join key, event timestamp or created timestamp')) }}
+    {%- endif -%}
+    {{ return("case when " ~ featurestore._q(spec['created_timestamp']) ~ " > " ~ clock ~ " then "
+              ~ dbt.string_literal(featurestore._future_reason()) ~ " else "
+              ~ dbt.string_literal('a NULL join key, event timestamp or created timestamp') ~ " end") }}
+{% endmacro %}
+
+
+{% macro _future_reason() %}{{ return('created timestamp after the build clock') }}{% endmacro %}
+
+
+{% macro _incremental_watermark(spec, target_relation, rejected) %}
+    {#- The latest created timestamp placed, or set aside for a NULL, never past the build's
+        clock: rows set aside for a created timestamp after an earlier build's clock are after
+        it, so every run reads them again. A scalar subquery (DuckDB pushes it into the scan as
+        a filter), in the created column's own type. -#}
+    {%- set created = featurestore._q(spec['created_timestamp']) -%}
+    {%- set query -%}
+        (select coalesce(max(_fs_created), cast('0001-01-01 00:00:00' as {{ dbt.type_timestamp() }})) from (
+            select max({{ created }}) as _fs_created from {{ target_relation }} where {{ created }} <= {{ spec['clock'] }}
+            union all
+            select max({{ created }}) from {{ rejected }} where {{ created }} <= {{ spec['clock'] }}
+                and _fs_reason <> {{ dbt.string_literal(featurestore._future_reason()) }}
+        ) as _fs_maxima)
+    {%- endset -%}
+    {{ return(query) }}
+{% endmacro %}
+
+
+{% macro _replace_rejected_after(spec, rejected, watermark, columns) %}
+    {#- Rows set aside earlier with a created timestamp after the watermark are in this batch
+        again (decided anew: placed, or set aside again): their old copies go. Written as a
+        rebuild of the (small) rejected table, which every engine can do, and only when there are
+        such rows. -#}
+    {%- set created = featurestore._q(spec['created_timestamp']) -%}
+    {%- set again = run_query('select count(*) from ' ~ rejected ~ ' where ' ~ created ~ ' > ' ~ watermark).columns[0].values()[0] -%}
+    {%- if again | int == 0 -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set column_list = featurestore._q_list(columns) -%}
+    {#- a table, not a temporary relation: Spark uncaches a view over a table it drops -#}
+    {%- set kept = api.Relation.create(database=rejected.database, schema=rejected.schema,
+                                       identifier=rejected.identifier ~ '__fs_kept', type='table') -%}
+    {{ drop_relation_if_exists(adapter.get_relation(kept.database, kept.schema, kept.identifier)) }}
+    {% call statement('rejected_kept') -%}
+        {{ get_create_table_as_sql(False, kept, 'select ' ~ column_list ~ ', _fs_reason from ' ~ rejected
+                                               ~ ' where not (' ~ created ~ ' > ' ~ watermark ~ ') or ' ~ created ~ ' is null') }}
+    {%- endcall %}
+    {{ drop_relation_if_exists(adapter.get_relation(rejected.database, rejected.schema, rejected.identifier)) }}
+    {{ adapter.rename_relation(kept, rejected) }}
+{% endmacro %}
+
+
+{% macro _report_future_rows(spec, rejected) %}
+    {#- Say how many rows this build set aside for a created timestamp after its clock. -#}
+    {%- if spec.get('clock') is none -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set created = featurestore._q(spec['created_timestamp']) -%}
+    {%- set found = run_query('select count(*), cast(max(' ~ created ~ ') as ' ~ dbt.type_string() ~ ') from ' ~ rejected
+                              ~ ' where _fs_reason = ' ~ dbt.string_literal(featurestore._future_reason())) -%}
+    {%- set count = found.columns[0].values()[0] | int -%}
+    {%- if count > 0 -%}
+        {%- do exceptions.warn("featurestore: " ~ spec['where'] ~ ": " ~ count ~ " row(s) have a created timestamp '" ~ spec['created_timestamp'] ~ "' after the build's clock (the latest is " ~ found.columns[1].values()[0] ~ " UTC): set aside in " ~ rejected ~ " (_fs_reason), so the snapshot's watermark stays at the clock and rows created later still arrive. A build after that time places them; fix the source's clock or time zone if they should be known now.") -%}
+    {%- endif -%}
+{% endmacro %}

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from conftest import PostgresTables, duckdb_path
-from test_snapshots import check_rolling, make_props_project, run_snapshot_properties
+from test_snapshots import check_future_rows, check_rolling, make_props_project, run_snapshot_properties
 
 COMPARED = {
     "customer_features": "customer_id, feature_ts",
@@ -54,6 +54,7 @@ def test_snapshot_and_rolling_match_the_oracle_on_postgres(tmp_path_factory, pos
     tables = PostgresTables(postgres_server, "props")
     cases, loaded = run_snapshot_properties(dbt, tables, n_cases=60, seed=99)
     check_rolling(dbt, tables, cases, loaded)
+    check_future_rows(dbt, tables)
 
 
 def test_point_in_time_matches_the_oracle_on_postgres(tmp_path_factory, postgres_server):

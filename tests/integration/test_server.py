@@ -399,6 +399,124 @@ def test_a_push_survives_kill_9_and_pushes_and_syncs_race_to_the_newest_row(serv
     assert column(live, "cart_items")["values"] == [9] * 5
 
 
+LIVE = "customer_live_features"
+
+
+def landed(project: Path) -> set[str]:
+    return {path.name for path in (project / "landing" / LIVE).glob("*.parquet")}
+
+
+def unpushed_customers(project: Path, count: int, skip: int) -> list[str]:
+    """Customers no push has reached (not the seed's either), from the other end of those the
+    other tests push."""
+    import duckdb
+
+    with duckdb.connect(str(project / "jaffle_shop.duckdb"), read_only=True) as con:
+        return [row[0] for row in con.execute(
+            f"select distinct customer_id from main.customer_features where customer_id not in "
+            f"(select customer_id from main.{LIVE}) order by 1 desc limit ? offset ?", [count, skip]).fetchall()]
+
+
+def snapshot_rows(project: Path, keys: list[str]) -> list[tuple]:
+    import duckdb
+
+    with duckdb.connect(str(project / "jaffle_shop.duckdb"), read_only=True) as con:
+        return con.execute(f"select customer_id, cart_items, cart_value from main.{LIVE} where customer_id in "
+                           f"({', '.join('?' for _ in keys)}) and valid_to is null order by 1", keys).fetchall()
+
+
+def test_a_refused_push_writes_nothing_and_landing_snapshot_and_online_agree(served_project):
+    """Each push the online store or the rules refuse is a 400 naming the culprit, and writes
+    nothing anywhere: after the next build the snapshot, the landing area and the online items
+    hold the accepted push only."""
+    project, env = served_project
+    good_key, *bad = unpushed_customers(project, 8, 0)
+    at = (NOW - timedelta(minutes=3)).isoformat()
+
+    def body(key, **columns):
+        return {"push_source_name": LIVE, "df": {"customer_id": [key], "event_at": [at], "cart_items": [2],
+                                                 "cart_value": [5.0], **{name: [value] for name, value in columns.items()}}}
+
+    repeated = body(bad[6])
+    repeated["df"] = {name: values * 2 for name, values in repeated["df"].items()}
+    cases = {
+        "NaN": (body(bad[0], cart_value=float("nan")), ["cart_value", "nan is not a number", bad[0]]),
+        "Infinity": (body(bad[1], cart_value=float("inf")), ["cart_value", "inf is not a number", bad[1]]),
+        "a 500 KB key": (body(bad[2] + "k" * 500_000), ["entity key", "2,048"]),
+        "a 900 KB key": (body(bad[2] + "k" * 900_000), ["entity key", "2,048"]),
+        "a client's pushed_at": (body(bad[3], pushed_at="2099-01-01T00:00:00"), ["'pushed_at'", "server"]),
+        "1.5 items": (body(bad[4], cart_items=1.5), ["cart_items", "bigint", "1.5"]),
+        "one key and event time twice": (repeated, ["Rows 0 and 1", bad[6], "event_at"]),
+    }
+    before = landed(project)
+    with server(project, env, "--push") as (url, _):
+        for case, (request, named) in cases.items():
+            answer = requests.post(url + "/push", data=json.dumps(request), headers={"Content-Type": "application/json"})
+            assert answer.status_code == 400, (case, answer.status_code, answer.text[:300])
+            message = answer.json()["error"]
+            assert all(part in message for part in named), (case, message[:500])
+            assert landed(project) == before, case  # nothing landed
+        assert requests.post(url + "/push", json=body(good_key, cart_items=3)).status_code == 200
+        assert len(landed(project) - before) == 1
+        online = requests.post(url + "/get-online-features", json={
+            "features": [f"{LIVE}:cart_items", f"{LIVE}:cart_value"], "entities": {"customer_id": [good_key, *bad]}}).json()
+    from featurestore.errors import RequestError
+
+    store, after = FeatureStore(project, env=env), landed(project)
+    for row, named in (({"cart_value": float("nan")}, "cart_value"), ({"pushed_at": "2099-01-01T00:00:00"}, "pushed_at"),
+                       ({"cart_items": 1.5}, "cart_items")):  # the SDK's push: the same rules
+        with pytest.raises(RequestError, match=named):
+            store.push(LIVE, [{"customer_id": bad[5], "event_at": at, "cart_items": 2, "cart_value": 5.0, **row}])
+    assert landed(project) == after
+    project_env(project, **env).run("build", "--select", LIVE, "--quiet")
+    assert snapshot_rows(project, [good_key, *bad]) == [(good_key, 3, 5.0)]
+    assert column(online, "cart_items")["values"] == [3] + [None] * len(bad)
+    assert column(online, "cart_items")["statuses"] == ["PRESENT"] + ["NOT_FOUND"] * len(bad)
+    assert column(online, "cart_value")["values"] == [5.0] + [None] * len(bad)
+
+
+def test_a_row_created_in_2099_is_set_aside_and_the_watermarks_stay_at_the_clock(served_project):
+    """A landed row stamped in 2099 (a file another writer left; a push may not carry the time) is
+    set aside with its reason and reported by the build; a push after it still reaches the
+    snapshot at the next build, and the sync's watermark stays at its clock."""
+    import duckdb
+    import pyarrow as pa
+
+    from featurestore.landing import write_file
+
+    project, env = served_project
+    future_key, later_key = unpushed_customers(project, 2, 8)
+    store = FeatureStore(project, env=env)
+    planted = write_file(project / "landing" / LIVE, "other-writer", pa.table({
+        "customer_id": [future_key], "event_at": pa.array([NOW.replace(tzinfo=None)], pa.timestamp("us")),
+        "pushed_at": pa.array([datetime(2099, 1, 1)], pa.timestamp("us")),
+        "cart_items": pa.array([4], pa.int64()), "cart_value": [44.0]}))
+    dbt = [str(BIN / "dbt"), "build", "--select", LIVE]
+    dbt_env = {**os.environ, **project_env(project, **env).variables(), "DBT_USE_COLORS": "false"}
+    try:
+        built = subprocess.run(dbt, cwd=project, env=dbt_env, capture_output=True, text=True, timeout=600)
+        assert built.returncode == 0, built.stdout[-2000:]
+        assert "1 row(s) have a created timestamp 'pushed_at' after the build's clock" in built.stdout, built.stdout[-2000:]
+        assert "2099-01-01" in built.stdout and f"{LIVE}__rejected" in built.stdout
+        with duckdb.connect(str(project / "jaffle_shop.duckdb"), read_only=True) as con:
+            assert con.execute(f"select customer_id, _fs_reason from main.{LIVE}__rejected").fetchall() == [
+                (future_key, "created timestamp after the build clock")]
+            assert con.execute(f"select max(pushed_at) < now() at time zone 'UTC' from main.{LIVE}").fetchone() == (True,)
+        store.push(LIVE, [{"customer_id": later_key, "event_at": NOW.isoformat(), "cart_items": 6, "cart_value": 60.0}])
+        again = subprocess.run(dbt, cwd=project, env=dbt_env, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0 and "after the build's clock" in again.stdout, again.stdout[-2000:]
+        assert snapshot_rows(project, [future_key, later_key]) == [(later_key, 6, 60.0)]
+        with duckdb.connect(str(project / "jaffle_shop.duckdb"), read_only=True) as con:  # set aside once, not per build
+            assert con.execute(f"select count(*) from main.{LIVE}__rejected").fetchone() == (1,)
+        synced = store.sync([LIVE])[0]
+        assert synced.watermark_after is None or synced.watermark_after <= datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
+        read = store.get_online_features([f"{LIVE}:cart_items"], entity_rows=[{"customer_id": future_key}]).to_dict()
+        assert read["cart_items"] == [None]
+    finally:
+        planted.unlink()
+        project_env(project, **env).run("build", "--select", LIVE, "--full-refresh", "--quiet")
+
+
 def test_served_vectors_are_audited_point_in_time(served_project):
     import boto3
 

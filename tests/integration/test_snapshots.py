@@ -108,3 +108,34 @@ def test_integrity_tests_fail_on_a_broken_table(props_duckdb):
     failed = {r.name for r in result.results if r.status == "fail"}
     assert any("intervals_do_not_overlap" in name for name in failed), failed
     dbt.run("run", "--select", "events_view", "--full-refresh", "--quiet")
+
+
+def check_future_rows(dbt, tables):
+    """A row created in 2099 is set aside with its reason (not placed: it would take the
+    incremental watermark past every row created until then); rows created later still arrive
+    by the next incremental run, the row stays set aside once, and NULL keys keep theirs."""
+    from datetime import datetime, timedelta
+
+    now = datetime.utcnow().replace(microsecond=0)
+    rows = [(1, 1, now - timedelta(days=1), now - timedelta(hours=2), 1, "a"),
+            (1, 2, now - timedelta(days=1), datetime(2099, 1, 1), 2, "future"),
+            (1, None, now - timedelta(days=1), now - timedelta(hours=2), 3, "no key")]
+    tables.load(EVENTS_DDL, "events", rows)
+    dbt.run("run", "--select", "events_view", "--full-refresh", "--quiet")
+    reasons = "select entity_id, f_str, _fs_reason from {schema}.events_view__rejected order by f_str"
+    set_aside = [(2, "future", "created timestamp after the build clock"),
+                 (None, "no key", "a NULL join key, event timestamp or created timestamp")]
+    assert tables.fetch(reasons) == set_aside
+    before = tables.table_id("events_view")
+    for entity in (3, 4):  # two incremental runs, each with a row created since the last
+        rows.append((1, entity, now, datetime.utcnow().replace(microsecond=0) - timedelta(seconds=1), entity, "later"))
+        tables.load(EVENTS_DDL, "events", rows)
+        dbt.run("run", "--select", "events_view", "--quiet")
+        placed = tables.fetch("select entity_id, f_str from {schema}.events_view where valid_to is null order by 1")
+        assert placed == [(1, "a"), *[(e, "later") for e in range(3, entity + 1)]]
+        assert tables.fetch(reasons) == set_aside
+    assert tables.table_id("events_view") == before  # incremental: changed in place
+
+
+def test_a_row_created_in_the_future_is_set_aside_on_duckdb(props_duckdb):
+    check_future_rows(*props_duckdb)

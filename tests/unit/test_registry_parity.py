@@ -23,7 +23,14 @@ from macro_env import CompilerError, MacroNamespace
 
 from featurestore.requests import plan_retrieval, ttl_seconds
 
-LABELS = "labels"  # the entity relation of the training set, and its columns
+class _Relation(str):
+    """What ref() gives the macro: a relation (it renders); here one spelled like its name."""
+
+    def render(self):
+        return str(self)
+
+
+LABELS = _Relation("labels")  # the entity relation of the training set, and its columns
 LABEL_COLUMNS = ["customer_id", "account_id", "location_code", "event_timestamp"]
 
 

@@ -179,3 +179,17 @@ def test_the_bulk_settings_are_read_and_checked(monkeypatch):
         bulk_min_rows()
     with pytest.raises(FeatureStoreError, match="FEATURESTORE_SYNC_FROM_WORKERS"):
         from_workers()
+
+
+@pytest.mark.parametrize("before, newest, after", [
+    (None, None, None),
+    (None, "2026-12-01T10:00:00.000000", "2026-12-01T10:00:00.000000"),
+    ("2026-12-01T10:00:00.000000", "2026-12-01T09:00:00.000000", "2026-12-01T10:00:00.000000"),  # never backwards
+    ("2026-12-01T10:00:00.000000", "2026-12-01T11:00:00.000000", "2026-12-01T11:00:00.000000"),
+    (None, "2099-01-01T00:00:00.000000", "2026-12-04T12:00:00.000000"),  # a row stamped in the future: the clock
+    ("2026-12-01T10:00:00.000000", "2099-01-01T00:00:00.000000", "2026-12-04T12:00:00.000000"),
+])
+def test_the_watermark_never_passes_the_syncs_own_clock(before, newest, after):
+    from featurestore.sync import next_watermark
+
+    assert next_watermark(before, newest, "2026-12-04T12:00:00.000000") == after

@@ -76,6 +76,11 @@ class OnlineStore(ABC):
         later (force: or created at the same time). Rows the store cannot hold are set aside in
         the report's `rejected`. build: the snapshot build the rows come from (None: a push)."""
 
+    def refused(self, table: OnlineTable, rows: Iterable[Mapping[str, Any]]) -> list[Rejected]:
+        """The rows `write` would set aside because the store cannot hold them (its own rule, run
+        without writing): a push checks its rows whole with it before anything is written."""
+        return []
+
     def begin_load(self, table: OnlineTable, build: str):
         """A bulk load of the view's current rows (a context manager with write(rows), writer()
         and finish(); see online/bulk.py), or None when the store has none, or another load runs:

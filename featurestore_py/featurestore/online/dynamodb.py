@@ -258,6 +258,17 @@ class DynamoDBOnlineStore(OnlineStore):
             if all(name in done for name in pointer.targets()):
                 return report
 
+    def refused(self, table: OnlineTable, rows: Iterable[Mapping[str, Any]]) -> list[Rejected]:
+        """The rows make_item refuses (the rule `write` sets rows aside by), nothing written."""
+        refused = []
+        for row in rows:
+            try:
+                make_item(table, row)
+            except ValueRejected as exc:
+                feature, _, reason = str(exc).partition("\t")
+                refused.append(Rejected(table.view, _key_for_message(table, row), feature, reason))
+        return refused
+
     def _write_to(self, view: str, name: str, items: list[dict], report: WriteReport, force: bool, should_stop,
                   on_batch, gone: set[str]) -> None:
         try:
