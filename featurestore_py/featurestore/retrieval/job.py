@@ -242,6 +242,14 @@ class RetrievalJob:
                     wanted[output] = kind
         return wanted
 
+    def declared_types(self) -> dict[str, pa.DataType]:
+        """The result's columns whose type is known before a row is read, for the warehouse's
+        reader: each feature's declared type and the entity columns' (their timestamps and dates
+        left to the engine, which holds them as naive UTC; _Summary gives them their zone)."""
+        entity = {name: kind for name, kind in self.entity_types.items()
+                  if not (pa.types.is_timestamp(kind) or pa.types.is_date(kind))}
+        return {**entity, **self.feature_types(pa.schema([]))}
+
     # -- the SQL -----------------------------------------------------------------------------
     def plan(self) -> RetrievalPlan:
         """How the retrieval runs, decided against the warehouse (the entity rows are loaded to
@@ -429,7 +437,7 @@ class RetrievalJob:
 
         def sink(warehouse: Warehouse, query: str):
             started = time.perf_counter()
-            schema, reader = warehouse.stream_arrow(query)
+            schema, reader = warehouse.stream_arrow(query, types=self.declared_types())
             self.timings["query"] += time.perf_counter() - started
             counter = _Summary(self, schema)
             timings = self.timings

@@ -20,6 +20,10 @@ from .. import sql as sqlgen
 from ..errors import FeatureStoreError
 
 
+# rows per record batch of a streamed result (stream_arrow), on every engine that streams
+STREAM_BATCH_ROWS = 131_072
+
+
 class UserQueryError(FeatureStoreError):
     """SQL handed to us by a user is not exactly one read-only query."""
 
@@ -44,9 +48,13 @@ class Warehouse(ABC):
     @abstractmethod
     def fetch_arrow(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Table: ...
 
-    def stream_arrow(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def stream_arrow(self, sql: str, parameters: Sequence[Any] = (), types: Mapping[str, pa.DataType] | None = None
+                     ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
         """The result's schema and its record batches as the engine produces them (an engine
-        without a streaming reader gives the whole result as batches)."""
+        without a streaming reader gives the whole result as batches). types: the Arrow type of
+        columns the caller knows from their declaration; an engine whose driver hands over Python
+        values (PostgreSQL) builds every batch with them, so that no batch's types depend on its
+        values. An engine with typed columns of its own (DuckDB, Spark) may ignore them."""
         table = self.fetch_arrow(sql, parameters)
         return table.schema, iter(table.to_batches())
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ..errors import FeatureStoreError
 from ..interrupts import interrupt_on_sigint
-from . import UserQueryError, Warehouse, WarehouseError, WarehouseLockedError
+from . import STREAM_BATCH_ROWS, UserQueryError, Warehouse, WarehouseError, WarehouseLockedError
 
 log = logging.getLogger("featurestore")
 _LOCK_HOLDER = re.compile(r"PID (\d+)")
@@ -61,7 +61,6 @@ def _engine_errors():
         raise
 
 
-STREAM_BATCH_ROWS = 131_072
 TEMP_SHARE = 0.5  # of the free disk space a query may spill to, unless the target's settings say otherwise
 
 
@@ -149,7 +148,9 @@ class DuckDBWarehouse(Warehouse):
             reader = getattr(relation, "to_arrow_table", None) or relation.fetch_arrow_table
             return reader()
 
-    def stream_arrow(self, sql: str, parameters: Sequence[Any] = ()) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    def stream_arrow(self, sql: str, parameters: Sequence[Any] = (), types: Mapping[str, pa.DataType] | None = None
+                     ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        # types are not needed: DuckDB's columns are typed (the caller casts to what it declared)
         with _engine_errors():
             relation = self.connection.sql(sql, params=list(parameters) or None)
             # DuckDB 2.0 has to_arrow_reader (fetch_record_batch is 1.x's spelling)

@@ -9,13 +9,14 @@ Server-side file functions (pg_read_file, lo_import ...) are refused unless allo
 from __future__ import annotations
 
 import io
+from itertools import count
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 
 from ..errors import FeatureStoreError
-from . import UserQueryError, Warehouse, WarehouseError
+from . import STREAM_BATCH_ROWS, UserQueryError, Warehouse, WarehouseError
 
 # Arrow type -> PostgreSQL column type, for loading frames: the narrowest that holds every
 # value, so a frame's column comes back as it went in (PostgreSQL has no 8-bit or unsigned integer).
@@ -38,8 +39,9 @@ _PG_TYPES = [
 _ARROW_TYPES = {
     16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 700: pa.float32(), 701: pa.float64(),
     1700: "decimal", 25: pa.string(), 1043: pa.string(), 1042: pa.string(), 1114: pa.timestamp("us"),
-    1184: pa.timestamp("us", tz="UTC"), 1082: pa.date32(),
+    1184: pa.timestamp("us", tz="UTC"), 1082: pa.date32(), 2950: pa.string(),  # uuid (psycopg2 gives its text)
 }
+_CURSORS = count()  # a name per server-side cursor of this process
 
 
 # Functions that read or write the server's files or reach other servers.
@@ -139,6 +141,79 @@ class PostgresWarehouse(Warehouse):
             arrays[column.name] = pa.array(list(values), type=kind)
         return pa.table(arrays)
 
+    def stream_arrow(self, sql: str, parameters: Sequence[Any] = (), types: Mapping[str, pa.DataType] | None = None
+                     ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+        """The result through a server-side cursor, STREAM_BATCH_ROWS rows per fetch, so only one
+        batch of rows is in this process at a time. Every batch has the one schema fixed before
+        any row is read: the caller's (declared) type of a column, else its PostgreSQL type's, so an
+        empty result or an all-NULL batch has the same types as any other."""
+        import psycopg2
+
+        # a server-side cursor lives in a transaction (no WITH HOLD: that would first copy the
+        # whole result on the server); it only reads, and is rolled back when the rows are read
+        self.connection.autocommit = False
+        cursor = None
+
+        def finish() -> None:
+            try:
+                if cursor is not None and not cursor.closed:
+                    cursor.close()
+                self.connection.rollback()
+            except psycopg2.Error:  # a broken connection has no transaction left to end
+                pass
+            finally:
+                if not self.connection.closed:
+                    self.connection.autocommit = True
+
+        try:
+            cursor = self.connection.cursor(name=f"featurestore_stream_{next(_CURSORS)}")
+            cursor.execute(sql, tuple(parameters) or None)
+            rows = cursor.fetchmany(STREAM_BATCH_ROWS)  # a named cursor's description comes with its first fetch
+            schema = pa.schema([pa.field(column.name, self._column_type(column, types or {}))
+                                for column in cursor.description])
+        except psycopg2.Error as exc:
+            finish()
+            raise WarehouseError(f"PostgreSQL refused a query: {str(exc).strip().splitlines()[0]}") from exc
+        except BaseException:
+            finish()
+            raise
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            nonlocal rows
+            try:
+                while rows:
+                    yield _record_batch(rows, schema)
+                    if len(rows) < STREAM_BATCH_ROWS:
+                        return
+                    rows = None  # the rows of one batch at a time: let them go before fetching the next
+                    try:
+                        rows = cursor.fetchmany(STREAM_BATCH_ROWS)
+                    except psycopg2.Error as exc:
+                        raise WarehouseError(f"PostgreSQL failed reading a result: {str(exc).strip().splitlines()[0]}") from exc
+            finally:
+                finish()
+
+        return schema, batches()
+
+    def _column_type(self, column, types: Mapping[str, pa.DataType]) -> pa.DataType:
+        """The Arrow type of a result column: as the caller declared it, else by its PostgreSQL type;
+        never from its values."""
+        if column.name in types and not pa.types.is_null(types[column.name]):
+            return types[column.name]
+        kind = _ARROW_TYPES.get(column.type_code)
+        if kind == "decimal":
+            # numeric(p,s) is decimal(p,s); an unconstrained numeric (avg(), sum() of bigints)
+            # has no exact Arrow type: it is read as a double, as DuckDB's avg() is
+            precision = column.precision if column.precision and column.precision < 0xFFFF else None
+            return pa.decimal128(precision, column.scale or 0) if precision and precision <= 38 \
+                else pa.decimal256(precision, column.scale or 0) if precision and precision <= 76 else pa.float64()
+        if kind is None:
+            name = self.fetch_all("select format_type(%s, null)", (column.type_code,))[0][0]
+            raise WarehouseError(
+                f"The result column '{column.name}' has PostgreSQL type {name}, which has no Arrow type "
+                "here; cast it in the model's SQL (e.g. to text) or declare its data_type.")
+        return kind
+
     def _column_definitions(self, schema: pa.Schema) -> list[tuple[str, str]]:
         """(quoted name, PostgreSQL type) per column of an Arrow schema."""
         columns = []
@@ -186,3 +261,18 @@ class PostgresWarehouse(Warehouse):
 
     def close(self) -> None:
         self.connection.close()
+
+
+def _record_batch(rows: list[tuple], schema: pa.Schema) -> pa.RecordBatch:
+    """Rows from psycopg2 as one record batch of `schema` (a double read from an unconstrained
+    numeric comes as a Decimal)."""
+    arrays = []
+    for index, field in enumerate(schema):
+        values = [row[index] for row in rows]
+        try:
+            arrays.append(pa.array(values, type=field.type))
+        except pa.ArrowInvalid:
+            if not pa.types.is_floating(field.type):
+                raise
+            arrays.append(pa.array([None if value is None else float(value) for value in values], type=field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
