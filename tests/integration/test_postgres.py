@@ -3,6 +3,13 @@ materialization agrees with the oracle there too (a smaller set of cases)."""
 
 from __future__ import annotations
 
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
 import duckdb
 import pytest
 
@@ -100,3 +107,60 @@ def test_exported_types_follow_the_declaration_on_postgres(demo_project, demo_on
     assert schemas[1] == schemas[0]
     assert schemas[1].field("lifetime_value").type == pa.decimal128(18, 2)
     assert schemas[1].field("churned_30d").type == pa.int32() and schemas[1].field("label_ts").type == pa.timestamp("us")
+
+
+BIG_EXPORT_ROWS = 3_000_000
+LIMITED_EXPORT = Path(__file__).resolve().parent.parent / "limited_export.py"
+
+
+def _export_in_a_process(arguments: dict, memory_limit: int | None = None) -> subprocess.CompletedProcess:
+    """tests/limited_export.py with `arguments`, its address space limited to memory_limit bytes.
+    The address space then measures the memory in use: Arrow allocates with malloc (mimalloc,
+    its default, reserves a GiB up front) and malloc keeps two arenas (glibc's per-thread
+    arenas reserve address space by the 64 MiB, as many as the threads happened to need)."""
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
+    return subprocess.run([sys.executable, str(LIMITED_EXPORT), json.dumps(arguments)], capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "MALLOC_ARENA_MAX": "2", "ARROW_DEFAULT_MEMORY_POOL": "system"},
+                          preexec_fn=limit if memory_limit else None)
+
+
+def test_a_postgres_export_larger_than_the_memory_limit_streams(demo_project, demo_on_postgres, postgres_server,
+                                                                 tmp_path):
+    """A PostgreSQL export whose whole result (as Arrow, the most compact form in memory) is
+    larger than what the process may map beyond its baseline succeeds: the rows come through a
+    server-side cursor batch by batch and are written as they arrive. The baseline is the peak of
+    the same export of a few rows; the limit is that plus 60 % of the full result's Arrow size."""
+    import pyarrow.parquet as pq
+
+    tables = PostgresTables(postgres_server, "bigexport")
+    labels = demo_on_postgres.fetch("select count(*) from {schema}.churn_labels")[0][0]
+    copies = -(-BIG_EXPORT_ROWS // labels)
+    # wide rows (a 192-character column) so the result is large in any form
+    tables.load(f"create or replace table {{schema}}.{{table}} as select l.customer_id, l.store_id, l.label_ts, "
+                f"l.churned_30d, g as copy, "
+                f"repeat(md5(g::text || l.customer_id), 6) as padding from demo.churn_labels l "
+                f"cross join generate_series(1, {copies}) g", "entities", None)
+    rows = labels * copies
+    arguments = {"project": str(demo_project), "target": "postgres",
+                 "env": {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo"},
+                 "feature_service": "churn_model", "timestamp_column": "label_ts"}
+    query = "select customer_id, store_id, label_ts, churned_30d, copy, padding from bigexport.entities"
+
+    few = _export_in_a_process({**arguments, "entity_query": query + " where copy <= 2", "out": str(tmp_path / "few.parquet")})
+    assert few.returncode == 0, few.stderr[-3000:]
+    baseline = json.loads(few.stdout.splitlines()[-1])
+    sample = pq.read_table(tmp_path / "few.parquet")
+    full_arrow = sample.nbytes * rows // sample.num_rows
+    memory_limit = baseline["VmPeak"] + full_arrow * 3 // 5
+    print(f"\n{rows:,} rows; baseline (export of {sample.num_rows:,} rows): VmPeak {baseline['VmPeak'] / 2**20:.0f} MiB, "
+          f"VmHWM {baseline['VmHWM'] / 2**20:.0f} MiB; the full result as Arrow: {full_arrow / 2**20:.0f} MiB; "
+          f"limit (RLIMIT_AS): {memory_limit / 2**20:.0f} MiB")
+
+    big = _export_in_a_process({**arguments, "entity_query": query, "out": str(tmp_path / "all.parquet")}, memory_limit)
+    assert big.returncode == 0, big.stderr[-3000:]
+    peak = json.loads(big.stdout.splitlines()[-1])
+    print(f"under the limit: VmPeak {peak['VmPeak'] / 2**20:.0f} MiB, VmHWM {peak['VmHWM'] / 2**20:.0f} MiB")
+    assert peak["rows"] == rows and pq.read_metadata(tmp_path / "all.parquet").num_rows == rows
+    assert pq.read_schema(tmp_path / "all.parquet").remove_metadata() == sample.schema.remove_metadata()

@@ -26,9 +26,11 @@ if TYPE_CHECKING:
     from .job import RetrievalJob
 
 ROW_GROUP_ROWS = 131_072  # rows per Parquet row group written by to_parquet
-# rows to_parquet may hold unwritten, so that the fingerprint (which needs every row) overlaps
-# the write: results up to this size are fingerprinted while they are written; larger ones stream
+# rows (and bytes) to_parquet may hold unwritten, so that the fingerprint (which needs every
+# row) overlaps the write: results up to this size are fingerprinted while they are written;
+# larger ones stream. The bytes bound wide rows: a result's size in memory, not only its rows.
 WRITE_BUFFER_ROWS = 4_194_304
+WRITE_BUFFER_BYTES = 134_217_728
 
 
 PARQUET_SUFFIXES = ("", ".parquet", ".pq", ".parq")
@@ -80,8 +82,8 @@ def write_directory(job: "RetrievalJob", target: Path) -> Path:
 
 def _write_parquet(job: "RetrievalJob", path: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch],
                stats_columns: dict[str, str] | None) -> None:
-    """Write batches in row groups of ROW_GROUP_ROWS, holding at most WRITE_BUFFER_ROWS
-    unwritten. The content hash and the fingerprint run on one worker thread beside the write
+    """Write batches in row groups of ROW_GROUP_ROWS, holding at most WRITE_BUFFER_ROWS rows
+    and WRITE_BUFFER_BYTES unwritten (beyond the row group being filled). The content hash and the fingerprint run on one worker thread beside the write
     (hashlib, numpy and the Parquet writer release the GIL), in batch order; the write waits
     for them only at the end, to put their results in the footer. timings: "hash" and
     "fingerprint" are the worker's time, "waited" what the writer spent waiting for it."""
@@ -122,16 +124,19 @@ def _write_parquet(job: "RetrievalJob", path: str, schema: pa.Schema, batches: I
             writer.write_table(pa.Table.from_batches(group, schema))
             timings["write"] += time.perf_counter() - started
 
-        rows = buffered = 0
+        rows = buffered = buffered_bytes = 0
         digests = []  # their results are checked: a failure on the worker must not pass silently
         for batch in batches:
             digests.append(worker.submit(digest, batch))
             pending.append(batch)
             rows += batch.num_rows
             buffered += batch.num_rows
-            while buffered >= ROW_GROUP_ROWS + WRITE_BUFFER_ROWS:
+            buffered_bytes += batch.nbytes
+            while buffered >= ROW_GROUP_ROWS + WRITE_BUFFER_ROWS \
+                    or (buffered >= ROW_GROUP_ROWS and buffered_bytes >= WRITE_BUFFER_BYTES):
                 write_row_group()
                 buffered = sum(b.num_rows for b in pending)
+                buffered_bytes = sum(b.nbytes for b in pending)
         # the fingerprint starts now, beside the writes still buffered
         stats = worker.submit(fingerprint) if stats_columns is not None else None
         while pending:
