@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from conftest import PostgresTables, duckdb_path
@@ -86,9 +87,13 @@ def test_point_in_time_matches_the_oracle_on_postgres(tmp_path_factory, postgres
         store.get_historical_features(frame.assign(place_id=frame.place_id.astype(str)), ["place_features:size"]).to_arrow()
 
 
-def test_exported_types_follow_the_declaration_on_postgres(demo_project, demo_on_postgres, postgres_server, tmp_path):
-    """Decimals keep their declared precision (not the values'), the entity frame's int32 label
-    and naive timestamp stay as they were: the same Parquet schema as on DuckDB."""
+@pytest.mark.parametrize("rows", ["all", "none", "before any feature"])
+def test_exported_types_follow_the_declaration_on_postgres(demo_project, demo_on_postgres, postgres_server, tmp_path,
+                                                           rows):
+    """The churn training set exported as Parquet on PostgreSQL is DuckDB's: the same values and
+    the same schema. Decimals keep their declared precision (not the values'), the entity frame's
+    int32 label and naive timestamp stay as they were; also when no row comes back (an empty
+    first batch) and when every feature is NULL (entity times before any feature row)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -97,16 +102,69 @@ def test_exported_types_follow_the_declaration_on_postgres(demo_project, demo_on
 
     duck = FeatureStore(demo_project)
     entities = churn_entities(duck)
+    if rows == "none":
+        entities = entities.head(0)
+    elif rows == "before any feature":
+        entities["label_ts"] = entities["label_ts"] - pd.Timedelta(days=3650)
     pg = FeatureStore(demo_project, "postgres", env={**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo"})
     assert [problem for problem in pg.validate() if problem.rule == "type-mismatch"] == []
-    schemas = []
+    exported = []
     for store, name in ((duck, "duckdb"), (pg, "postgres")):
         path = store.get_historical_features(entities, feature_service="churn_model", timestamp_column="label_ts") \
             .to_parquet(tmp_path / f"{name}.parquet")
-        schemas.append(pq.read_schema(path).remove_metadata())
-    assert schemas[1] == schemas[0]
-    assert schemas[1].field("lifetime_value").type == pa.decimal128(18, 2)
-    assert schemas[1].field("churned_30d").type == pa.int32() and schemas[1].field("label_ts").type == pa.timestamp("us")
+        exported.append(pq.read_table(path))
+    on_duckdb, on_postgres = exported
+    assert on_postgres.schema.remove_metadata() == on_duckdb.schema.remove_metadata()
+    assert on_postgres.to_pylist() == on_duckdb.to_pylist()
+    assert on_postgres.num_rows == len(entities)
+    features = [name for name in on_postgres.schema.names if name not in entities.columns]
+    if rows == "before any feature":
+        assert len(features) > 3 and all(on_postgres.column(name).null_count == len(entities) for name in features)
+    assert on_postgres.schema.field("lifetime_value").type == pa.decimal128(18, 2)
+    assert on_postgres.schema.field("churned_30d").type == pa.int32()
+    assert on_postgres.schema.field("label_ts").type == pa.timestamp("us")
+
+
+def test_the_postgres_reader_streams_batches_typed_before_any_row(postgres_server):
+    """The PostgreSQL reader gives batches of STREAM_BATCH_ROWS rows from a server-side cursor,
+    every one of the schema fixed before the first row: a declared type where the caller gives
+    one, else the column's PostgreSQL type (an unconstrained numeric as a double), never the
+    values' (the first batch here is all NULL, the last has 5 rows); an empty result has the
+    same schema. The connection works as before afterwards."""
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    from featurestore.warehouse import STREAM_BATCH_ROWS, connect
+
+    target = {"type": "postgres", "host": postgres_server.host, "port": postgres_server.port,
+              "user": postgres_server.user, "dbname": postgres_server.database}
+    query = ("select g as n, case when g > %s then round(g / 3.0, 6) end as ratio, "
+             "case when g > %s then round(g / 7.0, 2) end as undeclared, null::text as note, "
+             "cast(case when g > %s then g end as numeric(12, 1)) as tenths "
+             "from generate_series(1, %s) g order by g")
+    declared = {"ratio": pa.decimal128(18, 6)}
+    expected = pa.schema([("n", pa.int32()), ("ratio", pa.decimal128(18, 6)), ("undeclared", pa.float64()),
+                          ("note", pa.string()), ("tenths", pa.decimal128(12, 1))])
+    total = 2 * STREAM_BATCH_ROWS + 5
+    with connect(target) as warehouse:
+        for rows in (total, 0):
+            schema, batches = warehouse.stream_arrow(query, (STREAM_BATCH_ROWS,) * 3 + (rows,), types=declared)
+            batches = list(batches)
+            assert schema == expected
+            assert all(batch.schema == expected for batch in batches)
+            assert [batch.num_rows for batch in batches] == ([STREAM_BATCH_ROWS, STREAM_BATCH_ROWS, 5] if rows else [])
+        table = pa.Table.from_batches(list(warehouse.stream_arrow(query, (STREAM_BATCH_ROWS,) * 3 + (total,),
+                                                                  types=declared)[1]))
+        assert table.column("ratio").null_count == STREAM_BATCH_ROWS
+        assert table.column("ratio")[total - 1].as_py() == round(Decimal(total) / 3, 6)
+        assert table.column("undeclared")[total - 1].as_py() == pytest.approx(total / 7, abs=0.005)
+        # the cursor's transaction is over: the connection is back in autocommit
+        warehouse.execute("create temporary table after_stream as select 1 as k")
+        assert warehouse.fetch_all("select count(*) from after_stream") == [(1,)]
+        with pytest.raises(Exception, match="PostgreSQL"):
+            warehouse.stream_arrow("select 1 / 0 as broken")
+        assert warehouse.fetch_all("select 2") == [(2,)]
 
 
 BIG_EXPORT_ROWS = 3_000_000
