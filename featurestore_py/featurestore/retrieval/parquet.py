@@ -83,10 +83,11 @@ def write_directory(job: "RetrievalJob", target: Path) -> Path:
 def _write_parquet(job: "RetrievalJob", path: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch],
                stats_columns: dict[str, str] | None) -> None:
     """Write batches in row groups of ROW_GROUP_ROWS, holding at most WRITE_BUFFER_ROWS rows
-    and WRITE_BUFFER_BYTES unwritten (beyond the row group being filled). The content hash and the fingerprint run on one worker thread beside the write
-    (hashlib, numpy and the Parquet writer release the GIL), in batch order; the write waits
-    for them only at the end, to put their results in the footer. timings: "hash" and
-    "fingerprint" are the worker's time, "waited" what the writer spent waiting for it."""
+    and about WRITE_BUFFER_BYTES unwritten. The content hash and the fingerprint run on one
+    worker thread beside the write (hashlib, numpy and the Parquet writer release the GIL), in
+    batch order; the write waits for them only at the end, to put their results in the footer.
+    timings: "hash" and "fingerprint" are the worker's time, "waited" what the writer spent
+    waiting for it."""
     from ..quality.stats import STATS_METADATA_KEY, frame_stats
 
     timings = job.timings if job._table is None else dict.fromkeys(job.timings, 0.0)
