@@ -44,13 +44,24 @@ class _Boundary(TyperGroup):
     """The one place where exceptions become messages and exit codes."""
 
     def invoke(self, ctx):
-        try:
-            with noticing_interrupts() as interrupted:
+        with noticing_interrupts() as interrupted:
+            try:
                 result = super().invoke(ctx)
-            if interrupted():  # Ctrl-C came, and something on the way caught it: still an interrupt
-                raise KeyboardInterrupt
-            return result
-        except FeatureStoreError as exc:
+            except (Exception, KeyboardInterrupt) as exc:
+                # after Ctrl-C, what fails on the way out (a query cancelled by it, a parse dbt broke
+                # off) is the interrupt's doing, not an error of its own
+                if not interrupted() or _is_click_control(exc):
+                    return self._fail(exc)
+            else:
+                if not interrupted():
+                    return result
+            # Ctrl-C came, and something on the way caught it: still an interrupt
+            return self._fail(KeyboardInterrupt())
+
+    def _fail(self, exc: BaseException):
+        try:
+            raise exc
+        except FeatureStoreError:
             if _debug():
                 raise
             _error(str(exc))
@@ -62,7 +73,7 @@ class _Boundary(TyperGroup):
                    "build replaces tables all-or-nothing; a sync's watermark does not move, so the next sync "
                    "writes the rest).", label="interrupted")
             raise typer.Exit(code=EXIT_INTERRUPTED)
-        except Exception as exc:  # a bug: say so in one line, the traceback with --debug
+        except Exception:  # a bug: say so in one line, the traceback with --debug
             if _is_click_control(exc) or _debug():
                 raise
             _error(f"unexpected {type(exc).__name__}: {exc} — this is a bug in featurestore; run again with "

@@ -5,7 +5,9 @@ and fails another way, or not at all (dbt, parsing, breaks into a half-read macr
 that; an import wrapped in a broad `except` swallows it). While it is active, every SIGINT is
 counted as well as raised, so the command can tell afterwards that it was interrupted.
 
-`interrupt_on_sigint`: a running DuckDB statement is stopped.
+`interrupt_on_sigint`: a running statement is stopped — DuckDB's through its connection's
+`interrupt()`, PostgreSQL's through psycopg2's `cancel()` (psycopg2 waits inside libpq, where
+Python's handler cannot run either; its select-based wait callback would let it, but forbids COPY).
 
 Python runs its SIGINT handler only between bytecodes of the main thread, and the DuckDB client
 checks for the signal in some phases of a statement but not all (a `create table … as` over a
@@ -26,7 +28,7 @@ import weakref
 from contextlib import contextmanager
 
 _lock = threading.Lock()
-_connections: "weakref.WeakSet" = weakref.WeakSet()  # the open connections to interrupt
+_connections: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # open connection -> its stop method
 _installed = False
 _seen = 0  # SIGINTs taken by _noticed
 
@@ -60,12 +62,13 @@ def noticing_interrupts():
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-def interrupt_on_sigint(connection) -> None:
-    """Have Ctrl-C interrupt `connection`'s running statement (for as long as it is open). A no-op
-    outside the main thread, where the signal is not this process's to take."""
+def interrupt_on_sigint(connection, stop: str = "interrupt") -> None:
+    """Have Ctrl-C stop `connection`'s running statement (for as long as it is open) by calling its
+    method `stop` from another thread. A no-op outside the main thread, where the signal is not
+    this process's to take."""
     global _installed
     with _lock:
-        _connections.add(connection)
+        _connections[connection] = stop
         if _installed or threading.current_thread() is not threading.main_thread():
             return
         if not _means_stop():
@@ -98,9 +101,9 @@ def _watch(receiver: socket.socket, sender: socket.socket, previous: int) -> Non
                 pass
         if signal.SIGINT in data and _means_stop():
             with _lock:
-                connections = list(_connections)
-            for connection in connections:
+                connections = list(_connections.items())
+            for connection, stop in connections:
                 try:
-                    connection.interrupt()
+                    getattr(connection, stop)()
                 except Exception:  # a connection closed meanwhile
                     pass

@@ -205,3 +205,28 @@ def test_ctrl_c_while_a_large_spine_is_built_stops_within_moments(demo_project, 
     # may still take a few seconds to unwind
     assert waited < 60, f"exited {waited:.1f} s after Ctrl-C"
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_cancels_a_running_postgres_statement(demo_project, demo_on_postgres, postgres_server, tmp_path):
+    """psycopg2 waits for a statement inside libpq, where Python's SIGINT handler cannot run: Ctrl-C
+    used to wait for the statement to end. Now it is cancelled on the server, and the command says
+    it was interrupted (exit 130), not that PostgreSQL refused the query."""
+    out = tmp_path / "train.parquet"
+    command = [str(BIN / "featurestore"), "export", "-p", str(demo_project), "-t", "postgres", "-f", FEATURE,
+               "--start", "2026-01-01", "--end", "2026-03-15", "--every", "1s", "--max-spine-rows", "0",
+               "--out", str(out)]
+    environment = {**os.environ, **postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "demo",
+                   "FEATURESTORE_LOG_LEVEL": "info", "COLUMNS": "200"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    for line in process.stderr:
+        if '"phase": "entity load"' in line:
+            break
+    time.sleep(0.5)  # inside the statement (being late only makes the test easier to pass)
+    process.send_signal(signal.SIGINT)
+    signalled = time.monotonic()
+    _, err = process.communicate(timeout=300)
+    waited = time.monotonic() - signalled
+    assert process.returncode == 130, err
+    assert "interrupted:" in err and "Traceback" not in err, err
+    assert waited < 60, f"exited {waited:.1f} s after Ctrl-C"  # the spine alone: 378M rows
+    assert not out.exists()

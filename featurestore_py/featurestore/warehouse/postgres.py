@@ -16,6 +16,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import pyarrow as pa
 
 from ..errors import FeatureStoreError
+from ..interrupts import interrupt_on_sigint
 from . import STREAM_BATCH_ROWS, UserQueryError, Warehouse, WarehouseError
 
 # Arrow type -> PostgreSQL column type, for loading frames: the narrowest that holds every
@@ -111,6 +112,7 @@ class PostgresWarehouse(Warehouse):
                 f"Cannot connect to PostgreSQL at {target.get('host')}:{target.get('port')}: {exc}".strip()
             ) from None
         self.connection.autocommit = True
+        interrupt_on_sigint(self.connection, "cancel")  # Ctrl-C cancels a running statement on the server
 
     def _run(self, sql: str, parameters: Sequence[Any], fetch: bool):
         import psycopg2
