@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from ..errors import FeatureStoreError
-from . import UserQueryError, Warehouse, WarehouseError, WarehouseLockedError
+from . import UserQueryError, UserQueryTimeout, Warehouse, WarehouseError, WarehouseLockedError, allowlist
 
 log = logging.getLogger("featurestore")
 _LOCK_HOLDER = re.compile(r"PID (\d+)")
@@ -75,6 +76,7 @@ class DuckDBWarehouse(Warehouse):
                 "run `dbt build` (or `featurestore build`) in the project first."
             )
         self.read_only = read_only and self.path != ":memory:"
+        self.allow_file_access = allow_file_access
         config = {"enable_external_access": bool(allow_file_access)}
         deadline = time.monotonic() + lock_timeout
         waited = False
@@ -159,6 +161,38 @@ class DuckDBWarehouse(Warehouse):
                 f"The entity query must be exactly one SELECT statement; DuckDB's parser found "
                 f"{len(kinds)} statement(s): {', '.join(kinds) or 'none'}."
             )
+        allowlist.check(sql, self.dialect, self.allow_file_access)
+
+    @contextmanager
+    def running_user_query(self):
+        """A user's query stopped after query_timeout seconds: a timer interrupts the connection
+        (DuckDB has no statement timeout of its own); an interrupt after the query finished is
+        never sent."""
+        limit = self.query_timeout
+        if not limit:
+            yield
+            return
+        lock, state = threading.Lock(), {"running": True, "stopped": False}
+
+        def stop() -> None:
+            with lock:
+                if state["running"]:
+                    state["stopped"] = True
+                    self.connection.interrupt()
+
+        timer = threading.Timer(limit, stop)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except (KeyboardInterrupt, WarehouseError):
+            if state["stopped"]:
+                raise UserQueryTimeout(limit) from None
+            raise
+        finally:
+            with lock:
+                state["running"] = False
+            timer.cancel()
 
     def user_query_load_statements(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str) -> list[str]:
         body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
@@ -168,8 +202,9 @@ class DuckDBWarehouse(Warehouse):
                         parameters: Sequence[Any] = ()) -> None:
         # A SELECT cannot write in DuckDB, and file access is off unless the user allowed it.
         self.check_user_query(sql)
-        for statement in self.user_query_load_statements(table, columns, sql):
-            self.execute(statement, parameters)
+        with self.running_user_query():
+            for statement in self.user_query_load_statements(table, columns, sql):
+                self.execute(statement, parameters)
 
     def close(self) -> None:
         self.connection.close()
