@@ -88,9 +88,10 @@ class Warehouse(ABC):
     query_timeout: float = DEFAULT_QUERY_TIMEOUT
 
     @abstractmethod
-    def check_user_query(self, sql: str) -> None:
+    def check_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> None:
         """Raise UserQueryError unless `sql` is exactly one SELECT statement that cannot write,
-        parsed by the engine's own parser, and passes the allow-list (warehouse/allowlist.py)."""
+        parsed by the engine's own parser, and passes the allow-list (warehouse/allowlist.py).
+        parameters: the values it will run with (its bind-parameter markers are then ours)."""
 
     @abstractmethod
     def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
@@ -121,7 +122,7 @@ class Warehouse(ABC):
 
     def describe_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Schema:
         """The columns a (checked) user query returns, without reading its rows."""
-        self.check_user_query(sql)
+        self.check_user_query(sql, parameters)
         with self.running_user_query():
             return self.fetch_arrow(self.render("user_query", query=sql, columns=None, limit_zero=True),
                                     parameters).schema

@@ -150,7 +150,7 @@ class DuckDBWarehouse(Warehouse):
         finally:
             self.connection.unregister(view)
 
-    def check_user_query(self, sql: str) -> None:
+    def check_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> None:
         try:
             statements = duckdb.extract_statements(sql)
         except duckdb.Error as exc:
@@ -201,7 +201,7 @@ class DuckDBWarehouse(Warehouse):
     def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
                         parameters: Sequence[Any] = ()) -> None:
         # A SELECT cannot write in DuckDB, and file access is off unless the user allowed it.
-        self.check_user_query(sql)
+        self.check_user_query(sql, parameters)
         with self.running_user_query():
             for statement in self.user_query_load_statements(table, columns, sql):
                 self.execute(statement, parameters)

@@ -10,6 +10,7 @@ created by us first) with a statement_timeout, and as the entity role if one is 
 from __future__ import annotations
 
 import io
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -54,17 +55,21 @@ _TIME_VALUES = {"SVFOP_CURRENT_DATE", "SVFOP_CURRENT_TIME", "SVFOP_CURRENT_TIME_
 _SQL_SYNTAX = 3  # CoercionForm.COERCE_SQL_SYNTAX: a call written as syntax (EXTRACT(x FROM y)), named pg_catalog.f
 
 
-def check_query(sql: str, allow_file_access: bool = False) -> None:
+def check_query(sql: str, allow_file_access: bool = False, bound: bool = False) -> None:
     """Raise UserQueryError unless `sql` is exactly one SELECT that only reads, by PostgreSQL's
-    parser, and calls and reads only what the allow-list allows (on this tree and sqlglot's)."""
+    parser, and calls and reads only what the allow-list allows (on this tree and sqlglot's).
+    bound: the SQL runs with bind parameters, so psycopg2's `%s` markers are parameters (`$n` to
+    PostgreSQL's parser) and `%%` a `%`."""
     try:
         import pglast
         from pglast.visitors import Visitor
     except ImportError:
         raise UserQueryError("Entity queries on PostgreSQL need pglast (PostgreSQL's parser): "
                              "pip install 'featurestore[postgres]'.") from None
+    numbers = iter(range(1, len(sql)))
+    parsed = re.sub(r"%%|%s", lambda m: "%" if m.group() == "%%" else f"${next(numbers)}", sql) if bound else sql
     try:
-        statements = pglast.parse_sql(sql)
+        statements = pglast.parse_sql(parsed)
     except pglast.parser.ParseError as exc:
         raise UserQueryError(f"The entity query does not parse: {exc}") from None
     kinds = [type(statement.stmt).__name__ for statement in statements]
@@ -176,8 +181,8 @@ class PostgresWarehouse(Warehouse):
         with self.connection.cursor() as cursor:
             cursor.copy_expert(self.piece("copy_csv", table), buffer)
 
-    def check_user_query(self, sql: str) -> None:
-        check_query(sql, self.allow_file_access)
+    def check_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        check_query(sql, self.allow_file_access, bound=bool(parameters))
 
     def use_entity_role(self, role: str) -> None:
         self.entity_role = role
@@ -216,7 +221,7 @@ class PostgresWarehouse(Warehouse):
 
     def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
                         parameters: Sequence[Any] = ()) -> None:
-        self.check_user_query(sql)
+        self.check_user_query(sql, parameters)
         with self.running_user_query():
             schema = self.fetch_arrow(self.render("user_query", query=sql, columns=columns, limit_zero=True),
                                       parameters).schema

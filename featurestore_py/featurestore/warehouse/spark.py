@@ -233,7 +233,7 @@ class SparkWarehouse(Warehouse):
         self.execute(self.piece("cache", view))
         self._cached.append(view)
 
-    def check_user_query(self, sql: str) -> None:
+    def check_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> None:
         if self.remote:
             self._check_user_query_remotely(sql)
         else:
@@ -298,7 +298,7 @@ class SparkWarehouse(Warehouse):
                         parameters: Sequence[Any] = ()) -> None:
         """The user's query as a cached temporary view (a view's text cannot hold bind parameters,
         so the query is bound as a DataFrame and registered under the name)."""
-        self.check_user_query(sql)
+        self.check_user_query(sql, parameters)
         with self._files(), _engine_errors():
             self._sql(self.render("user_query", query=sql, columns=columns, limit_zero=False), parameters) \
                 .createOrReplaceTempView(table)
