@@ -176,6 +176,12 @@ def test_the_python_side_runs_in_spark(demo_on_spark, moto_server, tmp_path):
     "select * from parquet.`/etc`",
     "set spark.sql.ansi.enabled = false",
     "",
+    # power, not writes: Java's methods, the session's user (not on the allow-list)
+    "select java_method('java.lang.System', 'getProperty', 'user.home') as customer_id, "
+    "current_timestamp() as event_timestamp",
+    "select customer_id, label_ts as event_timestamp, reflect('java.lang.Thread', 'sleep', 1L) as slept "
+    "from demo.churn_labels",
+    "select current_user() as customer_id, current_timestamp() as event_timestamp",
 ])
 def test_an_entity_query_that_is_not_one_read_only_select_is_refused_on_spark(demo_on_spark, query):
     from featurestore.errors import FeatureStoreError

@@ -167,9 +167,9 @@ def check_entity_query(engine: str, query: str, allow_file_access: bool = False,
 
     if engine == "duckdb":
         warehouse = DuckDBWarehouse({"path": ":memory:"}, base_dir=None, allow_file_access=allow_file_access)
-        warehouse.check_user_query(query, parameters)
+        warehouse.check_user_query(query, *([parameters] if parameters else []))
     elif engine == "postgres":
-        check_query(query, allow_file_access, bound=bool(parameters))
+        check_query(query, allow_file_access, **({"bound": True} if parameters else {}))
     else:
         from featurestore.warehouse import allowlist
 
@@ -227,6 +227,18 @@ def test_the_sql_featurestore_runs_as_an_entity_query_passes_the_allow_list(engi
     with pytest.raises(UserQueryError, match="information_schema"):
         check_entity_query(engine, sql.render("relation_probe", dialect=engine, param=param, probe="rows",
                                               parts=["information_schema", "tables"]))
+
+
+@pytest.mark.parametrize("query,culprit", [(query, culprit) for engine, query, culprit in POWER if engine == "duckdb"])
+def test_duckdbs_own_parse_tree_is_checked_too(query, culprit):
+    """The allow-list on DuckDB's parse tree (what the engine will call), not only on sqlglot's."""
+    from featurestore.warehouse.duckdb import DuckDBWarehouse
+
+    with pytest.raises(UserQueryError) as refused:
+        DuckDBWarehouse({"path": ":memory:"}, base_dir=None)._check_parse_tree(query)
+    assert culprit.removeprefix("'threads'.") in str(refused.value)
+    for query in LEGIT:
+        DuckDBWarehouse({"path": ":memory:"}, base_dir=None)._check_parse_tree(query)
 
 
 @pytest.mark.parametrize("engine,query", [("duckdb", "select * from read_csv('keys.csv')"),

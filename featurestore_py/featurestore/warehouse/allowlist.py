@@ -50,6 +50,7 @@ FUNCTIONS: dict[str, frozenset[str]] = {
         list_value list_extract list_contains list_transform list_filter list_sort array_extract array_contains
         struct_pack struct_extract time_bucket epoch_us epoch_ns date_diff datesub dayname monthname isodow
         yearweek try_strptime
+        count_star regexp_full_match overlay row map list_apply quantile_cont
     """.split()),
     "postgres": frozenset("""
         to_number justify_days justify_hours justify_interval date_bin array_position array_to_string

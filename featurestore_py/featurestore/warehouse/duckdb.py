@@ -9,6 +9,7 @@ write the host's files.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -162,6 +163,30 @@ class DuckDBWarehouse(Warehouse):
                 f"{len(kinds)} statement(s): {', '.join(kinds) or 'none'}."
             )
         allowlist.check(sql, self.dialect, self.allow_file_access)
+        self._check_parse_tree(sql)
+
+    def _check_parse_tree(self, sql: str) -> None:
+        """The allow-list once more, on DuckDB's own parse tree (json_serialize_sql): what the
+        engine will call and read, whatever sqlglot made of the text."""
+        with _engine_errors():
+            tree = json.loads(self.connection.execute(self.piece("parse_tree"), [sql]).fetchone()[0])
+        if tree.get("error"):
+            raise UserQueryError(f"The entity query does not parse: {tree.get('error_message')}")
+        nodes = [tree]
+        while nodes:
+            node = nodes.pop()
+            if isinstance(node, list):
+                nodes.extend(node)
+                continue
+            if not isinstance(node, dict):
+                continue
+            nodes.extend(node.values())
+            if node.get("class") in ("FUNCTION", "WINDOW") and not node.get("is_operator"):
+                qualifier = ".".join(part for part in (node.get("catalog"), node.get("schema")) if part) or None
+                allowlist.check_function(node["function_name"], self.dialect, self.allow_file_access, qualifier)
+            elif node.get("type") == "BASE_TABLE":
+                allowlist.check_relation([part for part in (node.get("catalog_name"), node.get("schema_name"),
+                                                            node.get("table_name")) if part], self.dialect)
 
     @contextmanager
     def running_user_query(self):
