@@ -168,8 +168,7 @@ class DuckDBWarehouse(Warehouse):
     def _check_parse_tree(self, sql: str) -> None:
         """The allow-list once more, on DuckDB's own parse tree (json_serialize_sql): what the
         engine will call and read, whatever sqlglot made of the text."""
-        with _engine_errors():
-            tree = json.loads(self.connection.execute(self.piece("parse_tree"), [sql]).fetchone()[0])
+        tree = json.loads(self.fetch_all(self.piece("parse_tree"), [sql])[0][0])
         if tree.get("error"):
             raise UserQueryError(f"The entity query does not parse: {tree.get('error_message')}")
         nodes = [tree]
