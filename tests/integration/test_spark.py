@@ -197,12 +197,13 @@ def test_an_entity_query_calling_a_function_off_the_allow_list_is_refused_on_spa
     """Java's methods and the session's user are not pure functions: refused, naming the function."""
     from featurestore.warehouse import UserQueryError
 
-    query = f"select customer_id, label_ts as event_timestamp, {power} as power from demo.churn_labels"
+    query = f"select *, {power} as power from demo.churn_labels"
     with pytest.raises(UserQueryError) as caught:
-        demo_on_spark.get_historical_features(query, feature_service="churn_model").to_arrow()
+        demo_on_spark.get_historical_features(query, feature_service="churn_model", timestamp_column="label_ts").to_arrow()
     assert culprit in str(caught.value)
     # a legitimate query with dates, casts and a window still runs
-    legit = ("select customer_id, cast(label_ts as timestamp) as event_timestamp, date_add(label_ts, 1) as next_day, "
+    legit = ("select customer_id, store_id, cast(label_ts as timestamp) as event_timestamp, "
+             "date_add(label_ts, 1) as next_day, "
              "row_number() over (partition by customer_id order by label_ts) as n from demo.churn_labels")
     assert demo_on_spark.get_historical_features(legit, feature_service="churn_model").to_arrow().num_rows > 0
 
