@@ -176,6 +176,17 @@ def test_a_postgres_entity_query_past_the_time_limit_is_stopped_in_the_server(pg
                                    "pg_backend_pid()", ["%cross join r as b%"])[0][0] == 0
 
 
+def test_a_time_spine_export_on_postgres_passes_the_check(pg_store):
+    """The spine's SQL is ours, with psycopg2's %s markers: checked as bind parameters, not refused
+    as a parse error (it was, before the check knew about them)."""
+    from datetime import datetime
+
+    table = pg_store.get_historical_features(features=FEATURES, start=datetime(2026, 1, 1), end=datetime(2026, 1, 3),
+                                             every="1d").to_arrow()
+    stores = len({row for row in table.column("store_id").to_pylist()})
+    assert stores > 0 and table.num_rows == 3 * stores
+
+
 def test_postgres_entity_queries_run_as_the_configured_role(pg_store, tmp_path):
     """FEATURESTORE_PG_ENTITY_ROLE: the query runs as that role (SET LOCAL ROLE), so it reads only
     what the role was granted; a role that does not exist is named."""
