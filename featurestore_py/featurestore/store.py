@@ -25,7 +25,7 @@ from .retrieval import MAX_SPINE_ROWS, RetrievalJob, time_spine_source
 from .retrieval.manifest import provenance
 from .sync import Syncer, SyncResult, check_force
 from .validate import Problem, built_types, errors, validate
-from .warehouse import Warehouse, connect, dialect_of, identity_of
+from .warehouse import DEFAULT_QUERY_TIMEOUT, Warehouse, connect, dialect_of, identity_of
 
 DEFAULT_LOCK_TIMEOUT = 60.0
 
@@ -39,12 +39,15 @@ class FeatureStore:
     profiles_dir: where profiles.yml is (default: dbt's lookup — DBT_PROFILES_DIR, the project
     directory, the current directory, ~/.dbt/). lock_timeout: how long a reader waits for a
     writer's lock on the warehouse (DuckDB) before failing with the holder's name.
+    query_timeout: seconds an entity query may run before it is stopped (default
+    FEATURESTORE_QUERY_TIMEOUT, else 300; 0: no limit). On PostgreSQL, entity queries run as the
+    role FEATURESTORE_PG_ENTITY_ROLE when it is set.
     """
 
     def __init__(self, project_dir: str | os.PathLike | None = None, target: str | None = None, *,
                  repo_path: str | os.PathLike | None = None, strict: bool = True,
                  env: Mapping[str, str] | None = None, profiles_dir: str | os.PathLike | None = None,
-                 lock_timeout: float | None = None):
+                 lock_timeout: float | None = None, query_timeout: float | None = None):
         if project_dir is not None and repo_path is not None:
             raise FeatureStoreError("Pass the dbt project's directory once: project_dir or repo_path (Feast's name).")
         self.project = DbtProject.at(project_dir if project_dir is not None else repo_path if repo_path is not None
@@ -58,6 +61,15 @@ class FeatureStore:
         except (TypeError, ValueError):
             raise FeatureStoreError(f"The lock timeout (FEATURESTORE_LOCK_TIMEOUT) must be a number of seconds "
                                     f"from 0 to 86400, not {value!r}.") from None
+        value = query_timeout if query_timeout is not None else self.project.getenv("FEATURESTORE_QUERY_TIMEOUT")
+        try:
+            self.query_timeout = DEFAULT_QUERY_TIMEOUT if value in (None, "") else float(value)
+            if not 0 <= self.query_timeout <= 7 * 86400:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise FeatureStoreError(f"The entity query time limit (FEATURESTORE_QUERY_TIMEOUT) must be a number of "
+                                    f"seconds from 0 (no limit) to 604800, not {value!r}.") from None
+        self.entity_role = self.project.getenv("FEATURESTORE_PG_ENTITY_ROLE") or None
 
     @cached_property
     def registry(self) -> Registry:
@@ -148,7 +160,8 @@ class FeatureStore:
         Read-only by default, so readers never lock out each other (DuckDB); queries cannot read
         the host's files through the engine unless allow_file_access."""
         return connect(self.target, self.project.project_dir, read_only=read_only,
-                       allow_file_access=allow_file_access, lock_timeout=self.lock_timeout)
+                       allow_file_access=allow_file_access, lock_timeout=self.lock_timeout,
+                       query_timeout=self.query_timeout, entity_role=self.entity_role)
 
     # -- training sets -----------------------------------------------------------------------
     def get_historical_features(self, entity_df=None, features: Sequence[str] | FeatureService | None = None,

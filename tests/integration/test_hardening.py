@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from featurestore import FeatureStore, FeatureStoreError
+from featurestore.warehouse import UserQueryError
 from jaffle_data import JaffleSize
 
 BIN = Path(sys.executable).parent
@@ -80,9 +81,142 @@ def test_entity_queries_cannot_write_or_read_files(engine, demo_project, tmp_pat
         entities = tmp_path / "keys.csv"
         entities.write_text("store_id,event_timestamp\nx,2026-01-01\n")
         query = f"select store_id, cast(event_timestamp as timestamp) as event_timestamp from read_csv('{entities}')"
-        with pytest.raises(FeatureStoreError, match="disabled"):
+        with pytest.raises(FeatureStoreError, match=r"read_csv\(\).*allow_file_access"):
             store.get_historical_features(query, FEATURES).to_arrow()
         assert store.get_historical_features(query, FEATURES, allow_file_access=True).to_arrow().num_rows == 1
+
+
+def refusal(store: FeatureStore, query: str, tmp_path: Path, **options) -> str:
+    """The message an export of `query` is refused with; nothing is written."""
+    out = tmp_path / "refused.parquet"
+    with pytest.raises(UserQueryError) as refused:
+        store.get_historical_features(query, FEATURES, **options).to_parquet(out)
+    assert not out.exists()
+    return str(refused.value)
+
+
+def test_a_postgres_entity_query_cannot_terminate_another_session(pg_store, postgres_server, tmp_path):
+    """`pg_terminate_backend` (in the select list, in a subquery, or over pg_stat_activity) is not on
+    the allow-list: refused naming it, and the other client's session is still alive afterwards."""
+    import psycopg2
+
+    other = psycopg2.connect(host=postgres_server.host, port=postgres_server.port, user=postgres_server.user,
+                             dbname=postgres_server.database)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("select pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        row = "'s1' as store_id, cast('2026-01-01' as timestamp) as event_timestamp"
+        for query, culprit in [
+            (f"select {row}, pg_terminate_backend({pid}) as killed", "pg_terminate_backend()"),
+            (f"select {row} from (select pg_terminate_backend({pid}) as killed) as q", "pg_terminate_backend()"),
+            (f"select {row}, pg_terminate_backend(pid) as killed from pg_stat_activity where pid = {pid}",
+             "pg_stat_activity"),
+            (f"select {row}, pg_reload_conf() as reloaded", "pg_reload_conf()"),
+            (f"select current_setting('data_directory') as store_id, now() as event_timestamp", "current_setting()"),
+        ]:
+            assert culprit in refusal(pg_store, query, tmp_path)
+        with other.cursor() as cursor:  # the session answers: it was not terminated
+            cursor.execute("select 1")
+            assert cursor.fetchone() == (1,)
+    finally:
+        other.close()
+
+
+def test_duckdb_entity_queries_cannot_read_settings_or_run_other_queries(demo_project, tmp_path):
+    store = FeatureStore(demo_project)
+    row = "'s1' as store_id, cast('2026-01-01' as timestamp) as event_timestamp"
+    for query, culprit in [
+        (f"select {row}, current_setting('threads') as threads", "current_setting()"),
+        ("select name as store_id, cast('2026-01-01' as timestamp) as event_timestamp from duckdb_settings()",
+         "duckdb_settings()"),
+        ("select * from query('select ''s1'' as store_id, cast(''2026-01-01'' as timestamp) as event_timestamp')",
+         "query()"),
+        (f"select {row} from read_csv('/etc/passwd')", "read_csv()"),
+        (f"select {row} from information_schema.tables", "information_schema"),
+    ]:
+        assert culprit in refusal(store, query, tmp_path)
+    # the CLI: one line naming the function, the exit code of bad input, no file
+    out = tmp_path / "train.parquet"
+    result = subprocess.run([str(BIN / "featurestore"), "export", "-p", str(demo_project), "-f", FEATURES[0],
+                             "-e", f"select {row}, current_setting('threads') as threads", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and "current_setting()" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+# A recursive CTE (a million steps), then a trillion pairs of it: hours of work, without memory
+LONG_QUERY = ("with recursive r(n) as (select 1 union all select n + 1 from r where n < 1000000) "
+              "select 's1' as store_id, cast('2026-01-01' as timestamp) as event_timestamp "
+              "from r as a cross join r as b where a.n + b.n < 0")
+
+
+def test_a_duckdb_entity_query_past_the_time_limit_is_stopped_and_says_so(demo_project, tmp_path):
+    """Through the CLI, the limit set in the environment: stopped at 1 s, the message says the
+    limit and how to lift it (the old code ran on for hours: the subprocess's timeout fails it)."""
+    out = tmp_path / "train.parquet"
+    result = subprocess.run([str(BIN / "featurestore"), "export", "-p", str(demo_project), "-f", FEATURES[0],
+                             "-e", LONG_QUERY, "--out", str(out)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "FEATURESTORE_QUERY_TIMEOUT": "1"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "limit of 1 s" in result.stderr and "FEATURESTORE_QUERY_TIMEOUT" in result.stderr
+    assert not out.exists()
+    # the connection is not left interrupted: the next query of the same store runs
+    store = FeatureStore(demo_project, query_timeout=1)
+    assert "limit of 1 s" in refusal(store, LONG_QUERY, tmp_path)
+    assert store.get_historical_features("select 's1' as store_id, cast('2026-01-01' as timestamp) as "
+                                         "event_timestamp", FEATURES).to_arrow().num_rows == 1
+
+
+def test_a_postgres_entity_query_past_the_time_limit_is_stopped_in_the_server(pg_store, postgres_server, tmp_path):
+    store = FeatureStore(pg_store.project.project_dir, "postgres", env=pg_store.project.env, query_timeout=1)
+    assert "limit of 1 s" in refusal(store, LONG_QUERY, tmp_path)
+    with store.connect() as warehouse:  # no backend still runs it
+        assert warehouse.fetch_all("select count(*) from pg_stat_activity where query like %s and pid <> "
+                                   "pg_backend_pid()", ["%cross join r as b%"])[0][0] == 0
+
+
+def test_a_time_spine_export_on_postgres_passes_the_check(pg_store):
+    """The spine's SQL is ours, with psycopg2's %s markers: checked as bind parameters, not refused
+    as a parse error (it was, before the check knew about them)."""
+    from datetime import datetime
+
+    table = pg_store.get_historical_features(features=FEATURES, start=datetime(2026, 1, 1), end=datetime(2026, 1, 3),
+                                             every="1d").to_arrow()
+    stores = len({row for row in table.column("store_id").to_pylist()})
+    assert stores > 0 and table.num_rows == 3 * stores
+
+
+def test_postgres_entity_queries_run_as_the_configured_role(pg_store, tmp_path):
+    """FEATURESTORE_PG_ENTITY_ROLE: the query runs as that role (SET LOCAL ROLE), so it reads only
+    what the role was granted; a role that does not exist is named."""
+    env = dict(pg_store.project.env)
+    with pg_store.connect(read_only=False) as warehouse:
+        for statement in ["drop schema if exists hardening_secret cascade", "create schema hardening_secret",
+                          "create table hardening_secret.salaries as select 's1' as store_id, "
+                          "cast('2026-01-01' as timestamp) as event_timestamp",
+                          "drop role if exists featurestore_reader", "create role featurestore_reader nologin",
+                          "grant usage on schema hardening to featurestore_reader",
+                          "grant select on all tables in schema hardening to featurestore_reader"]:
+            warehouse.execute(statement)
+    try:
+        allowed = "select store_id, feature_ts as event_timestamp from hardening.store_features"
+        secret = "select store_id, event_timestamp from hardening_secret.salaries"
+        assert pg_store.get_historical_features(secret, FEATURES).to_arrow().num_rows == 1  # as the dbt user
+        reader = FeatureStore(pg_store.project.project_dir, "postgres",
+                              env={**env, "FEATURESTORE_PG_ENTITY_ROLE": "featurestore_reader"})
+        assert reader.get_historical_features(allowed, FEATURES).to_arrow().num_rows > 0
+        with pytest.raises(FeatureStoreError, match="permission denied"):
+            reader.get_historical_features(secret, FEATURES).to_arrow()
+        missing = FeatureStore(pg_store.project.project_dir, "postgres",
+                               env={**env, "FEATURESTORE_PG_ENTITY_ROLE": "no_such_reader"})
+        with pytest.raises(FeatureStoreError, match="'no_such_reader'.*does not exist.*README"):
+            missing.get_historical_features(allowed, FEATURES).to_arrow()
+    finally:
+        with pg_store.connect(read_only=False) as warehouse:
+            warehouse.execute("drop schema hardening_secret cascade")
+            warehouse.execute("drop owned by featurestore_reader")
+            warehouse.execute("drop role featurestore_reader")
 
 
 def test_two_syncs_and_an_export_run_at_once_on_duckdb(tmp_path, built_demo, moto_server):

@@ -188,6 +188,26 @@ def test_an_entity_query_that_is_not_one_read_only_select_is_refused_on_spark(de
         assert not warehouse.fetch_all("show tables in demo like 'x'")
 
 
+@pytest.mark.parametrize("power,culprit", [
+    ("java_method('java.lang.System', 'getProperty', 'user.home')", "java_method()"),
+    ("reflect('java.lang.Thread', 'sleep', 1L)", "reflect()"),
+    ("current_user()", "current_user()"),
+])
+def test_an_entity_query_calling_a_function_off_the_allow_list_is_refused_on_spark(demo_on_spark, power, culprit):
+    """Java's methods and the session's user are not pure functions: refused, naming the function."""
+    from featurestore.warehouse import UserQueryError
+
+    query = f"select *, {power} as power from demo.churn_labels"
+    with pytest.raises(UserQueryError) as caught:
+        demo_on_spark.get_historical_features(query, feature_service="churn_model", timestamp_column="label_ts").to_arrow()
+    assert culprit in str(caught.value)
+    # a legitimate query with dates, casts and a window still runs
+    legit = ("select customer_id, store_id, cast(label_ts as timestamp) as event_timestamp, "
+             "date_add(label_ts, 1) as next_day, "
+             "row_number() over (partition by customer_id order by label_ts) as n from demo.churn_labels")
+    assert demo_on_spark.get_historical_features(legit, feature_service="churn_model").to_arrow().num_rows > 0
+
+
 def test_churn_training_set_identical_on_duckdb_postgres_and_spark(demo_project, demo_on_postgres, postgres_server,
                                                                   demo_on_spark):
     """The demo's churn training set (the same raw rows built on each engine) is the same rows,

@@ -122,6 +122,135 @@ def test_postgres_accepts_exactly_one_read_only_select(query):
     check_query("select pg_read_file('/etc/hostname')", allow_file_access=True)
 
 
+# (engine, entity query, what the refusal names): power the query would have if it ran
+POWER = [
+    ("postgres", "select pg_terminate_backend(pid) as k, now() as ts from pg_stat_activity", "pg_stat_activity"),
+    ("postgres", "select pg_terminate_backend(42) as k, now() as ts", "pg_terminate_backend()"),
+    ("postgres", "select 1 as k, now() as ts from (select pg_cancel_backend(1)) as q", "pg_cancel_backend()"),
+    ("postgres", "select pg_reload_conf() as k", "pg_reload_conf()"),
+    ("postgres", "select current_setting('data_directory') as k", "current_setting()"),
+    ("postgres", "select set_config('work_mem', '1TB', false) as k", "set_config()"),
+    ("postgres", 'select "current_setting"(\'data_directory\') as k', "current_setting()"),
+    ("postgres", "select pg_catalog.current_setting('data_directory') as k", "pg_catalog.current_setting()"),
+    ("postgres", "select * from dblink('host=x', 'select 1') as t(k int)", "dblink()"),
+    ("postgres", "select lo_export(1, '/tmp/x') as k", "lo_export()"),
+    ("postgres", "select pg_sleep(1000) as k", "pg_sleep()"),
+    ("postgres", "select nextval('s') as k", "nextval()"),
+    ("postgres", "select upper(current_user) as k", "current_user"),
+    ("postgres", "select user as k", "user"),
+    ("postgres", "select pid as k from pg_stat_activity", "pg_stat_activity"),
+    ("postgres", "select rolname as k from pg_catalog.pg_roles", "pg_catalog"),
+    ("postgres", "select table_name as k from information_schema.tables", "information_schema"),
+    ("postgres", "with x as (select 1 as k) select k from x where k in (select pg_terminate_backend(1)::int)",
+     "pg_terminate_backend()"),
+    ("duckdb", "select current_setting('threads') as k", "current_setting()"),
+    ("duckdb", "select * from duckdb_settings()", "duckdb_settings()"),
+    ("duckdb", "select * from query('select 42 as k')", "query()"),
+    ("duckdb", "select * from query_table('t')", "query_table()"),
+    ("duckdb", "select * from read_csv('/etc/passwd')", "read_csv()"),
+    ("duckdb", "select getvariable('x') as k", "getvariable()"),
+    ("duckdb", "select 'threads'.current_setting() as k", "current_setting()"),
+    ("duckdb", "select * from duckdb_tables", "duckdb_tables"),
+    ("duckdb", "select * from information_schema.tables", "information_schema"),
+    ("duckdb", "select * from pragma_database_size()", "pragma_database_size()"),
+    ("duckdb", "select * from glob('/etc/*')", "glob()"),
+    ("spark", "select reflect('java.lang.Thread', 'sleep', 100000) as k", "reflect()"),
+    ("spark", "select java_method('java.lang.System', 'exit', 1) as k", "java_method()"),
+    ("spark", "select current_user() as k", "current_user()"),
+    ("spark", "select * from system.information_schema.tables", "information_schema"),
+]
+
+
+def check_entity_query(engine: str, query: str, allow_file_access: bool = False, parameters=()) -> None:
+    """The engine's whole check (its parser, then the allow-list); Spark's allow-list alone (no JVM here)."""
+    from featurestore.warehouse.duckdb import DuckDBWarehouse
+
+    if engine == "duckdb":
+        warehouse = DuckDBWarehouse({"path": ":memory:"}, base_dir=None, allow_file_access=allow_file_access)
+        warehouse.check_user_query(query, *([parameters] if parameters else []))
+    elif engine == "postgres":
+        check_query(query, allow_file_access, **({"bound": True} if parameters else {}))
+    else:
+        from featurestore.warehouse import allowlist
+
+        allowlist.check(query, engine, allow_file_access)
+
+
+@pytest.mark.parametrize("engine,query,culprit", POWER)
+def test_entity_queries_call_only_allowed_functions_and_read_no_system_relation(engine, query, culprit):
+    with pytest.raises(UserQueryError) as refused:
+        check_entity_query(engine, query)
+    assert culprit in str(refused.value)
+    assert refused.value.status == 400  # the caller's mistake
+
+
+LEGIT = [
+    "select * from main.churn_labels order by customer_id, label_ts",
+    "with x as (select 1 as k) select * from x where k > 0",
+    "select customer_id, cast(label_ts as timestamp) as event_timestamp, coalesce(label, 0) as label "
+    "from main.churn_labels as l join main.customers as c using (customer_id) where label_ts >= date '2026-01-01'",
+    "select customer_id, date_trunc('day', label_ts) as event_timestamp, extract(year from label_ts) as y, "
+    "row_number() over (partition by customer_id order by label_ts desc) as rn, "
+    "count(*) over (partition by customer_id) as n, lag(label) over (order by label_ts) as previous "
+    "from main.churn_labels",
+    "select customer_id, max(label_ts) as event_timestamp from main.churn_labels group by customer_id "
+    "having count(*) > 1 union all select customer_id, min(label_ts) from main.churn_labels group by customer_id",
+    "select k, now() - interval '1 day' as event_timestamp, case when k > 1 then 'a' else 'b' end as c, "
+    "upper(trim(s)) as u, round(abs(x), 2) as r, greatest(a, b) as g from main.t where k in (select k from main.u)",
+    "with recursive r(n) as (select 1 union all select n + 1 from r where n < 10) select n as k from r",
+    "select store_id, feature_ts as event_timestamp from store_features -- ) as q; drop table x",
+]
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres", "spark"])
+def test_entity_queries_with_joins_ctes_dates_casts_and_windows_pass(engine):
+    for query in LEGIT:
+        check_entity_query(engine, query)
+    native = {"duckdb": "select k, strftime(ts, '%Y') as y, ts::date as d, date_diff('day', a, b) as n, "
+                        "epoch(ts) as e from main.t qualify row_number() over (partition by k) = 1",
+              "postgres": "select k, ts::date as d, to_char(ts, 'YYYY') as y, ts at time zone 'UTC' as u, "
+                          "extract(epoch from ts)::bigint as e, substring(s from 1 for 2) as p from main.t",
+              "spark": "select k, date_add(ts, 1) as d, datediff(a, b) as n, date_format(ts, 'y') as y, "
+                       "if(k > 1, 'a', 'b') as c, nvl(a, 0) as z from main.t"}
+    check_entity_query(engine, native[engine])
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres", "spark"])
+def test_the_sql_featurestore_runs_as_an_entity_query_passes_the_allow_list(engine):
+    """Entity rows without a frame (the time spine) and a relation name are checked like a user's query."""
+    param = "%s" if engine == "postgres" else "?"
+    spine = sql.render("entity_spine", dialect=engine, param=param, keys=["customer_id"],
+                       relations=['"main"."customer_features"'])
+    rows = sql.render("relation_probe", dialect=engine, param=param, probe="rows", parts=["main", "churn_labels"])
+    check_entity_query(engine, spine, parameters=("2026-01-01", "2026-01-02", 3600))
+    check_entity_query(engine, rows)
+    with pytest.raises(UserQueryError, match="information_schema"):
+        check_entity_query(engine, sql.render("relation_probe", dialect=engine, param=param, probe="rows",
+                                              parts=["information_schema", "tables"]))
+
+
+@pytest.mark.parametrize("query,culprit", [(query, culprit) for engine, query, culprit in POWER if engine == "duckdb"])
+def test_duckdbs_own_parse_tree_is_checked_too(query, culprit):
+    """The allow-list on DuckDB's parse tree (what the engine will call), not only on sqlglot's."""
+    from featurestore.warehouse.duckdb import DuckDBWarehouse
+
+    with pytest.raises(UserQueryError) as refused:
+        DuckDBWarehouse({"path": ":memory:"}, base_dir=None)._check_parse_tree(query)
+    assert culprit.removeprefix("'threads'.") in str(refused.value)
+    warehouse = DuckDBWarehouse({"path": ":memory:"}, base_dir=None)
+    for query in LEGIT:
+        warehouse._check_parse_tree(query)
+        assert warehouse.fetch_all("select 42") == [(42,)]  # the check left no result open on the connection
+
+
+@pytest.mark.parametrize("engine,query", [("duckdb", "select * from read_csv('keys.csv')"),
+                                          ("postgres", "select pg_read_file('/etc/hostname') as k")])
+def test_reading_files_is_allowed_only_when_the_user_opts_in(engine, query):
+    with pytest.raises(UserQueryError, match="allow_file_access"):
+        check_entity_query(engine, query)
+    check_entity_query(engine, query, allow_file_access=True)
+
+
 def test_build_id_of_a_materialization_or_empty_without_one():
     """Sync and exports read a view's build id through one Warehouse method."""
     from featurestore.warehouse.duckdb import DuckDBWarehouse

@@ -17,15 +17,28 @@ from typing import Any, Iterator, Mapping, Sequence
 import pyarrow as pa
 
 from .. import sql as sqlgen
-from ..errors import FeatureStoreError
+from ..errors import FeatureStoreError, RequestError
+
+DEFAULT_QUERY_TIMEOUT = 300.0  # seconds a user's query may run (FEATURESTORE_QUERY_TIMEOUT; 0: no limit)
 
 
 # rows per record batch of a streamed result (stream_arrow), on every engine that streams
 STREAM_BATCH_ROWS = 131_072
 
 
-class UserQueryError(FeatureStoreError):
-    """SQL handed to us by a user is not exactly one read-only query."""
+class UserQueryError(RequestError):
+    """SQL handed to us by a user is not exactly one query that only reads, with allowed
+    functions and relations (the caller's mistake: HTTP 400)."""
+
+
+class UserQueryTimeout(UserQueryError):
+    """A user's query ran past the time limit and was stopped."""
+
+    def __init__(self, limit: float):
+        super().__init__(
+            f"The entity query ran longer than the limit of {limit:g} s and was stopped. Make it cheaper, or lift "
+            f"the limit with FEATURESTORE_QUERY_TIMEOUT=<seconds> (0: no limit) or FeatureStore(query_timeout=...).")
+        self.limit = limit
 
 
 class WarehouseError(FeatureStoreError):
@@ -79,10 +92,14 @@ class Warehouse(ABC):
     def load_arrow(self, table: str, data: pa.Table, *, temporary: bool = False) -> None:
         """Create (or replace) `table` with the rows of `data`."""
 
+    # seconds a user's query may run (describe_user_query, load_user_query); 0: no limit
+    query_timeout: float = DEFAULT_QUERY_TIMEOUT
+
     @abstractmethod
-    def check_user_query(self, sql: str) -> None:
+    def check_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> None:
         """Raise UserQueryError unless `sql` is exactly one SELECT statement that cannot write,
-        parsed by the engine's own parser."""
+        parsed by the engine's own parser, and passes the allow-list (warehouse/allowlist.py).
+        parameters: the values it will run with (its bind-parameter markers are then ours)."""
 
     @abstractmethod
     def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
@@ -102,10 +119,21 @@ class Warehouse(ABC):
     def identity(target: Mapping[str, Any], base_dir: Path) -> str:
         """What tells this warehouse from another (see identity_of)."""
 
+    def use_entity_role(self, role: str) -> None:
+        """Run users' queries as `role` (PostgreSQL's SET ROLE; the other engines have no roles)."""
+
+    @contextmanager
+    def running_user_query(self):
+        """Where a user's (checked) query runs: read-only, within query_timeout, as the entity
+        role; each engine as it can."""
+        yield
+
     def describe_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> pa.Schema:
         """The columns a (checked) user query returns, without reading its rows."""
-        self.check_user_query(sql)
-        return self.fetch_arrow(self.render("user_query", query=sql, columns=None, limit_zero=True), parameters).schema
+        self.check_user_query(sql, parameters)
+        with self.running_user_query():
+            return self.fetch_arrow(self.render("user_query", query=sql, columns=None, limit_zero=True),
+                                    parameters).schema
 
     def quote(self, identifier: str) -> str:
         return sqlgen.quote_identifier(identifier, self.dialect)
@@ -193,13 +221,20 @@ def identity_of(target: Mapping[str, Any], base_dir: str | os.PathLike | None = 
 
 
 def connect(target: Mapping[str, Any], base_dir: str | os.PathLike | None = None, *, read_only: bool = True,
-            allow_file_access: bool = False, lock_timeout: float = 60.0) -> Warehouse:
+            allow_file_access: bool = False, lock_timeout: float = 60.0,
+            query_timeout: float = DEFAULT_QUERY_TIMEOUT, entity_role: str | None = None) -> Warehouse:
     """A Warehouse for a rendered dbt target (see profiles.load_target).
 
     read_only: readers never lock out readers (DuckDB opens the file shared). allow_file_access:
     whether queries may read files through the engine (off: a user's query cannot read the host's
-    files). Relative paths in the target resolve against base_dir (the dbt project).
+    files). query_timeout: seconds a user's query may run (0: no limit; PostgreSQL and DuckDB).
+    entity_role: on PostgreSQL, the role a user's query runs as (SET LOCAL ROLE). Relative paths
+    in the target resolve against base_dir (the dbt project).
     """
     engine = _load(_engine(target))
-    return engine(target, Path(base_dir or "."), read_only=read_only, allow_file_access=allow_file_access,
-                  lock_timeout=lock_timeout)
+    warehouse = engine(target, Path(base_dir or "."), read_only=read_only, allow_file_access=allow_file_access,
+                       lock_timeout=lock_timeout)
+    warehouse.query_timeout = query_timeout
+    if entity_role:
+        warehouse.use_entity_role(entity_role)
+    return warehouse

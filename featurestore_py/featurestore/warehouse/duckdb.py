@@ -9,10 +9,12 @@ write the host's files.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +25,8 @@ import pyarrow as pa
 
 from ..errors import FeatureStoreError
 from ..interrupts import interrupt_on_sigint
-from . import STREAM_BATCH_ROWS, UserQueryError, Warehouse, WarehouseError, WarehouseLockedError
+from . import (STREAM_BATCH_ROWS, UserQueryError, UserQueryTimeout, Warehouse, WarehouseError, WarehouseLockedError,
+               allowlist)
 
 log = logging.getLogger("featurestore")
 _LOCK_HOLDER = re.compile(r"PID (\d+)")
@@ -98,6 +101,7 @@ class DuckDBWarehouse(Warehouse):
                 "run `dbt build` (or `featurestore build`) in the project first."
             )
         self.read_only = read_only and self.path != ":memory:"
+        self.allow_file_access = allow_file_access
         config = {"enable_external_access": bool(allow_file_access)}
         settings = target.get("settings") or {}
         config.update({name: str(settings[name]) for name in ("memory_limit", "temp_directory") if settings.get(name)})
@@ -179,7 +183,7 @@ class DuckDBWarehouse(Warehouse):
         finally:
             self.connection.unregister(view)
 
-    def check_user_query(self, sql: str) -> None:
+    def check_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> None:
         try:
             statements = duckdb.extract_statements(sql)
         except duckdb.Error as exc:
@@ -190,6 +194,61 @@ class DuckDBWarehouse(Warehouse):
                 f"The entity query must be exactly one SELECT statement; DuckDB's parser found "
                 f"{len(kinds)} statement(s): {', '.join(kinds) or 'none'}."
             )
+        allowlist.check(sql, self.dialect, self.allow_file_access)
+        self._check_parse_tree(sql)
+
+    def _check_parse_tree(self, sql: str) -> None:
+        """The allow-list once more, on DuckDB's own parse tree (json_serialize_sql): what the
+        engine will call and read, whatever sqlglot made of the text."""
+        tree = json.loads(self.fetch_all(self.piece("parse_tree"), [sql])[0][0])
+        if tree.get("error"):
+            raise UserQueryError(f"The entity query does not parse: {tree.get('error_message')}")
+        nodes = [tree]
+        while nodes:
+            node = nodes.pop()
+            if isinstance(node, list):
+                nodes.extend(node)
+                continue
+            if not isinstance(node, dict):
+                continue
+            nodes.extend(node.values())
+            if node.get("class") in ("FUNCTION", "WINDOW") and not node.get("is_operator"):
+                qualifier = ".".join(part for part in (node.get("catalog"), node.get("schema")) if part) or None
+                allowlist.check_function(node["function_name"], self.dialect, self.allow_file_access, qualifier)
+            elif node.get("type") == "BASE_TABLE":
+                allowlist.check_relation([part for part in (node.get("catalog_name"), node.get("schema_name"),
+                                                            node.get("table_name")) if part], self.dialect)
+
+    @contextmanager
+    def running_user_query(self):
+        """A user's query stopped after query_timeout seconds: a timer interrupts the connection
+        (DuckDB has no statement timeout of its own); an interrupt after the query finished is
+        never sent."""
+        limit = self.query_timeout
+        if not limit:
+            yield
+            return
+        lock, state = threading.Lock(), {"running": True, "stopped": False}
+
+        def stop() -> None:
+            with lock:
+                if state["running"]:
+                    state["stopped"] = True
+                    self.connection.interrupt()
+
+        timer = threading.Timer(limit, stop)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        except (KeyboardInterrupt, WarehouseError):
+            if state["stopped"]:
+                raise UserQueryTimeout(limit) from None
+            raise
+        finally:
+            with lock:
+                state["running"] = False
+            timer.cancel()
 
     def user_query_load_statements(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str) -> list[str]:
         body = self.render("user_query", query=sql, columns=columns, limit_zero=False)
@@ -198,9 +257,10 @@ class DuckDBWarehouse(Warehouse):
     def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
                         parameters: Sequence[Any] = ()) -> None:
         # A SELECT cannot write in DuckDB, and file access is off unless the user allowed it.
-        self.check_user_query(sql)
-        for statement in self.user_query_load_statements(table, columns, sql):
-            self.execute(statement, parameters)
+        self.check_user_query(sql, parameters)
+        with self.running_user_query():
+            for statement in self.user_query_load_statements(table, columns, sql):
+                self.execute(statement, parameters)
 
     def close(self) -> None:
         self.connection.close()

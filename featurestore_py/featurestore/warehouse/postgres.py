@@ -1,14 +1,17 @@
 """PostgreSQL, through psycopg2, with the credentials of the dbt-postgres target.
 
 SQL a user hands us is parsed with PostgreSQL's own parser (libpg_query, through pglast) and
-must be exactly one SELECT with no INTO, no locking clause and no data-modifying WITH; it then
-runs only inside READ ONLY transactions (the temporary table it fills is created by us first).
-Server-side file functions (pg_read_file, lo_import ...) are refused unless allow_file_access.
+must be exactly one SELECT with no INTO, no locking clause and no data-modifying WITH, whose
+functions and relations pass the allow-list (warehouse/allowlist.py) on this parse tree and on
+sqlglot's; it then runs only inside READ ONLY transactions (the temporary table it fills is
+created by us first) with a statement_timeout, and as the entity role if one is configured.
 """
 
 from __future__ import annotations
 
 import io
+import re
+from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -17,7 +20,7 @@ import pyarrow as pa
 
 from ..errors import FeatureStoreError
 from ..interrupts import interrupt_on_sigint
-from . import STREAM_BATCH_ROWS, UserQueryError, Warehouse, WarehouseError
+from . import STREAM_BATCH_ROWS, UserQueryError, UserQueryTimeout, Warehouse, WarehouseError, allowlist
 
 # Arrow type -> PostgreSQL column type, for loading frames: the narrowest that holds every
 # value, so a frame's column comes back as it went in (PostgreSQL has no 8-bit or unsigned integer).
@@ -45,22 +48,31 @@ _ARROW_TYPES = {
 _CURSORS = count()  # a name per server-side cursor of this process
 
 
-# Functions that read or write the server's files or reach other servers.
-_FILE_FUNCTIONS = {"pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "lo_import", "lo_export",
-                   "pg_ls_logdir", "pg_ls_waldir", "pg_ls_tmpdir", "pg_ls_archive_statusdir", "dblink", "dblink_exec"}
 _WRITING_NODES = {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"}
 
 
-def check_query(sql: str, allow_file_access: bool = False) -> None:
-    """Raise UserQueryError unless `sql` is exactly one SELECT that only reads, by PostgreSQL's parser."""
+# SQL-standard functions without parentheses that only say the time (not who or where the session is)
+_TIME_VALUES = {"SVFOP_CURRENT_DATE", "SVFOP_CURRENT_TIME", "SVFOP_CURRENT_TIME_N", "SVFOP_CURRENT_TIMESTAMP",
+                "SVFOP_CURRENT_TIMESTAMP_N", "SVFOP_LOCALTIME", "SVFOP_LOCALTIME_N", "SVFOP_LOCALTIMESTAMP",
+                "SVFOP_LOCALTIMESTAMP_N"}
+_SQL_SYNTAX = 3  # CoercionForm.COERCE_SQL_SYNTAX: a call written as syntax (EXTRACT(x FROM y)), named pg_catalog.f
+
+
+def check_query(sql: str, allow_file_access: bool = False, bound: bool = False) -> None:
+    """Raise UserQueryError unless `sql` is exactly one SELECT that only reads, by PostgreSQL's
+    parser, and calls and reads only what the allow-list allows (on this tree and sqlglot's).
+    bound: the SQL runs with bind parameters, so psycopg2's `%s` markers are parameters (`$n` to
+    PostgreSQL's parser) and `%%` a `%`."""
     try:
         import pglast
         from pglast.visitors import Visitor
     except ImportError:
         raise UserQueryError("Entity queries on PostgreSQL need pglast (PostgreSQL's parser): "
                              "pip install 'featurestore[postgres]'.") from None
+    numbers = iter(range(1, len(sql)))
+    parsed = re.sub(r"%%|%s", lambda m: "%" if m.group() == "%%" else f"${next(numbers)}", sql) if bound else sql
     try:
-        statements = pglast.parse_sql(sql)
+        statements = pglast.parse_sql(parsed)
     except pglast.parser.ParseError as exc:
         raise UserQueryError(f"The entity query does not parse: {exc}") from None
     kinds = [type(statement.stmt).__name__ for statement in statements]
@@ -77,14 +89,21 @@ def check_query(sql: str, allow_file_access: bool = False) -> None:
                 problems.append(f"a data-modifying {kind.removesuffix('Stmt').upper()}")
             elif kind == "SelectStmt" and (node.intoClause is not None or node.lockingClause):
                 problems.append("SELECT ... INTO" if node.intoClause is not None else "a locking clause (FOR UPDATE/SHARE)")
-            elif kind == "FuncCall" and not allow_file_access:
-                name = node.funcname[-1].sval.lower()
-                if name in _FILE_FUNCTIONS:
-                    problems.append(f"{name}(), which reads the server's files (allow file access to use it)")
+            elif kind == "FuncCall":
+                *qualifier, name = [part.sval for part in node.funcname]
+                syntax = qualifier == ["pg_catalog"] and node.funcformat == _SQL_SYNTAX
+                allowlist.check_function(name, "postgres", allow_file_access,
+                                         ".".join(qualifier) if qualifier and not syntax else None)
+            elif kind == "SQLValueFunction" and node.op.name not in _TIME_VALUES:
+                allowlist.check_function(node.op.name.removeprefix("SVFOP_").lower(), "postgres")
+            elif kind == "RangeVar":
+                allowlist.check_relation([part for part in (node.catalogname, node.schemaname, node.relname) if part],
+                                         "postgres")
 
     Check()(statements)
     if problems:
         raise UserQueryError(f"The entity query must only read; it contains {', '.join(sorted(set(problems)))}.")
+    allowlist.check(sql, "postgres", allow_file_access)
 
 
 class PostgresWarehouse(Warehouse):
@@ -100,6 +119,7 @@ class PostgresWarehouse(Warehouse):
         import psycopg2
 
         self.allow_file_access = allow_file_access
+        self.entity_role: str | None = None
 
         try:
             self.connection = psycopg2.connect(
@@ -238,8 +258,36 @@ class PostgresWarehouse(Warehouse):
         with self.connection.cursor() as cursor:
             cursor.copy_expert(self.piece("copy_csv", table), buffer)
 
-    def check_user_query(self, sql: str) -> None:
-        check_query(sql, self.allow_file_access)
+    def check_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        check_query(sql, self.allow_file_access, bound=bool(parameters))
+
+    def use_entity_role(self, role: str) -> None:
+        self.entity_role = role
+
+    @contextmanager
+    def running_user_query(self):
+        """A READ ONLY transaction with a statement_timeout (set_config(..., true): for this
+        transaction only), as the entity role if one is configured."""
+        import psycopg2.errors
+
+        try:
+            with self.transaction(read_only=True):
+                if self.query_timeout:
+                    self.execute(self.piece("set_local"), ["statement_timeout", f"{round(self.query_timeout * 1000)}ms"])
+                if self.entity_role:
+                    try:
+                        self.execute(self.piece("set_local"), ["role", self.entity_role])
+                    except WarehouseError as exc:
+                        raise FeatureStoreError(
+                            f"Entity queries are to run as the role '{self.entity_role}' (FEATURESTORE_PG_ENTITY_ROLE), "
+                            f"but PostgreSQL refused it: {str(exc.__cause__).strip()}. Create it as the README's "
+                            "\"Entity queries on PostgreSQL\" shows, grant it to this user, or unset the variable.") from None
+                yield
+        except WarehouseError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, psycopg2.errors.QueryCanceled) and "statement timeout" in str(cause):
+                raise UserQueryTimeout(self.query_timeout) from None
+            raise
 
     def user_query_load_statements(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
                                    schema: pa.Schema | None = None) -> list[str]:
@@ -250,15 +298,17 @@ class PostgresWarehouse(Warehouse):
 
     def load_user_query(self, table: str, columns: Sequence[tuple[str, str | None]], sql: str,
                         parameters: Sequence[Any] = ()) -> None:
-        self.check_user_query(sql)
-        with self.transaction(read_only=True):
+        self.check_user_query(sql, parameters)
+        with self.running_user_query():
             schema = self.fetch_arrow(self.render("user_query", query=sql, columns=columns, limit_zero=True),
                                       parameters).schema
         drop, create, _, insert, _ = self.user_query_load_statements(table, columns, sql, schema)
         self.execute(drop)
         self.execute(create)
+        if self.entity_role:  # the role fills the table we own
+            self.execute(self.piece("grant_insert", table, self.quote(self.entity_role)))
         # a READ ONLY transaction may still insert into a temporary table
-        with self.transaction(read_only=True):
+        with self.running_user_query():
             self.execute(insert, parameters)
 
     def close(self) -> None:

@@ -11,7 +11,8 @@ the same cluster's Spark Connect endpoint.)
 Spark has no multi-statement transactions: `transaction()` runs its statements one by one.
 SQL a user hands us must parse, with Spark's own parser, to one query (no command, no insert),
 and runs with `spark.sql.runSQLOnFiles` off unless file access is allowed, so it cannot read
-the host's files through `parquet.\\`/path\\``.
+the host's files through `parquet.\\`/path\\``. Its functions and relations must pass the
+allow-list (warehouse/allowlist.py, on sqlglot's Spark parse tree).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import pyarrow as pa
 
 from ..errors import FeatureStoreError
-from . import UserQueryError, Warehouse, WarehouseError
+from . import UserQueryError, Warehouse, WarehouseError, allowlist
 
 # Root nodes of a parsed statement that only reads (Spark SQL writes only at a statement's root).
 _QUERY_ROOTS = {"Project", "Aggregate", "Filter", "Sort", "GlobalLimit", "LocalLimit", "Distinct", "Union",
@@ -232,9 +233,14 @@ class SparkWarehouse(Warehouse):
         self.execute(self.piece("cache", view))
         self._cached.append(view)
 
-    def check_user_query(self, sql: str) -> None:
+    def check_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> None:
         if self.remote:
-            return self._check_user_query_remotely(sql)
+            self._check_user_query_remotely(sql)
+        else:
+            self._check_user_query_locally(sql)
+        allowlist.check(sql, self.dialect, self.allow_file_access)
+
+    def _check_user_query_locally(self, sql: str) -> None:
         with _engine_errors():
             try:
                 plan = self.session._jsparkSession.sessionState().sqlParser().parsePlan(sql)
@@ -292,7 +298,7 @@ class SparkWarehouse(Warehouse):
                         parameters: Sequence[Any] = ()) -> None:
         """The user's query as a cached temporary view (a view's text cannot hold bind parameters,
         so the query is bound as a DataFrame and registered under the name)."""
-        self.check_user_query(sql)
+        self.check_user_query(sql, parameters)
         with self._files(), _engine_errors():
             self._sql(self.render("user_query", query=sql, columns=columns, limit_zero=False), parameters) \
                 .createOrReplaceTempView(table)
