@@ -1,12 +1,14 @@
 """Online serving over HTTP on one moto server, in one run: our feature server vs Feast's Python
 feature server (`feast serve`, Feast 0.67, the same rows and features) vs raw boto3 BatchGetItem.
 
-    .venv/bin/python benchmarks/bench_serving.py [--seconds 5] [--feast-venv DIR]
+    .venv/bin/python benchmarks/bench_serving.py [--seconds 3] [--repeat 3] [--feast-venv DIR] [--only ours ...]
 
 The churn service's features (customer_features: 5, store_features: 2) for 1 and 100 entities:
-sequential latency (p50, p99 over --requests requests) and requests/s with 8 and 32 concurrent
-clients for --seconds each (p99 too). Raw boto3 is the floor: one BatchGetItem with the keys of
-both tables (for 100 entities, 200 keys: two calls, DynamoDB's limit is 100 keys per call).
+requests/s, p50 and p99 with 1 and 8 concurrent clients for --seconds each, the median of --repeat
+runs. Two floors: a minimal raw HTTP server over the same store (raw_server.py: bare ASGI on
+uvicorn, one BatchGetItem, no checks), and raw boto3 in process (one BatchGetItem with the keys of
+both tables; for 100 entities, 200 keys: two calls, DynamoDB's limit is 100 keys per call), plus
+one GetItem's p50. The load average is printed before and after (the machine may be shared).
 
 Feast runs from its own virtualenv (--feast-venv, default ~/.cache/featurestore-bench/feast-venv;
 create it with `python3 -m venv DIR && DIR/bin/pip install 'feast[aws]==0.67.0'`); without it,
@@ -35,7 +37,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "examples" / "jaffle_shop"))
 CUSTOMER_FEATURES = ["total_orders_30d", "avg_order_value_30d", "days_since_last_order", "customer_segment", "lifetime_value"]
 STORE_FEATURES = ["orders_7d", "revenue_28d"]
-DEFAULT_FEAST = Path.home() / ".cache" / "featurestore-bench" / "feast-venv"
+DEFAULT_FEAST = REPO / ".venv-feast" if (REPO / ".venv-feast").exists() else Path.home() / ".cache" / "featurestore-bench" / "feast-venv"
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -43,27 +45,18 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def sequential(call, requests_count: int) -> tuple[float, float]:
-    call()  # warm
-    times = []
-    for _ in range(requests_count):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000, percentile(times, 0.99) * 1000
-
-
-def concurrent(make_call, clients: int, seconds: float) -> tuple[float, float]:
-    """requests/s and p99 (ms) of `clients` threads calling for `seconds`."""
+def concurrent(make_call, clients: int, seconds: float) -> tuple[float, float, float]:
+    """requests/s, p50 and p99 (ms) of `clients` threads calling for `seconds` (1 client: sequential)."""
     stop = time.monotonic() + seconds
     latencies: list[list[float]] = [[] for _ in range(clients)]
-
+    calls = [make_call() for _ in range(clients)]
+    for call in calls:
+        call()  # warm: a connection each
     errors: list[str] = []
 
     def run(index):
-        call = make_call()
+        call = calls[index]
         try:
-            call()
             while time.monotonic() < stop:
                 started = time.perf_counter()
                 call()
@@ -72,6 +65,7 @@ def concurrent(make_call, clients: int, seconds: float) -> tuple[float, float]:
             errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    stop = time.monotonic() + seconds
     begun = time.monotonic()
     for thread in threads:
         thread.start()
@@ -81,7 +75,9 @@ def concurrent(make_call, clients: int, seconds: float) -> tuple[float, float]:
     everything = [value for values in latencies for value in values]
     if errors:
         print(f"    {len(errors)} of {clients} clients failed, e.g. {errors[0]}")
-    return len(everything) / elapsed, (percentile(everything, 0.99) * 1000 if everything else float("nan"))
+    if not everything:
+        return 0.0, float("nan"), float("nan")
+    return len(everything) / elapsed, percentile(everything, 0.5) * 1000, percentile(everything, 0.99) * 1000
 
 
 def wait_for(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
@@ -189,7 +185,7 @@ churn_model = FeatureService(name="churn_model", features=[customer_features, st
 '''
 
 
-def start_feast(feast_venv: Path, work: Path, store, endpoint: str, port: int) -> subprocess.Popen:
+def start_feast(feast_venv: Path, work: Path, store, endpoint: str, port: int, extra_path: str | None = None) -> subprocess.Popen:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -215,7 +211,8 @@ def start_feast(feast_venv: Path, work: Path, store, endpoint: str, port: int) -
         f"online_store:\n  type: dynamodb\n  region: {store.online_config.region}\n  endpoint_url: {endpoint}\n"
         f"offline_store:\n  type: file\nentity_key_serialization_version: 3\n")
     feast = str(feast_venv / "bin" / "feast")
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "FEAST_USAGE": "False"}
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "FEAST_USAGE": "False", **({"PYTHONPATH": extra_path} if extra_path else {})}
     subprocess.run([feast, "apply"], cwd=repo, env=env, check=True, capture_output=True)
     subprocess.run([feast, "materialize", "2000-01-01T00:00:00", "2100-01-01T00:00:00"], cwd=repo, env=env, check=True,
                    capture_output=True)
@@ -225,56 +222,112 @@ def start_feast(feast_venv: Path, work: Path, store, endpoint: str, port: int) -
     return process
 
 
+def get_item_call(store, customer_id: str):
+    """One GetItem of one entity's row (the aim's floor for a 1-entity request's latency)."""
+    import boto3
+
+    from featurestore.online.codec import entity_key
+    from featurestore.online.dynamodb import KEY
+
+    config = store.online_config
+    client = boto3.client("dynamodb", endpoint_url=config.endpoint_url, region_name=config.region,
+                          aws_access_key_id="test", aws_secret_access_key="test")
+    table, key = config.table_name("customer_features"), entity_key(["customer_id"], {"customer_id": customer_id})
+
+    def call():
+        if "Item" not in client.get_item(TableName=table, Key={KEY: {"S": key}}):
+            raise RuntimeError(f"GetItem found no {key} in {table}")
+    return call
+
+
+def start_raw_server(store, endpoint: str, work: Path, port: int) -> subprocess.Popen:
+    config = store.online_config
+    process = subprocess.Popen([sys.executable, str(HERE / "raw_server.py"), str(port), endpoint, config.region,
+                                config.table_name("customer_features"), config.table_name("store_features")],
+                               stdout=subprocess.DEVNULL, stderr=open(work / "raw_server.log", "w"), text=True)
+    wait_for(f"http://127.0.0.1:{port}/health", process)
+    return process
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=5.0, help="per concurrent measurement")
-    parser.add_argument("--requests", type=int, default=300, help="per sequential measurement")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions of each measurement (medians are shown)")
     parser.add_argument("--feast-venv", type=Path, default=DEFAULT_FEAST)
+    parser.add_argument("--feast-path", help="PYTHONPATH for Feast (e.g. a `pip install --target` of boto3 and "
+                        "aiobotocore, Feast's `aws` extra, when its virtualenv lacks them)")
+    parser.add_argument("--only", choices=["ours", "raw server", "feast"], action="append",
+                        help="measure only these servers (repeatable; default all)")
     args = parser.parse_args()
 
     from featurestore.online.local import free_port
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     project, env, moto, store = prepare(work)
+    endpoint = env["FEATURESTORE_DYNAMODB_ENDPOINT"]
+    wanted = set(args.only or ["ours", "raw server", "feast"])
     processes = []
     try:
-        ours_port = free_port()
-        processes.append(start_ours(project, env, ours_port))
-        targets = {"raw boto3": None, "ours": f"http://127.0.0.1:{ours_port}/get-online-features"}
+        targets: dict[str, str | None] = {"boto3": None}
+        if "raw server" in wanted:
+            raw_port = free_port()
+            processes.append(start_raw_server(store, endpoint, work, raw_port))
+            targets["raw server"] = f"http://127.0.0.1:{raw_port}/get-online-features"
+        if "ours" in wanted:
+            ours_port = free_port()
+            processes.append(start_ours(project, env, ours_port))
+            targets["ours"] = f"http://127.0.0.1:{ours_port}/get-online-features"
         feast_note = None
-        if (args.feast_venv / "bin" / "feast").exists():
+        if "feast" not in wanted:
+            pass
+        elif (args.feast_venv / "bin" / "feast").exists():
             try:
                 feast_port = free_port()
-                processes.append(start_feast(args.feast_venv, work, store, env["FEATURESTORE_DYNAMODB_ENDPOINT"], feast_port))
+                processes.append(start_feast(args.feast_venv, work, store, endpoint, feast_port, args.feast_path))
                 targets["feast"] = f"http://127.0.0.1:{feast_port}/get-online-features"
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 detail = getattr(exc, "stderr", b"") or b""
                 feast_note = f"Feast not measured: {exc} {detail.decode(errors='replace')[-800:] if isinstance(detail, bytes) else detail[-800:]}"
         else:
             feast_note = f"Feast not measured: no virtualenv at {args.feast_venv} (see the module docstring)"
-        print(f"moto at {env['FEATURESTORE_DYNAMODB_ENDPOINT']}; {os.cpu_count()} cores")
+        print(f"moto at {endpoint}; {os.cpu_count()} cores; load average {load_average()} (1, 5, 15 min); "
+              f"medians of {args.repeat} x {args.seconds:g} s")
         if feast_note:
             print(feast_note)
+        pairs = entity_keys(store, 1)
+        get_item = [concurrent(lambda: get_item_call(store, pairs[0][0]), 1, args.seconds)[1] for _ in range(args.repeat)]
+        get_item_p50 = statistics.median(get_item)
+        print(f"raw boto3 GetItem (1 item, 1 client): p50 {get_item_p50:.2f} ms")
         for count in (1, 100):
             pairs = entity_keys(store, count)
             body = {"feature_service": "churn_model",
                     "entities": {"customer_id": [c for c, _ in pairs], "store_id": [s for _, s in pairs]}}
-            print(f"\n{count} entit{'y' if count == 1 else 'ies'} x {len(CUSTOMER_FEATURES) + len(STORE_FEATURES)} features")
-            print(f"  {'target':<10} {'p50 ms':>8} {'p99 ms':>8} {'rps@8':>8} {'p99@8':>8} {'rps@32':>8} {'p99@32':>8}")
+            print(f"\n{count} entit{'y' if count == 1 else 'ies'} x {len(CUSTOMER_FEATURES) + len(STORE_FEATURES)} features "
+                  f"(boto3: BatchGetItem in process)")
+            print(f"  {'target':<11} {'rps@1':>7} {'p50@1':>7} {'p99@1':>7} {'rps@8':>7} {'p50@8':>7} {'p99@8':>7}  (ms)")
             results = {}
             for name, url in targets.items():
                 make = (lambda: raw_call(store, pairs)) if url is None else (lambda url=url: http_call(url, body))
-                p50, p99 = sequential(make(), args.requests)
-                rps8, p99_8 = concurrent(make, 8, args.seconds)
-                rps32, p99_32 = concurrent(make, 32, args.seconds)
-                results[name] = (p50, p99, rps8, p99_8, rps32, p99_32)
-                print(f"  {name:<10} {p50:8.2f} {p99:8.2f} {rps8:8.0f} {p99_8:8.1f} {rps32:8.0f} {p99_32:8.1f}")
-            ours, raw = results["ours"], results["raw boto3"]
-            print(f"  ours - raw p50: {ours[0] - raw[0]:+.2f} ms ({ours[0] / raw[0]:.2f}x)")
-            if "feast" in results:
-                feast = results["feast"]
-                print(f"  ours / feast requests/s: {ours[2] / feast[2]:.2f}x at 8 clients, {ours[4] / feast[4]:.2f}x at 32; "
-                      f"p50 {ours[0]:.2f} vs {feast[0]:.2f} ms")
+                runs = {clients: [concurrent(make, clients, args.seconds) for _ in range(args.repeat)] for clients in (1, 8)}
+                figures = [statistics.median(run[i] for run in runs[clients]) for clients in (1, 8) for i in range(3)]
+                results[name] = figures
+                print(f"  {name:<11} {figures[0]:7.0f} {figures[1]:7.2f} {figures[2]:7.2f} {figures[3]:7.0f} "
+                      f"{figures[4]:7.2f} {figures[5]:7.2f}")
+            if "ours" in results:
+                ours = results["ours"]
+                if "raw server" in results:
+                    raw = results["raw server"]
+                    print(f"  ours / raw server requests/s: {ours[0] / raw[0]:.2f}x at 1 client, {ours[3] / raw[3]:.2f}x at 8")
+                if "feast" in results:
+                    feast = results["feast"]
+                    print(f"  ours / feast requests/s: {ours[0] / feast[0]:.2f}x at 1 client, {ours[3] / feast[3]:.2f}x at 8")
+                if count == 1:
+                    print(f"  ours p50 - raw GetItem p50: {ours[1] - get_item_p50:+.2f} ms")
+        print(f"\nload average at the end: {load_average()}")
     finally:
         for process in processes:
             process.terminate()
