@@ -45,8 +45,9 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def concurrent(make_call, clients: int, seconds: float) -> tuple[float, float, float]:
-    """requests/s, p50 and p99 (ms) of `clients` threads calling for `seconds` (1 client: sequential)."""
+def concurrent(make_call, clients: int, seconds: float) -> tuple[float, float, float, int]:
+    """requests/s, p50 and p99 (ms) of `clients` threads calling for `seconds` (1 client: sequential),
+    and the number of requests timed."""
     stop = time.monotonic() + seconds
     latencies: list[list[float]] = [[] for _ in range(clients)]
     calls = [make_call() for _ in range(clients)]
@@ -76,8 +77,8 @@ def concurrent(make_call, clients: int, seconds: float) -> tuple[float, float, f
     if errors:
         print(f"    {len(errors)} of {clients} clients failed, e.g. {errors[0]}")
     if not everything:
-        return 0.0, float("nan"), float("nan")
-    return len(everything) / elapsed, percentile(everything, 0.5) * 1000, percentile(everything, 0.99) * 1000
+        return 0.0, float("nan"), float("nan"), 0
+    return len(everything) / elapsed, percentile(everything, 0.5) * 1000, percentile(everything, 0.99) * 1000, len(everything)
 
 
 def wait_for(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
@@ -249,6 +250,22 @@ def start_raw_server(store, endpoint: str, work: Path, port: int) -> subprocess.
     return process
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its descendants so far, from /proc (Linux)."""
+    total, pending = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -273,13 +290,16 @@ def main() -> None:
     processes = []
     try:
         targets: dict[str, str | None] = {"boto3": None}
+        pids: dict[str, int] = {}
         if "raw server" in wanted:
             raw_port = free_port()
             processes.append(start_raw_server(store, endpoint, work, raw_port))
+            pids["raw server"] = processes[-1].pid
             targets["raw server"] = f"http://127.0.0.1:{raw_port}/get-online-features"
         if "ours" in wanted:
             ours_port = free_port()
             processes.append(start_ours(project, env, ours_port))
+            pids["ours"] = processes[-1].pid
             targets["ours"] = f"http://127.0.0.1:{ours_port}/get-online-features"
         feast_note = None
         if "feast" not in wanted:
@@ -288,6 +308,7 @@ def main() -> None:
             try:
                 feast_port = free_port()
                 processes.append(start_feast(args.feast_venv, work, store, endpoint, feast_port, args.feast_path))
+                pids["feast"] = processes[-1].pid
                 targets["feast"] = f"http://127.0.0.1:{feast_port}/get-online-features"
             except (RuntimeError, subprocess.CalledProcessError) as exc:
                 detail = getattr(exc, "stderr", b"") or b""
@@ -308,15 +329,19 @@ def main() -> None:
                     "entities": {"customer_id": [c for c, _ in pairs], "store_id": [s for _, s in pairs]}}
             print(f"\n{count} entit{'y' if count == 1 else 'ies'} x {len(CUSTOMER_FEATURES) + len(STORE_FEATURES)} features "
                   f"(boto3: BatchGetItem in process)")
-            print(f"  {'target':<11} {'rps@1':>7} {'p50@1':>7} {'p99@1':>7} {'rps@8':>7} {'p50@8':>7} {'p99@8':>7}  (ms)")
+            print(f"  {'target':<11} {'rps@1':>7} {'p50@1':>7} {'p99@1':>7} {'rps@8':>7} {'p50@8':>7} {'p99@8':>7} "
+                  f"{'cpu/req':>7}  (ms; cpu/req: the server process's CPU per request)")
             results = {}
             for name, url in targets.items():
                 make = (lambda: raw_call(store, pairs)) if url is None else (lambda url=url: http_call(url, body))
+                cpu_before = cpu_seconds(pids[name]) if name in pids else None
                 runs = {clients: [concurrent(make, clients, args.seconds) for _ in range(args.repeat)] for clients in (1, 8)}
+                timed = sum(run[3] for clients in (1, 8) for run in runs[clients])
+                cpu = (cpu_seconds(pids[name]) - cpu_before) * 1000 / max(timed, 1) if name in pids else float("nan")
                 figures = [statistics.median(run[i] for run in runs[clients]) for clients in (1, 8) for i in range(3)]
                 results[name] = figures
                 print(f"  {name:<11} {figures[0]:7.0f} {figures[1]:7.2f} {figures[2]:7.2f} {figures[3]:7.0f} "
-                      f"{figures[4]:7.2f} {figures[5]:7.2f}")
+                      f"{figures[4]:7.2f} {figures[5]:7.2f} {cpu:7.2f}")
             if "ours" in results:
                 ours = results["ours"]
                 if "raw server" in results:

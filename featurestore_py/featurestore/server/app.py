@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -114,7 +115,9 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
     app.state.metrics = metrics
 
     async def handle(request: Request, endpoint: str, work: Callable[[Any], tuple[Any, str | None, int]]) -> Response:
-        return await _handle(settings, metrics, request, endpoint, work)
+        # FeatureServer answers these routes before FastAPI sees them; this serves a mounted `app.api`
+        status, body = await _handle(settings, metrics, request.scope, request.receive, endpoint, work)
+        return Response(body, status_code=status, media_type="application/json")
 
     def read_features(body: Any):
         response, served = server.get_online_features(body)
@@ -178,14 +181,40 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
     async def wrong_method(request: Request, exc):
         return _error(405, f"{request.method} is not allowed on {request.url.path}; see /docs.")
 
-    return app
+    return FeatureServer(app, settings, metrics, {"/get-online-features": read_features, "/push": push})
+
+
+class FeatureServer:
+    """The ASGI app uvicorn runs. POST /get-online-features and POST /push, the requests that
+    carry load, are answered here by `_handle` straight from ASGI messages, without FastAPI's
+    routing, request objects and middleware stack (measured: benchmarks/bench_serving.py);
+    everything else (probes, metrics, docs, 404s and 405s, the lifespan) goes to the FastAPI app,
+    which also documents the two POST routes in its OpenAPI document."""
+
+    def __init__(self, api: FastAPI, settings: ServerSettings, metrics: Metrics,
+                 routes: dict[str, Callable[[Any], tuple[Any, str | None, int]]]):
+        self.api, self.settings, self.metrics, self.routes = api, settings, metrics, routes
+        self.state = api.state
+
+    async def __call__(self, scope, receive, send) -> None:
+        work = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if work is None:
+            return await self.api(scope, receive, send)
+        status, body = await _handle(self.settings, self.metrics, scope, receive, scope["path"], work)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _authorised(settings: ServerSettings, request: Request) -> bool:
-    if not settings.api_keys or request.url.path in OPEN_PATHS:
+    return _key_accepted(settings, request.url.path, request.headers.get)
+
+
+def _key_accepted(settings: ServerSettings, path: str, header_of: Callable[[str], str | None]) -> bool:
+    if not settings.api_keys or path in OPEN_PATHS:
         return True
-    given = request.headers.get("x-api-key") or ""
-    header = request.headers.get("authorization") or ""
+    given = header_of("x-api-key") or ""
+    header = header_of("authorization") or ""
     if header[:7].lower() == "bearer ":
         given = header[7:].strip()
     return any(hmac.compare_digest(given.encode(), key.encode()) for key in settings.api_keys)
@@ -195,31 +224,48 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+def _error_body(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()
+
+
+UNAUTHORISED = "Missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`."
+
+
 def _unauthorised() -> JSONResponse:
-    return _error(401, "Missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`.")
+    return _error(401, UNAUTHORISED)
 
 
-async def _read_json(settings: ServerSettings, request: Request) -> Any:
+def _headers(scope) -> dict[str, str]:
+    """A request's headers by lower-case name (a repeated header: its last value)."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+
+
+async def _read_json(settings: ServerSettings, headers: dict[str, str], receive) -> Any:
     """The body's JSON value; refused with 413 past max_body_bytes (before reading it when its
     length is declared, else as it streams), with 408 when it has not arrived within
     body_timeout_seconds, and with 400 when body.parse_body does not accept it."""
     limit = settings.max_body_bytes
     too_large = f"The body is larger than {limit:,} bytes."
-    size = request.headers.get("content-length")
+    size = headers.get("content-length")
     if size is not None and (not size.isdigit() or int(size) > limit):
         raise RequestError(too_large, status=413)
 
     async def read() -> bytes:
         chunks, received = [], 0
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
             received += len(chunk)
             if received > limit:
                 raise RequestError(too_large, status=413)
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     try:
-        raw = await asyncio.wait_for(read(), settings.body_timeout_seconds)
+        raw = await _within(read(), settings.body_timeout_seconds)
     except asyncio.TimeoutError:
         raise RequestError(f"The body did not arrive within {settings.body_timeout_seconds:g} s of the request's head "
                            "(the server's read timeout).", status=408) from None
@@ -228,42 +274,58 @@ async def _read_json(settings: ServerSettings, request: Request) -> Any:
     return parse_body(raw, settings.max_json_depth)
 
 
-async def _handle(settings: ServerSettings, metrics: Metrics, request: Request, endpoint: str,
-                  work: Callable[[Any], tuple[Any, str | None, int]]) -> Response:
-    """Authorise, read the JSON body, run `work` off the event loop, answer; count and log it.
-    A client's mistake (RequestError) answers the status its type carries."""
+if hasattr(asyncio, "timeout"):  # Python 3.11: a deadline on the running task, no task of its own
+    async def _within(awaitable, seconds: float):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+else:
+    async def _within(awaitable, seconds: float):
+        return await asyncio.wait_for(awaitable, seconds)
+
+
+_READS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="featurestore-request")  # anyio's default: 40 threads
+
+
+async def _handle(settings: ServerSettings, metrics: Metrics, scope, receive, endpoint: str,
+                  work: Callable[[Any], tuple[Any, str | None, int]]) -> tuple[int, bytes]:
+    """Authorise, read the JSON body, run `work` off the event loop; the status and the JSON body
+    to answer, counted and logged. A client's mistake (RequestError) answers the status its type
+    carries."""
     started = time.perf_counter()
     service, rows, status = None, 0, 500
     try:
-        if not _authorised(settings, request):
+        headers = _headers(scope)
+        if not _key_accepted(settings, endpoint, headers.get):
             status = 401
-            return _unauthorised()
-        body = await _read_json(settings, request)
-        payload, service, rows = await run_in_threadpool(work, body)
+            return status, _error_body(UNAUTHORISED)
+        body = await _read_json(settings, headers, receive)
+        payload, service, rows = await asyncio.get_running_loop().run_in_executor(_READS, work, body)
         after = payload.pop("_answer_after", None) if isinstance(payload, dict) else None
         if after is not None:  # a streaming push: answered once its events count for reads
             await asyncio.sleep(max(0.0, after - time.time()))
         status = 200
-        return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+        return status, json.dumps(payload, separators=(",", ":")).encode()
     except RequestError as exc:
         status = exc.status
-        return _error(exc.status, str(exc))
+        return status, _error_body(str(exc))
     except OnlineStoreError as exc:
         status = 503
         metrics.store_errors.labels(endpoint).inc()
-        return _error(503, f"The online store failed: {exc}")
+        return status, _error_body(f"The online store failed: {exc}")
     except FeatureStoreError as exc:  # a rule of ours the request broke
         status = 400
-        return _error(400, str(exc))
+        return status, _error_body(str(exc))
     except Exception:
         log.exception("unexpected error on %s", endpoint)
-        return _error(500, "Internal error; the server log has the details.")
+        return status, _error_body("Internal error; the server log has the details.")
     finally:
         elapsed = time.perf_counter() - started
         metrics.requests.labels(endpoint, str(status)).inc()
         metrics.latency.labels(endpoint, service or "").observe(elapsed)
         if rows:
             metrics.entity_rows.labels(service or "").inc(rows)
-        access_log.info(json.dumps({"ts": time.time(), "method": request.method, "path": endpoint, "status": status,
-                                    "ms": round(elapsed * 1000, 3), "rows": rows, "feature_service": service,
-                                    "client": request.client.host if request.client else None}))
+        if access_log.isEnabledFor(logging.INFO):
+            client = scope.get("client")
+            access_log.info(json.dumps({"ts": time.time(), "method": scope["method"], "path": endpoint, "status": status,
+                                        "ms": round(elapsed * 1000, 3), "rows": rows, "feature_service": service,
+                                        "client": client[0] if client else None}))
