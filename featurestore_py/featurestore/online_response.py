@@ -97,6 +97,8 @@ def json_value(value: Any, dtype: str | None = None) -> Any:
 
 def iso_timestamp(moment: datetime) -> str:
     """`2026-12-01T00:00:00.000000Z`: UTC, naive values taken as UTC."""
-    if moment.tzinfo is not None:
+    if moment.tzinfo is timezone.utc:  # as the online store reads them
+        moment = moment.replace(tzinfo=None)
+    elif moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment.isoformat(timespec="microseconds") + "Z"

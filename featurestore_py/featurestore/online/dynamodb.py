@@ -72,6 +72,8 @@ class DynamoDBOnlineStore(OnlineStore):
         self._known_tables: set[str] = set()
         self._lock = threading.Lock()
         self._pointers: dict[str, tuple[Generations, float]] = {}  # view -> (pointer, read at; monotonic)
+        self._pointer_locks: dict[str, threading.Lock] = {}  # view -> held while its pointer is read
+        self._refreshing: set[str] = set()  # views whose pointer a background thread is reading
 
     @property
     def sibling(self) -> Callable[[], "DynamoDBOnlineStore"]:
@@ -403,15 +405,56 @@ class DynamoDBOnlineStore(OnlineStore):
 
     # -- generations (generations.py) ---------------------------------------------------------
     def generations(self, view: str, fresh: bool = False) -> Generations:
-        """The view's pointer: read consistently when fresh, else at most READ_CACHE_SECONDS old."""
+        """The view's pointer: read consistently when fresh, else at most READ_CACHE_SECONDS old.
+        Past half that age it is read again in the background while readers use the cached one
+        (a serving process's reads never wait for it); once expired, one reader reads it and the
+        others wait for its answer instead of each reading it too."""
         cached = self._pointers.get(view)
-        if not fresh and cached and time.monotonic() - cached[1] < READ_CACHE_SECONDS:
-            return cached[0]
+        if not fresh and cached:
+            age = time.monotonic() - cached[1]
+            if age < READ_CACHE_SECONDS:
+                if age >= READ_CACHE_SECONDS / 2:
+                    self._refresh_pointer_soon(view)
+                return cached[0]
+        with self._pointer_lock(view):
+            cached = self._pointers.get(view)
+            if not fresh and cached and time.monotonic() - cached[1] < READ_CACHE_SECONDS:
+                return cached[0]  # read by the reader this one waited for
+            return self._read_pointer(view)
+
+    def _read_pointer(self, view: str) -> Generations:
         read_at = time.monotonic()
         state = self.get_state(pointer_key(view))
         pointer = Generations.from_state(state) if state else Generations(live=self.config.table_name(view))
-        self._pointers[view] = (pointer, read_at)
+        with self._lock:
+            cached = self._pointers.get(view)
+            if cached is None or cached[1] <= read_at:  # never replace a pointer read (or saved) later
+                self._pointers[view] = (pointer, read_at)
         return pointer
+
+    def _pointer_lock(self, view: str) -> threading.Lock:
+        with self._lock:
+            return self._pointer_locks.setdefault(view, threading.Lock())
+
+    def _refresh_pointer_soon(self, view: str) -> None:
+        with self._lock:
+            if view in self._refreshing:
+                return
+            self._refreshing.add(view)
+
+        def refresh():
+            try:
+                with self._pointer_lock(view):
+                    cached = self._pointers.get(view)
+                    if cached is None or time.monotonic() - cached[1] >= READ_CACHE_SECONDS / 2:
+                        self._read_pointer(view)
+            except Exception:  # noqa: BLE001 - the reader that finds it expired reads it and reports the error
+                pass
+            finally:
+                with self._lock:
+                    self._refreshing.discard(view)
+
+        threading.Thread(target=refresh, name=f"pointer-{view}", daemon=True).start()
 
     def live_table_name(self, view: str) -> str:
         """The DynamoDB table readers of the view read now (for other DynamoDB clients and tests)."""
@@ -440,7 +483,8 @@ class DynamoDBOnlineStore(OnlineStore):
                     time.sleep(random.uniform(0, 0.01 * min(attempt, 20)))  # someone changed it: apply ours to theirs
                     continue
                 raise OnlineStoreError(f"Cannot save the table pointer of {view}: {exc}") from None
-            self._pointers[view] = (updated, time.monotonic())
+            with self._lock:
+                self._pointers[view] = (updated, time.monotonic())
             return updated
         raise OnlineStoreError(f"The table pointer of {view} kept changing under 1,000 attempts to update it.")
 
