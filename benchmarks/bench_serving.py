@@ -5,7 +5,8 @@ feature server (`feast serve`, Feast 0.67, the same rows and features) vs raw bo
 
 The churn service's features (customer_features: 5, store_features: 2) for 1 and 100 entities:
 requests/s, p50 and p99 with 1 and 8 concurrent clients for --seconds each, the median of --repeat
-runs. Two floors: a minimal raw HTTP server over the same store (raw_server.py: bare ASGI on
+runs, and the 1-entity latency of every target and of one GetItem measured in turn (interleaved).
+Two floors: a minimal raw HTTP server over the same store (raw_server.py: bare ASGI on
 uvicorn, one BatchGetItem, no checks), and raw boto3 in process (one BatchGetItem with the keys of
 both tables; for 100 entities, 200 keys: two calls, DynamoDB's limit is 100 keys per call), plus
 one GetItem's p50. The load average is printed before and after (the machine may be shared).
@@ -250,6 +251,19 @@ def start_raw_server(store, endpoint: str, work: Path, port: int) -> subprocess.
     return process
 
 
+def interleaved_p50(calls: dict, rounds: int) -> dict[str, float]:
+    """p50 (ms) of each call, made in turn round after round (so a change of load hits all alike)."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        call()  # warm
+    for _ in range(rounds):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) * 1000 for name, values in times.items()}
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of a process and its descendants so far, from /proc (Linux)."""
     total, pending = 0.0, [pid]
@@ -274,6 +288,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="per measurement")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of each measurement (medians are shown)")
+    parser.add_argument("--interleaved", type=int, default=300, help="rounds of the interleaved 1-entity latency")
     parser.add_argument("--feast-venv", type=Path, default=DEFAULT_FEAST)
     parser.add_argument("--feast-path", help="PYTHONPATH for Feast (e.g. a `pip install --target` of boto3 and "
                         "aiobotocore, Feast's `aws` extra, when its virtualenv lacks them)")
@@ -323,6 +338,15 @@ def main() -> None:
         get_item = [concurrent(lambda: get_item_call(store, pairs[0][0]), 1, args.seconds)[1] for _ in range(args.repeat)]
         get_item_p50 = statistics.median(get_item)
         print(f"raw boto3 GetItem (1 item, 1 client): p50 {get_item_p50:.2f} ms")
+        one = {"feature_service": "churn_model", "entities": {"customer_id": [pairs[0][0]], "store_id": [pairs[0][1]]}}
+        interleaved = interleaved_p50({"GetItem": get_item_call(store, pairs[0][0]), "BatchGetItem": raw_call(store, pairs),
+                                       **{name: http_call(url, one) for name, url in targets.items() if url}},
+                                      args.interleaved)
+        print(f"1 entity, 1 client, {args.interleaved} rounds of one call each in turn (the same load for all): p50 "
+              + ", ".join(f"{name} {value:.2f} ms" for name, value in interleaved.items()))
+        if "ours" in interleaved:
+            print(f"  ours - GetItem: {interleaved['ours'] - interleaved['GetItem']:+.2f} ms; ours - BatchGetItem of "
+                  f"the same two items: {interleaved['ours'] - interleaved['BatchGetItem']:+.2f} ms")
         for count in (1, 100):
             pairs = entity_keys(store, count)
             body = {"feature_service": "churn_model",
