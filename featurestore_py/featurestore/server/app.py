@@ -1,5 +1,7 @@
-"""The HTTP feature server (FastAPI): online reads in Feast's shapes, pushes, health, readiness,
-Prometheus metrics, JSON access logs and an OpenAPI document. Built from a registry and an
+"""The HTTP feature server: online reads in Feast's shapes, pushes, health, readiness,
+Prometheus metrics, JSON access logs and an OpenAPI document. The two POST routes are answered
+from ASGI messages (`FeatureServer`: the hot path, measured by benchmarks/bench_serving.py), the
+rest by a FastAPI app, which documents all of them. Built from a registry and an
 online store; it never connects to the warehouse or runs dbt.
 
 Every client mistake is a 4xx with {"error": "..."} naming it, whatever the body holds (its
@@ -115,7 +117,7 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
     app.state.metrics = metrics
 
     async def handle(request: Request, endpoint: str, work: Callable[[Any], tuple[Any, str | None, int]]) -> Response:
-        # FeatureServer answers these routes before FastAPI sees them; this serves a mounted `app.api`
+        # reached only when the FastAPI app is served by itself: FeatureServer answers these routes first
         status, body = await _handle(settings, metrics, request.scope, request.receive, endpoint, work)
         return Response(body, status_code=status, media_type="application/json")
 
