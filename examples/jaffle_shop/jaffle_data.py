@@ -18,7 +18,7 @@ import csv
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 PRODUCTS = [
@@ -159,7 +159,8 @@ def append_late_orders(directory: str | Path, orders: list[dict], name: str, loa
     """Write `raw_orders_<name>.csv`: orders that arrive late (an id not seen before) or correct
     earlier ones (an id already loaded), all loaded at `loaded_at` (default: now). Each dict
     has the raw_orders columns but loaded_at."""
-    stamp = (loaded_at or datetime.now().replace(microsecond=0)).isoformat()
+    # naive UTC, as every timestamp of the demo: a load is never stamped after the build's clock
+    stamp = (loaded_at or datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)).isoformat()
     path = Path(directory) / f"raw_orders_{name}.csv"
     _write(path, ORDER_COLUMNS, [[order[c] for c in ORDER_COLUMNS[:-1]] + [stamp] for order in orders])
     return path

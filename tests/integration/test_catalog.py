@@ -225,8 +225,7 @@ def test_three_stats_runs_over_a_changing_demo_give_three_points(tmp_path, built
         last = pd.to_datetime(orders.ordered_at).max()
         new = orders.tail(15).assign(ordered_at=(last + pd.Timedelta(days=1)).isoformat(),
                                      id=[f"new-{day}-{i}" for i in range(15)])
-        append_late_orders(raw, new.to_dict("records"), f"day{day}",
-                           loaded_at=datetime.now() + timedelta(minutes=day))
+        append_late_orders(raw, new.to_dict("records"), f"day{day}")  # loaded now: after the last build
         dbt.run("build", "--quiet")
         store.stats(["customer_features"])
     result = runner.invoke(app, ["catalog", "-p", str(project), "--out", str(tmp_path / "site")])
