@@ -113,7 +113,7 @@ def test_a_postgres_entity_query_cannot_terminate_another_session(pg_store, post
             (f"select {row}, pg_terminate_backend(pid) as killed from pg_stat_activity where pid = {pid}",
              "pg_stat_activity"),
             (f"select {row}, pg_reload_conf() as reloaded", "pg_reload_conf()"),
-            (f"select current_setting('data_directory') as store_id, now() as event_timestamp", "current_setting()"),
+            ("select current_setting('data_directory') as store_id, now() as event_timestamp", "current_setting()"),
         ]:
             assert culprit in refusal(pg_store, query, tmp_path)
         with other.cursor() as cursor:  # the session answers: it was not terminated
