@@ -80,7 +80,8 @@ class Pusher:
                 answer["_answer_after"] = after
             return answer
         # checked whole — types, the client's clock, repeated versions, what the online store can
-        # hold — before anything is written: a push is landed and written online, or neither
+        # hold — before anything is written: a push that breaks a rule writes nothing (a store
+        # failing after the checks leaves the landed rows for the client's retry: a 503)
         keys = self.registry.join_keys(view)
         table = self._table(view, rows)
         records = _online_records(view, table.to_pylist())
@@ -164,7 +165,8 @@ class Pusher:
                 raise RequestError(f"Row {index} is not an object of column -> value.")
             unknown = sorted(set(row) - set(declared))
             if unknown:
-                raise RequestError(f"Row {index}: {', '.join(map(repr, unknown))} are not columns of '{view.name}' "
+                raise RequestError(f"Row {index}: {', '.join(map(repr, unknown))} "
+                                   f"{'is not a column' if len(unknown) == 1 else 'are not columns'} of '{view.name}' "
                                  f"({', '.join(declared)}).")
             for name in required:
                 if row.get(name) is None:
@@ -175,6 +177,9 @@ class Pusher:
                     value = _timestamp(value, index, name)
                 if value is None and name in defaults:
                     value = defaults[name]
+                if name in required and isinstance(value, (Mapping, list, tuple, set)):
+                    raise RequestError(f"Row {index}: '{name}' of '{view.name}' is a join key or the event timestamp; "
+                                       f"it takes one value, not {'an object' if isinstance(value, Mapping) else 'a list'}.")
                 if value is not None and types.is_numeric(declared.get(name)) and (isinstance(value, bool) or (
                         types.is_whole_number(declared.get(name)) and isinstance(value, float) and not value.is_integer())):
                     raise RequestError(f"Row {index}: '{name}' of '{view.name}' is {declared[name]}; {value!r} is not a "

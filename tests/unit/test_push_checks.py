@@ -39,6 +39,7 @@ CASES = {
                              ["Row 1", "'pushed_at'", "server"]),
     "a client's null pushed_at": ([dict(GOOD, pushed_at=None)], ["Row 0", "'pushed_at'"]),
     "1.5 for a bigint": ([dict(GOOD, cart_items=1.5)], ["cart_items", "bigint", "1.5"]),
+    "an object for a key": ([dict(GOOD, customer_id={"a": 1})], ["Row 0", "'customer_id'", "not an object"]),
     "a repeated key and event time": ([GOOD, dict(GOOD, customer_id="c2"), dict(GOOD, cart_items=5)],
                                       ["Rows 0 and 2", "customer_id='c1'", "event_at=2026-12-01T10:00:00"]),
 }

@@ -158,6 +158,8 @@ POWER = [
     ("spark", "select java_method('java.lang.System', 'exit', 1) as k", "java_method()"),
     ("spark", "select current_user() as k", "current_user()"),
     ("spark", "select * from system.information_schema.tables", "information_schema"),
+    ("spark", "select transform(a) using 'cat' as (b) from t", "QUERYTRANSFORM"),  # runs a program
+    ("spark", "with x as (select transform(a) using 'sh -c id' as (b) from t) select * from x", "QUERYTRANSFORM"),
 ]
 
 

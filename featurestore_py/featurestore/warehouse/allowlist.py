@@ -104,7 +104,8 @@ SYSTEM_PREFIXES: dict[str, tuple[str, ...]] = {
 # Statements and clauses that do something other than read (the engines' parsers refuse them
 # as well; sqlglot's fallback for syntax it does not know is a Command)
 _NOT_READING = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Command,
-                exp.Into, exp.Lock, exp.Set, exp.Pragma, exp.Copy, exp.Use, exp.Describe)
+                exp.Into, exp.Lock, exp.Set, exp.Pragma, exp.Copy, exp.Use, exp.Describe,
+                exp.QueryTransform)  # Spark's TRANSFORM ... USING 'command' runs a program
 
 
 def allowed_functions(dialect: str) -> frozenset[str]:

@@ -13,7 +13,6 @@ import json
 import logging
 import re
 import shutil
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -52,29 +51,42 @@ def _engine_errors():
     except duckdb.InterruptException as exc:  # Ctrl-C stopped the query: an interrupt, not a failure
         raise KeyboardInterrupt from exc
     except duckdb.Error as exc:
-        if "max_temp_directory_size" in str(exc):
-            raise WarehouseError(
-                f"The query needed more temporary disk space than the warehouse may use ({str(exc).splitlines()[0]}): "
-                f"set `max_temp_directory_size` under `settings:` of the dbt target (the default is "
-                f"{TEMP_SHARE:.0%} of the disk's free space), or ask for less.") from exc
-        raise WarehouseError(f"DuckDB refused a query: {str(exc).strip().splitlines()[0]}") from exc
+        raise _refused(str(exc)) from exc
+    except (OSError, pa.ArrowException) as exc:
+        # a streamed result's later batches come through Arrow's C reader, which hands DuckDB's
+        # error on as an OSError/ArrowException with DuckDB's message
+        if "interrupt" in str(exc).lower():
+            raise KeyboardInterrupt from exc
+        raise _refused(str(exc)) from exc
     except RuntimeError as exc:
         if "interrupted" in str(exc).lower():  # what the Python client raises when SIGINT stops a query
             raise KeyboardInterrupt from exc
         raise
 
 
+def _refused(message: str) -> WarehouseError:
+    first = message.strip().splitlines()[0] if message.strip() else "no message"
+    if "max_temp_directory_size" in message:
+        return WarehouseError(
+            f"The query needed more temporary disk space than the warehouse may use ({first}): set "
+            f"`max_temp_directory_size` under `settings:` of the dbt target (the default is {TEMP_SHARE:.0%} of "
+            "the disk's free space), or ask for less.")
+    return WarehouseError(f"DuckDB refused a query: {first}")
+
+
 TEMP_SHARE = 0.5  # of the free disk space a query may spill to, unless the target's settings say otherwise
 
 
-def temp_space_limit(target: Mapping[str, Any], path: str) -> str | None:
+def temp_space_limit(target: Mapping[str, Any], spill: str) -> str | None:
     """`max_temp_directory_size` for our connections: the dbt target's `settings:` value, else half
-    the free space of the disk DuckDB spills to, beside `path` (DuckDB's own default, 90%, leaves
-    a full disk)."""
+    the free space of the disk of the folder DuckDB spills to, `spill` (DuckDB's own default, 90%,
+    leaves a full disk)."""
     configured = (target.get("settings") or {}).get("max_temp_directory_size")
     if configured:
         return str(configured)
-    folder = Path(path).parent if path != ":memory:" else Path(tempfile.gettempdir())
+    folder = Path(spill)
+    while not folder.exists() and folder != folder.parent:  # a folder DuckDB has yet to create
+        folder = folder.parent
     try:
         free = shutil.disk_usage(folder).free
     except OSError:
@@ -105,7 +117,10 @@ class DuckDBWarehouse(Warehouse):
         config = {"enable_external_access": bool(allow_file_access)}
         settings = target.get("settings") or {}
         config.update({name: str(settings[name]) for name in ("memory_limit", "temp_directory") if settings.get(name)})
-        limit = temp_space_limit(target, config.get("temp_directory") or self.path)
+        # where DuckDB spills: temp_directory, else `<database>.tmp` beside the file (`.tmp` in the
+        # working directory for an in-memory database)
+        spill = config.get("temp_directory") or (f"{self.path}.tmp" if self.path != ":memory:" else ".tmp")
+        limit = temp_space_limit(target, spill)
         if limit:
             config["max_temp_directory_size"] = limit
         deadline = time.monotonic() + lock_timeout

@@ -234,11 +234,12 @@ class SparkWarehouse(Warehouse):
         self._cached.append(view)
 
     def check_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        # the allow-list first: nothing is sent to the engine, not even to be parsed, before it passed
+        allowlist.check(sql, self.dialect, self.allow_file_access)
         if self.remote:
             self._check_user_query_remotely(sql)
         else:
             self._check_user_query_locally(sql)
-        allowlist.check(sql, self.dialect, self.allow_file_access)
 
     def _check_user_query_locally(self, sql: str) -> None:
         with _engine_errors():
