@@ -11,6 +11,7 @@ import json
 import statistics
 import time
 
+from featurestore.server import ServeConfig
 from featurestore.server.app import ServerSettings, create_app
 from featurestore.server.serving import Served
 
@@ -20,7 +21,7 @@ class Fixed:
     def get_online_features(self, body):
         return json.loads(json.dumps(ANSWER)), Served("churn_model", ["customer_id"], [None], 1, [])
 
-app = create_app(Fixed(), ServerSettings(api_keys=("k",)))
+app = create_app(Fixed(), ServerSettings(body_timeout_seconds=ServeConfig.read_timeout_seconds, api_keys=("k",)))
 body = json.dumps({"feature_service": "churn_model", "entities": {"customer_id": ["c1"], "store_id": ["s1"]}}).encode()
 scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
          "path": "/get-online-features", "raw_path": b"/get-online-features", "query_string": b"", "root_path": "",

@@ -25,6 +25,7 @@ from .describe import on_demand_view_dict, registry_dict, service_dict, view_dic
 from .errors import FeatureStoreError
 from .interrupts import noticing_interrupts
 from .retrieval.spine import MAX_SPINE_ROWS
+from .server import ServeConfig
 from .store import FeatureStore
 from .validate import ERROR
 
@@ -715,7 +716,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to bind; other tha
           log_served: float = typer.Option(0.0, "--log-served", min=0.0, max=1.0,
                                            help="Share of requests whose served vectors are logged (0: off)."),
           log_flush_seconds: float = typer.Option(5.0, "--log-flush-seconds", min=0.05, help="How often the log is written."),
-          read_timeout: float = typer.Option(10.0, "--read-timeout", min=0.1,
+          read_timeout: float = typer.Option(ServeConfig.read_timeout_seconds, "--read-timeout", min=0.1,
                                              help="Seconds a client has to send a request's head, and again its body."),
           project_dir: str = ProjectDir, target: Optional[str] = Target, profiles_dir: Optional[str] = ProfilesDir):
     """Run the HTTP feature server: POST /get-online-features (Feast's request and response shapes),

@@ -46,10 +46,10 @@ OPEN_PATHS = {"/health", "/ready"}  # probes need no key
 
 @dataclass
 class ServerSettings:
+    body_timeout_seconds: float  # from the end of the head to the end of the body (ServeConfig.read_timeout_seconds)
     api_keys: tuple[str, ...] = ()  # empty: no authentication
     max_body_bytes: int = 1_048_576
     max_json_depth: int = MAX_DEPTH
-    body_timeout_seconds: float = 10.0  # from the end of the head to the end of the body
     served_log: Any = None  # a ServedLog, or None
     pusher: Callable[[Any], dict] | None = None  # body -> result (see push.py), or None: push disabled
     ready_check: Callable[[], None] | None = None  # raises when the online store does not answer

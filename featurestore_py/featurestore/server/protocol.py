@@ -18,16 +18,14 @@ from functools import cache
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-DEFAULT_READ_TIMEOUT = 10.0
 
 
 @cache
 def read_timeout() -> float:
     """The serving process's read timeout, from the settings `featurestore serve` passes its workers."""
-    from . import serve_config_from_env
+    from . import ServeConfig, serve_config_from_env
 
-    config = serve_config_from_env()
-    return config.read_timeout_seconds if config is not None else DEFAULT_READ_TIMEOUT
+    return (serve_config_from_env() or ServeConfig).read_timeout_seconds
 
 
 class HeadTimeoutProtocol(H11Protocol):
