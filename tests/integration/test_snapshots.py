@@ -128,7 +128,9 @@ def check_future_rows(dbt, tables):
     assert tables.fetch(reasons) == set_aside
     before = tables.table_id("events_view")
     for entity in (3, 4):  # two incremental runs, each with a row created since the last
-        rows.append((1, entity, now, datetime.utcnow().replace(microsecond=0) - timedelta(seconds=1), entity, "later"))
+        # created a second before now, to the microsecond: after the last run's rows however fast it was
+        # (whole seconds made two runs within one second stamp both rows alike), before this run's clock
+        rows.append((1, entity, now, datetime.utcnow() - timedelta(seconds=1), entity, "later"))
         tables.load(EVENTS_DDL, "events", rows)
         dbt.run("run", "--select", "events_view", "--quiet")
         placed = tables.fetch("select entity_id, f_str from {schema}.events_view where valid_to is null order by 1")
