@@ -87,6 +87,8 @@ def interrupt_on_sigint(connection, stop: str = "interrupt") -> None:
 
 
 def _watch(receiver: socket.socket, sender: socket.socket, previous: int) -> None:
+    # `sender` is held here for the process's life: its descriptor is the wakeup fd the C-level
+    # handler writes to, and collecting the socket would close it
     while True:
         try:
             data = receiver.recv(64)
