@@ -319,7 +319,8 @@ def read_until_closed(connection: socket.socket, outer_bound: float) -> tuple[by
 def test_slow_clients_are_cut_off_at_the_read_timeout(served_project):
     """Slowloris: clients that send part of a request head (or a body) and stall. Each is answered
     408 and closed once the read timeout has passed (not before), while others are served. Two
-    worker processes: the deadline holds in uvicorn's workers, as in production."""
+    worker processes: the deadline holds in uvicorn's workers, as in production. A head past
+    16 KiB is refused."""
     project, env = served_project
     with server(project, env, "--read-timeout", "1", "--workers", "2") as (url, _):
         address = ("127.0.0.1", int(url.rsplit(":", 1)[1]))
@@ -351,6 +352,13 @@ def test_slow_clients_are_cut_off_at_the_read_timeout(served_project):
         for connection in [*slow, silent, stalled_after_one, slow_body]:
             connection.close()
         assert requests.get(url + "/health", timeout=30).status_code == 200
+        # a head past 16 KiB is answered 400 and closed, not buffered on without end; one within it is served
+        large = socket.create_connection(address)
+        large.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Large: " + b"a" * (17 * 1024) + b"\r\n\r\n")
+        answer, _ = read_until_closed(large, outer_bound=60)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer
+        large.close()
+        assert requests.get(url + "/health", headers={"X-Large": "a" * (15 * 1024)}, timeout=30).status_code == 200
 
 
 def test_a_push_survives_kill_9_and_pushes_and_syncs_race_to_the_newest_row(served_project):

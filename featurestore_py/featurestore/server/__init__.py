@@ -89,10 +89,11 @@ def settings_env(config: ServeConfig) -> str:
 
 def run(config: ServeConfig, host: str, port: int, workers: int = 1) -> None:
     """Serve until stopped: uvicorn's workers each build the app from the settings in the environment.
-    Its HTTP protocol is h11's with a deadline for each request's head (protocol.py)."""
+    Its HTTP protocol is httptools' with a deadline and a size limit for each request's head
+    (protocol.py), on uvloop's event loop (measured: benchmarks/bench_serving.py)."""
     import uvicorn
 
     os.environ[SETTINGS_ENV] = settings_env(config)
     uvicorn.run("featurestore.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                 access_log=False, log_level="warning", http="featurestore.server.protocol:HeadTimeoutProtocol",
-                h11_max_incomplete_event_size=16 * 1024)
+                loop="auto")  # uvloop where it is installed (a dependency, not on Windows)
