@@ -1,6 +1,6 @@
 """The floor for bench_serving.py: a minimal HTTP server over the same online store, with nothing
-but what a hand-written one needs: a bare ASGI callable on uvicorn (one worker, the same HTTP
-implementation uvicorn picks for ours), the body parsed with json.loads, one boto3 BatchGetItem
+but what a hand-written one needs: a bare ASGI callable on uvicorn (one worker, on the stack
+ours runs on: httptools' parser and uvloop's event loop), the body parsed with json.loads, one boto3 BatchGetItem
 of the request's keys (the same key encoding and tables ours reads) in asyncio's default thread
 pool (so concurrent requests overlap their reads, as a server must), and DynamoDB's items sent
 back as JSON. No auth, metrics, logs, body checks or decoding.
@@ -66,4 +66,4 @@ def make_app(endpoint: str, region: str, customer_table: str, store_table: str):
 if __name__ == "__main__":
     port, endpoint, region, customer_table, store_table = sys.argv[1:6]
     uvicorn.run(make_app(endpoint, region, customer_table, store_table), host="127.0.0.1", port=int(port),
-                log_level="warning", access_log=False)
+                log_level="warning", access_log=False, http="httptools", loop="uvloop")
