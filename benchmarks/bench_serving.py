@@ -5,11 +5,12 @@ feature server (`feast serve`, Feast 0.67, the same rows and features) vs raw bo
 
 The churn service's features (customer_features: 5, store_features: 2) for 1 and 100 entities:
 requests/s, p50 and p99 with 1 and 8 concurrent clients for --seconds each, the median of --repeat
-runs, and the 1-entity latency of every target and of one GetItem measured in turn (interleaved).
-Two floors: a minimal raw HTTP server over the same store (raw_server.py: bare ASGI on
-uvicorn, one BatchGetItem, no checks), and raw boto3 in process (one BatchGetItem with the keys of
-both tables; for 100 entities, 200 keys: two calls, DynamoDB's limit is 100 keys per call), plus
-one GetItem's p50. The load average is printed before and after (the machine may be shared).
+runs, and the 1-entity latency of every target, of one GetItem and of our /health (an HTTP round
+trip without a read) measured in turn (interleaved).
+Two floors: a minimal raw HTTP server over the same store (raw_server.py: bare ASGI on uvicorn
+with httptools and uvloop, as ours, one BatchGetItem, no checks), and raw boto3 in process (one
+BatchGetItem with the keys of both tables; for 100 entities, 200 keys: two calls, DynamoDB's
+limit is 100 keys per call), plus one GetItem's p50. The load average is printed before and after (the machine may be shared).
 
 Feast runs from its own virtualenv (--feast-venv, default ~/.cache/featurestore-bench/feast-venv;
 create it with `python3 -m venv DIR && DIR/bin/pip install 'feast[aws]==0.67.0'`); without it,
@@ -156,6 +157,15 @@ def http_call(url: str, body: dict, headers: dict | None = None):
         response = session.post(url, data=data, headers={"content-type": "application/json", **(headers or {})}, timeout=30)
         if response.status_code != 200:
             raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+    return call
+
+
+def health_call(url: str):
+    """GET /health of a server: an HTTP round trip through the same client, without a read."""
+    session, health = requests.Session(), url.rsplit("/", 1)[0] + "/health"
+
+    def call():
+        session.get(health, timeout=30).raise_for_status()
     return call
 
 
@@ -340,13 +350,15 @@ def main() -> None:
         print(f"raw boto3 GetItem (1 item, 1 client): p50 {get_item_p50:.2f} ms")
         one = {"feature_service": "churn_model", "entities": {"customer_id": [pairs[0][0]], "store_id": [pairs[0][1]]}}
         interleaved = interleaved_p50({"GetItem": get_item_call(store, pairs[0][0]), "BatchGetItem": raw_call(store, pairs),
-                                       **{name: http_call(url, one) for name, url in targets.items() if url}},
+                                       **{name: http_call(url, one) for name, url in targets.items() if url},
+                                       **({"ours /health": health_call(targets["ours"])} if "ours" in targets else {})},
                                       args.interleaved)
         print(f"1 entity, 1 client, {args.interleaved} rounds of one call each in turn (the same load for all): p50 "
               + ", ".join(f"{name} {value:.2f} ms" for name, value in interleaved.items()))
         if "ours" in interleaved:
             print(f"  ours - GetItem: {interleaved['ours'] - interleaved['GetItem']:+.2f} ms; ours - BatchGetItem of "
-                  f"the same two items: {interleaved['ours'] - interleaved['BatchGetItem']:+.2f} ms")
+                  f"the same two items: {interleaved['ours'] - interleaved['BatchGetItem']:+.2f} ms; an HTTP round trip "
+                  f"without a read (ours /health): {interleaved['ours /health']:.2f} ms")
         for count in (1, 100):
             pairs = entity_keys(store, count)
             body = {"feature_service": "churn_model",
