@@ -340,6 +340,6 @@ async def _handle(settings: ServerSettings, metrics: Metrics, scope, receive, en
             metrics.entity_rows.labels(service or "").inc(rows)
         if access_log.isEnabledFor(logging.INFO):
             client = scope.get("client")
-            access_log.info(response_json({"ts": time.time(), "method": scope["method"], "path": endpoint,
-                                           "status": status, "ms": round(elapsed * 1000, 3), "rows": rows,
-                                           "feature_service": service, "client": client[0] if client else None}).decode())
+            access_log.info(json.dumps({"ts": time.time(), "method": scope["method"], "path": endpoint, "status": status,
+                                        "ms": round(elapsed * 1000, 3), "rows": rows, "feature_service": service,
+                                        "client": client[0] if client else None}))

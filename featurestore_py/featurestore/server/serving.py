@@ -95,9 +95,12 @@ class OnlineServer:
                                            now=now, refuse_unknown=True)
         names = [column.name for column in columns]
         references = [column.reference for column in columns]
+        # an item's event time written once for all of its view's features (was a tenth of a 100-row answer's CPU)
+        stamps: dict = {None: EPOCH}
         results = [{"values": [json_value(value, column.dtype) for value in column.values],
                     "statuses": column.statuses,
-                    "event_timestamps": [EPOCH if moment is None else iso_timestamp(moment)
+                    "event_timestamps": [stamps[moment] if moment in stamps else
+                                         stamps.setdefault(moment, iso_timestamp(moment))
                                          for moment in column.event_timestamps]}
                    for column in columns]
         response = {"metadata": {"feature_names": names}, "results": results}
