@@ -31,7 +31,7 @@ import yaml
 
 from .errors import ManifestError
 from .interrupts import noticing_interrupts
-from .profiles import load_target
+from .profiles import load_target, read_yaml
 
 # Files whose change makes a parsed manifest stale.
 _PROJECT_FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml")
@@ -132,7 +132,7 @@ class DbtProject:
 
     def project_config(self) -> dict:
         try:
-            return yaml.safe_load((self.project_dir / "dbt_project.yml").read_text(encoding="utf-8")) or {}
+            return read_yaml(self.project_dir / "dbt_project.yml") or {}
         except (OSError, yaml.YAMLError) as exc:
             raise ManifestError(f"Cannot read {self.project_dir / 'dbt_project.yml'}: {exc}") from None
 
@@ -213,7 +213,7 @@ class DbtProject:
         for name in ("packages.yml", "dependencies.yml"):
             path = self.project_dir / name
             if path.is_file():
-                document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                document = read_yaml(path) or {}
                 if document.get("packages") and not (self.project_dir / "dbt_packages").is_dir():
                     return True
         return False
