@@ -81,4 +81,4 @@ def test_a_build_process_exits_with_its_output_whole_and_the_warehouse_closed(co
     import duckdb
 
     with duckdb.connect(str(database)) as con:  # and no other process holds it
-        assert con.sql("select count(*) from main.customer_features where valid_to is null").fetchone()[0] > 0
+        assert con.execute("select count(*) from main.customer_features where valid_to is null").fetchone()[0] > 0
