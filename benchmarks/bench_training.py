@@ -22,10 +22,14 @@ worktree and timed step by step the way its to_parquet ran them): entity load, c
 query, order, summary, hash, fingerprint, write. The overhead ratio is the Python steps on the
 critical path over the warehouse's (entity load + checks + query).
 
---cold: the first `dbt run` of the snapshot plus the first export (two processes, timed from
-their start), against a hand-written DuckDB ASOF query over the raw rows (latest version per key
-and event, then the ASOF join and the TTL) written to Parquet in one process, with the dbt
-build's phases read from its debug log (see bench_snapshots.statement_phases).
+--cold: the first build of the snapshot plus the first export, against a hand-written DuckDB
+ASOF query over the raw rows (latest version per key and event, then the ASOF join and the TTL)
+written to Parquet in one process. The build is `featurestore build` (the documented path, dbt
+in-process) and, for comparison, the `dbt run` command; each process is timed from its spawn to
+its exit, per phase (imports, dbt's start-up, parse, run set-up, model and finish from its log,
+the model's statements via bench_snapshots.statement_phases, the export's RetrievalJob.timings),
+with its CPU seconds (the figure to compare when other work shares the machine: the load
+average is printed). Run it against another tree's package with PYTHONPATH=<tree>/featurestore_py.
 """
 
 from __future__ import annotations
@@ -336,7 +340,7 @@ def cold_path(project_dir: Path, db_path: Path, repeats: int) -> None:
     """The first build of the snapshot + the first export, against the hand-written query over
     the raw rows: `featurestore build` (the documented path; dbt in-process) and, for
     comparison, the `dbt run` command; each a process, repeats interleaved."""
-    from bench_snapshots import print_phases, statement_phases
+    from bench_snapshots import model_time, print_phases, statement_phases
 
     env = {**os.environ, "FEATURESTORE_DUCKDB_PATH": str(db_path)}
     log = project_dir / "logs" / "dbt.log"
@@ -358,7 +362,6 @@ def cold_path(project_dir: Path, db_path: Path, repeats: int) -> None:
             runs[kind].append(cold_phases(kind, run, text))
             if kind == "build":
                 found = statement_phases(text)
-                from bench_snapshots import model_time
                 found["model total"] = model_time(project_dir)
                 statements.append(found)
         export = run_cold(args, env, "export")
