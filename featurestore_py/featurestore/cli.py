@@ -7,6 +7,8 @@ FEATURESTORE_DEBUG=1) shows the traceback instead.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import logging
 import os
@@ -41,10 +43,24 @@ def _debug() -> bool:
     return os.environ.get("FEATURESTORE_DEBUG", "") not in ("", "0")
 
 
+def _exit_without_collecting() -> None:
+    """At the command's exit, leave the objects it made to the operating system.
+
+    Python's shutdown runs the cyclic garbage collector over every object still alive, several
+    times; after dbt has run in this process (its parsed project, its jinja templates) that took
+    0.9-1.5 s of a `featurestore build` here, after the work was done. Frozen objects are skipped
+    (the process ends: its memory is returned whole). Connections are closed before this by the
+    code that opened them; files and stdio are flushed by their own finalizers as before."""
+    if not getattr(_exit_without_collecting, "registered", False):
+        atexit.register(gc.freeze)
+        _exit_without_collecting.registered = True
+
+
 class _Boundary(TyperGroup):
     """The one place where exceptions become messages and exit codes."""
 
     def invoke(self, ctx):
+        _exit_without_collecting()
         with noticing_interrupts() as interrupted:
             try:
                 result = super().invoke(ctx)

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import duckdb_path
+
 BIN = Path(sys.executable).parent
 ESCAPE = "\x1b"
 VIEWS = ("customer_features", "store_features", "customer_product_features", "customer_live_features")
@@ -65,3 +67,18 @@ def test_each_sync_event_is_printed_once(demo_project, moto_server):
     out, err = piped(demo_project, "sync", "store_features", **env, FEATURESTORE_LOG_LEVEL="info")  # a log setting
     assert [json.loads(line.removeprefix("INFO: "))["event"] for line in err.splitlines()] == ["synced"]
     assert out.startswith("store_features: incremental")
+
+
+def test_a_build_process_exits_with_its_output_whole_and_the_warehouse_closed(copied_demo):
+    # the CLI skips Python's collections at exit (gc.freeze): what must still happen at exit does
+    project = copied_demo()
+    database = duckdb_path(project)
+    out, err = piped(project, "build", "--select", "customer_features", "--full-refresh")
+    assert_whole_and_plain(out + err)
+    last = out.rstrip().splitlines()[-1]  # dbt's summary, the last thing the process wrote
+    assert "Done. PASS=" in last and "ERROR=0" in last, out + err
+    assert not database.with_name(database.name + ".wal").exists()  # closed: checkpointed, nothing left to replay
+    import duckdb
+
+    with duckdb.connect(str(database)) as con:  # and no other process holds it
+        assert con.execute("select count(*) from main.customer_features where valid_to is null").fetchone()[0] > 0

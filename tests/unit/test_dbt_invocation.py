@@ -13,6 +13,7 @@ import pytest
 
 from featurestore.dbt import DbtProject
 from featurestore.errors import ManifestError
+from featurestore.profiles import load_target
 
 PROFILE = "p:\n  target: dev\n  outputs:\n    dev: {type: duckdb, path: x.duckdb}\n"
 
@@ -155,3 +156,20 @@ def test_an_interrupt_reaches_dbt_once_and_is_waited_for(tmp_path, whole_group):
         driver.send_signal(signal.SIGINT)
     assert driver.wait(timeout=60) == 130
     assert (tmp_path / "interrupts").read_text() == "1"  # dbt got exactly one, and was waited for
+
+
+def test_project_files_are_read_again_after_every_edit(tmp_path):
+    # dbt_project.yml and profiles.yml are parsed once per text in a process: an edit that keeps the
+    # size and lands within the file system's timestamp granularity must still be seen
+    dbt = project(tmp_path, {})
+    assert dbt.project_config()["name"] == "p" and dbt.manifest_path == tmp_path / "target" / "manifest.json"
+    (tmp_path / "dbt_project.yml").write_text("name: q\nprofile: p\ntarget-path: out\n")
+    assert dbt.project_config()["name"] == "q" and dbt.manifest_path == tmp_path / "out" / "manifest.json"
+    assert load_target(dbt)["path"] == "x.duckdb"
+    (tmp_path / "profiles.yml").write_text(PROFILE.replace("x.duckdb", "y.duckdb"))
+    assert load_target(dbt)["path"] == "y.duckdb"
+    dbt.project_config()["name"] = "changed by a caller"  # each caller gets its own copy
+    assert dbt.project_config()["name"] == "q"
+    (tmp_path / "dbt_project.yml").write_text("name: [unclosed\n")
+    with pytest.raises(ManifestError, match="Cannot read .*dbt_project.yml"):
+        dbt.project_config()
