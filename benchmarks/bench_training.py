@@ -254,7 +254,7 @@ def generate(db_path: Path, entity_rows: int, feature_rows: int, keys: int, seed
             select entity_id, ev,
                    ev + interval 1 hour + case when hash(i, {seed} + 9) % 20 = 0 then interval 2 day else interval 0 day end as created,
                    (hash(i, {seed} + 1) % 100000) / 100.0 as f_double,
-                   hash(i, {seed} + 2) % 1000 as f_int,
+                   cast(hash(i, {seed} + 2) % 1000 as bigint) as f_int,
                    'v' || (hash(i, {seed} + 3) % 50) as f_str
             from base
             union all  -- restatements: same key and event, created a day later
