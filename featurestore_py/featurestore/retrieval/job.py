@@ -559,23 +559,22 @@ class RetrievalJob:
 def restore_order(table: pa.Table, positions: pa.ChunkedArray) -> pa.Table:
     """`table`'s rows in entity-frame order, `positions` being each row's entity row number
     (_fs_row). Each view joins at most one row to an entity row, so the positions are a
-    permutation of 0..n-1 and its inverse is found in one pass (no sort); should they not be one
-    (a snapshot whose intervals overlap would repeat a row), a stable sort by position keeps
-    every row."""
-    import numpy as np
-
+    permutation of 0..n-1 whose inverse is found in one pass (Arrow's inverse_permutation, from
+    pyarrow 20); should they not be one (a snapshot whose intervals overlap would repeat a row),
+    or on an older pyarrow, a stable sort by position, which keeps every row."""
     if table.num_rows == 0:
         return table
-    numbers = positions.to_numpy()
-    count = len(numbers)
-    inverse = np.full(count, -1, dtype=np.int64)
-    if numbers.min() >= 0 and numbers.max() < count:
-        inverse[numbers] = np.arange(count, dtype=np.int64)
-    if (inverse < 0).any():  # not a permutation of 0..n-1
-        inverse = pc.sort_indices(positions).to_numpy()
-    if table.nbytes < 2**30:  # one chunk first: take over many chunks costs more (a column over 2 GiB cannot be one)
-        table = table.combine_chunks()
-    return table.take(pa.array(inverse))
+    inverse = None
+    if hasattr(pc, "inverse_permutation"):
+        try:
+            inverse = pc.inverse_permutation(positions)
+        except pa.ArrowIndexError:  # a number past the row count: not a permutation
+            pass
+        if inverse is not None and inverse.null_count:  # a number twice, another missing
+            inverse = None
+    if inverse is None:
+        inverse = pc.sort_indices(positions)
+    return table.take(inverse)
 
 
 def on_demand_spec(on_demand: tuple[OnDemandRequest, ...], dialect: str) -> dict | None:
