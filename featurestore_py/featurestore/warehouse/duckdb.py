@@ -203,7 +203,8 @@ class DuckDBWarehouse(Warehouse):
         if sql in self._checked_queries:  # describing and loading a query check it once
             return
         try:
-            statements = duckdb.extract_statements(sql)
+            # the connection's parser: duckdb.extract_statements would first create the module's default database
+            statements = self.connection.extract_statements(sql)
         except duckdb.Error as exc:
             raise UserQueryError(f"The entity query does not parse: {str(exc).splitlines()[0]}") from None
         kinds = [statement.type.name for statement in statements]
