@@ -8,7 +8,8 @@ entity rows at random times over the same year, 5% of them with unknown keys. Tw
 "many keys" (10 feature rows per key) and "few keys" (2,000 keys, hundreds to thousands of
 rows per key). The feature view is built by dbt with the feature_view materialization; TTL 30d.
 
-Measured, each in a fresh subprocess (so peak RSS is that query's alone), median of --repeats:
+Measured, each in a fresh subprocess (so peak RSS is that query's alone), median of --repeats
+(the kinds in turn, round after round, so a change in the machine's load falls on all alike):
   ours/relation   store.get_historical_features(<entity relation in the warehouse>).to_arrow()
   ours/DataFrame  the same from a pandas DataFrame (loaded into the warehouse first)
   asof            hand-written: ASOF LEFT JOIN over the snapshot's winning rows, TTL by CASE
@@ -31,6 +32,7 @@ build's phases read from its debug log (see bench_snapshots.statement_phases).
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
@@ -311,6 +313,9 @@ def main() -> None:
     before_env = None
     if args.phases:
         tree = before_worktree(work, args.before)
+        # removed however the run ends (a failed child left it registered in the repository)
+        atexit.register(subprocess.run, ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+                        capture_output=True)
         before_env = {**os.environ, "PYTHONPATH": str(tree / "featurestore_py")}
     print(f"{'size':>18} {'shape':>9} {'measure':>15} {'median s':>9} {'peak MB':>8} {'x best s':>9} {'x its MB':>9}")
     for size in args.sizes.split(","):
@@ -332,8 +337,11 @@ def main() -> None:
                 continue
             results, opening = {}, {}
             print(f"  load average before: {load_average()}")
-            for kind in ("asof", "interval", "ours/relation", "ours/DataFrame"):
-                runs = [measure(kind, project_dir, db_path) for _ in range(args.repeats)]
+            kinds = ("asof", "interval", "ours/relation", "ours/DataFrame")
+            # round robin: a change in the machine's load falls on every kind alike
+            rounds = [{kind: measure(kind, project_dir, db_path) for kind in kinds} for _ in range(args.repeats)]
+            for kind in kinds:
+                runs = [measured[kind] for measured in rounds]
                 assert len({r["rows"] for r in runs}) == 1 and runs[0]["rows"] == entity_rows, runs
                 results[kind] = (statistics.median(r["seconds"] for r in runs), statistics.median(r["rss_mb"] for r in runs))
                 if kind in HAND_WRITTEN:
@@ -353,8 +361,6 @@ def main() -> None:
                            env={**__import__("os").environ, "FEATURESTORE_DUCKDB_PATH": str(db_path)})
             print(f"{'':>18} {shape:>9} {'CLI export e2e':>15} {time.perf_counter() - started:9.3f}")
             db_path.unlink()
-    if args.phases:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(work / "before")], capture_output=True)
     shutil.rmtree(work, ignore_errors=True)
 
 
