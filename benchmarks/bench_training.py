@@ -314,6 +314,7 @@ def main() -> None:
     if args.phases:
         tree = before_worktree(work, args.before)
         # removed however the run ends (a failed child left it registered in the repository)
+        atexit.register(shutil.rmtree, work, ignore_errors=True)
         atexit.register(subprocess.run, ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
                         capture_output=True)
         before_env = {**os.environ, "PYTHONPATH": str(tree / "featurestore_py")}
@@ -361,7 +362,8 @@ def main() -> None:
                            env={**__import__("os").environ, "FEATURESTORE_DUCKDB_PATH": str(db_path)})
             print(f"{'':>18} {shape:>9} {'CLI export e2e':>15} {time.perf_counter() - started:9.3f}")
             db_path.unlink()
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.phases:  # else at exit, after the before worktree
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
