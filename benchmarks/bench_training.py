@@ -15,7 +15,9 @@ Measured, each in a fresh subprocess (so peak RSS is that query's alone), median
   asof            hand-written: ASOF LEFT JOIN over the snapshot's winning rows, TTL by CASE
   interval        hand-written: LEFT JOIN on the key, filtered by the validity interval and TTL
 Both hand-written queries read the same snapshot table and return Arrow; the ratio is against
-the faster. Also: the CLI export end to end (process start to Parquet written).
+the faster. Also: the CLI export end to end (process start to Parquet written). --compare REV
+adds then/relation and then/DataFrame: the same two calls with REV's package (a git worktree),
+measured in the same rounds.
 
 --phases: where an export to Parquet spends its time (many-keys shape), this code ("after",
 RetrievalJob.timings) against an earlier commit ("before", --before REV, run from a git
@@ -186,11 +188,15 @@ def measure(kind: str, project_dir: Path, db_path: Path, env: dict | None = None
     return json.loads(output.strip().splitlines()[-1])
 
 
-def before_worktree(work: Path, revision: str) -> Path:
-    """A checkout of `revision` beside the work folder, whose package the "before" child imports."""
-    tree = work / "before"
+def before_worktree(work: Path, revision: str, name: str = "before") -> Path:
+    """A checkout of `revision` in the work folder, whose package the "before" child imports;
+    removed (and the work folder) however the run ends."""
+    tree = work / name
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), revision],
                    check=True, capture_output=True)
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # runs after the worktree's removal (last in, first out)
+    atexit.register(subprocess.run, ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+                    capture_output=True)
     return tree
 
 
@@ -293,6 +299,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--phases", action="store_true", help="export phases, before and after")
     parser.add_argument("--before", default=BEFORE, help="the revision --phases compares with")
+    parser.add_argument("--compare", metavar="REV", help="also time ours with the package of REV (then/...), in the same rounds")
     parser.add_argument("--cold", action="store_true", help="the cold path against the hand-written query over raw rows")
     parser.add_argument("--only", action="store_true", help="skip the ours-vs-hand-written table")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -313,11 +320,11 @@ def main() -> None:
     before_env = None
     if args.phases:
         tree = before_worktree(work, args.before)
-        # removed however the run ends (a failed child left it registered in the repository)
-        atexit.register(shutil.rmtree, work, ignore_errors=True)
-        atexit.register(subprocess.run, ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
-                        capture_output=True)
         before_env = {**os.environ, "PYTHONPATH": str(tree / "featurestore_py")}
+    then_env = None
+    if args.compare:
+        then_env = {**os.environ, "PYTHONPATH": str(before_worktree(work, args.compare, "compare") / "featurestore_py")}
+        print(f"then/...: the same calls with the package of {args.compare}")
     print(f"{'size':>18} {'shape':>9} {'measure':>15} {'median s':>9} {'peak MB':>8} {'x best s':>9} {'x its MB':>9}")
     for size in args.sizes.split(","):
         entity_rows, feature_rows = (int(n) for n in size.split(":"))
@@ -338,9 +345,11 @@ def main() -> None:
                 continue
             results, opening = {}, {}
             print(f"  load average before: {load_average()}")
-            kinds = ("asof", "interval", "ours/relation", "ours/DataFrame")
+            kinds = ("asof", "interval", "ours/relation", "ours/DataFrame") + (("then/relation", "then/DataFrame") if then_env else ())
             # round robin: a change in the machine's load falls on every kind alike
-            rounds = [{kind: measure(kind, project_dir, db_path) for kind in kinds} for _ in range(args.repeats)]
+            rounds = [{kind: measure(kind.replace("then/", "ours/"), project_dir, db_path,
+                                     then_env if kind.startswith("then/") else None) for kind in kinds}
+                      for _ in range(args.repeats)]
             for kind in kinds:
                 runs = [measured[kind] for measured in rounds]
                 assert len({r["rows"] for r in runs}) == 1 and runs[0]["rows"] == entity_rows, runs
@@ -349,8 +358,8 @@ def main() -> None:
                     opening[kind] = statistics.median(r["opening"] for r in runs)
             best = min(("asof", "interval"), key=lambda k: results[k][0])
             for kind, (seconds, rss) in results.items():
-                ratio = f"{seconds / results[best][0]:.2f}" if kind.startswith("ours") else ("best" if kind == best else "")
-                mem = f"{rss / results[best][1]:.2f}" if kind.startswith("ours") else ""
+                ratio = f"{seconds / results[best][0]:.2f}" if kind.startswith(("ours", "then")) else ("best" if kind == best else "")
+                mem = f"{rss / results[best][1]:.2f}" if kind.startswith(("ours", "then")) else ""
                 print(f"{entity_rows:>8}x{feature_rows:<9} {shape:>9} {kind:>15} {seconds:9.3f} {rss:8.0f} {ratio:>9} {mem:>9}")
             print(f"  ratio = ours / the best hand-written query (aim <= 1.1); opening the database, which ours "
                   f"counts and the hand-written does not: {opening[best]:.3f} s; load average after: {load_average()}")
@@ -362,7 +371,7 @@ def main() -> None:
                            env={**__import__("os").environ, "FEATURESTORE_DUCKDB_PATH": str(db_path)})
             print(f"{'':>18} {shape:>9} {'CLI export e2e':>15} {time.perf_counter() - started:9.3f}")
             db_path.unlink()
-    if not args.phases:  # else at exit, after the before worktree
+    if not (args.phases or args.compare):  # else at exit, after the worktrees
         shutil.rmtree(work, ignore_errors=True)
 
 
