@@ -169,6 +169,7 @@ class RetrievalJob:
         self.rows_written: int | None = None  # rows of the last export directory (Spark's to_parquet)
         self.feature_service = feature_service
         self._table: pa.Table | None = None
+        self._positions: list[pa.Array] = []  # to_arrow: each row's entity row number, batch by batch
         self._timestamp_requested = timestamp_column
         self._plan: RetrievalPlan | None = None
         self._entity_load: list[str] = []
@@ -568,7 +569,7 @@ def restore_order(table: pa.Table, positions: pa.ChunkedArray) -> pa.Table:
     if hasattr(pc, "inverse_permutation"):
         try:
             inverse = pc.inverse_permutation(positions)
-        except pa.ArrowIndexError:  # a number past the row count: not a permutation
+        except (pa.ArrowIndexError, pa.ArrowInvalid):  # a number past the row count: not a permutation
             pass
         if inverse is not None and inverse.null_count:  # a number twice, another missing
             inverse = None
