@@ -298,3 +298,22 @@ def test_a_relation_name_loads_no_sqlglot_dialect():
             "allowlist.check('select k from main.t', 'duckdb'); print('sqlglot.dialects.duckdb' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
     assert out == ["False", "True"]
+
+
+def test_the_template_cache_is_no_cache_where_it_cannot_be_used(tmp_path):
+    """Compiled templates are kept between processes (jinja2's bytecode cache); a folder that
+    cannot be written, or a damaged file in it, leaves the template compiled as without one."""
+    import jinja2
+
+    from featurestore.sql import _TemplateCache
+
+    def render(cache) -> str:
+        environment = jinja2.Environment(loader=jinja2.DictLoader({"t": "{{ 1 + 1 }}"}), bytecode_cache=cache)
+        return environment.get_template("t").render()
+
+    assert render(_TemplateCache(str(tmp_path / "missing"))) == "2"  # writing fails: no cache
+    assert render(_TemplateCache(str(tmp_path))) == "2"
+    [cached] = tmp_path.glob("__jinja2_*.cache")
+    assert render(_TemplateCache(str(tmp_path))) == "2"  # read back
+    cached.write_bytes(cached.read_bytes()[:20])  # cut short
+    assert render(_TemplateCache(str(tmp_path))) == "2"

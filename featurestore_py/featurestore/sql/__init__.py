@@ -57,7 +57,7 @@ class _TemplateCache(jinja2.FileSystemBytecodeCache):
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         try:
             super().load_bytecode(bucket)
-        except (OSError, EOFError, ValueError, TypeError):
+        except Exception:  # noqa: BLE001 - a damaged file (cut short: UnpicklingError, EOFError, ...) is a miss
             bucket.reset()
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
