@@ -317,3 +317,15 @@ def test_the_template_cache_is_no_cache_where_it_cannot_be_used(tmp_path):
     assert render(_TemplateCache(str(tmp_path))) == "2"  # read back
     cached.write_bytes(cached.read_bytes()[:20])  # cut short
     assert render(_TemplateCache(str(tmp_path))) == "2"
+
+
+def test_duckdb_checks_a_query_once_per_connection_and_never_remembers_a_refusal():
+    from featurestore.warehouse.duckdb import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse({"path": ":memory:"}, base_dir=None)
+    for _ in range(2):
+        with pytest.raises(UserQueryError, match="duckdb_settings"):
+            warehouse.check_user_query("select * from duckdb_settings()")
+    assert not warehouse._checked_queries
+    warehouse.check_user_query("select 1 as k")
+    assert warehouse._checked_queries == {"select 1 as k"}
