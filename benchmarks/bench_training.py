@@ -8,13 +8,16 @@ entity rows at random times over the same year, 5% of them with unknown keys. Tw
 "many keys" (10 feature rows per key) and "few keys" (2,000 keys, hundreds to thousands of
 rows per key). The feature view is built by dbt with the feature_view materialization; TTL 30d.
 
-Measured, each in a fresh subprocess (so peak RSS is that query's alone), median of --repeats:
+Measured, each in a fresh subprocess (so peak RSS is that query's alone), median of --repeats
+(the kinds in turn, round after round, so a change in the machine's load falls on all alike):
   ours/relation   store.get_historical_features(<entity relation in the warehouse>).to_arrow()
   ours/DataFrame  the same from a pandas DataFrame (loaded into the warehouse first)
   asof            hand-written: ASOF LEFT JOIN over the snapshot's winning rows, TTL by CASE
   interval        hand-written: LEFT JOIN on the key, filtered by the validity interval and TTL
 Both hand-written queries read the same snapshot table and return Arrow; the ratio is against
-the faster. Also: the CLI export end to end (process start to Parquet written).
+the faster. Also: the CLI export end to end (process start to Parquet written). --compare REV
+adds then/relation and then/DataFrame: the same two calls with REV's package (a git worktree),
+measured in the same rounds.
 
 --phases: where an export to Parquet spends its time (many-keys shape), this code ("after",
 RetrievalJob.timings) against an earlier commit ("before", --before REV, run from a git
@@ -35,6 +38,7 @@ average is printed). Run it against another tree's package with PYTHONPATH=<tree
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
@@ -134,9 +138,11 @@ def child(kind: str, project_dir: str, db_path: str) -> None:
     import duckdb
 
     started = time.perf_counter()
+    opening = 0.0
     if kind in HAND_WRITTEN:
         with duckdb.connect(db_path, read_only=True) as con:
             con.execute("set threads = 2")
+            opening = time.perf_counter() - started  # not counted: ours opens its connection inside the call
             started = time.perf_counter()
             rows = con.sql(HAND_WRITTEN[kind]).to_arrow_table().num_rows
     else:
@@ -153,7 +159,12 @@ def child(kind: str, project_dir: str, db_path: str) -> None:
             started = time.perf_counter()
             rows = store.get_historical_features("main.bench_entities", FEATURES).to_arrow().num_rows
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb(), "rows": rows}))
+    print(json.dumps({"seconds": seconds, "rss_mb": peak_rss_mb(), "rows": rows, "opening": opening}))
+
+
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine makes every figure of the run slower."""
+    return f"{os.getloadavg()[0]:.2f}"
 
 
 def peak_rss_mb() -> float:
@@ -170,17 +181,21 @@ def measure(kind: str, project_dir: Path, db_path: Path, env: dict | None = None
     return json.loads(output.strip().splitlines()[-1])
 
 
-def before_worktree(work: Path, revision: str) -> Path:
-    """A checkout of `revision` beside the work folder, whose package the "before" child imports."""
-    tree = work / "before"
+def before_worktree(work: Path, revision: str, name: str = "before") -> Path:
+    """A checkout of `revision` in the work folder, whose package the "before" child imports;
+    removed (and the work folder) however the run ends."""
+    tree = work / name
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), revision],
                    check=True, capture_output=True)
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # runs after the worktree's removal (last in, first out)
+    atexit.register(subprocess.run, ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+                    capture_output=True)
     return tree
 
 
 def report_phases(entity_rows: int, runs: dict[str, list[dict]]) -> None:
     warehouse_keys = ("entity load", "checks", "query", "warehouse (load, checks, query)")
-    print(f"  export phases at {entity_rows:,} entity rows (median s):")
+    print(f"  export phases at {entity_rows:,} entity rows (median s; load average {load_average()}):")
     for kind, results in runs.items():
         names = list(results[0]["phases"])
         median = {name: statistics.median(r["phases"][name] for r in results) for name in names}
@@ -441,6 +456,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--phases", action="store_true", help="export phases, before and after")
     parser.add_argument("--before", default=BEFORE, help="the revision --phases compares with")
+    parser.add_argument("--compare", metavar="REV", help="also time ours with the package of REV (then/...), in the same rounds")
     parser.add_argument("--cold", action="store_true", help="the cold path against the hand-written query over raw rows")
     parser.add_argument("--only", action="store_true", help="skip the ours-vs-hand-written table")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -462,6 +478,10 @@ def main() -> None:
     if args.phases:
         tree = before_worktree(work, args.before)
         before_env = {**os.environ, "PYTHONPATH": str(tree / "featurestore_py")}
+    then_env = None
+    if args.compare:
+        then_env = {**os.environ, "PYTHONPATH": str(before_worktree(work, args.compare, "compare") / "featurestore_py")}
+        print(f"then/...: the same calls with the package of {args.compare}")
     print(f"{'size':>18} {'shape':>9} {'measure':>15} {'median s':>9} {'peak MB':>8} {'x best s':>9} {'x its MB':>9}")
     for size in args.sizes.split(","):
         entity_rows, feature_rows = (int(n) for n in size.split(":"))
@@ -480,16 +500,26 @@ def main() -> None:
             if args.only:
                 db_path.unlink()
                 continue
-            results = {}
-            for kind in ("asof", "interval", "ours/relation", "ours/DataFrame"):
-                runs = [measure(kind, project_dir, db_path) for _ in range(args.repeats)]
+            results, opening = {}, {}
+            print(f"  load average before: {load_average()}")
+            kinds = ("asof", "interval", "ours/relation", "ours/DataFrame") + (("then/relation", "then/DataFrame") if then_env else ())
+            # round robin: a change in the machine's load falls on every kind alike
+            rounds = [{kind: measure(kind.replace("then/", "ours/"), project_dir, db_path,
+                                     then_env if kind.startswith("then/") else None) for kind in kinds}
+                      for _ in range(args.repeats)]
+            for kind in kinds:
+                runs = [measured[kind] for measured in rounds]
                 assert len({r["rows"] for r in runs}) == 1 and runs[0]["rows"] == entity_rows, runs
                 results[kind] = (statistics.median(r["seconds"] for r in runs), statistics.median(r["rss_mb"] for r in runs))
+                if kind in HAND_WRITTEN:
+                    opening[kind] = statistics.median(r["opening"] for r in runs)
             best = min(("asof", "interval"), key=lambda k: results[k][0])
             for kind, (seconds, rss) in results.items():
-                ratio = f"{seconds / results[best][0]:.2f}" if kind.startswith("ours") else ("best" if kind == best else "")
-                mem = f"{rss / results[best][1]:.2f}" if kind.startswith("ours") else ""
+                ratio = f"{seconds / results[best][0]:.2f}" if kind.startswith(("ours", "then")) else ("best" if kind == best else "")
+                mem = f"{rss / results[best][1]:.2f}" if kind.startswith(("ours", "then")) else ""
                 print(f"{entity_rows:>8}x{feature_rows:<9} {shape:>9} {kind:>15} {seconds:9.3f} {rss:8.0f} {ratio:>9} {mem:>9}")
+            print(f"  ratio = ours / the best hand-written query (aim <= 1.1); opening the database, which ours "
+                  f"counts and the hand-written does not: {opening[best]:.3f} s; load average after: {load_average()}")
             out = work / "export.parquet"
             started = time.perf_counter()
             subprocess.run([str(Path(sys.executable).parent / "featurestore"), "export", "-p", str(project_dir),
@@ -498,9 +528,8 @@ def main() -> None:
                            env={**__import__("os").environ, "FEATURESTORE_DUCKDB_PATH": str(db_path)})
             print(f"{'':>18} {shape:>9} {'CLI export e2e':>15} {time.perf_counter() - started:9.3f}")
             db_path.unlink()
-    if args.phases:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(work / "before")], capture_output=True)
-    shutil.rmtree(work, ignore_errors=True)
+    if not (args.phases or args.compare):  # else at exit, after the worktrees
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -182,7 +183,8 @@ def with_row_numbers(table: pa.Table) -> pa.Table:
     check_column_names(table.schema.names, "frame")
     if ROW_COLUMN in table.schema.names:
         raise EntityFrameError(f"The entity frame has a column named {ROW_COLUMN}, which featurestore uses itself.")
-    return table.append_column(ROW_COLUMN, pa.array(range(table.num_rows), type=pa.int64()))
+    # numpy's arange: Arrow converting a Python range goes int by int (~30 ms per 100,000 rows)
+    return table.append_column(ROW_COLUMN, pa.array(np.arange(table.num_rows, dtype=np.int64)))
 
 
 # -- key types ------------------------------------------------------------------------------------

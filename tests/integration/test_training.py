@@ -182,3 +182,28 @@ def test_empty_frame_gives_an_empty_result_with_the_schema(training_duckdb):
     table = job.to_arrow()
     assert table.num_rows == 0
     assert "thing_features__colour" in table.column_names and job.summary.rows == 0
+
+
+@pytest.mark.parametrize("strategy", ["interval", "asof"])
+def test_to_arrow_orders_in_python_what_to_parquet_orders_in_sql(training_duckdb, tmp_path, strategy):
+    """to_arrow reads the rows in the engine's order and puts them back in the frame's order in
+    Python (retrieval.job.restore_order); to_parquet streams them ordered by the SQL. Same rows,
+    same order, same summary figures, on a shuffled frame with unknown and NULL keys, NULL
+    times and duplicated rows."""
+    store, cases = training_duckdb
+    frame = entity_frame(cases).sample(frac=1, random_state=7).reset_index(drop=True)
+    frame.loc[frame.index % 97 == 0, "event_timestamp"] = pd.NaT
+    arrow_job = store.get_historical_features(frame, FEATURES, full_feature_names=True, strategy=strategy)
+    table = arrow_job.to_arrow()
+    parquet_job = store.get_historical_features(frame, FEATURES, full_feature_names=True, strategy=strategy)
+    written = pq.read_table(parquet_job.to_parquet(tmp_path / "train.parquet"))
+    assert table.column("case_id").to_pylist() == frame["case_id"].tolist()
+    assert frame["case_id"].duplicated().any() and not frame["case_id"].is_monotonic_increasing
+    assert table.to_pylist() == written.to_pylist()
+    figures = lambda job: {name: value for name, value in job.summary.as_dict().items() if name != "seconds"}  # noqa: E731
+    assert figures(arrow_job) == figures(parquet_job)
+    summary = arrow_job.summary
+    assert summary.rows == len(frame) and summary.null_time_rows == frame["event_timestamp"].isna().sum() > 0
+    assert summary.null_key_rows == (frame["thing_id"].isna() | frame["place_id"].isna()).sum() > 0
+    assert all(0 < rate < 1 for rate in summary.match_rate.values())
+    assert summary.null_rate["thing_features__colour"] == table.column("thing_features__colour").null_count / len(frame)

@@ -48,7 +48,7 @@ STRATEGIES = ("auto", "interval", "asof")
 ASOF_CROSSOVER = 150
 # where an export's time goes (RetrievalJob.timings; benchmarks/bench_training.py prints them)
 log = logging.getLogger("featurestore")
-PHASES = ("entity load", "checks", "query", "summary", "hash", "fingerprint", "write", "waited")
+PHASES = ("entity load", "checks", "query", "summary", "order", "hash", "fingerprint", "write", "waited")
 # (rows, rows per key) of a snapshot table, measured once per process (they change slowly)
 _VIEW_STATS: dict[str, tuple[int, float]] = {}
 
@@ -169,6 +169,7 @@ class RetrievalJob:
         self.rows_written: int | None = None  # rows of the last export directory (Spark's to_parquet)
         self.feature_service = feature_service
         self._table: pa.Table | None = None
+        self._positions: list[pa.Array] = []  # to_arrow: each row's entity row number, batch by batch
         self._timestamp_requested = timestamp_column
         self._plan: RetrievalPlan | None = None
         self._entity_load: list[str] = []
@@ -427,13 +428,17 @@ class RetrievalJob:
             finally:
                 self._elapsed = time.perf_counter() - started
 
-    def _export(self, consume: Callable[[pa.Schema, Iterator[pa.RecordBatch]], Any]) -> Any:
-        """Run the point-in-time query, rows in the entity frame's order (the ORDER BY is in the
-        SQL), and hand `consume` the output schema and the result's record batches as they arrive,
-        shaped for the user (internal columns dropped, the timestamp as UTC); the summary is counted
-        on the way. A result already fetched by to_arrow is handed over without running again."""
+    def _export(self, consume: Callable[[pa.Schema, Iterator[pa.RecordBatch]], Any], ordered: bool = True) -> Any:
+        """Run the point-in-time query and hand `consume` the output schema and the result's record
+        batches as they arrive, shaped for the user (internal columns dropped, the timestamp as UTC);
+        the summary is counted on the way. ordered: the rows come in the entity frame's order (the
+        ORDER BY is in the SQL: what a stream written as it arrives needs); else in the engine's
+        order, and `self._positions` collects each row's entity row number (_fs_row) for
+        `restore_order`, which is cheaper than the engine's sort when the result is held whole
+        (to_arrow). A result already fetched by to_arrow is handed over without running again."""
         if self._table is not None:
             return consume(self._table.schema, iter(self._table.to_batches()))
+        self._positions = []
 
         def sink(warehouse: Warehouse, query: str):
             started = time.perf_counter()
@@ -452,13 +457,15 @@ class RetrievalJob:
                         return
                     started = time.perf_counter()
                     shaped = counter.add(batch)
+                    if not ordered:
+                        self._positions.append(pc.cast(batch.column(ROW_COLUMN), pa.int64()))
                     timings["summary"] += time.perf_counter() - started
                     yield shaped
 
             return consume(counter.schema, batches())
 
         self._started = time.perf_counter()
-        return self._run(sink, match_columns=True, ordered=True)
+        return self._run(sink, match_columns=True, ordered=ordered)
 
     def _read_snapshot_state(self, warehouse: Warehouse) -> dict[str, dict]:
         """Per view: the latest created timestamp it holds (what was known at this export) and the
@@ -492,7 +499,13 @@ class RetrievalJob:
     def to_arrow(self) -> pa.Table:
         """The training set: every entity column, then the features, in the entity frame's row order."""
         if self._table is None:
-            self._table = self._export(lambda schema, batches: pa.Table.from_batches(list(batches), schema))
+            table = self._export(lambda schema, batches: pa.Table.from_batches(list(batches), schema), ordered=False)
+            started = time.perf_counter()
+            positions = pa.chunked_array(self._positions, pa.int64()) if self._positions else pa.chunked_array([], pa.int64())
+            self._table, self._positions = restore_order(table, positions), []
+            self.timings["order"] = time.perf_counter() - started
+            if self.summary is not None:
+                self.summary.seconds = time.perf_counter() - self._started
         return self._table
 
     def to_df(self):
@@ -542,6 +555,27 @@ class RetrievalJob:
 
         self._run(create, match_columns=False, ordered=True, read_only=False)
         return relation
+
+
+def restore_order(table: pa.Table, positions: pa.ChunkedArray) -> pa.Table:
+    """`table`'s rows in entity-frame order, `positions` being each row's entity row number
+    (_fs_row). Each view joins at most one row to an entity row, so the positions are a
+    permutation of 0..n-1 whose inverse is found in one pass (Arrow's inverse_permutation, from
+    pyarrow 20); should they not be one (a snapshot whose intervals overlap would repeat a row),
+    or on an older pyarrow, a stable sort by position, which keeps every row."""
+    if table.num_rows == 0:
+        return table
+    inverse = None
+    if hasattr(pc, "inverse_permutation"):
+        try:
+            inverse = pc.inverse_permutation(positions)
+        except (pa.ArrowIndexError, pa.ArrowInvalid):  # a number past the row count: not a permutation
+            pass
+        if inverse is not None and inverse.null_count:  # a number twice, another missing
+            inverse = None
+    if inverse is None:
+        inverse = pc.sort_indices(positions)
+    return table.take(inverse)
 
 
 def on_demand_spec(on_demand: tuple[OnDemandRequest, ...], dialect: str) -> dict | None:

@@ -14,9 +14,12 @@ duckdb_*, pg_* ...) are refused by name. SQL that sqlglot cannot parse is refuse
 
 from __future__ import annotations
 
+import re
+
 import sqlglot
 from sqlglot import exp
 
+from ..sql import quote_identifier
 from . import UserQueryError
 
 # sqlglot's dialect for each engine's template dialect
@@ -121,9 +124,26 @@ def _written_name(node: exp.Func, sql: str) -> str | None:
     return name[1:-1] if len(name) > 1 and name[0] == name[-1] and name[0] in "\"`" else name
 
 
+def _relation_read(sql: str, dialect: str) -> list[str] | None:
+    """The parts of the relation `sql` reads if it is exactly `select * from <quoted name>` (what
+    an entity relation given by name becomes: sql/relation_probe.sql.j2), else None."""
+    mark = quote_identifier("", dialect)[0]
+    part = f"{mark}((?:[^{mark}]|{mark}{mark})+){mark}"
+    match = re.fullmatch(rf"\s*select \* from {part}(?:\.{part})?(?:\.{part})?\s*", sql)
+    if match is None:
+        return None
+    return [name.replace(mark * 2, mark) for name in match.groups() if name is not None]
+
+
 def check(sql: str, dialect: str, allow_file_access: bool = False) -> None:
     """Raise UserQueryError, naming the function or relation at fault, unless `sql` is one query
-    that reads relations that are not the system's and calls only allowed functions."""
+    that reads relations that are not the system's and calls only allowed functions. A relation
+    given by name (select * from it, quoted) needs no parser: its parts are checked as sqlglot's
+    tree would give them (and importing sqlglot's dialect costs a small export a fifth of its time)."""
+    parts = _relation_read(sql, dialect)
+    if parts is not None:
+        check_relation(parts, dialect)
+        return
     try:
         statements = sqlglot.parse(sql, read=SQLGLOT_DIALECTS[dialect])
     except sqlglot.errors.SqlglotError as exc:

@@ -114,6 +114,7 @@ class DuckDBWarehouse(Warehouse):
             )
         self.read_only = read_only and self.path != ":memory:"
         self.allow_file_access = allow_file_access
+        self._checked_queries: set[str] = set()  # user queries this connection has checked (its settings fixed)
         config = {"enable_external_access": bool(allow_file_access)}
         settings = target.get("settings") or {}
         config.update({name: str(settings[name]) for name in ("memory_limit", "temp_directory") if settings.get(name)})
@@ -199,8 +200,11 @@ class DuckDBWarehouse(Warehouse):
             self.connection.unregister(view)
 
     def check_user_query(self, sql: str, parameters: Sequence[Any] = ()) -> None:
+        if sql in self._checked_queries:  # describing and loading a query check it once
+            return
         try:
-            statements = duckdb.extract_statements(sql)
+            # the connection's parser: duckdb.extract_statements would first create the module's default database
+            statements = self.connection.extract_statements(sql)
         except duckdb.Error as exc:
             raise UserQueryError(f"The entity query does not parse: {str(exc).splitlines()[0]}") from None
         kinds = [statement.type.name for statement in statements]
@@ -211,6 +215,7 @@ class DuckDBWarehouse(Warehouse):
             )
         allowlist.check(sql, self.dialect, self.allow_file_access)
         self._check_parse_tree(sql)
+        self._checked_queries.add(sql)
 
     def _check_parse_tree(self, sql: str) -> None:
         """The allow-list once more, on DuckDB's own parse tree (json_serialize_sql): what the
