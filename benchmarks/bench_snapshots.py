@@ -80,6 +80,7 @@ STATEMENT_PHASES = (
     (("insert",), "", "insert recomputed rows"),
     (("create",), "__fs_recomputed", "recompute touched keys (rank versions + intervals)"),
     (("create",), "__fs_bounds", "batch bounds per key"),
+    (("create",), "__fs_touched", "read the touched keys' rows (DuckDB)"),
     (("create",), "__fs_new", "select the batch"),
     (("create",), "lead(", "rank versions + intervals (one window sort)"),
     (("create",), "__rejected", "rejected rows"),
