@@ -221,17 +221,21 @@ from ({{ rows_sql }}) as _fs_rows
 {% endmacro %}
 
 
-{% macro snapshot_row_id(table_alias) %}
+{% macro snapshot_row_id(table_alias, columns) %}
     {#- An id the engine gives each row of a table, stable within the run's transaction, as an
         expression over `table_alias`; none where there is none to use. Dispatches. -#}
-    {{ return(adapter.dispatch('snapshot_row_id', 'featurestore')(table_alias)) }}
+    {{ return(adapter.dispatch('snapshot_row_id', 'featurestore')(table_alias, columns)) }}
 {% endmacro %}
 
-{% macro default__snapshot_row_id(table_alias) %}{{ return(none) }}{% endmacro %}
+{% macro default__snapshot_row_id(table_alias, columns) %}{{ return(none) }}{% endmacro %}
 
 {# DuckDB: rowid. The incremental run is one transaction, so the ids read with the touched rows
-   are those the delete finds (swap_affected_rows deletes by them: a scan of row ids only). #}
-{% macro duckdb__snapshot_row_id(table_alias) %}{{ return(table_alias ~ '.rowid') }}{% endmacro %}
+   are those the delete finds (swap_affected_rows deletes by them: a scan of row ids only). A
+   model column named rowid would hide it (and one named _fs_rowid collide with ours): none then. #}
+{% macro duckdb__snapshot_row_id(table_alias, columns) %}
+    {%- set lowered = columns | map('lower') | list -%}
+    {{ return(none if 'rowid' in lowered or '_fs_rowid' in lowered else table_alias ~ '.rowid') }}
+{% endmacro %}
 
 
 {% macro delete_affected_rows(spec, target_relation, bounds_relation) %}

@@ -146,11 +146,12 @@
 {% endmacro %}
 
 
-{% macro _schema_changes(relation, model_schema) %}
+{% macro _schema_changes(existing_schema, model_schema) %}
     {#- How the existing table's columns differ from the model's (+ the snapshot's three);
-        empty when they agree. Both sides are read the same way, so type names compare. -#}
+        empty when they agree. Both sides are read the same way (get_column_schema_from_query),
+        so type names compare. -#}
     {%- set existing = {} -%}
-    {%- for column in get_column_schema_from_query('select * from ' ~ relation) -%}
+    {%- for column in existing_schema -%}
         {%- do existing.update({column.name | lower: column.dtype | lower}) -%}
     {%- endfor -%}
     {%- set changes = [] -%}
@@ -183,12 +184,14 @@
         {{ return(false) }}
     {%- endif -%}
     {%- set where = spec['where'] -%}
-    {%- set existing_columns = get_column_schema_from_query('select * from ' ~ existing_relation) | map(attribute='name') | map('lower') | list -%}
+    {#- (the table's columns, read once: what it is, and how it differs from the model) -#}
+    {%- set existing_schema = get_column_schema_from_query('select * from ' ~ existing_relation) -%}
+    {%- set existing_columns = existing_schema | map(attribute='name') | map('lower') | list -%}
     {%- if 'valid_to' not in existing_columns or 'superseded_at' not in existing_columns -%}
         {{ log("featurestore: " ~ existing_relation ~ " is not a snapshot table; building it from scratch", info=true) }}
         {{ return(false) }}
     {%- endif -%}
-    {%- set reasons = featurestore._schema_changes(existing_relation, model_schema) -%}
+    {%- set reasons = featurestore._schema_changes(existing_schema, model_schema) -%}
     {%- set marker = featurestore.swap_marker_relation(existing_relation) -%}
     {%- if adapter.get_relation(marker.database, marker.schema, marker.identifier) is not none -%}
         {%- do reasons.append("an earlier incremental run was stopped while it replaced rows (" ~ marker.identifier ~ " is left)") -%}
@@ -358,7 +361,7 @@
           rows from the last event before the batch onwards, plus the batch, versioned; kept up to
           the batch's latest event (later rows do not change) #}
     {#- (where the engine has row ids, the old rows' ids come along: swap_affected_rows deletes by them) -#}
-    {%- set row_id = featurestore.snapshot_row_id('_fs_old') -%}
+    {%- set row_id = featurestore.snapshot_row_id('_fs_old', columns) -%}
     {%- set carried = ['_fs_rowid'] if row_id else [] -%}
     {%- set affected_sql -%}
         {{ featurestore.affected_rows_sql(spec, batch_target, bounds, columns, row_id) }}
@@ -410,6 +413,10 @@
 {% macro duckdb__swap_affected_rows(spec, target_relation, bounds, recomputed, columns) %}
     {#- DuckDB: the changed rows are the recomputed rows' old versions, deleted by their row ids
         (snapshot_row_id; read in this transaction), which scans no column of the table. -#}
+    {%- if featurestore.snapshot_row_id('_fs_old', columns) is none -%}
+        {{ featurestore.default__swap_affected_rows(spec, target_relation, bounds, recomputed, columns) }}
+        {{ return('') }}
+    {%- endif -%}
     {% call statement('delete_affected') -%}
         delete from {{ target_relation }}
         where rowid in (select _fs_rowid from {{ recomputed }} where _fs_rowid is not null)

@@ -106,6 +106,16 @@ def test_many_incremental_runs_match_the_oracle_on_duckdb(tmp_path_factory):
     assert sum(1 for batch in cases.batches if batch) == 8
 
 
+def test_a_column_named_rowid_keeps_the_incremental_exact_on_duckdb(tmp_path_factory):
+    """A model column named rowid hides DuckDB's own row id, which an incremental run deletes
+    the changed rows by: then it deletes them by the batch's bounds instead."""
+    dbt = make_props_project(tmp_path_factory.mktemp("props_rowid") / "project")
+    view = dbt.project_dir / "models" / "events_view.sql"
+    view.write_text(view.read_text().replace("f_str from", 'f_str, f_int as "rowid" from'))
+    tables = DuckDBTables(dbt.variables()["FEATURESTORE_DUCKDB_PATH"])
+    run_snapshot_properties(dbt, tables, n_cases=60, seed=7)
+
+
 def test_integrity_tests_fail_on_a_broken_table(props_duckdb):
     """The generated tests can fail: overlap two intervals and plant a rejected row."""
     dbt, tables = props_duckdb
