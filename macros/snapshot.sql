@@ -182,8 +182,8 @@ from ({{ rows_sql }}) as _fs_rows
     {#- Can a batch change this snapshot row? `_fs_bounds` holds, per key of the batch, its
         earliest and latest new event. Changed: rows from the last event before the earliest new
         one up to the latest new one. Read (for_reading): every row of the key from the last
-        event before the earliest new one onwards, so the recomputed intervals see each row's
-        successor (no separate read of the next event). -#}
+        event before the earliest new one onwards, of which affected_rows_sql keeps the changed
+        ones and the next event after them (no separate read of the table for it). -#}
     ({{ table_alias }}.valid_from >= _fs_bounds._fs_min_new_event
      or {{ table_alias }}.valid_to is null
      or {{ table_alias }}.valid_to >= _fs_bounds._fs_min_new_event)
@@ -212,12 +212,24 @@ from ({{ rows_sql }}) as _fs_rows
 
 
 {% macro affected_rows_sql(spec, target_relation, bounds_relation, columns, row_id=none) %}
-    {#- The rows of the snapshot an incremental batch needs to read (bounds: one row per key);
-        with row_id (an expression over `_fs_old`, see snapshot_row_id), each row's id as _fs_rowid. -#}
-    select {{ featurestore._q_list(columns, '_fs_old.') }}{% if row_id %}, {{ row_id }} as _fs_rowid{% endif %}
-    from {{ target_relation }} as _fs_old
-    inner join {{ bounds_relation }} as _fs_bounds on {{ featurestore._keys_match(spec, '_fs_bounds', '_fs_old') }}
-    where {{ featurestore._is_affected(spec, '_fs_old', for_reading=true) }}
+    {#- The rows of the snapshot an incremental batch needs to read (bounds: one row per key),
+        in one read of the table: the changed rows and, per key, the first event after the
+        batch's latest (which gives the last changed row its valid_to), found among the rows
+        read (a key's later history is not versioned again). With row_id (an expression over
+        `_fs_old`, see snapshot_row_id), each row's id as _fs_rowid. -#}
+    select {{ featurestore._q_list(columns, '_fs_read.') }}{% if row_id %}, _fs_read._fs_rowid{% endif %}
+    from (
+        select {{ featurestore._q_list(columns, '_fs_old.') }}{% if row_id %}, {{ row_id }} as _fs_rowid{% endif %},
+            _fs_old.valid_from as _fs_valid_from,
+            _fs_bounds._fs_max_new_event,
+            min(case when _fs_old.valid_from > _fs_bounds._fs_max_new_event then _fs_old.valid_from end)
+                over (partition by {{ featurestore._q_list(spec['keys'], '_fs_old.') }}) as _fs_next_event
+        from {{ target_relation }} as _fs_old
+        inner join {{ bounds_relation }} as _fs_bounds on {{ featurestore._keys_match(spec, '_fs_bounds', '_fs_old') }}
+        where {{ featurestore._is_affected(spec, '_fs_old', for_reading=true) }}
+    ) as _fs_read
+    where _fs_read._fs_valid_from <= _fs_read._fs_max_new_event
+       or _fs_read._fs_valid_from = _fs_read._fs_next_event
 {% endmacro %}
 
 
