@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -164,6 +165,7 @@ def main() -> None:
     with duckdb.connect(str(db_path)) as con:
         generate(con, args.rows, args.keys)
     print(f"{args.rows:,} feature rows over {args.keys:,} keys; batches of {batch_rows:,} new rows (1%)")
+    print(f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())} ({os.cpu_count()} cores)")
 
     full_runs, incremental_runs = [], []
     for repeat in range(args.repeats):
@@ -192,6 +194,7 @@ def main() -> None:
     full, incremental = statistics.median(full_times), statistics.median(incremental_times)
     print(f"rows at the end: {total:,}; rows differing between incremental and full refresh: {diff}")
     print(f"rows loaded after a later event (late or corrected): {late:,}")
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"median full build {full:.3f} s, median incremental {incremental:.3f} s, ratio {incremental / full:.3f} (aim <= 0.1)")
     if args.keep:
         print(f"work folder kept: {work}")

@@ -80,8 +80,8 @@
 {% endmacro %}
 
 
-{% macro snapshot_versions_sql(spec, rows_sql, columns) %}
-    {{ return(adapter.dispatch('snapshot_versions_sql', 'featurestore')(spec, rows_sql, columns)) }}
+{% macro snapshot_versions_sql(spec, rows_sql, columns, carried=[]) %}
+    {{ return(adapter.dispatch('snapshot_versions_sql', 'featurestore')(spec, rows_sql, columns, carried)) }}
 {% endmacro %}
 
 {% macro _q(name) -%}
@@ -99,8 +99,9 @@
 {%- endmacro %}
 
 
-{% macro default__snapshot_versions_sql(spec, rows_sql, columns) %}
-    {#- rows_sql: valid rows (keys and event timestamp not null) with exactly `columns`.
+{% macro default__snapshot_versions_sql(spec, rows_sql, columns, carried=[]) %}
+    {#- rows_sql: valid rows (keys and event timestamp not null) with exactly `columns` (and the
+        columns named in `carried`, our own, passed through without taking part in the order).
         All rows of a key from some event time onwards must be present: valid_to of the
         earliest is computed from the next ones.
         One window, one sort: per key, rows in event order and, within an event time, from the
@@ -114,6 +115,9 @@
 select
     {%- for column in columns %}
     {{ featurestore._q(column) }},
+    {%- endfor %}
+    {%- for column in carried %}
+    {{ column }},
     {%- endfor %}
     {{ event }} as valid_from,
     lead({{ event }}) {{ window }} as valid_to,
@@ -176,17 +180,16 @@ from ({{ rows_sql }}) as _fs_rows
 
 {% macro _is_affected(spec, table_alias, for_reading) %}
     {#- Can a batch change this snapshot row? `_fs_bounds` holds, per key of the batch, its
-        earliest and latest new event and the first existing event after the latest. Changed:
-        rows from the last event before the earliest new one up to the latest new one. Read
-        as well (for_reading): the first event after, which gives the last changed row its
-        valid_to; it does not change itself. -#}
+        earliest and latest new event. Changed: rows from the last event before the earliest new
+        one up to the latest new one. Read (for_reading): every row of the key from the last
+        event before the earliest new one onwards, of which affected_rows_sql keeps the changed
+        ones and the next event after them (no separate read of the table for it). -#}
     ({{ table_alias }}.valid_from >= _fs_bounds._fs_min_new_event
      or {{ table_alias }}.valid_to is null
      or {{ table_alias }}.valid_to >= _fs_bounds._fs_min_new_event)
-    and ({{ table_alias }}.valid_from <= _fs_bounds._fs_max_new_event
-         {%- if for_reading %}
-         or {{ table_alias }}.valid_from = _fs_bounds._fs_next_event
-         {%- endif %})
+    {%- if not for_reading %}
+    and {{ table_alias }}.valid_from <= _fs_bounds._fs_max_new_event
+    {%- endif %}
 {%- endmacro %}
 
 
@@ -195,39 +198,55 @@ from ({{ rows_sql }}) as _fs_rows
 {%- endmacro %}
 
 
-{% macro batch_bounds_sql(spec, target_relation, new_rows_relation) %}
-    {#- Per key of the batch: earliest and latest new event, and the first existing event after
-        the latest (NULL when there is none). -#}
+{% macro batch_bounds_sql(spec, new_rows_relation) %}
+    {#- Per key of the batch: its earliest and latest new event (from the batch alone: the
+        snapshot table is read once, by affected_rows_sql). -#}
     {%- set keys = featurestore._q_list(spec['keys']) -%}
-    with _fs_batch as (
-        select {{ keys }},
-            min({{ featurestore._q(spec['event_timestamp']) }}) as _fs_min_new_event,
-            max({{ featurestore._q(spec['event_timestamp']) }}) as _fs_max_new_event
-        from {{ new_rows_relation }}
-        where {{ featurestore._row_is_valid(spec) }}
-        group by {{ keys }}
-    )
-    select
-        {{ featurestore._q_list(spec['keys'], '_fs_batch.') }},
-        _fs_batch._fs_min_new_event,
-        _fs_batch._fs_max_new_event,
-        min(case when _fs_old.valid_from > _fs_batch._fs_max_new_event then _fs_old.valid_from end) as _fs_next_event
-    from _fs_batch
-    left join {{ target_relation }} as _fs_old
-        on {{ featurestore._keys_match(spec, '_fs_batch', '_fs_old') }}
-        and _fs_old.valid_from > _fs_batch._fs_max_new_event
-    group by
-        {{ featurestore._q_list(spec['keys'], '_fs_batch.') }},
-        _fs_batch._fs_min_new_event, _fs_batch._fs_max_new_event
+    select {{ keys }},
+        min({{ featurestore._q(spec['event_timestamp']) }}) as _fs_min_new_event,
+        max({{ featurestore._q(spec['event_timestamp']) }}) as _fs_max_new_event
+    from {{ new_rows_relation }}
+    where {{ featurestore._row_is_valid(spec) }}
+    group by {{ keys }}
 {% endmacro %}
 
 
-{% macro affected_rows_sql(spec, target_relation, bounds_relation, columns) %}
-    {#- The rows of the snapshot an incremental batch needs to read (bounds: one row per key). -#}
-    select {{ featurestore._q_list(columns, '_fs_old.') }}
-    from {{ target_relation }} as _fs_old
-    inner join {{ bounds_relation }} as _fs_bounds on {{ featurestore._keys_match(spec, '_fs_bounds', '_fs_old') }}
-    where {{ featurestore._is_affected(spec, '_fs_old', for_reading=true) }}
+{% macro affected_rows_sql(spec, target_relation, bounds_relation, columns, row_id=none) %}
+    {#- The rows of the snapshot an incremental batch needs to read (bounds: one row per key),
+        in one read of the table: the changed rows and, per key, the first event after the
+        batch's latest (which gives the last changed row its valid_to), found among the rows
+        read (a key's later history is not versioned again). With row_id (an expression over
+        `_fs_old`, see snapshot_row_id), each row's id as _fs_rowid. -#}
+    select {{ featurestore._q_list(columns, '_fs_read.') }}{% if row_id %}, _fs_read._fs_rowid{% endif %}
+    from (
+        select {{ featurestore._q_list(columns, '_fs_old.') }}{% if row_id %}, {{ row_id }} as _fs_rowid{% endif %},
+            _fs_old.valid_from as _fs_valid_from,
+            _fs_bounds._fs_max_new_event,
+            min(case when _fs_old.valid_from > _fs_bounds._fs_max_new_event then _fs_old.valid_from end)
+                over (partition by {{ featurestore._q_list(spec['keys'], '_fs_old.') }}) as _fs_next_event
+        from {{ target_relation }} as _fs_old
+        inner join {{ bounds_relation }} as _fs_bounds on {{ featurestore._keys_match(spec, '_fs_bounds', '_fs_old') }}
+        where {{ featurestore._is_affected(spec, '_fs_old', for_reading=true) }}
+    ) as _fs_read
+    where _fs_read._fs_valid_from <= _fs_read._fs_max_new_event
+       or _fs_read._fs_valid_from = _fs_read._fs_next_event
+{% endmacro %}
+
+
+{% macro snapshot_row_id(table_alias, columns) %}
+    {#- An id the engine gives each row of a table, stable within the run's transaction, as an
+        expression over `table_alias`; none where there is none to use. Dispatches. -#}
+    {{ return(adapter.dispatch('snapshot_row_id', 'featurestore')(table_alias, columns)) }}
+{% endmacro %}
+
+{% macro default__snapshot_row_id(table_alias, columns) %}{{ return(none) }}{% endmacro %}
+
+{# DuckDB: rowid. The incremental run is one transaction, so the ids read with the touched rows
+   are those the delete finds (swap_affected_rows deletes by them: a scan of row ids only). A
+   model column named rowid would hide it (and one named _fs_rowid collide with ours): none then. #}
+{% macro duckdb__snapshot_row_id(table_alias, columns) %}
+    {%- set lowered = columns | map('lower') | list -%}
+    {{ return(none if 'rowid' in lowered or '_fs_rowid' in lowered else table_alias ~ '.rowid') }}
 {% endmacro %}
 
 
@@ -245,7 +264,8 @@ from ({{ rows_sql }}) as _fs_rows
     )
 {% endmacro %}
 
-{# DuckDB and PostgreSQL: DELETE ... USING plans a hash join. #}
+{# DuckDB and PostgreSQL: DELETE ... USING plans a hash join. (PostgreSQL's body: DuckDB's own
+   incremental runs delete by row id instead, see duckdb__swap_affected_rows.) #}
 {% macro duckdb__delete_affected_rows(spec, target_relation, bounds_relation) %}
     delete from {{ target_relation }}
     using {{ bounds_relation }} as _fs_bounds

@@ -7,8 +7,9 @@
   Incremental (once the table exists, the view has a created_timestamp, is not a streaming view
   and nothing changed):
   only rows created after the table's latest created timestamp are read; for the keys they
-  touch, the rows from the last event before the earliest new event onwards are recomputed
-  and replaced. The result equals a full build. `--full-refresh` rebuilds.
+  touch, the snapshot's rows from the last event before the earliest new event onwards are read
+  once, and those up to the latest new event are recomputed and replaced (on DuckDB deleted by
+  the row ids read with them). The result equals a full build. `--full-refresh` rebuilds.
 
   What the rows were computed from is recorded in `<table>__build` (a hash of the compiled SQL
   and the build's id). When the definition or the columns change, the next run rebuilds the
@@ -145,11 +146,12 @@
 {% endmacro %}
 
 
-{% macro _schema_changes(relation, model_schema) %}
+{% macro _schema_changes(existing_schema, model_schema) %}
     {#- How the existing table's columns differ from the model's (+ the snapshot's three);
-        empty when they agree. Both sides are read the same way, so type names compare. -#}
+        empty when they agree. Both sides are read the same way (get_column_schema_from_query),
+        so type names compare. -#}
     {%- set existing = {} -%}
-    {%- for column in get_column_schema_from_query('select * from ' ~ relation) -%}
+    {%- for column in existing_schema -%}
         {%- do existing.update({column.name | lower: column.dtype | lower}) -%}
     {%- endfor -%}
     {%- set changes = [] -%}
@@ -182,12 +184,14 @@
         {{ return(false) }}
     {%- endif -%}
     {%- set where = spec['where'] -%}
-    {%- set existing_columns = get_column_schema_from_query('select * from ' ~ existing_relation) | map(attribute='name') | map('lower') | list -%}
+    {#- (the table's columns, read once: what it is, and how it differs from the model) -#}
+    {%- set existing_schema = get_column_schema_from_query('select * from ' ~ existing_relation) -%}
+    {%- set existing_columns = existing_schema | map(attribute='name') | map('lower') | list -%}
     {%- if 'valid_to' not in existing_columns or 'superseded_at' not in existing_columns -%}
         {{ log("featurestore: " ~ existing_relation ~ " is not a snapshot table; building it from scratch", info=true) }}
         {{ return(false) }}
     {%- endif -%}
-    {%- set reasons = featurestore._schema_changes(existing_relation, model_schema) -%}
+    {%- set reasons = featurestore._schema_changes(existing_schema, model_schema) -%}
     {%- set marker = featurestore.swap_marker_relation(existing_relation) -%}
     {%- if adapter.get_relation(marker.database, marker.schema, marker.identifier) is not none -%}
         {%- do reasons.append("an earlier incremental run was stopped while it replaced rows (" ~ marker.identifier ~ " is left)") -%}
@@ -349,20 +353,26 @@
         where not {{ featurestore._row_is_valid(spec) }}
     {%- endcall %}
 
-    {# 2. per key in the batch: its earliest and latest new event, the next existing event #}
+    {# 2. per key in the batch: its earliest and latest new event #}
     {%- set batch_target = featurestore.batch_target(spec, target_relation, new_rows) -%}
-    {{ featurestore.create_batch_relation(bounds, featurestore.batch_bounds_sql(spec, batch_target, new_rows)) }}
+    {{ featurestore.create_batch_relation(bounds, featurestore.batch_bounds_sql(spec, new_rows)) }}
 
-    {# 3. recompute the changed rows of each touched key: old rows from the last event before
-          the batch to the batch's latest event (and the next event, read only), plus the batch #}
+    {# 3. recompute the changed rows of each touched key (one read of the snapshot table): its old
+          rows from the last event before the batch onwards, plus the batch, versioned; kept up to
+          the batch's latest event (later rows do not change) #}
+    {#- (where the engine has row ids, the old rows' ids come along: swap_affected_rows deletes by them) -#}
+    {%- set row_id = featurestore.snapshot_row_id('_fs_old', columns) -%}
+    {%- set carried = ['_fs_rowid'] if row_id else [] -%}
     {%- set affected_sql -%}
-        {{ featurestore.affected_rows_sql(spec, batch_target, bounds, columns) }}
+        {{ featurestore.affected_rows_sql(spec, batch_target, bounds, columns, row_id) }}
         union all
-        select {{ column_list }} from {{ new_rows }} where {{ featurestore._row_is_valid(spec) }}
+        select {{ column_list }}{% if row_id %}, cast(null as {{ dbt.type_bigint() }}) as _fs_rowid{% endif %}
+        from {{ new_rows }} where {{ featurestore._row_is_valid(spec) }}
     {%- endset -%}
     {%- set recomputed_sql -%}
         select {{ featurestore._q_list(columns + ['valid_from', 'valid_to', 'superseded_at'], '_fs_versions.') }}
-        from ({{ featurestore.snapshot_versions_sql(spec, affected_sql, columns) }}) as _fs_versions
+            {%- for column in carried %}, _fs_versions.{{ column }}{% endfor %}
+        from ({{ featurestore.snapshot_versions_sql(spec, affected_sql, columns, carried) }}) as _fs_versions
         inner join {{ bounds }} as _fs_bounds on {{ featurestore._keys_match(spec, '_fs_bounds', '_fs_versions') }}
         where _fs_versions.valid_from <= _fs_bounds._fs_max_new_event
     {%- endset -%}
@@ -394,10 +404,28 @@
 
 {% macro default__swap_affected_rows(spec, target_relation, bounds, recomputed, columns) %}
     {#- Tables that can DELETE: delete the changed rows, insert the recomputed ones (one transaction). -#}
-    {%- set column_list = featurestore._q_list(columns) -%}
     {% call statement('delete_affected') -%}
         {{ featurestore.delete_affected_rows(spec, target_relation, bounds) }}
     {%- endcall %}
+    {{ featurestore._insert_recomputed(target_relation, recomputed, columns) }}
+{% endmacro %}
+
+{% macro duckdb__swap_affected_rows(spec, target_relation, bounds, recomputed, columns) %}
+    {#- DuckDB: the changed rows are the recomputed rows' old versions, deleted by their row ids
+        (snapshot_row_id; read in this transaction), which scans no column of the table. -#}
+    {%- if featurestore.snapshot_row_id('_fs_old', columns) is none -%}
+        {{ featurestore.default__swap_affected_rows(spec, target_relation, bounds, recomputed, columns) }}
+        {{ return('') }}
+    {%- endif -%}
+    {% call statement('delete_affected') -%}
+        delete from {{ target_relation }}
+        where rowid in (select _fs_rowid from {{ recomputed }} where _fs_rowid is not null)
+    {%- endcall %}
+    {{ featurestore._insert_recomputed(target_relation, recomputed, columns) }}
+{% endmacro %}
+
+{% macro _insert_recomputed(target_relation, recomputed, columns) %}
+    {%- set column_list = featurestore._q_list(columns) -%}
     {% call statement('main') -%}
         insert into {{ target_relation }} ({{ column_list }}, valid_from, valid_to, superseded_at)
         select {{ column_list }}, valid_from, valid_to, superseded_at from {{ recomputed }}
