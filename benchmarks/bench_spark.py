@@ -62,9 +62,10 @@ def _generate_sql(engine: str, rows: int, keys: int) -> list[str]:
         from range({rows})"""]
 
 
-def _batch_sql(engine: str, rows: int, keys: int) -> str:
+def _batch_sql(engine: str, rows: int, keys: int, buckets: tuple[int, int] | None = None) -> str:
     """New rows (1% by default) over min(rows, keys) keys, loaded a day after everything before:
-    80% newer than every event, 20% late."""
+    80% newer than every event, 20% late. `buckets` (Spark): (k, n) puts them on the keys of k
+    of the n snapshot buckets only."""
     if engine == "duckdb":
         return f"""insert into main.events
             with loaded as (select max(created) as at from main.events)
@@ -73,8 +74,13 @@ def _batch_sql(engine: str, rows: int, keys: int) -> str:
                    loaded.at + interval 1 day, (hash(j, 30) % 100000) / 100.0, cast(hash(j, 31) % 1000 as bigint),
                    'n' || (hash(j, 32) % 50)
             from range({rows}) as t(j), loaded"""
+    if buckets:  # as many rows, drawn from the keys whose bucket (see spark.sql) is one of the first k
+        touched, total = buckets
+        return f"""insert into bench.events
+            select * from ({_batch_sql(engine, rows * total // touched + 1000, keys).split(chr(10), 1)[1]}) as batch
+            where pmod(hash(batch.entity_id), {total}) < {touched} limit {rows}"""
     return f"""insert into bench.events
-        select pmod(hash(id, 10), {min(rows, keys)}), case when id % 5 < 4 then loaded.at + make_dt_interval(0, 0, 0, id % 86400)
+        select pmod(hash(id, 10), {min(rows, keys)}) as entity_id, case when id % 5 < 4 then loaded.at + make_dt_interval(0, 0, 0, id % 86400)
                else timestamp '2024-01-01' + make_dt_interval(0, 0, 0, pmod(hash(id, 20), {YEAR_SECONDS})) end,
                loaded.at + interval 1 day, cast(pmod(hash(id, 30), 100000) / 100.0 as double),
                cast(pmod(hash(id, 31), 1000) as bigint), concat('n', pmod(hash(id, 32), 50))
@@ -108,8 +114,10 @@ def worker(args) -> dict:
     shutil.copy2(REPO / "profiles" / "profiles.yml", project_dir / "profiles.yml")
     (project_dir / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
     schema = "main" if args.engine == "duckdb" else "bench"
-    (project_dir / "models" / "schema.yml").write_text(
-        (project_dir / "models" / "schema.yml").read_text().replace("schema: main", f"schema: {schema}"))
+    config = (project_dir / "models" / "schema.yml").read_text().replace("schema: main", f"schema: {schema}")
+    if args.rebuild_share >= 0:  # else the model's default
+        config = config.replace("  # Spark's layout\n", f"\n      snapshot_rebuild_share: {args.rebuild_share}\n")
+    (project_dir / "models" / "schema.yml").write_text(config)
     env = {"FEATURESTORE_DUCKDB_PATH": str(work / "bench.duckdb"), "FEATURESTORE_SPARK_DIR": str(work / "spark"),
            "FEATURESTORE_SPARK_SCHEMA": schema, "FEATURESTORE_SPARK_MASTER": args.master,
            "FEATURESTORE_SPARK_PARTITIONS": str(args.partitions), "FEATURESTORE_SPARK_DRIVER_MEMORY": "6g",
@@ -137,12 +145,19 @@ def worker(args) -> dict:
     result["full build s"] = _model_seconds(project_dir)
     store = FeatureStore(project_dir, target, env=env)
     with store.connect(read_only=False) as warehouse:
-        warehouse.execute(_batch_sql(args.engine, args.batch_rows or args.rows // 100, args.keys))
+        warehouse.execute(_batch_sql(args.engine, args.batch_rows or args.rows // 100, args.keys,
+                                     (args.batch_buckets, args.buckets) if args.batch_buckets else None))
     log = project_dir / "logs" / "dbt.log"
     log.unlink(missing_ok=True)
     dbt.run("run", "--select", "bench_view", "--quiet", "--log-level-file", "debug")
     result["incremental s"] = _model_seconds(project_dir)
-    phases = statement_phases(log.read_text())
+    log_text = log.read_text()
+    phases = statement_phases(log_text)
+    result["rebuilt"] = int("a rebuild is cheaper: rebuilding" in log_text)
+    if args.build_only:
+        shutil.rmtree(work, ignore_errors=True)
+        result["incremental phases"] = phases
+        return result
     entities = _entities(args.entities, args.keys)
     started = time.perf_counter()
     job = store.get_historical_features(entities, ["bench_view:f_double", "bench_view:f_int", "bench_view:f_str"])
@@ -228,6 +243,11 @@ def main() -> None:
     one.add_argument("--partitions", type=int, default=8)
     one.add_argument("--batch-rows", type=int, default=0, help="new rows of the incremental run (0: 1%%)")
     one.add_argument("--buckets", type=int, default=16, help="snapshot_buckets (Spark)")
+    one.add_argument("--batch-buckets", type=int, default=0,
+                     help="put the new rows on the keys of this many buckets only (0: all keys)")
+    one.add_argument("--rebuild-share", type=float, default=-1,
+                     help="snapshot_rebuild_share (Spark; -1: the default)")
+    one.add_argument("--build-only", action="store_true", help="only the full build and the incremental run")
     for p in (parser, one):
         p.add_argument("--rows", type=int, default=10_000_000)
         p.add_argument("--keys", type=int, default=1_000_000)

@@ -8,7 +8,9 @@
   and nothing changed):
   only rows created after the table's latest created timestamp are read; for the keys they
   touch, the rows from the last event before the earliest new event onwards are recomputed
-  and replaced. The result equals a full build. `--full-refresh` rebuilds.
+  and replaced. The result equals a full build. `--full-refresh` rebuilds. An engine may find a
+  batch cheaper to rebuild than to apply (Spark: `snapshot_rebuild_share`, see batch_prefers_rebuild):
+  the run then rebuilds as `--full-refresh` would, and says so.
 
   What the rows were computed from is recorded in `<table>__build` (a hash of the compiled SQL
   and the build's id). When the definition or the columns change, the next run rebuilds the
@@ -47,8 +49,10 @@
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
     {%- if incremental -%}
-        {{ featurestore._feature_view_incremental(spec, sql, columns, target_relation, rejected) }}
-    {%- else -%}
+        {#- (false when the batch is better served by a rebuild: see batch_prefers_rebuild) -#}
+        {%- set incremental = featurestore._feature_view_incremental(spec, sql, columns, target_relation, rejected) -%}
+    {%- endif -%}
+    {%- if not incremental -%}
         {{ featurestore._feature_view_full(spec, sql, columns, existing_relation, target_relation, rejected) }}
     {%- endif -%}
     {{ featurestore._report_future_rows(spec, rejected) }}
@@ -339,6 +343,10 @@
         where {{ created }} > {{ watermark }}
     {%- endset -%}
     {{ featurestore.create_batch_relation(new_rows, batch_sql) }}
+    {%- if featurestore.batch_prefers_rebuild(spec, new_rows) -%}
+        {{ featurestore.drop_batch_relations([new_rows]) }}
+        {{ return(false) }}
+    {%- endif -%}
     {#- from here on one instant, read after the batch (whose rows a model's current_timestamp stamped before it) -#}
     {%- do spec.update({'clock': featurestore._clock_now()}) -%}
 
@@ -372,6 +380,20 @@
     {# 4. swap the affected rows #}
     {{ featurestore.swap_affected_rows(spec, target_relation, bounds, recomputed, columns) }}
     {{ featurestore.drop_batch_relations([new_rows, bounds, recomputed]) }}
+    {{ return(true) }}
+{% endmacro %}
+
+
+{% macro batch_prefers_rebuild(spec, new_rows) %}
+    {#- Whether this batch is better served by a full build than by an incremental run (decided
+        before anything is written; the run then rebuilds as --full-refresh would). Dispatches:
+        never by default; on Spark's Parquet tables when the batch touches more than
+        `snapshot_rebuild_share` of the hash buckets. -#}
+    {{ return(adapter.dispatch('batch_prefers_rebuild', 'featurestore')(spec, new_rows)) }}
+{% endmacro %}
+
+{% macro default__batch_prefers_rebuild(spec, new_rows) %}
+    {{ return(false) }}
 {% endmacro %}
 
 
