@@ -5,11 +5,18 @@ memory as the view grows; local[1] against local[2].
     .venv/bin/python benchmarks/bench_spark.py [--rows 10000000] [--keys 1000000] [--entities 1000000]
         [--memory-rows 1000000,10000000] [--cores-rows 2000000] [--small-batch 10] [--repeats 1]
         [--masters local[1],local[2],cluster] [--cores-only]
+        [--rebuild-rows 2000000] [--rebuild-repeats 3] [--sweep-buckets 1,4,8,16] [--rebuild-only]
 
 `--masters` are the Spark masters compared at --cores-rows: `local[n]`, a `spark://` URL, or
 `cluster`: a standalone master and two workers (1 core, 1g each) started on this machine from
 pyspark's own scripts for the run (tests/spark_cluster.py), the driver in its own process.
 `--cores-only` runs only that comparison.
+
+Incremental against a rebuild (`--rebuild-only` runs only this): 1% new rows spread over all
+keys (past the model's `snapshot_rebuild_share`, so the run rebuilds) and 1% on the keys of one
+of the 16 buckets, each against the full build of the same table, medians of
+`--rebuild-repeats` with the load average; `--sweep-buckets` times batches on k of the 16
+buckets with the fallback off, which is how the default share was chosen.
 
 Each measurement runs in its own process (`worker`), so a JVM's start and a process's peak
 memory are its own. Times: the model's execution_time from dbt's run_results.json (dbt's and
@@ -184,10 +191,10 @@ def worker(args) -> dict:
 
 
 def run_worker(engine: str, rows: int, keys: int, entities: int, master: str, partitions: int,
-               batch_rows: int = 0, buckets: int = 16) -> dict:
+               batch_rows: int = 0, buckets: int = 16, extra: list[str] = ()) -> dict:
     command = [sys.executable, __file__, "worker", "--engine", engine, "--rows", str(rows), "--keys", str(keys),
                "--entities", str(entities), "--master", master, "--partitions", str(partitions),
-               "--batch-rows", str(batch_rows), "--buckets", str(buckets)]
+               "--batch-rows", str(batch_rows), "--buckets", str(buckets), *extra]
     # the executors of a cluster run Python tasks with the driver's PYSPARK_PYTHON
     done = subprocess.run(command, capture_output=True, text=True,
                           env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable})
@@ -218,6 +225,33 @@ def compare_masters(masters: list[str], rows: int, entities: int, partitions: in
     for run in runs[1:]:
         for key in ("full build s", "incremental s", "export s", "current rows read s"):
             print(f"  {key}: {base['master']} / {run['master']} = {base[key] / run[key]:.2f}x")
+
+
+def compare_with_rebuild(rows: int, keys: int, partitions: int, repeats: int, sweep: list[int]) -> None:
+    """Incremental runs against the full build of the same table (each worker builds, then runs
+    one batch of 1% new rows): the batch spread over all keys (the model's default
+    snapshot_rebuild_share: it rebuilds), and on the keys of one of the 16 buckets (incremental).
+    `sweep`: batches on the keys of k of the 16 buckets with the fallback off (share 1), to find
+    the share at which an incremental run costs a rebuild."""
+    print(f"\nIncremental against a rebuild: {rows:,} rows over {keys:,} keys, 1% new rows, 16 buckets "
+          f"(load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    for touched in sweep:
+        run = run_worker("spark", rows, keys, 0, "local[2]", partitions, 0, 16, ["--batch-buckets", str(touched),
+                                                                              "--rebuild-share", "1", "--build-only"])
+        print(f"  fallback off, {touched:>2} of 16 buckets touched: incremental {run['incremental s']:6.2f} s, "
+              f"full build {run['full build s']:6.2f} s, ratio {run['incremental s'] / run['full build s']:.2f} "
+              f"(load {os.getloadavg()[0]:.2f})")
+    for title, extra in (("1% spread over all keys (the default share: falls back to a rebuild)", []),
+                         ("1% on the keys of 1 of 16 buckets", ["--batch-buckets", "1"])):
+        runs = [run_worker("spark", rows, keys, 0, "local[2]", partitions, 0, 16, [*extra, "--build-only"])
+                for _ in range(repeats)]
+        ratios = [run["incremental s"] / run["full build s"] for run in runs]
+        print(f"  {title}: incremental / full = {statistics.median(ratios):.2f} (median of {repeats}: "
+              f"{', '.join(f'{r:.2f}' for r in ratios)}); incremental {statistics.median(r['incremental s'] for r in runs):.2f} s, "
+              f"full {statistics.median(r['full build s'] for r in runs):.2f} s; rebuilt in {sum(r['rebuilt'] for r in runs)} "
+              f"of {repeats}; load average {os.getloadavg()[0]:.2f}")
+        for name, seconds in sorted(runs[0]["incremental phases"].items(), key=lambda item: -item[1])[:6]:
+            print(f"    {name:<52} {seconds:8.3f}")
 
 
 def _median(runs: list[dict]) -> dict:
@@ -261,9 +295,20 @@ def main() -> None:
     parser.add_argument("--masters", default="local[1],local[2]",
                         help="Spark masters compared at --cores-rows (local[n], spark://..., cluster)")
     parser.add_argument("--cores-only", action="store_true", help="only the comparison of masters")
+    parser.add_argument("--rebuild-rows", type=int, default=2_000_000,
+                        help="rows of the incremental-against-rebuild comparison (over a tenth as many keys)")
+    parser.add_argument("--rebuild-repeats", type=int, default=3)
+    parser.add_argument("--sweep-buckets", default="",
+                        help="e.g. 1,4,8,16: incremental runs on k of 16 buckets with the fallback off")
+    parser.add_argument("--rebuild-only", action="store_true", help="only the incremental-against-rebuild comparison")
     args = parser.parse_args()
     if args.command == "worker":
         print(json.dumps(worker(args)))
+        return
+    sweep = [int(k) for k in args.sweep_buckets.split(",") if k]
+    if args.rebuild_only:
+        compare_with_rebuild(args.rebuild_rows, max(1, args.rebuild_rows // 10), args.partitions,
+                             args.rebuild_repeats, sweep)
         return
     masters = args.masters.split(",")
     if args.cores_only:
@@ -296,6 +341,8 @@ def main() -> None:
     _table("Driver memory as the view grows (Spark, local[2])", memory)
 
     compare_masters(masters, args.cores_rows, args.entities // 2, args.partitions)
+    compare_with_rebuild(args.rebuild_rows, max(1, args.rebuild_rows // 10), args.partitions,
+                         args.rebuild_repeats, sweep)
 
 
 if __name__ == "__main__":

@@ -122,6 +122,22 @@
 {% endmacro %}
 
 
+{% macro spark__watermark_filter_value(query) %}
+    {#- The watermark as a literal, so the batch's `created > <watermark>` is a Parquet data filter:
+        the files and row groups of rows created before it are skipped by their statistics instead
+        of read (a scalar subquery is not pushed into the scan). Exact: a timestamp is written
+        with its zone offset, to the microsecond (no session time zone's ambiguous hour can move
+        it); a type other than timestamp, timestamp_ntz or date keeps the subquery. -#}
+    {%- set found = run_query("select typeof(_fs_watermark), case typeof(_fs_watermark) when 'timestamp' then "
+                              ~ "date_format(_fs_watermark, 'yyyy-MM-dd HH:mm:ss.SSSSSSXXX') else cast(_fs_watermark as string) end "
+                              ~ "from (select " ~ query ~ " as _fs_watermark) as _fs_w").rows[0] -%}
+    {%- if found[0] not in ['timestamp', 'timestamp_ntz', 'date'] or found[1] is none -%}
+        {{ return(query) }}
+    {%- endif -%}
+    {{ return('cast(' ~ dbt.string_literal(found[1]) ~ ' as ' ~ found[0] ~ ')') }}
+{% endmacro %}
+
+
 {% macro spark__create_snapshot_table(spec, relation, sql) %}
     {%- if featurestore._spark_can_delete() -%}
         {{ featurestore.default__create_snapshot_table(spec, relation, sql) }}

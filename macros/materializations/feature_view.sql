@@ -520,6 +520,18 @@
                 and _fs_reason <> {{ dbt.string_literal(featurestore._future_reason()) }}
         ) as _fs_maxima)
     {%- endset -%}
+    {{ return(featurestore.watermark_filter_value(query)) }}
+{% endmacro %}
+
+
+{% macro watermark_filter_value(query) %}
+    {#- The watermark as the batch's filter compares with it. Dispatches: the scalar subquery
+        itself by default (DuckDB pushes it into the scan as a filter); on Spark its value, read
+        first, as a literal (Spark does not push a subquery into a Parquet scan). -#}
+    {{ return(adapter.dispatch('watermark_filter_value', 'featurestore')(query)) }}
+{% endmacro %}
+
+{% macro default__watermark_filter_value(query) %}
     {{ return(query) }}
 {% endmacro %}
 
