@@ -101,11 +101,30 @@
 
 
 {% macro spark__batch_target(spec, target_relation, new_rows) %}
+    {#- The existing rows of the batch's keys, read once from the touched buckets (a semi join
+        with the batch's keys, which are few: broadcast) and cached, so that the bounds and the
+        recomputation join small relations instead of reading and shuffling the buckets twice.
+        Dropped after the overwrite (spark__swap_affected_rows). -#}
     {%- if featurestore._spark_can_delete() -%}
         {{ return(target_relation) }}
     {%- endif -%}
-    {{ return('(select * from ' ~ target_relation ~ ' where '
-              ~ featurestore._spark_bucket_filter(featurestore._spark_touched_buckets(spec, new_rows)) ~ ')') }}
+    {%- set key_rows = featurestore._spark_key_rows_relation(target_relation) -%}
+    {%- set keys_present = [] -%}
+    {%- for key in spec['keys'] -%}
+        {%- do keys_present.append(featurestore._q(key) ~ ' is not null') -%}
+    {%- endfor -%}
+    {{ featurestore.create_batch_relation(key_rows,
+        'select _fs_old.* from ' ~ target_relation ~ ' as _fs_old left semi join (select distinct '
+        ~ featurestore._q_list(spec['keys']) ~ ' from ' ~ new_rows ~ ' where ' ~ (keys_present | join(' and '))
+        ~ ') as _fs_keys on ' ~ featurestore._keys_match(spec, '_fs_keys', '_fs_old')
+        ~ ' where _fs_old.' ~ featurestore._spark_bucket_filter(featurestore._spark_touched_buckets(spec, new_rows))) }}
+    {{ return(key_rows) }}
+{% endmacro %}
+
+
+{% macro _spark_key_rows_relation(target_relation) %}
+    {#- The cached view of the existing rows of a batch's keys (spark__batch_target). -#}
+    {{ return(api.Relation.create(identifier=target_relation.identifier ~ '__fs_key_rows', type='view')) }}
 {% endmacro %}
 
 
@@ -207,6 +226,7 @@
     {% call statement('overwrite_mode') -%}
         set spark.sql.sources.partitionOverwriteMode = static
     {%- endcall %}
+    {{ featurestore.drop_batch_relations([featurestore._spark_key_rows_relation(target_relation)]) }}
     {{ drop_relation_if_exists(marker) }}
 {% endmacro %}
 
