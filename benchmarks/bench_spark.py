@@ -83,10 +83,11 @@ def _batch_sql(engine: str, rows: int, keys: int, buckets: tuple[int, int] | Non
                    'n' || (hash(j, 32) % 50)
             from range({rows}) as t(j), loaded"""
     if buckets:  # as many rows, drawn from the keys whose bucket (see spark.sql) is one of the first k
+        # (hashed as the table's bigint column: pmod() of the generator gives an int, which hashes apart)
         touched, total = buckets
         return f"""insert into bench.events
             select * from ({_batch_sql(engine, rows * total // touched + 1000, keys).split(chr(10), 1)[1]}) as batch
-            where pmod(hash(batch.entity_id), {total}) < {touched} limit {rows}"""
+            where pmod(hash(cast(batch.entity_id as bigint)), {total}) < {touched} limit {rows}"""
     return f"""insert into bench.events
         select pmod(hash(id, 10), {min(rows, keys)}) as entity_id, case when id % 5 < 4 then loaded.at + make_dt_interval(0, 0, 0, id % 86400)
                else timestamp '2024-01-01' + make_dt_interval(0, 0, 0, pmod(hash(id, 20), {YEAR_SECONDS})) end,
