@@ -10,9 +10,10 @@
   are not read or written.
 
   When the batch's keys touch more than a share of the buckets (the model config
-  `snapshot_rebuild_share`, default 0.5: measured in benchmarks/bench_spark.py, where rewriting
-  half the buckets costs about a full build), rewriting them costs more than building the table
-  anew: the run says so and rebuilds instead, exactly as `--full-refresh` would.
+  `snapshot_rebuild_share`, default 0.25; see docs/benchmarks.md, "Incremental against a
+  rebuild", for how it was measured and why it depends on the table's size), rewriting them
+  costs more than building the table anew: the run says so and rebuilds instead, exactly as
+  `--full-refresh` would.
 
   Table formats that can DELETE (file_format delta, iceberg or hudi) use the engine-neutral
   delete-and-insert instead; that path needs the format's jars and is not tested offline.
@@ -38,9 +39,9 @@
 {% macro _spark_rebuild_share() -%}
     {#- The model's `snapshot_rebuild_share`, checked: above this share of touched buckets an
         incremental run rebuilds instead (0: always, 1: never). -#}
-    {%- set share = config.get('snapshot_rebuild_share', 0.5) -%}
+    {%- set share = config.get('snapshot_rebuild_share', 0.25) -%}
     {%- if share is not number or share is sameas true or share is sameas false or share < 0 or share > 1 -%}
-        {{ exceptions.raise_compiler_error("featurestore: model '" ~ model.name ~ "' sets snapshot_rebuild_share: " ~ share ~ "; give a share of the snapshot buckets from 0 to 1 (0.5: an incremental run that touches more than half of them rebuilds the table instead; 1: never rebuild).") }}
+        {{ exceptions.raise_compiler_error("featurestore: model '" ~ model.name ~ "' sets snapshot_rebuild_share: " ~ share ~ "; give a share of the snapshot buckets from 0 to 1 (0.25, the default: an incremental run whose new rows touch more than a quarter of them rebuilds the table instead; 0: always; 1: never).") }}
     {%- endif -%}
     {{- return(share) -}}
 {%- endmacro %}
