@@ -5,11 +5,19 @@ memory as the view grows; local[1] against local[2].
     .venv/bin/python benchmarks/bench_spark.py [--rows 10000000] [--keys 1000000] [--entities 1000000]
         [--memory-rows 1000000,10000000] [--cores-rows 2000000] [--small-batch 10] [--repeats 1]
         [--masters local[1],local[2],cluster] [--cores-only]
+        [--rebuild-rows 2000000] [--rebuild-repeats 3] [--sweep-buckets 1,4,8,16] [--rebuild-only]
 
 `--masters` are the Spark masters compared at --cores-rows: `local[n]`, a `spark://` URL, or
 `cluster`: a standalone master and two workers (1 core, 1g each) started on this machine from
 pyspark's own scripts for the run (tests/spark_cluster.py), the driver in its own process.
 `--cores-only` runs only that comparison.
+
+Incremental against a rebuild (`--rebuild-only` runs only this): 1% new rows spread over all
+keys (past the model's `snapshot_rebuild_share`, so the run rebuilds) and 1% on the keys of one
+of the 16 buckets, each against the full build of the same table, medians of
+`--rebuild-repeats` with the load average (against a `--full-refresh` of the same table run right
+after: the rebuild the fallback stands for); `--sweep-buckets` times batches on k of the 16
+buckets with the fallback off, which is how the default share was chosen.
 
 Each measurement runs in its own process (`worker`), so a JVM's start and a process's peak
 memory are its own. Times: the model's execution_time from dbt's run_results.json (dbt's and
@@ -62,9 +70,10 @@ def _generate_sql(engine: str, rows: int, keys: int) -> list[str]:
         from range({rows})"""]
 
 
-def _batch_sql(engine: str, rows: int, keys: int) -> str:
+def _batch_sql(engine: str, rows: int, keys: int, buckets: tuple[int, int] | None = None) -> str:
     """New rows (1% by default) over min(rows, keys) keys, loaded a day after everything before:
-    80% newer than every event, 20% late."""
+    80% newer than every event, 20% late. `buckets` (Spark): (k, n) puts them on the keys of k
+    of the n snapshot buckets only."""
     if engine == "duckdb":
         return f"""insert into main.events
             with loaded as (select max(created) as at from main.events)
@@ -73,8 +82,14 @@ def _batch_sql(engine: str, rows: int, keys: int) -> str:
                    loaded.at + interval 1 day, (hash(j, 30) % 100000) / 100.0, cast(hash(j, 31) % 1000 as bigint),
                    'n' || (hash(j, 32) % 50)
             from range({rows}) as t(j), loaded"""
+    if buckets:  # as many rows, drawn from the keys whose bucket (see spark.sql) is one of the first k
+        # (hashed as the table's bigint column: pmod() of the generator gives an int, which hashes apart)
+        touched, total = buckets
+        return f"""insert into bench.events
+            select * from ({_batch_sql(engine, rows * total // touched + 1000, keys).split(chr(10), 1)[1]}) as batch
+            where pmod(hash(cast(batch.entity_id as bigint)), {total}) < {touched} limit {rows}"""
     return f"""insert into bench.events
-        select pmod(hash(id, 10), {min(rows, keys)}), case when id % 5 < 4 then loaded.at + make_dt_interval(0, 0, 0, id % 86400)
+        select pmod(hash(id, 10), {min(rows, keys)}) as entity_id, case when id % 5 < 4 then loaded.at + make_dt_interval(0, 0, 0, id % 86400)
                else timestamp '2024-01-01' + make_dt_interval(0, 0, 0, pmod(hash(id, 20), {YEAR_SECONDS})) end,
                loaded.at + interval 1 day, cast(pmod(hash(id, 30), 100000) / 100.0 as double),
                cast(pmod(hash(id, 31), 1000) as bigint), concat('n', pmod(hash(id, 32), 50))
@@ -108,8 +123,10 @@ def worker(args) -> dict:
     shutil.copy2(REPO / "profiles" / "profiles.yml", project_dir / "profiles.yml")
     (project_dir / "packages.yml").write_text(f"packages:\n  - local: {REPO}\n")
     schema = "main" if args.engine == "duckdb" else "bench"
-    (project_dir / "models" / "schema.yml").write_text(
-        (project_dir / "models" / "schema.yml").read_text().replace("schema: main", f"schema: {schema}"))
+    config = (project_dir / "models" / "schema.yml").read_text().replace("schema: main", f"schema: {schema}")
+    if args.rebuild_share >= 0:  # else the model's default
+        config = config.replace("  # Spark's layout\n", f"\n      snapshot_rebuild_share: {args.rebuild_share}\n")
+    (project_dir / "models" / "schema.yml").write_text(config)
     env = {"FEATURESTORE_DUCKDB_PATH": str(work / "bench.duckdb"), "FEATURESTORE_SPARK_DIR": str(work / "spark"),
            "FEATURESTORE_SPARK_SCHEMA": schema, "FEATURESTORE_SPARK_MASTER": args.master,
            "FEATURESTORE_SPARK_PARTITIONS": str(args.partitions), "FEATURESTORE_SPARK_DRIVER_MEMORY": "6g",
@@ -137,12 +154,21 @@ def worker(args) -> dict:
     result["full build s"] = _model_seconds(project_dir)
     store = FeatureStore(project_dir, target, env=env)
     with store.connect(read_only=False) as warehouse:
-        warehouse.execute(_batch_sql(args.engine, args.batch_rows or args.rows // 100, args.keys))
+        warehouse.execute(_batch_sql(args.engine, args.batch_rows or args.rows // 100, args.keys,
+                                     (args.batch_buckets, args.buckets) if args.batch_buckets else None))
     log = project_dir / "logs" / "dbt.log"
     log.unlink(missing_ok=True)
     dbt.run("run", "--select", "bench_view", "--quiet", "--log-level-file", "debug")
     result["incremental s"] = _model_seconds(project_dir)
-    phases = statement_phases(log.read_text())
+    log_text = log.read_text()
+    phases = statement_phases(log_text)
+    result["rebuilt"] = int("a rebuild is cheaper: rebuilding" in log_text)
+    if args.build_only:  # and a rebuild of the table as it now is: what the fallback replaces
+        dbt.run("run", "--select", "bench_view", "--full-refresh", "--quiet")
+        result["full refresh s"] = _model_seconds(project_dir)
+        shutil.rmtree(work, ignore_errors=True)
+        result["incremental phases"] = phases
+        return result
     entities = _entities(args.entities, args.keys)
     started = time.perf_counter()
     job = store.get_historical_features(entities, ["bench_view:f_double", "bench_view:f_int", "bench_view:f_str"])
@@ -169,10 +195,10 @@ def worker(args) -> dict:
 
 
 def run_worker(engine: str, rows: int, keys: int, entities: int, master: str, partitions: int,
-               batch_rows: int = 0, buckets: int = 16) -> dict:
+               batch_rows: int = 0, buckets: int = 16, extra: list[str] = ()) -> dict:
     command = [sys.executable, __file__, "worker", "--engine", engine, "--rows", str(rows), "--keys", str(keys),
                "--entities", str(entities), "--master", master, "--partitions", str(partitions),
-               "--batch-rows", str(batch_rows), "--buckets", str(buckets)]
+               "--batch-rows", str(batch_rows), "--buckets", str(buckets), *extra]
     # the executors of a cluster run Python tasks with the driver's PYSPARK_PYTHON
     done = subprocess.run(command, capture_output=True, text=True,
                           env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable})
@@ -205,6 +231,34 @@ def compare_masters(masters: list[str], rows: int, entities: int, partitions: in
             print(f"  {key}: {base['master']} / {run['master']} = {base[key] / run[key]:.2f}x")
 
 
+def compare_with_rebuild(rows: int, keys: int, partitions: int, repeats: int, sweep: list[int]) -> None:
+    """Incremental runs against the full build of the same table (each worker builds, then runs
+    one batch of 1% new rows): the batch spread over all keys (the model's default
+    snapshot_rebuild_share: it rebuilds), and on the keys of one of the 16 buckets (incremental).
+    `sweep`: batches on the keys of k of the 16 buckets with the fallback off (share 1), to find
+    the share at which an incremental run costs a rebuild."""
+    print(f"\nIncremental against a rebuild: {rows:,} rows over {keys:,} keys, 1% new rows, 16 buckets "
+          f"(load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
+    for touched in sweep:
+        run = run_worker("spark", rows, keys, 0, "local[2]", partitions, 0, 16, ["--batch-buckets", str(touched),
+                                                                              "--rebuild-share", "1", "--build-only"])
+        print(f"  fallback off, {touched:>2} of 16 buckets touched: incremental {run['incremental s']:6.2f} s, "
+              f"full refresh {run['full refresh s']:6.2f} s, ratio {run['incremental s'] / run['full refresh s']:.2f} "
+              f"(load {os.getloadavg()[0]:.2f})")
+    for title, extra in (("1% spread over all keys (the default share: falls back to a rebuild)", []),
+                         ("1% on the keys of 1 of 16 buckets", ["--batch-buckets", "1"])):
+        runs = [run_worker("spark", rows, keys, 0, "local[2]", partitions, 0, 16, [*extra, "--build-only"])
+                for _ in range(repeats)]
+        ratios = [run["incremental s"] / run["full refresh s"] for run in runs]
+        print(f"  {title}: incremental / full refresh = {statistics.median(ratios):.2f} (median of {repeats}: "
+              f"{', '.join(f'{r:.2f}' for r in ratios)}); incremental {statistics.median(r['incremental s'] for r in runs):.2f} s, "
+              f"full refresh {statistics.median(r['full refresh s'] for r in runs):.2f} s (first build "
+              f"{statistics.median(r['full build s'] for r in runs):.2f} s); rebuilt in {sum(r['rebuilt'] for r in runs)} "
+              f"of {repeats}; load average {os.getloadavg()[0]:.2f}")
+        for name, seconds in sorted(runs[0]["incremental phases"].items(), key=lambda item: -item[1])[:6]:
+            print(f"    {name:<52} {seconds:8.3f}")
+
+
 def _median(runs: list[dict]) -> dict:
     return {key: (statistics.median(r[key] for r in runs) if isinstance(runs[0][key], (int, float)) else runs[0][key])
             for key in runs[0]}
@@ -228,6 +282,12 @@ def main() -> None:
     one.add_argument("--partitions", type=int, default=8)
     one.add_argument("--batch-rows", type=int, default=0, help="new rows of the incremental run (0: 1%%)")
     one.add_argument("--buckets", type=int, default=16, help="snapshot_buckets (Spark)")
+    one.add_argument("--batch-buckets", type=int, default=0,
+                     help="put the new rows on the keys of this many buckets only (0: all keys)")
+    one.add_argument("--rebuild-share", type=float, default=-1,
+                     help="snapshot_rebuild_share (Spark; -1: the default)")
+    one.add_argument("--build-only", action="store_true",
+                     help="only the full build, the incremental run and a --full-refresh after it")
     for p in (parser, one):
         p.add_argument("--rows", type=int, default=10_000_000)
         p.add_argument("--keys", type=int, default=1_000_000)
@@ -241,9 +301,20 @@ def main() -> None:
     parser.add_argument("--masters", default="local[1],local[2]",
                         help="Spark masters compared at --cores-rows (local[n], spark://..., cluster)")
     parser.add_argument("--cores-only", action="store_true", help="only the comparison of masters")
+    parser.add_argument("--rebuild-rows", type=int, default=2_000_000,
+                        help="rows of the incremental-against-rebuild comparison (over a tenth as many keys)")
+    parser.add_argument("--rebuild-repeats", type=int, default=3)
+    parser.add_argument("--sweep-buckets", default="",
+                        help="e.g. 1,4,8,16: incremental runs on k of 16 buckets with the fallback off")
+    parser.add_argument("--rebuild-only", action="store_true", help="only the incremental-against-rebuild comparison")
     args = parser.parse_args()
     if args.command == "worker":
         print(json.dumps(worker(args)))
+        return
+    sweep = [int(k) for k in args.sweep_buckets.split(",") if k]
+    if args.rebuild_only:
+        compare_with_rebuild(args.rebuild_rows, max(1, args.rebuild_rows // 10), args.partitions,
+                             args.rebuild_repeats, sweep)
         return
     masters = args.masters.split(",")
     if args.cores_only:
@@ -276,6 +347,8 @@ def main() -> None:
     _table("Driver memory as the view grows (Spark, local[2])", memory)
 
     compare_masters(masters, args.cores_rows, args.entities // 2, args.partitions)
+    compare_with_rebuild(args.rebuild_rows, max(1, args.rebuild_rows // 10), args.partitions,
+                         args.rebuild_repeats, sweep)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,15 @@
   laid out for `insert overwrite`: it is partitioned by `_fs_bucket`, a hash bucket of the join
   keys (`pmod(hash(keys), snapshot_buckets)`, the model config `snapshot_buckets`, default 16).
   An incremental run recomputes the touched keys as on every engine, then rewrites only the
-  buckets those keys hash to: the untouched rows of those buckets and the recomputed rows are
-  written to a staging table, which replaces exactly those partitions (dynamic partition
-  overwrite). Buckets the batch does not touch are not read or written.
+  buckets those keys hash to: the untouched rows of those buckets and the recomputed rows replace
+  exactly those partitions in one dynamic partition overwrite. Buckets the batch does not touch
+  are not read or written.
+
+  When the batch's keys touch more than a share of the buckets (the model config
+  `snapshot_rebuild_share`, default 0.25; see docs/benchmarks.md, "Incremental against a
+  rebuild", for how it was measured and why it depends on the table's size), rewriting them
+  costs more than building the table anew: the run says so and rebuilds instead, exactly as
+  `--full-refresh` would.
 
   Table formats that can DELETE (file_format delta, iceberg or hudi) use the engine-neutral
   delete-and-insert instead; that path needs the format's jars and is not tested offline.
@@ -30,6 +36,17 @@
 {%- endmacro %}
 
 
+{% macro _spark_rebuild_share() -%}
+    {#- The model's `snapshot_rebuild_share`, checked: above this share of touched buckets an
+        incremental run rebuilds instead (0: always, 1: never). -#}
+    {%- set share = config.get('snapshot_rebuild_share', 0.25) -%}
+    {%- if share is not number or share is sameas true or share is sameas false or share < 0 or share > 1 -%}
+        {{ exceptions.raise_compiler_error("featurestore: model '" ~ model.name ~ "' sets snapshot_rebuild_share: " ~ share ~ "; give a share of the snapshot buckets from 0 to 1 (0.25, the default: an incremental run whose new rows touch more than a quarter of them rebuilds the table instead; 0: always; 1: never).") }}
+    {%- endif -%}
+    {{- return(share) -}}
+{%- endmacro %}
+
+
 {% macro _spark_bucket(spec, prefix='') -%}
     {#- The snapshot bucket of a row: a hash of its join keys. -#}
     pmod(hash({{ featurestore._q_list(spec['keys'], prefix) }}), {{ featurestore._spark_bucket_count() }})
@@ -37,8 +54,12 @@
 
 
 {% macro _spark_touched_buckets(spec, relation) -%}
-    {#- The buckets of the keys in `relation` (the batch or its bounds), as a literal list for
-        partition pruning (our own computed integers; never a user's value). -#}
+    {#- The buckets of the keys in `relation` (the batch), as a sorted list of integers for a
+        literal partition filter (our own computed integers; never a user's value). Read once per
+        run: remembered in spec['touched_buckets']. -#}
+    {%- if spec.get('touched_buckets') is not none -%}
+        {{- return(spec['touched_buckets']) -}}
+    {%- endif -%}
     {%- set keys_present = [] -%}
     {%- for key in spec['keys'] -%}
         {%- do keys_present.append(featurestore._q(key) ~ ' is not null') -%}
@@ -49,16 +70,62 @@
     {%- for value in result.columns[0].values() -%}
         {%- do buckets.append(value | int) -%}
     {%- endfor -%}
-    {{- return((buckets | sort | join(', ')) if buckets else '-1') -}}
+    {%- do spec.update({'touched_buckets': buckets | sort}) -%}
+    {{- return(spec['touched_buckets']) -}}
 {%- endmacro %}
 
 
+{% macro _spark_bucket_filter(buckets) -%}
+    {#- `_fs_bucket in (...)` of a list of touched buckets (none: no partition). -#}
+    _fs_bucket in ({{ (buckets | join(', ')) if buckets else '-1' }})
+{%- endmacro %}
+
+
+{% macro spark__batch_prefers_rebuild(spec, new_rows) %}
+    {#- Parquet: an incremental run rewrites every bucket its batch touches, and reads them three
+        times (for the batch's bounds, the recomputed rows and the overwrite); past a share of the
+        buckets a full build is cheaper. Says which way it goes in the run's log. -#}
+    {%- if featurestore._spark_can_delete() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set total = featurestore._spark_bucket_count() | int -%}
+    {%- set threshold = featurestore._spark_rebuild_share() -%}
+    {%- set touched = featurestore._spark_touched_buckets(spec, new_rows) | length -%}
+    {%- set rebuild = touched > 0 and touched > threshold * total -%}
+    {%- do log("featurestore: " ~ model.name ~ ": the new rows touch " ~ touched ~ " of " ~ total ~ " buckets ("
+               ~ ((100 * touched / total) | round | int) ~ "%); "
+               ~ ("above " ~ ((100 * threshold) | round | int) ~ "% a rebuild is cheaper: rebuilding" if rebuild
+                  else "rewriting those (a rebuild above " ~ ((100 * threshold) | round | int) ~ "%)"),
+               info=True) -%}
+    {{ return(rebuild) }}
+{% endmacro %}
+
+
 {% macro spark__batch_target(spec, target_relation, new_rows) %}
+    {#- The existing rows of the batch's keys, read once from the touched buckets (a semi join
+        with the batch's keys, which are few: broadcast) and cached, so that the bounds and the
+        recomputation join small relations instead of reading and shuffling the buckets twice.
+        Dropped after the overwrite (spark__swap_affected_rows). -#}
     {%- if featurestore._spark_can_delete() -%}
         {{ return(target_relation) }}
     {%- endif -%}
-    {{ return('(select * from ' ~ target_relation ~ ' where _fs_bucket in ('
-              ~ featurestore._spark_touched_buckets(spec, new_rows) ~ '))') }}
+    {%- set key_rows = featurestore._spark_key_rows_relation(target_relation) -%}
+    {%- set keys_present = [] -%}
+    {%- for key in spec['keys'] -%}
+        {%- do keys_present.append(featurestore._q(key) ~ ' is not null') -%}
+    {%- endfor -%}
+    {{ featurestore.create_batch_relation(key_rows,
+        'select _fs_old.* from ' ~ target_relation ~ ' as _fs_old left semi join (select distinct '
+        ~ featurestore._q_list(spec['keys']) ~ ' from ' ~ new_rows ~ ' where ' ~ (keys_present | join(' and '))
+        ~ ') as _fs_keys on ' ~ featurestore._keys_match(spec, '_fs_keys', '_fs_old')
+        ~ ' where _fs_old.' ~ featurestore._spark_bucket_filter(featurestore._spark_touched_buckets(spec, new_rows))) }}
+    {{ return(key_rows) }}
+{% endmacro %}
+
+
+{% macro _spark_key_rows_relation(target_relation) %}
+    {#- The cached view of the existing rows of a batch's keys (spark__batch_target). -#}
+    {{ return(api.Relation.create(identifier=target_relation.identifier ~ '__fs_key_rows', type='view')) }}
 {% endmacro %}
 
 
@@ -68,7 +135,26 @@
 
 
 {% macro spark__snapshot_layout() %}
+    {#- (read before anything is written: snapshot_rebuild_share is checked here too, but is no
+        part of the layout) -#}
+    {%- do featurestore._spark_rebuild_share() -%}
     {{ return('' if featurestore._spark_can_delete() else 'snapshot_buckets=' ~ featurestore._spark_bucket_count()) }}
+{% endmacro %}
+
+
+{% macro spark__watermark_filter_value(query) %}
+    {#- The watermark as a literal, so the batch's `created > <watermark>` is a Parquet data filter:
+        the files and row groups of rows created before it are skipped by their statistics instead
+        of read (a scalar subquery is not pushed into the scan). Exact: a timestamp is written
+        with its zone offset, to the microsecond (no session time zone's ambiguous hour can move
+        it); a type other than timestamp, timestamp_ntz or date keeps the subquery. -#}
+    {%- set found = run_query("select typeof(_fs_watermark), case typeof(_fs_watermark) when 'timestamp' then "
+                              ~ "date_format(_fs_watermark, 'yyyy-MM-dd HH:mm:ss.SSSSSSXXX') else cast(_fs_watermark as string) end "
+                              ~ "from (select " ~ query ~ " as _fs_watermark) as _fs_w").rows[0] -%}
+    {%- if found[0] not in ['timestamp', 'timestamp_ntz', 'date'] or found[1] is none -%}
+        {{ return(query) }}
+    {%- endif -%}
+    {{ return('cast(' ~ dbt.string_literal(found[1]) ~ ' as ' ~ found[0] ~ ')') }}
 {% endmacro %}
 
 
@@ -113,22 +199,25 @@
         {{ return('') }}
     {%- endif -%}
     {%- set column_list = featurestore._q_list(columns + ['valid_from', 'valid_to', 'superseded_at']) -%}
-    {%- set stage = api.Relation.create(database=target_relation.database, schema=target_relation.schema,
-                                        identifier=target_relation.identifier ~ '__fs_stage', type='table') -%}
-    {{ drop_relation_if_exists(stage) }}
     {#- a marker while buckets are being replaced: a run killed in between leaves it, and the next
         run rebuilds from scratch instead of trusting a table whose buckets may be of two runs -#}
     {%- set marker = featurestore.swap_marker_relation(target_relation) -%}
     {% call statement('swap_marker') -%}
         create table if not exists {{ marker }} using parquet as select 1 as swapping
     {%- endcall %}
-    {#- the touched buckets, whole: their rows the batch did not change, and the recomputed ones -#}
-    {% call statement('stage_buckets') -%}
-        create table {{ stage }} using parquet as
+    {% call statement('overwrite_mode') -%}
+        set spark.sql.sources.partitionOverwriteMode = dynamic
+    {%- endcall %}
+    {#- The touched buckets, whole: their rows the batch did not change, and the recomputed ones,
+        read from the table they overwrite, in one pass. Dynamic partition overwrite allows that
+        (and only it: Spark refuses a static overwrite of a path it reads): the job writes to a
+        staging directory and replaces the partitions it wrote only when every task is done. -#}
+    {% call statement('main') -%}
+        insert overwrite table {{ target_relation }} partition (_fs_bucket)
         select {{ featurestore._q_list(columns + ['valid_from', 'valid_to', 'superseded_at'], '_fs_old.') }}, _fs_old._fs_bucket
         from {{ target_relation }} as _fs_old
         left join {{ bounds }} as _fs_bounds on {{ featurestore._keys_match(spec, '_fs_bounds', '_fs_old') }}
-        where _fs_old._fs_bucket in ({{ featurestore._spark_touched_buckets(spec, bounds) }})
+        where _fs_old.{{ featurestore._spark_bucket_filter(featurestore._spark_touched_buckets(spec, bounds)) }}
           and (_fs_bounds.{{ featurestore._q(spec['keys'][0]) }} is null
                or not ({{ featurestore._is_affected(spec, '_fs_old', for_reading=false) }}))
         union all
@@ -136,16 +225,9 @@
         from {{ recomputed }}
     {%- endcall %}
     {% call statement('overwrite_mode') -%}
-        set spark.sql.sources.partitionOverwriteMode = dynamic
-    {%- endcall %}
-    {% call statement('main') -%}
-        insert overwrite table {{ target_relation }} partition (_fs_bucket)
-        select {{ column_list }}, _fs_bucket from {{ stage }}
-    {%- endcall %}
-    {% call statement('overwrite_mode') -%}
         set spark.sql.sources.partitionOverwriteMode = static
     {%- endcall %}
-    {{ drop_relation_if_exists(stage) }}
+    {{ featurestore.drop_batch_relations([featurestore._spark_key_rows_relation(target_relation)]) }}
     {{ drop_relation_if_exists(marker) }}
 {% endmacro %}
 

@@ -9,7 +9,9 @@
   only rows created after the table's latest created timestamp are read; for the keys they
   touch, the snapshot's rows from the last event before the earliest new event onwards are read
   once, and those up to the latest new event are recomputed and replaced (on DuckDB deleted by
-  the row ids read with them). The result equals a full build. `--full-refresh` rebuilds.
+  the row ids read with them). The result equals a full build. `--full-refresh` rebuilds. An
+  engine may find a batch cheaper to rebuild than to apply (Spark: `snapshot_rebuild_share`, see
+  batch_prefers_rebuild): the run then rebuilds as `--full-refresh` would, and says so.
 
   What the rows were computed from is recorded in `<table>__build` (a hash of the compiled SQL
   and the build's id). When the definition or the columns change, the next run rebuilds the
@@ -48,8 +50,10 @@
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
     {%- if incremental -%}
-        {{ featurestore._feature_view_incremental(spec, sql, columns, target_relation, rejected) }}
-    {%- else -%}
+        {#- (false when the batch is better served by a rebuild: see batch_prefers_rebuild) -#}
+        {%- set incremental = featurestore._feature_view_incremental(spec, sql, columns, target_relation, rejected) -%}
+    {%- endif -%}
+    {%- if not incremental -%}
         {{ featurestore._feature_view_full(spec, sql, columns, existing_relation, target_relation, rejected) }}
     {%- endif -%}
     {{ featurestore._report_future_rows(spec, rejected) }}
@@ -343,6 +347,10 @@
         where {{ created }} > {{ watermark }}
     {%- endset -%}
     {{ featurestore.create_batch_relation(new_rows, batch_sql) }}
+    {%- if featurestore.batch_prefers_rebuild(spec, new_rows) -%}
+        {{ featurestore.drop_batch_relations([new_rows]) }}
+        {{ return(false) }}
+    {%- endif -%}
     {#- from here on one instant, read after the batch (whose rows a model's current_timestamp stamped before it) -#}
     {%- do spec.update({'clock': featurestore._clock_now()}) -%}
 
@@ -382,6 +390,20 @@
     {# 4. swap the affected rows #}
     {{ featurestore.swap_affected_rows(spec, target_relation, bounds, recomputed, columns) }}
     {{ featurestore.drop_batch_relations([new_rows, bounds, recomputed]) }}
+    {{ return(true) }}
+{% endmacro %}
+
+
+{% macro batch_prefers_rebuild(spec, new_rows) %}
+    {#- Whether this batch is better served by a full build than by an incremental run (decided
+        before anything is written; the run then rebuilds as --full-refresh would). Dispatches:
+        never by default; on Spark's Parquet tables when the batch touches more than
+        `snapshot_rebuild_share` of the hash buckets. -#}
+    {{ return(adapter.dispatch('batch_prefers_rebuild', 'featurestore')(spec, new_rows)) }}
+{% endmacro %}
+
+{% macro default__batch_prefers_rebuild(spec, new_rows) %}
+    {{ return(false) }}
 {% endmacro %}
 
 
@@ -526,6 +548,18 @@
                 and _fs_reason <> {{ dbt.string_literal(featurestore._future_reason()) }}
         ) as _fs_maxima)
     {%- endset -%}
+    {{ return(featurestore.watermark_filter_value(query)) }}
+{% endmacro %}
+
+
+{% macro watermark_filter_value(query) %}
+    {#- The watermark as the batch's filter compares with it. Dispatches: the scalar subquery
+        itself by default (DuckDB pushes it into the scan as a filter); on Spark its value, read
+        first, as a literal (Spark does not push a subquery into a Parquet scan). -#}
+    {{ return(adapter.dispatch('watermark_filter_value', 'featurestore')(query)) }}
+{% endmacro %}
+
+{% macro default__watermark_filter_value(query) %}
     {{ return(query) }}
 {% endmacro %}
 

@@ -9,13 +9,16 @@ test starts. Each project uses its own schema.
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pyarrow as pa
 import pytest
 
 import oracles
 from featurestore import FeatureStore
 from test_training import FEATURES, TYPES, assert_matches_oracle, build_training_project, entity_frame
-from test_snapshots import SNAPSHOT_COLUMNS, check_rolling, make_props_project, run_snapshot_properties
+from test_snapshots import EVENTS_DDL, SNAPSHOT_COLUMNS, check_rolling, make_props_project, run_snapshot_properties
 
 
 class SparkTables:
@@ -54,9 +57,20 @@ class SparkTables:
 IN_PROCESS = {"FEATURESTORE_DBT": "inprocess"}
 
 
+def configure_events_view(dbt, **config):
+    """Set model configs of the props project's feature view (in its schema.yml)."""
+    schema = dbt.project_dir / "models" / "schema.yml"
+    lines = "".join(f"\n      {name}: {value}" for name, value in config.items())
+    text = "".join(line for line in schema.read_text().splitlines(keepends=True)
+                   if line.strip().split(":")[0] not in config)  # an earlier setting goes
+    assert text.count("materialized: feature_view\n") == 1
+    schema.write_text(text.replace("materialized: feature_view\n", f"materialized: feature_view{lines}\n"))
+
+
 def test_snapshot_and_rolling_match_the_oracle_on_spark(tmp_path_factory, spark_dir):
     dbt = make_props_project(tmp_path_factory.mktemp("sparkprops") / "project", "spark",
                              FEATURESTORE_SPARK_SCHEMA="props", FEATURESTORE_SPARK_DIR=str(spark_dir), **IN_PROCESS)
+    configure_events_view(dbt, snapshot_rebuild_share=1)  # every run incremental: that path is under test
     tables = SparkTables(dbt, "props")
     cases, loaded = run_snapshot_properties(dbt, tables, n_cases=40, seed=515)
     check_rolling(dbt, tables, cases, loaded)
@@ -70,6 +84,61 @@ def test_snapshot_and_rolling_match_the_oracle_on_spark(tmp_path_factory, spark_
     expected, _ = oracles.snapshot(loaded)
     got = tables.fetch(f"select {SNAPSHOT_COLUMNS} from {{schema}}.events_view")
     assert oracles.sort_rows(got) == oracles.sort_rows(expected)
+
+
+def test_a_batch_touching_most_buckets_rebuilds_on_spark(tmp_path_factory, spark_dir):
+    """Past snapshot_rebuild_share of the buckets an incremental run rebuilds (a full build: new
+    build record, the same rows as the oracle, rejected rows right) and says so; a batch on few
+    buckets stays incremental; a bad share is refused, naming the model, before anything is written."""
+    dbt = make_props_project(tmp_path_factory.mktemp("sparkrebuild") / "project", "spark",
+                             FEATURESTORE_SPARK_SCHEMA="rebuild", FEATURESTORE_SPARK_DIR=str(spark_dir), **IN_PROCESS)
+    configure_events_view(dbt, snapshot_buckets=4, snapshot_rebuild_share=0.5)
+    tables = SparkTables(dbt, "rebuild")
+    log = dbt.project_dir / "logs" / "dbt.log"
+
+    def run_and_check(loaded):
+        tables.load(EVENTS_DDL, "events", loaded)
+        log.unlink(missing_ok=True)
+        dbt.run("run", "--select", "events_view", "--quiet")
+        expected, expected_rejected = oracles.snapshot(loaded)
+        assert oracles.sort_rows(tables.fetch(f"select {SNAPSHOT_COLUMNS} from {{schema}}.events_view")) \
+            == oracles.sort_rows(expected)
+        rejected = tables.fetch(f"select {', '.join(oracles.EVENT_COLUMNS)} from {{schema}}.events_view__rejected")
+        assert oracles.sort_rows(rejected) == oracles.sort_rows(expected_rejected)
+        return log.read_text()
+
+    cases = oracles.generate_cases(12, seed=2424, max_batches=2)
+    loaded = list(cases.batches[0])
+    run_and_check(loaded)
+    # the second batch: rows of many keys, over more than half of the 4 buckets
+    first = tables.table_id("events_view")
+    loaded += cases.batches[1]
+    text = run_and_check(loaded)
+    touched = len({row[:2] for row in cases.batches[1]})
+    assert touched > 4, touched
+    assert re.search(r"featurestore: events_view: the new rows touch [34] of 4 buckets \(\d+%\); "
+                     r"above 50% a rebuild is cheaper: rebuilding", text), text[-3000:]
+    rebuilt = tables.table_id("events_view")
+    assert rebuilt != first  # recorded as a full build
+    assert not tables.warehouse.fetch_all("show tables in rebuild like 'events_view__fs_*'")
+    # a later row of one key: one bucket, incremental
+    key_row = next(row for row in loaded if None not in row[:4])
+    late = max(row[3] for row in loaded if row[3] is not None) + timedelta(minutes=5)
+    loaded.append((key_row[0], key_row[1], key_row[2] + timedelta(minutes=1), late, 7, "late"))
+    text = run_and_check(loaded)
+    assert "the new rows touch 1 of 4 buckets (25%); rewriting those (a rebuild above 50%)" in text, text[-3000:]
+    assert tables.table_id("events_view") == rebuilt
+
+    configure_events_view(dbt, snapshot_rebuild_share=1.5)
+    loaded.append((key_row[0], key_row[1], key_row[2] + timedelta(minutes=2), late + timedelta(minutes=1), 8, "bad"))
+    tables.load(EVENTS_DDL, "events", loaded)
+    before = tables.fetch(f"select {SNAPSHOT_COLUMNS} from {{schema}}.events_view")
+    result = dbt.run("run", "--select", "events_view", "--quiet", raise_on_failure=False)
+    assert not result.success
+    message = result.describe_failure()
+    assert "model 'events_view' sets snapshot_rebuild_share: 1.5" in message and "from 0 to 1" in message, message
+    assert tables.fetch(f"select {SNAPSHOT_COLUMNS} from {{schema}}.events_view") == before
+    assert tables.table_id("events_view") == rebuilt
 
 
 def build_spark_training_project(root, cases, env) -> tuple[FeatureStore, SparkTables]:
