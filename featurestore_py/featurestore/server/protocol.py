@@ -23,6 +23,10 @@ from functools import cache
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 16 * 1024  # the request line's target plus the headers' names and values
+# httptools hands a header to the protocol only once it is whole, and buffers it until then: the
+# bytes of a head still arriving are counted as they are received, from the start of the chunk in
+# which it began (a bound that may overcount by the part of that chunk before it, at most one read)
+MAX_PENDING_HEAD_BYTES = MAX_HEAD_BYTES + 256 * 1024
 
 
 @cache
@@ -44,14 +48,24 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         self.head_timer: asyncio.TimerHandle | None = None
         self.in_head = False  # part of a request head arrived, not all of it
         self.head_bytes = 0
+        self.received = 0  # bytes received on this connection
+        self.chunk_began = 0  # ... before the chunk being parsed
+        self.head_began = 0  # ... before the chunk in which the current head began
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._await_head()
 
+    def data_received(self, data: bytes) -> None:
+        self.chunk_began, self.received = self.received, self.received + len(data)
+        super().data_received(data)
+        if self.in_head and self.received - self.head_began > MAX_PENDING_HEAD_BYTES and not self.transport.is_closing():
+            self._refuse(400, f"The request's head (request line and headers) is larger than {MAX_HEAD_BYTES} bytes; "
+                              f"the connection is closed.")
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.in_head, self.head_bytes = True, 0
+        self.in_head, self.head_bytes, self.head_began = True, 0, self.chunk_began
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -93,8 +107,16 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         if self.transport.is_closing() or (self.cycle is not None and not self.cycle.response_complete):
             return  # closed already, or answering a request (whose body the app times)
         if self.in_head:
-            body = json.dumps({"error": f"The request's head (request line and headers) did not arrive within "
-                                        f"{self.head_timeout:g} s; the connection is closed."}).encode()
-            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+            self._refuse(408, f"The request's head (request line and headers) did not arrive within "
+                              f"{self.head_timeout:g} s; the connection is closed.")
+        else:
+            self.transport.close()
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer a request whose head never became whole, and close the connection."""
+        self._stop_timer()
+        body = json.dumps({"error": message}).encode()
+        reason = {400: b"Bad Request", 408: b"Request Timeout"}[status]
+        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
+                             b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (status, reason, len(body), body))
         self.transport.close()
