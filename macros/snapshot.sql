@@ -242,11 +242,17 @@ from ({{ rows_sql }}) as _fs_rows
 {% macro default__snapshot_row_id(table_alias, columns) %}{{ return(none) }}{% endmacro %}
 
 {# DuckDB: rowid. The incremental run is one transaction, so the ids read with the touched rows
-   are those the delete finds (swap_affected_rows deletes by them: a scan of row ids only). A
-   model column named rowid would hide it (and one named _fs_rowid collide with ours): none then. #}
+   are those the delete finds (swap_affected_rows deletes by them: a scan of row ids only). None
+   where that does not hold: with dbt-duckdb's `disable_transactions` each statement commits on
+   its own (a checkpoint in between may compact row groups and move row ids), on MotherDuck
+   (untested here), and when a model column named rowid would hide it (or one named _fs_rowid
+   collide with ours). #}
 {% macro duckdb__snapshot_row_id(table_alias, columns) %}
     {%- set lowered = columns | map('lower') | list -%}
-    {{ return(none if 'rowid' in lowered or '_fs_rowid' in lowered else table_alias ~ '.rowid') }}
+    {%- if 'rowid' in lowered or '_fs_rowid' in lowered or adapter.disable_transactions() or adapter.is_motherduck() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(table_alias ~ '.rowid') }}
 {% endmacro %}
 
 
