@@ -53,6 +53,16 @@
 {%- endmacro %}
 
 
+{% macro _spark_keys_present(spec) -%}
+    {#- A row whose join keys are all present (a batch's rows with a NULL key are set aside). -#}
+    {%- set present = [] -%}
+    {%- for key in spec['keys'] -%}
+        {%- do present.append(featurestore._q(key) ~ ' is not null') -%}
+    {%- endfor -%}
+    {{- return(present | join(' and ')) -}}
+{%- endmacro %}
+
+
 {% macro _spark_touched_buckets(spec, relation) -%}
     {#- The buckets of the keys in `relation` (the batch), as a sorted list of integers for a
         literal partition filter (our own computed integers; never a user's value). Read once per
@@ -60,12 +70,8 @@
     {%- if spec.get('touched_buckets') is not none -%}
         {{- return(spec['touched_buckets']) -}}
     {%- endif -%}
-    {%- set keys_present = [] -%}
-    {%- for key in spec['keys'] -%}
-        {%- do keys_present.append(featurestore._q(key) ~ ' is not null') -%}
-    {%- endfor -%}
     {%- set result = run_query('select distinct ' ~ featurestore._spark_bucket(spec) ~ ' from ' ~ relation
-                               ~ ' where ' ~ (keys_present | join(' and '))) -%}
+                               ~ ' where ' ~ featurestore._spark_keys_present(spec)) -%}
     {%- set buckets = [] -%}
     {%- for value in result.columns[0].values() -%}
         {%- do buckets.append(value | int) -%}
@@ -110,13 +116,9 @@
         {{ return(target_relation) }}
     {%- endif -%}
     {%- set key_rows = featurestore._spark_key_rows_relation(target_relation) -%}
-    {%- set keys_present = [] -%}
-    {%- for key in spec['keys'] -%}
-        {%- do keys_present.append(featurestore._q(key) ~ ' is not null') -%}
-    {%- endfor -%}
     {{ featurestore.create_batch_relation(key_rows,
         'select _fs_old.* from ' ~ target_relation ~ ' as _fs_old left semi join (select distinct '
-        ~ featurestore._q_list(spec['keys']) ~ ' from ' ~ new_rows ~ ' where ' ~ (keys_present | join(' and '))
+        ~ featurestore._q_list(spec['keys']) ~ ' from ' ~ new_rows ~ ' where ' ~ featurestore._spark_keys_present(spec)
         ~ ') as _fs_keys on ' ~ featurestore._keys_match(spec, '_fs_keys', '_fs_old')
         ~ ' where _fs_old.' ~ featurestore._spark_bucket_filter(featurestore._spark_touched_buckets(spec, new_rows))) }}
     {{ return(key_rows) }}
@@ -145,14 +147,19 @@
 {% macro spark__watermark_filter_value(query) %}
     {#- The watermark as a literal, so the batch's `created > <watermark>` is a Parquet data filter:
         the files and row groups of rows created before it are skipped by their statistics instead
-        of read (a scalar subquery is not pushed into the scan). Exact: a timestamp is written
-        with its zone offset, to the microsecond (no session time zone's ambiguous hour can move
-        it); a type other than timestamp, timestamp_ntz or date keeps the subquery. -#}
-    {%- set found = run_query("select typeof(_fs_watermark), case typeof(_fs_watermark) when 'timestamp' then "
-                              ~ "date_format(_fs_watermark, 'yyyy-MM-dd HH:mm:ss.SSSSSSXXX') else cast(_fs_watermark as string) end "
+        of read (a scalar subquery is not pushed into the scan). Exact: a timestamp is carried as
+        its microseconds since the epoch (no session time zone, no offset's rounding can move
+        it), a timestamp_ntz or date as its text; another type keeps the subquery. The literal
+        is our own integer or formatted value, never a user's text. -#}
+    {%- set found = run_query("select typeof(_fs_watermark), case typeof(_fs_watermark) "
+                              ~ "when 'timestamp' then cast(unix_micros(_fs_watermark) as string) "
+                              ~ "else cast(_fs_watermark as string) end "
                               ~ "from (select " ~ query ~ " as _fs_watermark) as _fs_w").rows[0] -%}
     {%- if found[0] not in ['timestamp', 'timestamp_ntz', 'date'] or found[1] is none -%}
         {{ return(query) }}
+    {%- endif -%}
+    {%- if found[0] == 'timestamp' -%}
+        {{ return('timestamp_micros(' ~ (found[1] | int) ~ ')') }}
     {%- endif -%}
     {{ return('cast(' ~ dbt.string_literal(found[1]) ~ ' as ' ~ found[0] ~ ')') }}
 {% endmacro %}
