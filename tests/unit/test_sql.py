@@ -329,3 +329,19 @@ def test_duckdb_checks_a_query_once_per_connection_and_never_remembers_a_refusal
     assert not warehouse._checked_queries
     warehouse.check_user_query("select 1 as k")
     assert warehouse._checked_queries == {"select 1 as k"}
+
+
+def test_the_template_cache_files_are_named_by_what_shapes_the_compiled_code(monkeypatch):
+    """jinja2 keys a cached template by its source only: the file name carries jinja2's version,
+    this package's and the environment's options, so a change of any of them is a miss."""
+    import jinja2
+
+    import featurestore.sql as sql
+
+    pattern = sql._template_cache().pattern
+    assert sql._template_cache().pattern == pattern
+    monkeypatch.setitem(sql._OPTIONS, "trim_blocks", False)
+    assert sql._template_cache().pattern != pattern
+    monkeypatch.setitem(sql._OPTIONS, "trim_blocks", True)
+    monkeypatch.setattr(jinja2, "__version__", "0.0.1")
+    assert sql._template_cache().pattern != pattern

@@ -15,6 +15,7 @@ loaded relations).
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 
 import jinja2
@@ -50,9 +51,11 @@ class _Exceptions:
 class _TemplateCache(jinja2.FileSystemBytecodeCache):
     """The templates compiled once per machine rather than once per process (point_in_time.sql
     alone takes tens of milliseconds to compile, a share of a small export): jinja2's bytecode
-    cache in its own per-user folder of the temporary directory, keyed by each template's source
-    checksum and jinja2's and Python's versions. A cache that cannot be read or written is no
-    cache: the template is compiled as before."""
+    cache in its own per-user folder of the temporary directory (jinja2 refuses one another user
+    owns or may write). jinja2 keys an entry by the template's name and source checksum, its own
+    cache format and Python's version; the file name adds jinja2's version, this package's and
+    the environment's options (_OPTIONS), which shape the compiled code too. A cache that cannot
+    be read or written is no cache: the template is compiled as before."""
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         try:
@@ -67,9 +70,15 @@ class _TemplateCache(jinja2.FileSystemBytecodeCache):
             pass
 
 
+_OPTIONS = {"undefined": jinja2.StrictUndefined, "trim_blocks": True, "lstrip_blocks": True, "keep_trailing_newline": True}
+
+
 def _template_cache() -> jinja2.BytecodeCache | None:
+    from ..version import __version__
+
+    shaped_by = hashlib.sha256(repr((jinja2.__version__, __version__, sorted(_OPTIONS.items(), key=str))).encode())
     try:
-        return _TemplateCache()  # jinja2 refuses a folder another user owns or may write
+        return _TemplateCache(pattern=f"__featurestore-{shaped_by.hexdigest()[:16]}-%s.cache")
     except (OSError, RuntimeError):
         return None
 
@@ -79,10 +88,7 @@ def _environment() -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("featurestore", "sql"),
         bytecode_cache=_template_cache(),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
+        **_OPTIONS,
     )
     environment.filters["ident"] = jinja2.pass_context(lambda context, name: quote_identifier(name, context["dialect"]))
     return environment
