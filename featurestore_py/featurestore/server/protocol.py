@@ -113,8 +113,12 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer a request whose head never became whole, and close the connection."""
+        """Answer a request whose head never became whole, and close the connection (without an
+        answer while an earlier request's response is under way: it would land inside that one)."""
         self._stop_timer()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()
+            return
         body = json.dumps({"error": message}).encode()
         reason = {400: b"Bad Request", 408: b"Request Timeout"}[status]
         self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
