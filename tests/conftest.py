@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,12 @@ PROFILES = REPO / "profiles" / "profiles.yml"  # the profile of the package's ow
 PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "profiles.yml")
 
 sys.path.insert(0, str(EXAMPLE))  # the demo's data module: jaffle_data
+
+# A suite started in the background by a shell without job control (`cmd &` in a script, nohup)
+# inherits SIGINT ignored, and so would every process it starts: the Ctrl-C tests would send
+# SIGINTs nobody receives. A handler here (not "ignore") is reset to the default in each child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from featurestore.dbt import DbtProject  # noqa: E402
 from jaffle_data import JaffleSize, write_raw_files  # noqa: E402
