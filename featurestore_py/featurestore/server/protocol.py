@@ -23,10 +23,13 @@ from functools import cache
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEAD_BYTES = 16 * 1024  # the request line's target plus the headers' names and values
-# httptools hands a header to the protocol only once it is whole, and buffers it until then: the
-# bytes of a head still arriving are counted as they are received, from the start of the chunk in
-# which it began (a bound that may overcount by the part of that chunk before it, at most one read)
-MAX_PENDING_HEAD_BYTES = MAX_HEAD_BYTES + 256 * 1024
+# httptools hands a header (of the head, or a chunked body's trailers) to the protocol only once it
+# is whole, and buffers it until then: within a request, the bytes received since the parser last
+# made progress (the message began, its head completed, a piece of body) are counted as they
+# arrive, from the start of the read in which that progress was made (so they may overcount by
+# the part of that read before it: at most one read, 256 KiB) and the raw bytes include what the
+# 16 KiB leaves out (method, version, separators)
+MAX_PENDING_HEAD_BYTES = 2 * MAX_HEAD_BYTES + 256 * 1024
 
 
 @cache
@@ -50,7 +53,8 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         self.head_bytes = 0
         self.received = 0  # bytes received on this connection
         self.chunk_began = 0  # ... before the chunk being parsed
-        self.head_began = 0  # ... before the chunk in which the current head began
+        self.in_message = False  # a request began and has not ended
+        self.progress_began = 0  # ... before the read in which the parser last made progress
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -59,13 +63,22 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         self.chunk_began, self.received = self.received, self.received + len(data)
         super().data_received(data)
-        if self.in_head and self.received - self.head_began > MAX_PENDING_HEAD_BYTES and not self.transport.is_closing():
-            self._refuse(400, f"The request's head (request line and headers) is larger than {MAX_HEAD_BYTES} bytes; "
-                              f"the connection is closed.")
+        if (self.in_message and self.received - self.progress_began > MAX_PENDING_HEAD_BYTES
+                and not self.transport.is_closing()):
+            self._refuse(400, f"The request's head or trailers (header lines) are larger than {MAX_HEAD_BYTES} "
+                              f"bytes; the connection is closed.")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.in_head, self.head_bytes, self.head_began = True, 0, self.chunk_began
+        self.in_head, self.head_bytes, self.in_message, self.progress_began = True, 0, True, self.chunk_began
+
+    def on_body(self, body: bytes) -> None:
+        self.progress_began = self.chunk_began
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self.in_message = False
+        super().on_message_complete()
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -76,7 +89,7 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self.in_head = False
+        self.in_head, self.progress_began = False, self.chunk_began
         super().on_headers_complete()
 
     def _count(self, size: int) -> None:
