@@ -333,8 +333,9 @@ def test_duckdb_checks_a_query_once_per_connection_and_never_remembers_a_refusal
 
 def test_the_template_cache_files_are_named_by_what_shapes_the_compiled_code(monkeypatch):
     """jinja2 keys a cached template by its source only: the file name carries jinja2's version,
-    this package's and the environment's options, so a change of any of them is a miss."""
-    import jinja2
+    this package's, the environment's options and how its filters are called, so a change of
+    any of them is a miss."""
+    import importlib.metadata
 
     import featurestore.sql as sql
 
@@ -343,5 +344,10 @@ def test_the_template_cache_files_are_named_by_what_shapes_the_compiled_code(mon
     monkeypatch.setitem(sql._OPTIONS, "trim_blocks", False)
     assert sql._template_cache().pattern != pattern
     monkeypatch.setitem(sql._OPTIONS, "trim_blocks", True)
-    monkeypatch.setattr(jinja2, "__version__", "0.0.1")
+    monkeypatch.setitem(sql._FILTERS, "ident", lambda name: name)  # no longer passed the context
+    assert sql._template_cache().pattern != pattern
+    monkeypatch.undo()
+    assert sql._template_cache().pattern == pattern
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.1" if name == "jinja2" else real_version(name))
     assert sql._template_cache().pattern != pattern

@@ -70,13 +70,23 @@ class _TemplateCache(jinja2.FileSystemBytecodeCache):
             pass
 
 
+def _shaping() -> tuple:
+    """What shapes a template's compiled code besides its source: jinja2's version, this
+    package's, the environment's options and its filters (whether a filter takes the context
+    is decided when compiling)."""
+    from importlib.metadata import version
+
+    from ..version import __version__
+
+    return (version("jinja2"), __version__, sorted(_OPTIONS.items(), key=str),
+            sorted((name, repr(getattr(function, "jinja_pass_arg", None))) for name, function in _FILTERS.items()))
+
+
 _OPTIONS = {"undefined": jinja2.StrictUndefined, "trim_blocks": True, "lstrip_blocks": True, "keep_trailing_newline": True}
 
 
 def _template_cache() -> jinja2.BytecodeCache | None:
-    from ..version import __version__
-
-    shaped_by = hashlib.sha256(repr((jinja2.__version__, __version__, sorted(_OPTIONS.items(), key=str))).encode())
+    shaped_by = hashlib.sha256(repr(_shaping()).encode())
     try:
         return _TemplateCache(pattern=f"__featurestore-{shaped_by.hexdigest()[:16]}-%s.cache")
     except (OSError, RuntimeError):
@@ -90,8 +100,11 @@ def _environment() -> jinja2.Environment:
         bytecode_cache=_template_cache(),
         **_OPTIONS,
     )
-    environment.filters["ident"] = jinja2.pass_context(lambda context, name: quote_identifier(name, context["dialect"]))
+    environment.filters.update(_FILTERS)
     return environment
+
+
+_FILTERS = {"ident": jinja2.pass_context(lambda context, name: quote_identifier(name, context["dialect"]))}
 
 
 @lru_cache(maxsize=None)
