@@ -88,8 +88,8 @@
 
 
 {% macro spark__batch_prefers_rebuild(spec, new_rows) %}
-    {#- Parquet: an incremental run rewrites every bucket its batch touches, and reads them three
-        times (for the batch's bounds, the recomputed rows and the overwrite); past a share of the
+    {#- Parquet: an incremental run reads every bucket its batch touches (the batch's keys' rows,
+        cached) and rewrites them whole (the overwrite reads them again); past a share of the
         buckets a full build is cheaper. Says which way it goes in the run's log. -#}
     {%- if featurestore._spark_can_delete() -%}
         {{ return(false) }}

@@ -230,8 +230,9 @@ def _error(status: int, message: str) -> JSONResponse:
 def response_json(payload: Any) -> bytes:
     """A response's JSON: compact, UTF-8 (as Feast's server answers), by orjson (measured: 0.6
     µs for a 1-entity answer, 35 µs for 100, against json.dumps's 17 and 437 µs); a non-finite
-    float is null (json_value makes every feature value so already). What orjson cannot write (an integer past 64 bits, as an
-    echoed entity key may be; a lone surrogate) is written by json.dumps as before."""
+    float is null (json_value makes every feature value so already). What orjson cannot write (an
+    integer past 64 bits, as an echoed entity key may be; a lone surrogate) is written by
+    json.dumps as before."""
     try:
         return orjson.dumps(payload)
     except TypeError:  # orjson.JSONEncodeError

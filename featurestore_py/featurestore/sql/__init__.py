@@ -53,9 +53,9 @@ class _TemplateCache(jinja2.FileSystemBytecodeCache):
     alone takes tens of milliseconds to compile, a share of a small export): jinja2's bytecode
     cache in its own per-user folder of the temporary directory (jinja2 refuses one another user
     owns or may write). jinja2 keys an entry by the template's name and source checksum, its own
-    cache format and Python's version; the file name adds jinja2's version, this package's and
-    the environment's options (_OPTIONS), which shape the compiled code too. A cache that cannot
-    be read or written is no cache: the template is compiled as before."""
+    cache format and Python's version; the file name adds what else shapes the compiled code
+    (_shaping). A cache that cannot be read or written is no cache: the template is compiled as
+    before."""
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         try:

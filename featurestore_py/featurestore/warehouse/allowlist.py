@@ -1,9 +1,10 @@
 """What SQL a user hands us (an entity query) may do: read tables and views, and compute with
 pure functions. The one allow-list of the package, checked on sqlglot's parse tree in the
 engine's dialect (`check`; a plain `select * from <quoted name>`, the SQL the package writes for
-a relation given by name, is checked by its name's parts without sqlglot's dialect) and, where the engine shows its own (PostgreSQL's through pglast,
-DuckDB's through json_serialize_sql), on that tree too (`check_function`, `check_relation`), so
-what the engine will call is what was checked (warehouse/<engine>.py).
+a relation given by name, is checked by its name's parts without sqlglot's dialect) and, where
+the engine shows its own (PostgreSQL's through pglast, DuckDB's through json_serialize_sql), on
+that tree too (`check_function`, `check_relation`), so what the engine will call is what was
+checked (warehouse/<engine>.py).
 
 Power is refused by construction: a function is called only if its name, as written, is in
 FUNCTIONS (the common list plus the engine's own); so settings (current_setting, set_config,
