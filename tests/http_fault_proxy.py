@@ -1,6 +1,8 @@
 """An HTTP proxy on 127.0.0.1 in front of a DynamoDB endpoint that injects the faults real
 DynamoDB produces: throttling errors, BatchGetItem answers with UnprocessedKeys, and
-connections dropped without an answer. Counts what it did, so a test can check faults happened."""
+connections dropped without an answer. Counts what it did, so a test can check faults happened,
+and records each request's operation and item or key count (`seen`): what crossed the wire,
+whichever client sent it."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ class FaultyDynamoDB:
         self.upstream = urlsplit(upstream)
         self.throttle_every, self.drop_every, self.unprocessed = throttle_every, drop_every, unprocessed
         self.counts = {"requests": 0, "throttled": 0, "dropped": 0, "unprocessed_keys": 0}
+        self.seen: list[tuple[str, int]] = []  # (operation, keys or items in a batch request; else 1)
         self._lock = threading.Lock()
         proxy = self
 
@@ -29,6 +32,7 @@ class FaultyDynamoDB:
                 with proxy._lock:
                     proxy.counts["requests"] += 1
                     n = proxy.counts["requests"]
+                    proxy.seen.append((operation, _batch_size(operation, body)))
                 if proxy.drop_every and n % proxy.drop_every == 0:
                     proxy.counts["dropped"] += 1
                     self.close_connection = True
@@ -84,3 +88,11 @@ class FaultyDynamoDB:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def _batch_size(operation: str, body: bytes) -> int:
+    """Keys of a BatchGetItem, items of a BatchWriteItem (DynamoDB's per-request limits); else 1."""
+    if operation not in ("BatchGetItem", "BatchWriteItem"):
+        return 1
+    tables = json.loads(body)["RequestItems"].values()
+    return sum(len(spec["Keys"]) if operation == "BatchGetItem" else len(spec) for spec in tables)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from conftest import project_env
 from fault_proxy import FaultProxy
+from http_fault_proxy import FaultyDynamoDB
 from featurestore import FeatureStore
 from featurestore.cli import app
 from featurestore.errors import FeatureStoreError
@@ -33,18 +34,12 @@ def online_store(url: str, prefix: str, **options) -> DynamoDBOnlineStore:
     return DynamoDBOnlineStore(OnlineConfig(url, "us-east-1", prefix), **options)
 
 
-def count_requests(store: DynamoDBOnlineStore) -> dict:
-    """Watch every request the client sends (botocore's own event hook) to check DynamoDB's limits."""
-    seen = {"write_items": [], "read_keys": []}
-
-    def on_params(params, model, **_):
-        if model.name == "BatchWriteItem":
-            seen["write_items"].append(sum(len(v) for v in params["RequestItems"].values()))
-        if model.name == "BatchGetItem":
-            seen["read_keys"].append(sum(len(v["Keys"]) for v in params["RequestItems"].values()))
-
-    store.client.meta.events.register("provide-client-params.dynamodb.*", on_params)
-    return seen
+def largest_requests(proxy: FaultyDynamoDB) -> dict[str, int]:
+    """The most keys (BatchGetItem) or items (BatchWriteItem) one request carried on the wire."""
+    sizes: dict[str, int] = {}
+    for operation, size in proxy.seen:
+        sizes[operation] = max(size, sizes.get(operation, 0))
+    return sizes
 
 
 # -- the item codec, end to end -----------------------------------------------------------------
@@ -94,20 +89,24 @@ def test_every_type_round_trips_with_composite_keys(dynamodb, dynamodb_has_ttl):
 
 
 def test_dynamodb_limits_are_enforced_here(dynamodb):
-    store = online_store(dynamodb, "lim_", workers=4)
-    seen = count_requests(store)
-    rows = [typed_row(i, datetime(2025, 1, 1)) for i in range(1000)]
-    report = store.write(TYPED, rows)
-    assert report.written == 1000 and report.rejected == []
-    assert max(seen["read_keys"]) == 100
-    got = store.read(TYPED, [{"user_id": i, "region": "eu|west=1"} for i in range(1000)], ["n_int"],
-                     now=datetime(2025, 1, 1, 0, 30, tzinfo=UTC))
-    assert len(got) == 1000 and all(g and g["n_int"] == 2 ** 53 + 1 for g in got)
-    assert max(seen["read_keys"]) == 100
-    with pytest.raises(FeatureStoreError, match="3-255 characters"):
-        online_store(dynamodb, "").config.table_name("ab")  # moto would accept it; DynamoDB does not
-    report = store.write(TYPED, [typed_row(5000, datetime(2025, 1, 1), s="x" * 500_000)])
-    assert report.written == 0 and [(r.feature, "400 KB" in r.reason) for r in report.rejected] == [("item", True)]
+    proxy = FaultyDynamoDB(dynamodb)  # no faults: it records what crosses the wire
+    try:
+        store = online_store(proxy.url, "lim_", workers=4)
+        rows = [typed_row(i, datetime(2025, 1, 1)) for i in range(1000)]
+        report = store.write(TYPED, rows)
+        assert report.written == 1000 and report.rejected == []
+        assert largest_requests(proxy)["BatchGetItem"] == 100  # the versions read before writing
+        proxy.seen.clear()
+        got = store.read(TYPED, [{"user_id": i, "region": "eu|west=1"} for i in range(1000)], ["n_int"],
+                         now=datetime(2025, 1, 1, 0, 30, tzinfo=UTC))
+        assert len(got) == 1000 and all(g and g["n_int"] == 2 ** 53 + 1 for g in got)
+        assert largest_requests(proxy)["BatchGetItem"] == 100
+        with pytest.raises(FeatureStoreError, match="3-255 characters"):
+            online_store(dynamodb, "").config.table_name("ab")  # moto would accept it; DynamoDB does not
+        report = store.write(TYPED, [typed_row(5000, datetime(2025, 1, 1), s="x" * 500_000)])
+        assert report.written == 0 and [(r.feature, "400 KB" in r.reason) for r in report.rejected] == [("item", True)]
+    finally:
+        proxy.close()
 
 
 def test_an_older_event_never_replaces_a_newer_one(dynamodb):

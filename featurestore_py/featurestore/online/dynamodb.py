@@ -43,6 +43,7 @@ from .codec import BUILD, LOAD, WRITTEN_AT
 from .config import OnlineConfig
 from .bulk import BulkLoad
 from .generations import READ_CACHE_SECONDS, Generations, pointer_key
+from .wire import OPERATIONS as WIRE_OPERATIONS, wire_reads
 
 log = logging.getLogger("featurestore")
 KEY = "entity_key"
@@ -52,6 +53,7 @@ EXPIRES = "_expires_at"
 RESERVED_ATTRIBUTES = (KEY, EVENT, CREATED, EXPIRES, BUILD, WRITTEN_AT, LOAD)
 STAMP_BYTES = 320  # _written_at and _load (a table name of up to 255 characters)
 MAX_READ_KEYS = 100
+CONNECT_TIMEOUT, READ_TIMEOUT = 3, 20  # seconds
 RETRYABLE = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
     "InternalServerError", "ServiceUnavailable", "500", "503",
@@ -68,7 +70,7 @@ class DynamoDBOnlineStore(OnlineStore):
         self.workers = workers
         self.deadline_seconds = config.timeout_seconds if deadline_seconds is None else deadline_seconds
         if client is not None:
-            self.client = client
+            self.client, self._wire = client, None
         self._known_tables: set[str] = set()
         self._lock = threading.Lock()
         self._pointers: dict[str, tuple[Generations, float]] = {}  # view -> (pointer, read at; monotonic)
@@ -84,30 +86,46 @@ class DynamoDBOnlineStore(OnlineStore):
     def client(self):
         """Made at the first request, so an endpoint that cannot be had (`auto` with no local
         DynamoDB running) is an error of that request, inside its caller's error handling."""
-        return self._make_client()
+        return self._clients[0]
 
-    def _make_client(self):
+    @cached_property
+    def _wire(self):
+        """The read operations over DynamoDB's HTTP API without botocore's per-call work
+        (wire.py), or None where botocore carries them too (a proxy)."""
+        return self._clients[1]
+
+    @cached_property
+    def _clients(self):
+        """botocore's client and the wire reads, from one session: one endpoint, region and
+        credentials (boto3's standard chain)."""
         import boto3
+        import botocore.session
         from botocore.config import Config
+        from botocore.credentials import Credentials
         from botocore.exceptions import BotoCoreError
 
         endpoint = self.config.client_endpoint()
-        options = {}
-        if self.config.is_local:
-            session = boto3.session.Session()
-            if session.get_credentials() is None:  # a local endpoint accepts any; AWS uses the standard chain
-                options = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        core = botocore.session.Session()
+        session = boto3.session.Session(botocore_session=core)
+        credentials, options = session.get_credentials(), {}
+        if credentials is None and self.config.is_local:  # a local endpoint accepts any; AWS uses the standard chain
+            credentials = Credentials("local", "local")
+            options = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
         try:
-            return boto3.client(
+            client = session.client(
                 "dynamodb", region_name=self.config.region, endpoint_url=endpoint,
                 # our own loop retries (with a deadline and a message); botocore's only once
-                config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=3, read_timeout=20,
-                              max_pool_connections=max(10, self.workers * 2)),
+                config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=CONNECT_TIMEOUT,
+                              read_timeout=READ_TIMEOUT, max_pool_connections=max(10, self.workers * 2)),
                 **options,
             )
         except (BotoCoreError, ValueError) as exc:
             raise OnlineStoreError(f"Cannot set up a DynamoDB client for region '{self.config.region}' and endpoint "
                                    f"{self.config.endpoint_url or '(AWS)'}: {exc}") from None
+        wire = None if credentials is None else wire_reads(  # no credentials: botocore's own error at the call
+            client.meta.endpoint_url, client.meta.region_name, credentials, ca_bundle=core.get_config_variable("ca_bundle"),
+            connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+        return client, wire
 
     def _deadline(self) -> float:
         return time.monotonic() + self.deadline_seconds
@@ -378,9 +396,12 @@ class DynamoDBOnlineStore(OnlineStore):
         the deadline (FEATURESTORE_ONLINE_TIMEOUT), saying so once while it retries."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        wire = self._wire if operation in WIRE_OPERATIONS else None
         attempt = 0
         while True:
             try:
+                if wire is not None:
+                    return wire.call(operation, request), attempt
                 return getattr(self.client, operation)(**request), attempt
             except ClientError as exc:
                 if exc.response["Error"]["Code"] not in RETRYABLE:

@@ -1,0 +1,224 @@
+"""DynamoDB's read operations spoken directly over its HTTP JSON protocol: the serving hot path.
+
+botocore spends ~0.6 ms of CPU on a one-key BatchGetItem before and after the network (checking
+the parameters against the service model, its event hooks, parsing the answer against the
+model) and ~2.5 ms on a hundred keys: on a feature server that is most of a request's own CPU
+(docs/benchmarks.md, "The read without botocore"). `WireReads` sends the same requests itself:
+
+- the body is the operation's parameters as JSON (DynamoDB's wire format is the parameters'
+  own shape; bytes as base64), the answer parsed back into the shape botocore returns (binary
+  attribute values as bytes), so the store's code cannot tell the two apart;
+- signed by botocore's own SigV4 signer with the session's credentials, frozen per request
+  (refreshable credentials refresh as botocore's would);
+- over one kept-alive connection per thread (`http.client`; TLS with botocore's CA bundle or
+  the profile's `ca_bundle`); the CRC32 DynamoDB sends with an answer is checked;
+- failures raised as botocore's own exceptions (`ClientError` with DynamoDB's error code,
+  `EndpointConnectionError`, `ConnectionClosedError`, `ReadTimeoutError`, `ChecksumError`), so
+  the store's one retry loop (`DynamoDBOnlineStore._call`) treats both clients alike.
+
+Reads only (`OPERATIONS`): they are idempotent, so a request whose reused connection turns out
+closed (a server's idle timeout, or moto, which closes every connection) is sent again at once
+on a new one. Writes and table management stay on botocore. Where botocore would go through a
+proxy (HTTP(S)_PROXY), `wire_reads` gives None and botocore carries the reads too.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import socket
+import ssl
+import threading
+import zlib
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import orjson
+
+OPERATIONS = {"batch_get_item": "BatchGetItem", "get_item": "GetItem", "query": "Query"}
+_TARGET = "DynamoDB_20120810."
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def wire_reads(endpoint_url: str, region: str, credentials, *, ca_bundle: str | None = None,
+               connect_timeout: float = 3.0, read_timeout: float = 20.0) -> "WireReads | None":
+    """A WireReads for a client's resolved endpoint, or None where botocore must carry the reads
+    (a proxy applies to the endpoint, or the URL is not plain http(s) with a host)."""
+    from botocore.utils import get_environ_proxies
+
+    parts = urlsplit(endpoint_url)
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or get_environ_proxies(endpoint_url):
+        return None
+    return WireReads(endpoint_url, region, credentials, ca_bundle=ca_bundle, connect_timeout=connect_timeout,
+                     read_timeout=read_timeout)
+
+
+class WireReads:
+    """`call(operation, params)` for the read operations in OPERATIONS (botocore's names)."""
+
+    def __init__(self, endpoint_url: str, region: str, credentials, *, ca_bundle: str | None = None,
+                 connect_timeout: float = 3.0, read_timeout: float = 20.0):
+        parts = urlsplit(endpoint_url)
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self._credentials = credentials
+        self._https = parts.scheme == "https"
+        self._host, self._port = parts.hostname, parts.port or _DEFAULT_PORTS[parts.scheme]
+        # the Host header as SigV4 signs it: the port only where it is not the scheme's default
+        self._host_header = parts.netloc.rsplit("@", 1)[-1]
+        if parts.port == _DEFAULT_PORTS[parts.scheme]:
+            self._host_header = self._host_header.rsplit(":", 1)[0]
+        self._url = f"{parts.scheme}://{self._host_header}/"
+        self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
+        self._tls = None
+        if self._https:
+            from botocore.httpsession import get_cert_path
+
+            self._tls = ssl.create_default_context(cafile=ca_bundle or get_cert_path(True))
+        self._local = threading.local()  # .connection: this thread's kept connection
+
+    def call(self, operation: str, params: dict) -> dict:
+        """One request, its answer in botocore's shape; DynamoDB's refusals as ClientError."""
+        target = OPERATIONS[operation]
+        body = orjson.dumps(params, default=_json_bytes)
+        headers = self._signed_headers(target, body)
+        status, answer_headers, data = self._exchange(body, headers)
+        expected = answer_headers.get("x-amz-crc32")
+        if expected is not None and expected.isdigit() and zlib.crc32(data) & 0xFFFFFFFF != int(expected):
+            from botocore.exceptions import ChecksumError
+
+            raise ChecksumError(checksum_type="crc32", expected_checksum=expected,
+                                actual_checksum=zlib.crc32(data) & 0xFFFFFFFF)
+        if status == 200:
+            return _from_wire(orjson.loads(data))
+        raise _client_error(target, status, answer_headers, data)
+
+    def close(self) -> None:
+        """Close this thread's connection (the next call opens another)."""
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            connection.close()
+
+    def _signed_headers(self, target: str, body: bytes) -> dict[str, str]:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest("POST", self._url, data=body, headers={
+            "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": _TARGET + target,
+            "Accept-Encoding": "identity"})
+        SigV4Auth(self._credentials.get_frozen_credentials(), "dynamodb", self.region).add_auth(request)
+        return {"Host": self._host_header, **dict(request.headers.items())}
+
+    def _connect(self) -> http.client.HTTPConnection:
+        from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, SSLError
+
+        if self._https:
+            connection = http.client.HTTPSConnection(self._host, self._port, timeout=self._connect_timeout,
+                                                     context=self._tls)
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout)
+        try:
+            connection.connect()
+        except socket.timeout as exc:
+            connection.close()
+            raise ConnectTimeoutError(endpoint_url=self.endpoint_url, error=exc) from None
+        except ssl.SSLError as exc:  # (an OSError too) as botocore raises it
+            connection.close()
+            raise SSLError(endpoint_url=self.endpoint_url, error=exc) from None
+        except OSError as exc:
+            connection.close()
+            raise EndpointConnectionError(endpoint_url=self.endpoint_url, error=exc) from None
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection.sock.settimeout(self._read_timeout)
+        return connection
+
+    def _exchange(self, body: bytes, headers: dict) -> tuple[int, dict[str, str], bytes]:
+        """Send on this thread's connection; a reused one found closed is replaced once, at once."""
+        from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
+
+        for fresh in (False, True):
+            connection = getattr(self._local, "connection", None)
+            reused = connection is not None and not fresh
+            if not reused:
+                self.close()
+                connection = self._local.connection = self._connect()
+            try:
+                connection.request("POST", "/", body, headers)
+                response = connection.getresponse()
+                data = response.read()
+            except socket.timeout as exc:
+                self.close()
+                raise ReadTimeoutError(endpoint_url=self.endpoint_url, error=exc) from None
+            except (http.client.HTTPException, OSError) as exc:
+                self.close()
+                if reused:
+                    continue  # the server closed it while it was idle: once more on a new connection
+                raise ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc) from None
+            if response.will_close:
+                self.close()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+        raise AssertionError("unreachable")  # the second pass is always on a new connection
+
+
+def _json_bytes(value: Any) -> str:
+    """orjson's fallback: bytes as DynamoDB's JSON carries them (base64)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _attribute(value: dict) -> dict:
+    """An attribute value from the wire as botocore gives it: B and BS as bytes, L and M walked."""
+    if "B" in value:
+        return {"B": base64.b64decode(value["B"])}
+    if "BS" in value:
+        return {"BS": [base64.b64decode(item) for item in value["BS"]]}
+    if "L" in value:
+        return {"L": [_attribute(item) for item in value["L"]]}
+    if "M" in value:
+        return {"M": _item(value["M"])}
+    return value
+
+
+def _item(item: dict) -> dict:
+    return {name: _attribute(value) for name, value in item.items()}
+
+
+def _items(items: list) -> list:
+    return [_item(item) for item in items]
+
+
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "Item": _item,  # GetItem
+    "Items": _items,  # Query
+    "LastEvaluatedKey": _item,
+    "Responses": lambda tables: {name: _items(rows) for name, rows in tables.items()},  # BatchGetItem
+    "UnprocessedKeys": lambda tables: {name: {**spec, "Keys": _items(spec["Keys"])} for name, spec in tables.items()},
+}
+
+
+def _from_wire(answer: dict) -> dict:
+    """A read's answer with its attribute values in botocore's shape."""
+    for field, convert in _CONVERT.items():
+        if field in answer:
+            answer[field] = convert(answer[field])
+    return answer
+
+
+def _client_error(target: str, status: int, headers: dict[str, str], data: bytes):
+    """DynamoDB's error answer as botocore's ClientError: the code after '#' in `__type`
+    (the HTTP status where the body says none), the message either spelling DynamoDB uses."""
+    from botocore.exceptions import ClientError
+
+    try:
+        error = orjson.loads(data) if data else {}
+    except orjson.JSONDecodeError:
+        error = {}
+    if not isinstance(error, dict):
+        error = {}
+    code = str(error.get("__type") or "").rsplit("#", 1)[-1] or str(status)
+    message = str(error.get("message") or error.get("Message") or data[:200].decode("utf-8", "replace"))
+    return ClientError({"Error": {"Code": code, "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers,
+                                             "RequestId": headers.get("x-amzn-requestid", "")}}, target)
