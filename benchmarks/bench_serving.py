@@ -312,6 +312,7 @@ def main() -> None:
     project, env, moto, store = prepare(work)
     endpoint = env["FEATURESTORE_DYNAMODB_ENDPOINT"]
     wanted = set(args.only or ["ours", "raw server", "feast"])
+    args.feast_venv = args.feast_venv.resolve()  # (feast runs in another directory)
     processes = []
     try:
         targets: dict[str, str | None] = {"boto3": None}

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import orjson
 from fastapi import FastAPI, Request
@@ -119,8 +119,13 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
 
     async def handle(request: Request, endpoint: str, work: Callable[[Any], tuple[Any, str | None, int]]) -> Response:
         # reached only when the FastAPI app is served by itself: FeatureServer answers these routes first
-        status, body = await _handle(settings, metrics, request.scope, request.receive, endpoint, work)
-        return Response(body, status_code=status, media_type="application/json")
+        answered = []
+
+        async def keep(status: int, body: bytes) -> None:
+            answered.append(Response(body, status_code=status, media_type="application/json"))
+
+        await _handle(settings, metrics, request.scope, request.receive, endpoint, work, keep)
+        return answered[0]
 
     def read_features(body: Any):
         response, served = server.get_online_features(body)
@@ -203,10 +208,13 @@ class FeatureServer:
         work = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if work is None:
             return await self.api(scope, receive, send)
-        status, body = await _handle(self.settings, self.metrics, scope, receive, scope["path"], work)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
-        await send({"type": "http.response.body", "body": body})
+
+        async def respond(status: int, body: bytes) -> None:
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+            await send({"type": "http.response.body", "body": body})
+
+        await _handle(self.settings, self.metrics, scope, receive, scope["path"], work, respond)
 
 
 def _authorised(settings: ServerSettings, request: Request) -> bool:
@@ -302,39 +310,39 @@ _READS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="featurestore-req
 
 
 async def _handle(settings: ServerSettings, metrics: Metrics, scope, receive, endpoint: str,
-                  work: Callable[[Any], tuple[Any, str | None, int]]) -> tuple[int, bytes]:
-    """Authorise, read the JSON body, run `work` off the event loop; the status and the JSON body
-    to answer, counted and logged. A client's mistake (RequestError) answers the status its type
-    carries."""
+                  work: Callable[[Any], tuple[Any, str | None, int]],
+                  respond: Callable[[int, bytes], Awaitable[None]]) -> None:
+    """Authorise, read the JSON body, run `work` off the event loop, `respond` with the status and
+    the JSON body; then count and log the request (after answering: the client does not wait for
+    the bookkeeping; the latency counted is the handler's, up to the answer). A client's mistake
+    (RequestError) answers the status its type carries."""
     started = time.perf_counter()
     service, rows, status = None, 0, 500
     try:
         headers = _headers(scope)
         if not _key_accepted(settings, endpoint, headers.get):
-            status = 401
-            return status, _error_body(UNAUTHORISED)
-        body = await _read_json(settings, headers, receive)
-        payload, service, rows = await asyncio.get_running_loop().run_in_executor(_READS, work, body)
-        after = payload.pop("_answer_after", None) if isinstance(payload, dict) else None
-        if after is not None:  # a streaming push: answered once its events count for reads
-            await asyncio.sleep(max(0.0, after - time.time()))
-        status = 200
-        return status, response_json(payload)
+            status, answer = 401, _error_body(UNAUTHORISED)
+        else:
+            body = await _read_json(settings, headers, receive)
+            payload, service, rows = await asyncio.get_running_loop().run_in_executor(_READS, work, body)
+            after = payload.pop("_answer_after", None) if isinstance(payload, dict) else None
+            if after is not None:  # a streaming push: answered once its events count for reads
+                await asyncio.sleep(max(0.0, after - time.time()))
+            status, answer = 200, response_json(payload)
     except RequestError as exc:
-        status = exc.status
-        return status, _error_body(str(exc))
+        status, answer = exc.status, _error_body(str(exc))
     except OnlineStoreError as exc:
-        status = 503
+        status, answer = 503, _error_body(f"The online store failed: {exc}")
         metrics.store_errors.labels(endpoint).inc()
-        return status, _error_body(f"The online store failed: {exc}")
     except FeatureStoreError as exc:  # a rule of ours the request broke
-        status = 400
-        return status, _error_body(str(exc))
+        status, answer = 400, _error_body(str(exc))
     except Exception:
         log.exception("unexpected error on %s", endpoint)
-        return status, _error_body("Internal error; the server log has the details.")
+        answer = _error_body("Internal error; the server log has the details.")
+    elapsed = time.perf_counter() - started
+    try:
+        await respond(status, answer)
     finally:
-        elapsed = time.perf_counter() - started
         metrics.requests.labels(endpoint, str(status)).inc()
         metrics.latency.labels(endpoint, service or "").observe(elapsed)
         if rows:
