@@ -1,7 +1,7 @@
 """The online store's reads without botocore (online/wire.py), against real endpoints: the same
 requests through botocore and through the wire give the same answers and the same errors (moto
 and dynalite); a checksum that does not match is an error; a kept connection the server closed
-while idle is replaced without the caller seeing it."""
+while idle is replaced without the caller seeing it; TLS with the CA bundle given, refused without."""
 
 from __future__ import annotations
 
@@ -96,9 +96,11 @@ class _Scripted(BaseHTTPRequestHandler):
             self.close_connection = True  # no "Connection: close": the client finds out on its next request
 
 
-def scripted_server(crc, close_after=False) -> ThreadingHTTPServer:
+def scripted_server(crc, close_after=False, tls=None) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
     server.daemon_threads, server.crc, server.close_after, server.requests = True, crc, close_after, 0
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -124,5 +126,28 @@ def test_a_kept_connection_closed_by_the_server_is_replaced_at_once():
         for _ in range(5):  # each call after the first finds its kept connection closed
             assert wire.call("get_item", {"TableName": "t", "Key": {}}) == {}
         assert server.requests == 5  # each sent once on a live connection
+    finally:
+        server.shutdown()
+
+
+def test_https_with_the_ca_bundle_given_and_a_refusal_without_it(tmp_path):
+    import ssl
+    import subprocess
+
+    from botocore.exceptions import SSLError
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = scripted_server(lambda body: zlib.crc32(body), tls=context)
+    url = f"https://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert WireReads(url, "us-east-1", Credentials("a", "b"), ca_bundle=str(cert)).call(
+            "get_item", {"TableName": "t", "Key": {}}) == {}
+        with pytest.raises(SSLError):  # not signed by a CA of the default bundle
+            WireReads(url, "us-east-1", Credentials("a", "b")).call("get_item", {"TableName": "t", "Key": {}})
     finally:
         server.shutdown()

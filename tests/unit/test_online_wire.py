@@ -21,7 +21,7 @@ def no_proxies(monkeypatch):
     return monkeypatch
 
 
-def test_a_proxy_leaves_the_reads_to_botocore(no_proxies):
+def test_a_proxy_or_an_unreadable_ca_bundle_leaves_the_reads_to_botocore(no_proxies):
     url = "https://dynamodb.eu-west-1.amazonaws.com"
     assert isinstance(wire_reads(url, "eu-west-1", CREDENTIALS), WireReads)
     no_proxies.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
@@ -29,6 +29,7 @@ def test_a_proxy_leaves_the_reads_to_botocore(no_proxies):
     no_proxies.setenv("NO_PROXY", ".amazonaws.com")  # bypassed: the wire again
     assert isinstance(wire_reads(url, "eu-west-1", CREDENTIALS), WireReads)
     assert wire_reads("unix:///socket", "eu-west-1", CREDENTIALS) is None
+    assert wire_reads(url, "eu-west-1", CREDENTIALS, ca_bundle="/nonexistent/ca.pem") is None  # botocore says why
 
 
 def test_the_host_header_is_signed_as_sent(no_proxies):

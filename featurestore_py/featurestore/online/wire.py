@@ -19,7 +19,8 @@ model) and ~2.5 ms on a hundred keys: on a feature server that is most of a requ
 Reads only (`OPERATIONS`): they are idempotent, so a request whose reused connection turns out
 closed (a server's idle timeout, or moto, which closes every connection) is sent again at once
 on a new one. Writes and table management stay on botocore. Where botocore would go through a
-proxy (HTTP(S)_PROXY), `wire_reads` gives None and botocore carries the reads too.
+proxy (HTTP(S)_PROXY), or where the CA bundle cannot be read, `wire_reads` gives None and
+botocore carries the reads too (and says what is wrong with the bundle).
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ def wire_reads(endpoint_url: str, region: str, credentials, *, ca_bundle: str | 
     parts = urlsplit(endpoint_url)
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or get_environ_proxies(endpoint_url):
         return None
-    return WireReads(endpoint_url, region, credentials, ca_bundle=ca_bundle, connect_timeout=connect_timeout,
-                     read_timeout=read_timeout)
+    try:
+        return WireReads(endpoint_url, region, credentials, ca_bundle=ca_bundle, connect_timeout=connect_timeout,
+                         read_timeout=read_timeout)
+    except OSError:  # a CA bundle that cannot be read (ssl.SSLError too): botocore's own error, at the call
+        return None
 
 
 class WireReads:
