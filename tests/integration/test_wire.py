@@ -78,6 +78,10 @@ class _Scripted(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
+    def setup(self):
+        super().setup()
+        self.server.connections += 1
+
     def log_message(self, *args):
         pass
 
@@ -98,7 +102,7 @@ class _Scripted(BaseHTTPRequestHandler):
 
 def scripted_server(crc, close_after=False, tls=None) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
-    server.daemon_threads, server.crc, server.close_after, server.requests = True, crc, close_after, 0
+    server.daemon_threads, server.crc, server.close_after, server.requests, server.connections = True, crc, close_after, 0, 0
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -126,6 +130,18 @@ def test_a_kept_connection_closed_by_the_server_is_replaced_at_once():
         for _ in range(5):  # each call after the first finds its kept connection closed
             assert wire.call("get_item", {"TableName": "t", "Key": {}}) == {}
         assert server.requests == 5  # each sent once on a live connection
+    finally:
+        server.shutdown()
+
+
+def test_kept_connections_are_shared_by_the_callers_threads():
+    server = scripted_server(lambda body: zlib.crc32(body))
+    try:
+        wire = wire_to(server)
+        for _ in range(10):  # a thread each, one after another (as a read's pool of threads per call)
+            thread = threading.Thread(target=wire.call, args=("get_item", {"TableName": "t", "Key": {}}))
+            thread.start(), thread.join()
+        assert (server.requests, server.connections) == (10, 1)
     finally:
         server.shutdown()
 

@@ -124,7 +124,7 @@ class DynamoDBOnlineStore(OnlineStore):
                                    f"{self.config.endpoint_url or '(AWS)'}: {exc}") from None
         wire = None if credentials is None else wire_reads(  # no credentials: botocore's own error at the call
             client.meta.endpoint_url, client.meta.region_name, credentials, ca_bundle=core.get_config_variable("ca_bundle"),
-            connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+            connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, max_idle=max(10, self.workers * 2))
         return client, wire
 
     def _deadline(self) -> float:

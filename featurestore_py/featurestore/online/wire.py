@@ -10,8 +10,9 @@ model) and ~2.5 ms on a hundred keys: on a feature server that is most of a requ
   attribute values as bytes), so the store's code cannot tell the two apart;
 - signed by botocore's own SigV4 signer with the session's credentials, frozen per request
   (refreshable credentials refresh as botocore's would);
-- over one kept-alive connection per thread (`http.client`; TLS with botocore's CA bundle or
-  the profile's `ca_bundle`); the CRC32 DynamoDB sends with an answer is checked;
+- over kept-alive connections shared by the caller's threads (`http.client`, a pool of idle
+  ones as botocore's urllib3 keeps; TLS with botocore's CA bundle or the profile's
+  `ca_bundle`); the CRC32 DynamoDB sends with an answer is checked;
 - failures raised as botocore's own exceptions (`ClientError` with DynamoDB's error code,
   `EndpointConnectionError`, `ConnectionClosedError`, `ReadTimeoutError`, `ChecksumError`), so
   the store's one retry loop (`DynamoDBOnlineStore._call`) treats both clients alike.
@@ -42,7 +43,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def wire_reads(endpoint_url: str, region: str, credentials, *, ca_bundle: str | None = None,
-               connect_timeout: float = 3.0, read_timeout: float = 20.0) -> "WireReads | None":
+               connect_timeout: float = 3.0, read_timeout: float = 20.0, max_idle: int = 10) -> "WireReads | None":
     """A WireReads for a client's resolved endpoint, or None where botocore must carry the reads
     (a proxy applies to the endpoint, or the URL is not plain http(s) with a host)."""
     from botocore.utils import get_environ_proxies
@@ -52,7 +53,7 @@ def wire_reads(endpoint_url: str, region: str, credentials, *, ca_bundle: str | 
         return None
     try:
         return WireReads(endpoint_url, region, credentials, ca_bundle=ca_bundle, connect_timeout=connect_timeout,
-                         read_timeout=read_timeout)
+                         read_timeout=read_timeout, max_idle=max_idle)
     except OSError:  # a CA bundle that cannot be read (ssl.SSLError too): botocore's own error, at the call
         return None
 
@@ -61,7 +62,7 @@ class WireReads:
     """`call(operation, params)` for the read operations in OPERATIONS (botocore's names)."""
 
     def __init__(self, endpoint_url: str, region: str, credentials, *, ca_bundle: str | None = None,
-                 connect_timeout: float = 3.0, read_timeout: float = 20.0):
+                 connect_timeout: float = 3.0, read_timeout: float = 20.0, max_idle: int = 10):
         parts = urlsplit(endpoint_url)
         self.endpoint_url = endpoint_url
         self.region = region
@@ -79,7 +80,9 @@ class WireReads:
             from botocore.httpsession import get_cert_path
 
             self._tls = ssl.create_default_context(cafile=ca_bundle or get_cert_path(True))
-        self._local = threading.local()  # .connection: this thread's kept connection
+        self._idle: list[http.client.HTTPConnection] = []  # kept connections no call is using, newest last
+        self._max_idle = max_idle
+        self._lock = threading.Lock()
 
     def call(self, operation: str, params: dict) -> dict:
         """One request, its answer in botocore's shape; DynamoDB's refusals as ClientError."""
@@ -98,11 +101,22 @@ class WireReads:
         raise _client_error(target, status, answer_headers, data)
 
     def close(self) -> None:
-        """Close this thread's connection (the next call opens another)."""
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
+        """Close the kept connections (a later call opens another)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
             connection.close()
+
+    def _take(self) -> http.client.HTTPConnection | None:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def _keep(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self._max_idle:
+                self._idle.append(connection)
+                return
+        connection.close()
 
     def _signed_headers(self, target: str, body: bytes) -> dict[str, str]:
         from botocore.auth import SigV4Auth
@@ -138,29 +152,30 @@ class WireReads:
         return connection
 
     def _exchange(self, body: bytes, headers: dict) -> tuple[int, dict[str, str], bytes]:
-        """Send on this thread's connection; a reused one found closed is replaced once, at once."""
+        """Send on a kept connection, else a new one; a kept one found closed is replaced once, at once."""
         from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
         for fresh in (False, True):
-            connection = getattr(self._local, "connection", None)
-            reused = connection is not None and not fresh
-            if not reused:
-                self.close()
-                connection = self._local.connection = self._connect()
+            connection = None if fresh else self._take()
+            reused = connection is not None
+            if connection is None:
+                connection = self._connect()
             try:
                 connection.request("POST", "/", body, headers)
                 response = connection.getresponse()
                 data = response.read()
             except socket.timeout as exc:
-                self.close()
+                connection.close()
                 raise ReadTimeoutError(endpoint_url=self.endpoint_url, error=exc) from None
             except (http.client.HTTPException, OSError) as exc:
-                self.close()
+                connection.close()
                 if reused:
                     continue  # the server closed it while it was idle: once more on a new connection
                 raise ConnectionClosedError(endpoint_url=self.endpoint_url, error=exc) from None
             if response.will_close:
-                self.close()
+                connection.close()
+            else:
+                self._keep(connection)
             return response.status, {k.lower(): v for k, v in response.getheaders()}, data
         raise AssertionError("unreachable")  # the second pass is always on a new connection
 
