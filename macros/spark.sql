@@ -66,7 +66,8 @@
 {% macro _spark_touched_buckets(spec, relation) -%}
     {#- The buckets of the keys in `relation` (the batch), as a sorted list of integers for a
         literal partition filter (our own computed integers; never a user's value). Read once per
-        run: remembered in spec['touched_buckets']. -#}
+        run, by the rebuild decision (the first read of the lazily cached batch, so it computes
+        it): remembered in spec['touched_buckets']. -#}
     {%- if spec.get('touched_buckets') is not none -%}
         {{- return(spec['touched_buckets']) -}}
     {%- endif -%}
@@ -90,7 +91,9 @@
 {% macro spark__batch_prefers_rebuild(spec, new_rows) %}
     {#- Parquet: an incremental run reads every bucket its batch touches (the batch's keys' rows,
         cached) and rewrites them whole (the overwrite reads them again); past a share of the
-        buckets a full build is cheaper. Says which way it goes in the run's log. -#}
+        buckets a full build is cheaper. Decided by one query, the first read of the lazily
+        cached batch (which computes it once for both ways: a rebuild pays that query and the
+        watermark's, then drops it); says which way it goes in the run's log. -#}
     {%- if featurestore._spark_can_delete() -%}
         {{ return(false) }}
     {%- endif -%}
@@ -179,14 +182,18 @@
 {% endmacro %}
 
 
-{% macro spark__create_batch_relation(relation, sql) %}
+{% macro spark__create_batch_relation(relation, sql, lazy=false) %}
     {#- A cached temporary view, computed once (Spark's temporary views are otherwise lazy and
-        would read the snapshot table again while it is being rewritten). -#}
+        would read the snapshot table again while it is being rewritten): now, or, `lazy`, by
+        the first statement that reads it. That is the rebuild decision on a Parquet table (the
+        batch is computed once either way, and the decision needs no job of its own); a table
+        that can delete has no decision, and its batch must be computed before the run reads
+        its clock: cached now. -#}
     {% call statement('batch_relation') -%}
         create or replace temporary view {{ relation }} as {{ sql }}
     {%- endcall %}
     {% call statement('batch_relation_cache') -%}
-        cache table {{ relation }}
+        cache {{ 'lazy ' if lazy and not featurestore._spark_can_delete() }}table {{ relation }}
     {%- endcall %}
 {% endmacro %}
 

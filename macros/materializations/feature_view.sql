@@ -249,13 +249,15 @@
 {% endmacro %}
 
 
-{% macro create_batch_relation(relation, sql) %}
+{% macro create_batch_relation(relation, sql, lazy=false) %}
     {#- A relation an incremental run computes once and reads several times (the batch, its
-        bounds, the recomputed rows); gone when the run ends. -#}
-    {{ return(adapter.dispatch('create_batch_relation', 'featurestore')(relation, sql)) }}
+        bounds, the recomputed rows); gone when the run ends. `lazy`: the engine may compute it
+        when the next statement first reads it (the batch: that statement is the rebuild
+        decision, and a rebuild drops it unread otherwise). -#}
+    {{ return(adapter.dispatch('create_batch_relation', 'featurestore')(relation, sql, lazy)) }}
 {% endmacro %}
 
-{% macro default__create_batch_relation(relation, sql) %}
+{% macro default__create_batch_relation(relation, sql, lazy=false) %}
     {% call statement('batch_relation') -%}
         {{ get_create_table_as_sql(True, relation, sql) }}
     {%- endcall %}
@@ -346,7 +348,8 @@
         ) as _fs_model
         where {{ created }} > {{ watermark }}
     {%- endset -%}
-    {{ featurestore.create_batch_relation(new_rows, batch_sql) }}
+    {#- (computed by the first statement that reads it: the decision, whose rebuild drops it) -#}
+    {{ featurestore.create_batch_relation(new_rows, batch_sql, lazy=true) }}
     {%- if featurestore.batch_prefers_rebuild(spec, new_rows) -%}
         {{ featurestore.drop_batch_relations([new_rows]) }}
         {{ return(false) }}
