@@ -15,12 +15,13 @@ pyspark's own scripts for the run (tests/spark_cluster.py), the driver in its ow
 Incremental against a rebuild (`--rebuild-only` runs only this): 1% new rows spread over all
 keys (past the model's `snapshot_rebuild_share`, so the run rebuilds) and 1% on the keys of one
 of the 16 buckets, each against the full build of the same table, medians of
-`--rebuild-repeats` with the load average (against a `--full-refresh` of the same table run right
-after: the rebuild the fallback stands for; a `--full-refresh` before the batch warms the JVM, so
-that neither run compared is its first rebuild), and the time per statement kind of both runs
-(medians; a Spark `select` is timed without fetching its rows, see `worker --keep-logs` for the
-full debug logs); `--sweep-buckets` times batches on k of the 16 buckets with the fallback off,
-which is how the default share was chosen.
+`--rebuild-repeats` with the load average. Each worker builds the table, rebuilds it once (the
+JVM's first build is slower), then runs incremental, `--full-refresh`, `--full-refresh`,
+incremental, each after a new batch of the same shape (A B B A: a JVM still warming up favours
+neither; the `--full-refresh` is the rebuild the fallback stands for), and reports the mean of
+each kind and the time per statement kind of both (`worker --keep-logs DIR` keeps the dbt debug
+logs); `--sweep-buckets` times batches on k of the 16 buckets with the fallback off, which is how
+the default share was chosen.
 
 Each measurement runs in its own process (`worker`), so a JVM's start and a process's peak
 memory are its own. Times: the model's execution_time from dbt's run_results.json (dbt's and
@@ -182,32 +183,42 @@ def worker(args) -> dict:
     dbt.run("build", "--select", "bench_view", "--quiet")
     result["dbt command s"] = time.perf_counter() - started
     result["full build s"] = _model_seconds(project_dir)
-    if args.build_only:  # a rebuild before the batch, so the runs compared below find the JVM as warm
+    store = FeatureStore(project_dir, target, env=env)
+    log = project_dir / "logs" / "dbt.log"
+
+    def add_batch() -> None:
+        with store.connect(read_only=False) as warehouse:
+            warehouse.execute(_batch_sql(args.engine, args.batch_rows or args.rows // 100, args.keys,
+                                         (args.batch_buckets, args.buckets) if args.batch_buckets else None))
+
+    def logged_run(*extra: str) -> tuple[float, str]:
+        log.unlink(missing_ok=True)
+        dbt.run("run", "--select", "bench_view", "--quiet", "--log-level-file", "debug", *extra)
+        if args.keep_logs:
+            shutil.copy2(log, Path(args.keep_logs) / f"{'full-refresh' if extra else 'incremental'}-{time.time():.0f}.log")
+        return _model_seconds(project_dir), log.read_text()
+
+    if args.build_only:  # incremental runs against --full-refresh runs of the same table
+        # a rebuild first (the JVM's first build is slower), then in the order A B B A, each
+        # after a new batch, so that a JVM still warming up favours neither kind of run
         dbt.run("run", "--select", "bench_view", "--full-refresh", "--quiet")
         result["warm-up rebuild s"] = _model_seconds(project_dir)
-    store = FeatureStore(project_dir, target, env=env)
-    with store.connect(read_only=False) as warehouse:
-        warehouse.execute(_batch_sql(args.engine, args.batch_rows or args.rows // 100, args.keys,
-                                     (args.batch_buckets, args.buckets) if args.batch_buckets else None))
-    log = project_dir / "logs" / "dbt.log"
-    log.unlink(missing_ok=True)
-    dbt.run("run", "--select", "bench_view", "--quiet", "--log-level-file", "debug")
-    result["incremental s"] = _model_seconds(project_dir)
-    log_text = log.read_text()
+        runs: dict[str, list] = {"incremental": [], "full refresh": []}
+        for kind in ("incremental", "full refresh", "full refresh", "incremental"):
+            add_batch()
+            runs[kind].append(logged_run(*(["--full-refresh"] if kind == "full refresh" else [])))
+        for kind, done in runs.items():
+            result[f"{kind} s"] = statistics.mean(seconds for seconds, _ in done)
+            phases = [statement_phases(text) for _, text in done]
+            result[f"{kind} phases"] = {name: statistics.mean(p.get(name, 0.0) for p in phases)
+                                        for name in {name for p in phases for name in p}}
+        result["rebuilt"] = sum("a rebuild is cheaper: rebuilding" in text for _, text in runs["incremental"])
+        shutil.rmtree(work, ignore_errors=True)
+        return result
+    add_batch()
+    result["incremental s"], log_text = logged_run()
     phases = statement_phases(log_text)
     result["rebuilt"] = int("a rebuild is cheaper: rebuilding" in log_text)
-    if args.keep_logs:
-        shutil.copy2(log, Path(args.keep_logs) / f"incremental-{os.getpid()}.log")
-    if args.build_only:  # and a rebuild of the table as it now is: what the fallback replaces
-        log.unlink(missing_ok=True)
-        dbt.run("run", "--select", "bench_view", "--full-refresh", "--quiet", "--log-level-file", "debug")
-        result["full refresh s"] = _model_seconds(project_dir)
-        result["full refresh phases"] = statement_phases(log.read_text())
-        if args.keep_logs:
-            shutil.copy2(log, Path(args.keep_logs) / f"full-refresh-{os.getpid()}.log")
-        shutil.rmtree(work, ignore_errors=True)
-        result["incremental phases"] = phases
-        return result
     entities = _entities(args.entities, args.keys)
     started = time.perf_counter()
     job = store.get_historical_features(entities, ["bench_view:f_double", "bench_view:f_int", "bench_view:f_str"])
@@ -271,8 +282,8 @@ def compare_masters(masters: list[str], rows: int, entities: int, partitions: in
 
 
 def compare_with_rebuild(rows: int, keys: int, partitions: int, repeats: int, sweep: list[int]) -> None:
-    """Incremental runs against the full build of the same table (each worker builds, then runs
-    one batch of 1% new rows): the batch spread over all keys (the model's default
+    """Incremental runs against --full-refresh runs of the same table (each worker: see the
+    module's docstring), batches of 1% new rows: spread over all keys (the model's default
     snapshot_rebuild_share: it rebuilds), and on the keys of one of the 16 buckets (incremental).
     `sweep`: batches on the keys of k of the 16 buckets with the fallback off (share 1), to find
     the share at which an incremental run costs a rebuild."""
@@ -293,7 +304,7 @@ def compare_with_rebuild(rows: int, keys: int, partitions: int, repeats: int, sw
               f"{', '.join(f'{r:.2f}' for r in ratios)}); incremental {statistics.median(r['incremental s'] for r in runs):.2f} s, "
               f"full refresh {statistics.median(r['full refresh s'] for r in runs):.2f} s (first build "
               f"{statistics.median(r['full build s'] for r in runs):.2f} s); rebuilt in {sum(r['rebuilt'] for r in runs)} "
-              f"of {repeats}; load average {os.getloadavg()[0]:.2f}")
+              f"of {2 * repeats}; load average {os.getloadavg()[0]:.2f}")
         print(f"    {'statements (s, medians)':<52} {'incremental':>12} {'full refresh':>12}")
         names = {name for run in runs for key in ("incremental phases", "full refresh phases") for name in run[key]}
         median = {key: {name: statistics.median(run[key].get(name, 0.0) for run in runs) for name in names}
@@ -330,7 +341,7 @@ def main() -> None:
     one.add_argument("--rebuild-share", type=float, default=-1,
                      help="snapshot_rebuild_share (Spark; -1: the default)")
     one.add_argument("--build-only", action="store_true",
-                     help="only the full build, the incremental run and a --full-refresh after it")
+                     help="only the full build, a warm-up rebuild, and incremental and --full-refresh runs (A B B A)")
     one.add_argument("--keep-logs", default="",
                      help="a directory to copy the dbt debug logs of the incremental run and the --full-refresh to")
     for p in (parser, one):
