@@ -72,6 +72,7 @@ def add_batch(con, batch: int, rows: int, keys: int) -> None:
 # what a statement of the feature_view materialization does, recognised by how it starts
 # (after dbt's /* comment */) and what it names; the first match wins
 STATEMENT_PHASES = (
+    (("create", "insert", "delete", "select", "with"), "__build", "build record"),
     (("delete",), "", "delete affected rows"),
     (("create",), "__fs_stage", "stage the touched buckets (Spark)"),
     (("insert",), "partition (_fs_bucket)", "overwrite the touched buckets (Spark)"),
@@ -90,7 +91,6 @@ STATEMENT_PHASES = (
     (("create",), "lead(", "rank versions + intervals (one window sort)"),
     (("create",), "__rejected", "rejected rows"),
     (("select", "with"), "_fs_repeats", "repeated-version check"),
-    (("create", "insert", "delete", "select", "with"), "__build", "build record"),
 )
 
 

@@ -15,9 +15,13 @@ pyspark's own scripts for the run (tests/spark_cluster.py), the driver in its ow
 Incremental against a rebuild (`--rebuild-only` runs only this): 1% new rows spread over all
 keys (past the model's `snapshot_rebuild_share`, so the run rebuilds) and 1% on the keys of one
 of the 16 buckets, each against the full build of the same table, medians of
-`--rebuild-repeats` with the load average (against a `--full-refresh` of the same table run right
-after: the rebuild the fallback stands for); `--sweep-buckets` times batches on k of the 16
-buckets with the fallback off, which is how the default share was chosen.
+`--rebuild-repeats` with the load average. Each worker builds the table, rebuilds it once (the
+JVM's first build is slower), then runs incremental, `--full-refresh`, `--full-refresh`,
+incremental, each after a new batch of the same shape (A B B A: a JVM still warming up favours
+neither; the `--full-refresh` is the rebuild the fallback stands for), and reports the mean of
+each kind and the time per statement kind of both (`worker --keep-logs DIR` keeps the dbt debug
+logs); `--sweep-buckets` times batches on k of the 16 buckets with the fallback off, which is how
+the default share was chosen.
 
 Each measurement runs in its own process (`worker`), so a JVM's start and a process's peak
 memory are its own. Times: the model's execution_time from dbt's run_results.json (dbt's and
@@ -45,7 +49,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_snapshots import statement_phases  # noqa: E402  (the time per materialization statement)
+from bench_snapshots import _phase_of  # noqa: E402  (what a materialization statement does)
 REPO = HERE.parent
 YEAR_SECONDS = 365 * 86400
 
@@ -107,6 +111,33 @@ def _entities(count: int, keys: int):
                      .cast(pa.timestamp("us"))})
 
 
+def statement_phases(log_text: str, node: str = ".bench_view") -> dict[str, float]:
+    """Seconds per materialization phase of one model, from a dbt debug log: each statement run
+    `On model...<node>:` timed from its start to the next one's (bench_snapshots' phases take
+    dbt's "SQL status ... in N seconds", which on Spark stops before a select's rows are
+    fetched, and so before its job runs). Includes dbt's own work between statements."""
+    starts: list[tuple[float, str]] = []
+    current, end = None, None
+    for line in log_text.splitlines():
+        stamp = line[:15]
+        if "On model" in line and f"{node}:" in line:
+            current = [_seconds(stamp), [line.split(f"{node}:", 1)[1]]]
+        elif "SQL status:" in line and current is not None:
+            starts.append((current[0], _phase_of("\n".join(current[1]))))
+            end, current = _seconds(stamp), None
+        elif current is not None:
+            current[1].append(line)
+    phases: dict[str, float] = {}
+    for (start, phase), (following, _) in zip(starts, starts[1:] + [(end, "")]):
+        phases[phase] = phases.get(phase, 0.0) + following - start
+    return phases
+
+
+def _seconds(stamp: str) -> float:
+    hours, minutes, seconds = stamp.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
 def _model_seconds(project_dir: Path) -> float:
     results = json.loads((project_dir / "target" / "run_results.json").read_text())
     return next(r["execution_time"] for r in results["results"] if r["unique_id"].endswith(".bench_view"))
@@ -153,22 +184,41 @@ def worker(args) -> dict:
     result["dbt command s"] = time.perf_counter() - started
     result["full build s"] = _model_seconds(project_dir)
     store = FeatureStore(project_dir, target, env=env)
-    with store.connect(read_only=False) as warehouse:
-        warehouse.execute(_batch_sql(args.engine, args.batch_rows or args.rows // 100, args.keys,
-                                     (args.batch_buckets, args.buckets) if args.batch_buckets else None))
     log = project_dir / "logs" / "dbt.log"
-    log.unlink(missing_ok=True)
-    dbt.run("run", "--select", "bench_view", "--quiet", "--log-level-file", "debug")
-    result["incremental s"] = _model_seconds(project_dir)
-    log_text = log.read_text()
+
+    def add_batch() -> None:
+        with store.connect(read_only=False) as warehouse:
+            warehouse.execute(_batch_sql(args.engine, args.batch_rows or args.rows // 100, args.keys,
+                                         (args.batch_buckets, args.buckets) if args.batch_buckets else None))
+
+    def logged_run(*extra: str) -> tuple[float, str]:
+        log.unlink(missing_ok=True)
+        dbt.run("run", "--select", "bench_view", "--quiet", "--log-level-file", "debug", *extra)
+        if args.keep_logs:
+            shutil.copy2(log, Path(args.keep_logs) / f"{'full-refresh' if extra else 'incremental'}-{time.time():.0f}.log")
+        return _model_seconds(project_dir), log.read_text()
+
+    if args.build_only:  # incremental runs against --full-refresh runs of the same table
+        # a rebuild first (the JVM's first build is slower), then in the order A B B A, each
+        # after a new batch, so that a JVM still warming up favours neither kind of run
+        dbt.run("run", "--select", "bench_view", "--full-refresh", "--quiet")
+        result["warm-up rebuild s"] = _model_seconds(project_dir)
+        runs: dict[str, list] = {"incremental": [], "full refresh": []}
+        for kind in ("incremental", "full refresh", "full refresh", "incremental"):
+            add_batch()
+            runs[kind].append(logged_run(*(["--full-refresh"] if kind == "full refresh" else [])))
+        for kind, done in runs.items():
+            result[f"{kind} s"] = statistics.mean(seconds for seconds, _ in done)
+            phases = [statement_phases(text) for _, text in done]
+            result[f"{kind} phases"] = {name: statistics.mean(p.get(name, 0.0) for p in phases)
+                                        for name in {name for p in phases for name in p}}
+        result["rebuilt"] = sum("a rebuild is cheaper: rebuilding" in text for _, text in runs["incremental"])
+        shutil.rmtree(work, ignore_errors=True)
+        return result
+    add_batch()
+    result["incremental s"], log_text = logged_run()
     phases = statement_phases(log_text)
     result["rebuilt"] = int("a rebuild is cheaper: rebuilding" in log_text)
-    if args.build_only:  # and a rebuild of the table as it now is: what the fallback replaces
-        dbt.run("run", "--select", "bench_view", "--full-refresh", "--quiet")
-        result["full refresh s"] = _model_seconds(project_dir)
-        shutil.rmtree(work, ignore_errors=True)
-        result["incremental phases"] = phases
-        return result
     entities = _entities(args.entities, args.keys)
     started = time.perf_counter()
     job = store.get_historical_features(entities, ["bench_view:f_double", "bench_view:f_int", "bench_view:f_str"])
@@ -232,8 +282,8 @@ def compare_masters(masters: list[str], rows: int, entities: int, partitions: in
 
 
 def compare_with_rebuild(rows: int, keys: int, partitions: int, repeats: int, sweep: list[int]) -> None:
-    """Incremental runs against the full build of the same table (each worker builds, then runs
-    one batch of 1% new rows): the batch spread over all keys (the model's default
+    """Incremental runs against --full-refresh runs of the same table (each worker: see the
+    module's docstring), batches of 1% new rows: spread over all keys (the model's default
     snapshot_rebuild_share: it rebuilds), and on the keys of one of the 16 buckets (incremental).
     `sweep`: batches on the keys of k of the 16 buckets with the fallback off (share 1), to find
     the share at which an incremental run costs a rebuild."""
@@ -254,9 +304,13 @@ def compare_with_rebuild(rows: int, keys: int, partitions: int, repeats: int, sw
               f"{', '.join(f'{r:.2f}' for r in ratios)}); incremental {statistics.median(r['incremental s'] for r in runs):.2f} s, "
               f"full refresh {statistics.median(r['full refresh s'] for r in runs):.2f} s (first build "
               f"{statistics.median(r['full build s'] for r in runs):.2f} s); rebuilt in {sum(r['rebuilt'] for r in runs)} "
-              f"of {repeats}; load average {os.getloadavg()[0]:.2f}")
-        for name, seconds in sorted(runs[0]["incremental phases"].items(), key=lambda item: -item[1])[:6]:
-            print(f"    {name:<52} {seconds:8.3f}")
+              f"of {2 * repeats}; load average {os.getloadavg()[0]:.2f}")
+        print(f"    {'statements (s, medians)':<52} {'incremental':>12} {'full refresh':>12}")
+        names = {name for run in runs for key in ("incremental phases", "full refresh phases") for name in run[key]}
+        median = {key: {name: statistics.median(run[key].get(name, 0.0) for run in runs) for name in names}
+                  for key in ("incremental phases", "full refresh phases")}
+        for name in sorted(names, key=lambda name: -median["incremental phases"][name]):
+            print(f"    {name:<52} {median['incremental phases'][name]:12.3f} {median['full refresh phases'][name]:12.3f}")
 
 
 def _median(runs: list[dict]) -> dict:
@@ -287,7 +341,9 @@ def main() -> None:
     one.add_argument("--rebuild-share", type=float, default=-1,
                      help="snapshot_rebuild_share (Spark; -1: the default)")
     one.add_argument("--build-only", action="store_true",
-                     help="only the full build, the incremental run and a --full-refresh after it")
+                     help="only the full build, a warm-up rebuild, and incremental and --full-refresh runs (A B B A)")
+    one.add_argument("--keep-logs", default="",
+                     help="a directory to copy the dbt debug logs of the incremental run and the --full-refresh to")
     for p in (parser, one):
         p.add_argument("--rows", type=int, default=10_000_000)
         p.add_argument("--keys", type=int, default=1_000_000)

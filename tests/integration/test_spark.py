@@ -121,6 +121,16 @@ def test_a_batch_touching_most_buckets_rebuilds_on_spark(tmp_path_factory, spark
     rebuilt = tables.table_id("events_view")
     assert rebuilt != first  # recorded as a full build
     assert not tables.warehouse.fetch_all("show tables in rebuild like 'events_view__fs_*'")
+    # decided from the batch's query: nothing of the incremental path was computed or cached first
+    assert "__fs_new" not in text and "cache table" not in text, text[-3000:]
+    # and the rebuild is a --full-refresh's, value for value (the table and its rejected rows)
+    snapshot_sql = f"select {SNAPSHOT_COLUMNS}, _fs_bucket from {{schema}}.events_view"
+    rejected_sql = "select * from {schema}.events_view__rejected"
+    by_fallback = (tables.fetch(snapshot_sql), tables.fetch(rejected_sql))
+    dbt.run("run", "--select", "events_view", "--full-refresh", "--quiet")
+    assert (oracles.sort_rows(tables.fetch(snapshot_sql)), oracles.sort_rows(tables.fetch(rejected_sql))) \
+        == (oracles.sort_rows(by_fallback[0]), oracles.sort_rows(by_fallback[1]))
+    rebuilt = tables.table_id("events_view")
     # a later row of one key: one bucket, incremental
     key_row = next(row for row in loaded if None not in row[:4])
     late = max(row[3] for row in loaded if row[3] is not None) + timedelta(minutes=5)
