@@ -63,30 +63,20 @@
 {%- endmacro %}
 
 
-{% macro _spark_buckets_of(spec, rows) -%}
-    {#- The buckets of the keys in `rows` (a query, or a relation), as a sorted list of integers
-        (our own computed integers; never a user's value). Only the key columns are read: Spark
-        prunes the other columns, and the expressions that compute only those (a model's
-        feature windows). -#}
-    {%- set rows_sql = rows if rows is string else 'select * from ' ~ rows -%}
-    {%- set result = run_query('select distinct ' ~ featurestore._spark_bucket(spec) ~ ' from (' ~ rows_sql
-                               ~ '\n) as _fs_rows where ' ~ featurestore._spark_keys_present(spec)) -%}
+{% macro _spark_touched_buckets(spec, relation) -%}
+    {#- The buckets of the keys in `relation` (the batch), as a sorted list of integers for a
+        literal partition filter (our own computed integers; never a user's value). Read once per
+        run: remembered in spec['touched_buckets']. -#}
+    {%- if spec.get('touched_buckets') is not none -%}
+        {{- return(spec['touched_buckets']) -}}
+    {%- endif -%}
+    {%- set result = run_query('select distinct ' ~ featurestore._spark_bucket(spec) ~ ' from ' ~ relation
+                               ~ ' where ' ~ featurestore._spark_keys_present(spec)) -%}
     {%- set buckets = [] -%}
     {%- for value in result.columns[0].values() -%}
         {%- do buckets.append(value | int) -%}
     {%- endfor -%}
-    {{- return(buckets | sort) -}}
-{%- endmacro %}
-
-
-{% macro _spark_touched_buckets(spec, relation) -%}
-    {#- The buckets of the keys in `relation` (the cached batch), for a literal partition filter.
-        Read from the cached batch itself, not from the rebuild decision's query: a model whose
-        rows change between two reads (a source loaded meanwhile) must not leave a bucket of the
-        batch out of the overwrite. Read once per run: remembered in spec['touched_buckets']. -#}
-    {%- if spec.get('touched_buckets') is none -%}
-        {%- do spec.update({'touched_buckets': featurestore._spark_buckets_of(spec, relation)}) -%}
-    {%- endif -%}
+    {%- do spec.update({'touched_buckets': buckets | sort}) -%}
     {{- return(spec['touched_buckets']) -}}
 {%- endmacro %}
 
@@ -97,18 +87,16 @@
 {%- endmacro %}
 
 
-{% macro spark__batch_prefers_rebuild(spec, batch_sql) %}
+{% macro spark__batch_prefers_rebuild(spec, new_rows) %}
     {#- Parquet: an incremental run reads every bucket its batch touches (the batch's keys' rows,
         cached) and rewrites them whole (the overwrite reads them again); past a share of the
-        buckets a full build is cheaper. Decided by one query of the batch's keys over the batch's
-        query, before the batch is computed and cached, so that a rebuild pays only that query and
-        the watermark's; says which way it goes in the run's log. -#}
+        buckets a full build is cheaper. Says which way it goes in the run's log. -#}
     {%- if featurestore._spark_can_delete() -%}
         {{ return(false) }}
     {%- endif -%}
     {%- set total = featurestore._spark_bucket_count() | int -%}
     {%- set threshold = featurestore._spark_rebuild_share() -%}
-    {%- set touched = featurestore._spark_buckets_of(spec, batch_sql) | length -%}
+    {%- set touched = featurestore._spark_touched_buckets(spec, new_rows) | length -%}
     {%- set rebuild = touched > 0 and touched > threshold * total -%}
     {%- do log("featurestore: " ~ model.name ~ ": the new rows touch " ~ touched ~ " of " ~ total ~ " buckets ("
                ~ ((100 * touched / total) | round | int) ~ "%); "

@@ -346,11 +346,11 @@
         ) as _fs_model
         where {{ created }} > {{ watermark }}
     {%- endset -%}
-    {#- (decided from the batch's query, before the batch is computed: a rebuild does not need it) -#}
-    {%- if featurestore.batch_prefers_rebuild(spec, batch_sql) -%}
+    {{ featurestore.create_batch_relation(new_rows, batch_sql) }}
+    {%- if featurestore.batch_prefers_rebuild(spec, new_rows) -%}
+        {{ featurestore.drop_batch_relations([new_rows]) }}
         {{ return(false) }}
     {%- endif -%}
-    {{ featurestore.create_batch_relation(new_rows, batch_sql) }}
     {#- from here on one instant, read after the batch (whose rows a model's current_timestamp stamped before it) -#}
     {%- do spec.update({'clock': featurestore._clock_now()}) -%}
 
@@ -394,15 +394,15 @@
 {% endmacro %}
 
 
-{% macro batch_prefers_rebuild(spec, batch_sql) %}
-    {#- Whether this batch is better served by a full build than by an incremental run, decided
-        from its query before it is computed or anything written (the run then rebuilds as
-        --full-refresh would). Dispatches: never by default; on Spark's Parquet tables when the
-        batch touches more than `snapshot_rebuild_share` of the hash buckets. -#}
-    {{ return(adapter.dispatch('batch_prefers_rebuild', 'featurestore')(spec, batch_sql)) }}
+{% macro batch_prefers_rebuild(spec, new_rows) %}
+    {#- Whether this batch is better served by a full build than by an incremental run (decided
+        before anything is written; the run then rebuilds as --full-refresh would). Dispatches:
+        never by default; on Spark's Parquet tables when the batch touches more than
+        `snapshot_rebuild_share` of the hash buckets. -#}
+    {{ return(adapter.dispatch('batch_prefers_rebuild', 'featurestore')(spec, new_rows)) }}
 {% endmacro %}
 
-{% macro default__batch_prefers_rebuild(spec, batch_sql) %}
+{% macro default__batch_prefers_rebuild(spec, new_rows) %}
     {{ return(false) }}
 {% endmacro %}
 

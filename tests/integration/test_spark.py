@@ -121,9 +121,7 @@ def test_a_batch_touching_most_buckets_rebuilds_on_spark(tmp_path_factory, spark
     rebuilt = tables.table_id("events_view")
     assert rebuilt != first  # recorded as a full build
     assert not tables.warehouse.fetch_all("show tables in rebuild like 'events_view__fs_*'")
-    # decided from the batch's query: nothing of the incremental path was computed or cached first
-    assert "__fs_new" not in text and "cache table" not in text, text[-3000:]
-    # and the rebuild is a --full-refresh's, value for value (the table and its rejected rows)
+    # the rebuild is a --full-refresh's, value for value (the table and its rejected rows)
     snapshot_sql = f"select {SNAPSHOT_COLUMNS}, _fs_bucket from {{schema}}.events_view"
     rejected_sql = "select * from {schema}.events_view__rejected"
     by_fallback = (tables.fetch(snapshot_sql), tables.fetch(rejected_sql))

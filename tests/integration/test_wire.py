@@ -129,7 +129,7 @@ def test_a_kept_connection_closed_by_the_server_is_replaced_at_once():
         wire = wire_to(server)
         for _ in range(5):  # each call after the first finds its kept connection closed
             assert wire.call("get_item", {"TableName": "t", "Key": {}}) == {}
-        assert server.requests == 5  # each sent once on a live connection
+        assert (server.requests, server.connections) == (5, 5)  # each sent once, on a connection of its own
     finally:
         server.shutdown()
 
@@ -142,6 +142,22 @@ def test_kept_connections_are_shared_by_the_callers_threads():
             thread = threading.Thread(target=wire.call, args=("get_item", {"TableName": "t", "Key": {}}))
             thread.start(), thread.join()
         assert (server.requests, server.connections) == (10, 1)
+        barrier, failures = threading.Barrier(6), []
+
+        def burst():
+            barrier.wait()
+            for _ in range(20):
+                try:
+                    assert wire.call("get_item", {"TableName": "t", "Key": {}}) == {}
+                except Exception as exc:  # reported below, not lost in the thread
+                    failures.append(exc)
+
+        threads = [threading.Thread(target=burst) for _ in range(6)]  # at once: no connection used by two
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == [] and server.requests == 130 and server.connections <= 7
     finally:
         server.shutdown()
 

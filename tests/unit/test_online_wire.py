@@ -7,6 +7,8 @@ import base64
 
 import orjson
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from featurestore.online.wire import WireReads, _client_error, _from_wire, _json_bytes, wire_reads
@@ -24,22 +26,43 @@ def no_proxies(monkeypatch):
 def test_a_proxy_or_an_unreadable_ca_bundle_leaves_the_reads_to_botocore(no_proxies):
     url = "https://dynamodb.eu-west-1.amazonaws.com"
     assert isinstance(wire_reads(url, "eu-west-1", CREDENTIALS), WireReads)
+    no_proxies.setenv("NO_PROXY", "localhost")  # NO_PROXY alone proxies nothing
+    assert isinstance(wire_reads(url, "eu-west-1", CREDENTIALS), WireReads)
+    no_proxies.setenv("HTTP_PROXY", "http://proxy.internal:3128")  # not for an https endpoint (botocore's rule)
+    assert isinstance(wire_reads(url, "eu-west-1", CREDENTIALS), WireReads)
+    assert wire_reads("http://dynamodb.internal:8000", "eu-west-1", CREDENTIALS) is None
     no_proxies.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert wire_reads(url, "eu-west-1", CREDENTIALS) is None
     no_proxies.setenv("NO_PROXY", ".amazonaws.com")  # bypassed: the wire again
     assert isinstance(wire_reads(url, "eu-west-1", CREDENTIALS), WireReads)
     assert wire_reads("unix:///socket", "eu-west-1", CREDENTIALS) is None
+    assert wire_reads("http://gateway.internal/dynamodb", "eu-west-1", CREDENTIALS) is None  # a path: botocore's
     assert wire_reads(url, "eu-west-1", CREDENTIALS, ca_bundle="/nonexistent/ca.pem") is None  # botocore says why
 
 
-def test_the_host_header_is_signed_as_sent(no_proxies):
-    headers = wire_reads("https://dynamodb.eu-west-1.amazonaws.com:443", "eu-west-1", CREDENTIALS)._signed_headers("GetItem", b"{}")
-    assert headers["Host"] == "dynamodb.eu-west-1.amazonaws.com"
-    assert headers["X-Amz-Target"] == "DynamoDB_20120810.GetItem"
-    assert "SignedHeaders=accept-encoding;content-type;host;x-amz-date;x-amz-target" in headers["Authorization"]
-    assert "/eu-west-1/dynamodb/aws4_request" in headers["Authorization"]
-    local = wire_reads("http://127.0.0.1:8000", "us-east-1", Credentials("a", "b", "token"))._signed_headers("Query", b"{}")
-    assert local["Host"] == "127.0.0.1:8000" and local["X-Amz-Security-Token"] == "token"
+def resigned(url: str, headers: dict[str, str], body: bytes, credentials) -> str:
+    """The signature SigV4 gives the request exactly as sent (its headers, its X-Amz-Date), as
+    DynamoDB recomputes it."""
+    sent = {name: value for name, value in headers.items() if name not in ("Authorization",)}
+    request = AWSRequest("POST", url + "/", data=body, headers=sent)
+    request.context["timestamp"] = headers["X-Amz-Date"]
+    signer = SigV4Auth(credentials.get_frozen_credentials(), "dynamodb", "eu-west-1")
+    return signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+
+
+@pytest.mark.parametrize("url, host", [
+    ("https://dynamodb.eu-west-1.amazonaws.com:443", "dynamodb.eu-west-1.amazonaws.com"),
+    ("http://LocalHost:8000", "LocalHost:8000"),
+    ("http://[::1]:8000", "[::1]:8000"),
+    ("https://DynamoDB.eu-west-1.amazonaws.com", "DynamoDB.eu-west-1.amazonaws.com"),
+])
+def test_the_signature_is_of_the_request_as_sent(no_proxies, url, host):
+    credentials = Credentials("a", "b", "token")
+    headers = wire_reads(url, "eu-west-1", credentials)._signed_headers("GetItem", b"{}")
+    assert headers["Host"] == host and headers["X-Amz-Target"] == "DynamoDB_20120810.GetItem"
+    assert headers["X-Amz-Security-Token"] == "token"
+    assert "SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target" in headers["Authorization"]
+    assert headers["Authorization"].endswith("Signature=" + resigned(url, headers, b"{}", credentials))
 
 
 def test_dynamodb_errors_become_client_errors():
@@ -53,6 +76,9 @@ def test_dynamodb_errors_become_client_errors():
     assert _client_error("Query", 503, {}, b"<html>unavailable</html>").response["Error"] \
         == {"Code": "503", "Message": "<html>unavailable</html>"}
     assert _client_error("Query", 500, {}, b"[1]").response["Error"]["Code"] == "500"
+    # the awsJson form with a namespace and a URL after ':' (botocore reads the same code)
+    assert _client_error("GetItem", 400, {}, b'{"__type": "aws#ThrottlingException:http://internal.amazon.com/"}')\
+        .response["Error"]["Code"] == "ThrottlingException"
 
 
 def test_binary_values_cross_as_base64_and_come_back_as_bytes():
@@ -65,3 +91,15 @@ def test_binary_values_cross_as_base64_and_come_back_as_bytes():
         "UnprocessedKeys": {"t": {"Keys": [{"k": {"B": b"\x02"}}], "ConsistentRead": True}}}
     assert _from_wire({"Items": [], "Count": 0, "LastEvaluatedKey": {"k": {"N": "1"}}}) == \
         {"Items": [], "Count": 0, "LastEvaluatedKey": {"k": {"N": "1"}}}
+
+
+def test_account_based_endpoints_are_left_to_botocore(monkeypatch):
+    import botocore.session
+
+    from featurestore.online.dynamodb import _account_routed
+
+    core = botocore.session.Session()
+    assert not _account_routed(core, Credentials("a", "b"))
+    assert _account_routed(core, Credentials("a", "b", account_id="123456789012"))
+    monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+    assert not _account_routed(botocore.session.Session(), Credentials("a", "b", account_id="123456789012"))

@@ -96,35 +96,41 @@ class DynamoDBOnlineStore(OnlineStore):
 
     @cached_property
     def _clients(self):
-        """botocore's client and the wire reads, from one session: one endpoint, region and
-        credentials (boto3's standard chain)."""
+        """botocore's client and the wire reads, from boto3's default session (the process's:
+        its credentials resolved once, a profile set by `boto3.setup_default_session` honoured):
+        one endpoint, region and credentials (boto3's standard chain)."""
         import boto3
-        import botocore.session
         from botocore.config import Config
         from botocore.credentials import Credentials
         from botocore.exceptions import BotoCoreError
 
         endpoint = self.config.client_endpoint()
-        core = botocore.session.Session()
-        session = boto3.session.Session(botocore_session=core)
+        session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
+        core = session._session  # (boto3 names no public accessor for its botocore session)
         credentials, options = session.get_credentials(), {}
         if credentials is None and self.config.is_local:  # a local endpoint accepts any; AWS uses the standard chain
             credentials = Credentials("local", "local")
             options = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        pool = max(10, self.workers * 2)
         try:
             client = session.client(
                 "dynamodb", region_name=self.config.region, endpoint_url=endpoint,
                 # our own loop retries (with a deadline and a message); botocore's only once
                 config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=CONNECT_TIMEOUT,
-                              read_timeout=READ_TIMEOUT, max_pool_connections=max(10, self.workers * 2)),
+                              read_timeout=READ_TIMEOUT, max_pool_connections=pool),
                 **options,
             )
         except (BotoCoreError, ValueError) as exc:
             raise OnlineStoreError(f"Cannot set up a DynamoDB client for region '{self.config.region}' and endpoint "
                                    f"{self.config.endpoint_url or '(AWS)'}: {exc}") from None
-        wire = None if credentials is None else wire_reads(  # no credentials: botocore's own error at the call
-            client.meta.endpoint_url, client.meta.region_name, credentials, ca_bundle=core.get_config_variable("ca_bundle"),
-            connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, max_idle=max(10, self.workers * 2))
+        wire = None
+        if credentials is not None and not (endpoint is None and _account_routed(core, credentials)):
+            # (no credentials: botocore's own error at the call; account-based endpoints: botocore picks them per call)
+            wire = wire_reads(client.meta.endpoint_url, client.meta.region_name, credentials,
+                              ca_bundle=core.get_config_variable("ca_bundle"), connect_timeout=CONNECT_TIMEOUT,
+                              read_timeout=READ_TIMEOUT, max_idle=pool)
+        if wire is None:
+            log.debug("DynamoDB reads go through botocore (a proxy, account-based endpoints or no credentials)")
         return client, wire
 
     def _deadline(self) -> float:
@@ -699,6 +705,15 @@ class DynamoDBOnlineStore(OnlineStore):
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False  # a later watermark of the same build is stored: keep it
             raise OnlineStoreError(f"Cannot save the sync state {key}: {exc}") from None
+
+
+def _account_routed(core, credentials) -> bool:
+    """Whether botocore sends this session's AWS requests to an account-based endpoint
+    (`<account>.ddb.<region>.amazonaws.com`, chosen per call from credentials that carry an
+    account id), which the wire reads do not resolve."""
+    if core.get_config_variable("account_id_endpoint_mode") == "disabled":
+        return False
+    return bool(getattr(credentials.get_frozen_credentials(), "account_id", None))
 
 
 def make_item(table: OnlineTable, row: Mapping[str, Any], build: str | None = None) -> dict:

@@ -1,9 +1,10 @@
 """DynamoDB's read operations spoken directly over its HTTP JSON protocol: the serving hot path.
 
-botocore spends ~0.6 ms of CPU on a one-key BatchGetItem before and after the network (checking
-the parameters against the service model, its event hooks, parsing the answer against the
-model) and ~2.5 ms on a hundred keys: on a feature server that is most of a request's own CPU
-(docs/benchmarks.md, "The read without botocore"). `WireReads` sends the same requests itself:
+botocore spends 0.9–1.6 ms of CPU on a one-key BatchGetItem before and after the network
+(checking the parameters against the service model, its event hooks, parsing the answer
+against the model) and ~4.4 ms on a hundred keys; these calls spend 0.3–0.7 and ~1.3 ms: on a
+feature server that was most of a request's own CPU (docs/benchmarks.md, "Issue 24, 2026-12-05";
+`benchmarks/bench_read_client.py`). `WireReads` sends the same requests itself:
 
 - the body is the operation's parameters as JSON (DynamoDB's wire format is the parameters'
   own shape; bytes as base64), the answer parsed back into the shape botocore returns (binary
@@ -20,14 +21,17 @@ model) and ~2.5 ms on a hundred keys: on a feature server that is most of a requ
 Reads only (`OPERATIONS`): they are idempotent, so a request whose reused connection turns out
 closed (a server's idle timeout, or moto, which closes every connection) is sent again at once
 on a new one. Writes and table management stay on botocore. Where botocore would go through a
-proxy (HTTP(S)_PROXY), or where the CA bundle cannot be read, `wire_reads` gives None and
-botocore carries the reads too (and says what is wrong with the bundle).
+proxy for the endpoint's scheme (HTTPS_PROXY for https, unless NO_PROXY exempts the host), an
+endpoint with a path, or a CA bundle that cannot be read, `wire_reads` gives None and botocore
+carries the reads too (and says what is wrong with the bundle); so does the store where
+botocore would pick an account-based AWS endpoint per call (dynamodb.py).
 """
 
 from __future__ import annotations
 
 import base64
 import http.client
+import select
 import socket
 import ssl
 import threading
@@ -49,7 +53,8 @@ def wire_reads(endpoint_url: str, region: str, credentials, *, ca_bundle: str | 
     from botocore.utils import get_environ_proxies
 
     parts = urlsplit(endpoint_url)
-    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or get_environ_proxies(endpoint_url):
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/") \
+            or get_environ_proxies(endpoint_url).get(parts.scheme):  # botocore's rule: the scheme's proxy
         return None
     try:
         return WireReads(endpoint_url, region, credentials, ca_bundle=ca_bundle, connect_timeout=connect_timeout,
@@ -97,7 +102,12 @@ class WireReads:
             raise ChecksumError(checksum_type="crc32", expected_checksum=expected,
                                 actual_checksum=zlib.crc32(data) & 0xFFFFFFFF)
         if status == 200:
-            return _from_wire(orjson.loads(data))
+            try:
+                return _from_wire(orjson.loads(data))
+            except (orjson.JSONDecodeError, TypeError, AttributeError, KeyError, ValueError):
+                from botocore.parsers import ResponseParserError  # as botocore raises it
+
+                raise ResponseParserError(f"DynamoDB's answer to {target} is not its JSON: {data[:200]!r}") from None
         raise _client_error(target, status, answer_headers, data)
 
     def close(self) -> None:
@@ -108,8 +118,14 @@ class WireReads:
             connection.close()
 
     def _take(self) -> http.client.HTTPConnection | None:
-        with self._lock:
-            return self._idle.pop() if self._idle else None
+        """A kept connection the server has not closed or written to since (a readable idle
+        socket: closed, or an unasked answer such as a load balancer's 408), else None."""
+        while True:
+            with self._lock:
+                connection = self._idle.pop() if self._idle else None
+            if connection is None or not select.select([connection.sock], [], [], 0)[0]:
+                return connection
+            connection.close()
 
     def _keep(self, connection: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -122,11 +138,11 @@ class WireReads:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
+        # the Host header given, so that the value signed is the value sent
         request = AWSRequest("POST", self._url, data=body, headers={
-            "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": _TARGET + target,
-            "Accept-Encoding": "identity"})
+            "Host": self._host_header, "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": _TARGET + target})
         SigV4Auth(self._credentials.get_frozen_credentials(), "dynamodb", self.region).add_auth(request)
-        return {"Host": self._host_header, **dict(request.headers.items())}
+        return dict(request.headers.items())
 
     def _connect(self) -> http.client.HTTPConnection:
         from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, SSLError
@@ -236,7 +252,8 @@ def _client_error(target: str, status: int, headers: dict[str, str], data: bytes
         error = {}
     if not isinstance(error, dict):
         error = {}
-    code = str(error.get("__type") or "").rsplit("#", 1)[-1] or str(status)
+    # botocore's (and the awsJson protocol's) reading of `__type`: before any ':', after any '#'
+    code = str(error.get("__type") or "").split(":", 1)[0].rsplit("#", 1)[-1] or str(status)
     message = str(error.get("message") or error.get("Message") or data[:200].decode("utf-8", "replace"))
     return ClientError({"Error": {"Code": code, "Message": message},
                         "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers,

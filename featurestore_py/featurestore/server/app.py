@@ -339,16 +339,25 @@ async def _handle(settings: ServerSettings, metrics: Metrics, scope, receive, en
     except Exception:
         log.exception("unexpected error on %s", endpoint)
         answer = _error_body("Internal error; the server log has the details.")
+    except BaseException:  # cancelled (the server stopping): not answered, counted as before
+        _account(metrics, scope, endpoint, status, time.perf_counter() - started, service, rows)
+        raise
     elapsed = time.perf_counter() - started
     try:
         await respond(status, answer)
     finally:
-        metrics.requests.labels(endpoint, str(status)).inc()
-        metrics.latency.labels(endpoint, service or "").observe(elapsed)
-        if rows:
-            metrics.entity_rows.labels(service or "").inc(rows)
-        if access_log.isEnabledFor(logging.INFO):
-            client = scope.get("client")
-            access_log.info(json.dumps({"ts": time.time(), "method": scope["method"], "path": endpoint, "status": status,
-                                        "ms": round(elapsed * 1000, 3), "rows": rows, "feature_service": service,
-                                        "client": client[0] if client else None}))
+        _account(metrics, scope, endpoint, status, elapsed, service, rows)
+
+
+def _account(metrics: Metrics, scope, endpoint: str, status: int, elapsed: float, service: str | None,
+             rows: int) -> None:
+    """A request counted (requests, latency, entity rows) and its JSON access line logged."""
+    metrics.requests.labels(endpoint, str(status)).inc()
+    metrics.latency.labels(endpoint, service or "").observe(elapsed)
+    if rows:
+        metrics.entity_rows.labels(service or "").inc(rows)
+    if access_log.isEnabledFor(logging.INFO):
+        client = scope.get("client")
+        access_log.info(json.dumps({"ts": time.time(), "method": scope["method"], "path": endpoint, "status": status,
+                                    "ms": round(elapsed * 1000, 3), "rows": rows, "feature_service": service,
+                                    "client": client[0] if client else None}))
