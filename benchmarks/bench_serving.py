@@ -1,12 +1,18 @@
-"""Online serving over HTTP on one moto server, in one run: our feature server vs Feast's Python
-feature server (`feast serve`, Feast 0.67, the same rows and features) vs raw boto3 BatchGetItem.
+"""Online serving over HTTP on one DynamoDB emulator, in one run: our feature server vs Feast's
+Python feature server (`feast serve`, Feast 0.67, the same rows and features) vs raw boto3 BatchGetItem.
 
     .venv/bin/python benchmarks/bench_serving.py [--seconds 3] [--repeat 3] [--feast-venv DIR] [--only ours ...]
+        [--store moto|dynalite]
+
+The store is moto's server (default) or dynalite (Node; DYNALITE_BIN, as bench_sync.py finds it):
+on 2 cores moto's requests/s is the ceiling that ours and in-process boto3 reach at 8 clients; --store dynalite
+shows the servers' own ceilings against a second store.
 
 The churn service's features (customer_features: 5, store_features: 2) for 1 and 100 entities:
 requests/s, p50 and p99 with 1 and 8 concurrent clients for --seconds each, the median of --repeat
 runs, and the 1-entity latency of every target, of one GetItem and of our /health (an HTTP round
-trip without a read) measured in turn (interleaved).
+trip without a read) measured in turn (interleaved); ours and its /health also through a leaner
+client (one http.client connection), which tells the `requests` client's share of a round trip.
 Two floors: a minimal raw HTTP server over the same store (raw_server.py: bare ASGI on uvicorn
 with httptools and uvloop, as ours, one BatchGetItem, no checks), and raw boto3 in process (one
 BatchGetItem with the keys of both tables; for 100 entities, 200 keys: two calls, DynamoDB's
@@ -96,20 +102,20 @@ def wait_for(url: str, process: subprocess.Popen, seconds: float = 120) -> None:
     raise RuntimeError(f"{url} did not answer in {seconds} s")
 
 
-def prepare(work: Path):
+def prepare(work: Path, store_name: str):
+    from bench_sync import Dynalite, Moto
     from conftest import build_demo
     from featurestore import FeatureStore
-    from featurestore.online.local import LocalDynamoDB, free_port
     from jaffle_data import JaffleSize
 
-    moto = LocalDynamoDB(work / "moto", free_port())
-    endpoint = moto.start()
+    emulator = {"moto": Moto, "dynalite": Dynalite}[store_name](work)
+    endpoint = emulator.start()
     env = {"FEATURESTORE_DYNAMODB_ENDPOINT": endpoint, "FEATURESTORE_TABLE_PREFIX": "bench_"}
     project = build_demo(work / "project", JaffleSize(), seed=7, **env)
     store = FeatureStore(project, env=env)
     # serve fresh values: the TTLs are days and the demo data ends in the past, so make it end now
     store.sync()
-    return project, env, moto, store
+    return project, env, emulator, store
 
 
 def entity_keys(store, count: int) -> list[tuple[str, str]]:
@@ -157,6 +163,27 @@ def http_call(url: str, body: dict, headers: dict | None = None):
         response = session.post(url, data=data, headers={"content-type": "application/json", **(headers or {})}, timeout=30)
         if response.status_code != 200:
             raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
+    return call
+
+
+def lean_http_call(url: str, body: dict, method: str = "POST"):
+    """The same request over one kept-alive http.client connection: a client without `requests`'
+    per-call work (its environment, proxy and cookie handling), to tell the client's share of a
+    round trip from the server's."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    data = json.dumps(body).encode() if method == "POST" else None
+    headers = {"content-type": "application/json"} if data else {}
+
+    def call():
+        connection.request(method, parts.path, body=data, headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{url}: {response.status} {payload[:300]!r}")
     return call
 
 
@@ -304,12 +331,13 @@ def main() -> None:
                         "aiobotocore, Feast's `aws` extra, when its virtualenv lacks them)")
     parser.add_argument("--only", choices=["ours", "raw server", "feast"], action="append",
                         help="measure only these servers (repeatable; default all)")
+    parser.add_argument("--store", choices=["moto", "dynalite"], default="moto", help="the DynamoDB emulator read")
     args = parser.parse_args()
 
     from featurestore.online.local import free_port
 
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    project, env, moto, store = prepare(work)
+    project, env, emulator, store = prepare(work, args.store)
     endpoint = env["FEATURESTORE_DYNAMODB_ENDPOINT"]
     wanted = set(args.only or ["ours", "raw server", "feast"])
     args.feast_venv = args.feast_venv.resolve()  # (feast runs in another directory)
@@ -341,7 +369,7 @@ def main() -> None:
                 feast_note = f"Feast not measured: {exc} {detail.decode(errors='replace')[-800:] if isinstance(detail, bytes) else detail[-800:]}"
         else:
             feast_note = f"Feast not measured: no virtualenv at {args.feast_venv} (see the module docstring)"
-        print(f"moto at {endpoint}; {os.cpu_count()} cores; load average {load_average()} (1, 5, 15 min); "
+        print(f"{emulator.version} at {endpoint}; {os.cpu_count()} cores; load average {load_average()} (1, 5, 15 min); "
               f"medians of {args.repeat} x {args.seconds:g} s")
         if feast_note:
             print(feast_note)
@@ -352,7 +380,11 @@ def main() -> None:
         one = {"feature_service": "churn_model", "entities": {"customer_id": [pairs[0][0]], "store_id": [pairs[0][1]]}}
         interleaved = interleaved_p50({"GetItem": get_item_call(store, pairs[0][0]), "BatchGetItem": raw_call(store, pairs),
                                        **{name: http_call(url, one) for name, url in targets.items() if url},
-                                       **({"ours /health": health_call(targets["ours"])} if "ours" in targets else {})},
+                                       **({"ours /health": health_call(targets["ours"]),
+                                           "ours, http.client": lean_http_call(targets["ours"], one),
+                                           "ours /health, http.client": lean_http_call(
+                                               targets["ours"].rsplit("/", 1)[0] + "/health", {}, "GET")}
+                                          if "ours" in targets else {})},
                                       args.interleaved)
         print(f"1 entity, 1 client, {args.interleaved} rounds of one call each in turn (the same load for all): p50 "
               + ", ".join(f"{name} {value:.2f} ms" for name, value in interleaved.items()))
@@ -360,6 +392,9 @@ def main() -> None:
             print(f"  ours - GetItem: {interleaved['ours'] - interleaved['GetItem']:+.2f} ms; ours - BatchGetItem of "
                   f"the same two items: {interleaved['ours'] - interleaved['BatchGetItem']:+.2f} ms; an HTTP round trip "
                   f"without a read (ours /health): {interleaved['ours /health']:.2f} ms")
+            print(f"  the same through a leaner client (one http.client connection): ours - GetItem: "
+                  f"{interleaved['ours, http.client'] - interleaved['GetItem']:+.2f} ms, /health "
+                  f"{interleaved['ours /health, http.client']:.2f} ms")
         for count in (1, 100):
             pairs = entity_keys(store, count)
             body = {"feature_service": "churn_model",
@@ -398,7 +433,7 @@ def main() -> None:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        moto.stop()
+        emulator.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
