@@ -103,3 +103,26 @@ def test_account_based_endpoints_are_left_to_botocore(monkeypatch):
     assert _account_routed(core, Credentials("a", "b", account_id="123456789012"))
     monkeypatch.setenv("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
     assert not _account_routed(botocore.session.Session(), Credentials("a", "b", account_id="123456789012"))
+
+
+@pytest.mark.parametrize("environment", [{"AWS_ACCESS_KEY_ID": "only-the-key"}, {"AWS_PROFILE": "no-such-profile"}])
+def test_credentials_that_cannot_be_resolved_are_the_stores_error(monkeypatch, tmp_path, environment):
+    """Partial credentials or an unknown profile: an OnlineStoreError naming the cause (the
+    server's 503, the CLI's message), not an unexpected exception from the credential chain."""
+    import boto3
+
+    from featurestore.online import OnlineStoreError
+    from featurestore.online.config import OnlineConfig
+    from featurestore.online.dynamodb import DynamoDBOnlineStore
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    store = DynamoDBOnlineStore(OnlineConfig("http://127.0.0.1:9", "us-east-1", "unit_", timeout_seconds=0.5))
+    with pytest.raises(OnlineStoreError, match="Cannot resolve AWS credentials") as raised:
+        store._wire
+    assert next(iter(environment.values())) in str(raised.value) or "AWS_SECRET_ACCESS_KEY" in str(raised.value)

@@ -105,9 +105,13 @@ class DynamoDBOnlineStore(OnlineStore):
         from botocore.exceptions import BotoCoreError
 
         endpoint = self.config.client_endpoint()
-        session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
-        core = session._session  # (boto3 names no public accessor for its botocore session)
-        credentials, options = session.get_credentials(), {}
+        try:  # a profile that does not exist, partial credentials, a credential source unreachable
+            session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
+            core = session._session  # (boto3 names no public accessor for its botocore session)
+            credentials, options = session.get_credentials(), {}
+        except BotoCoreError as exc:
+            raise OnlineStoreError(f"Cannot resolve AWS credentials for DynamoDB (boto3's standard chain: AWS_PROFILE, "
+                                   f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws, instance metadata): {exc}") from None
         if credentials is None and self.config.is_local:  # a local endpoint accepts any; AWS uses the standard chain
             credentials = Credentials("local", "local")
             options = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
