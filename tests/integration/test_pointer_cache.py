@@ -19,10 +19,10 @@ class CountingStore(DynamoDBOnlineStore):
         self.state_reads = 0
         self.counting = threading.Lock()
 
-    def get_state(self, key: str):
+    def get_state(self, key: str, deadline: float | None = None):
         with self.counting:
             self.state_reads += 1
-        return super().get_state(key)
+        return super().get_state(key, deadline)
 
 
 def test_an_expired_pointer_is_read_once_however_many_readers_want_it(moto_server):

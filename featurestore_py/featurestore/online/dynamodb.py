@@ -53,7 +53,9 @@ EXPIRES = "_expires_at"
 RESERVED_ATTRIBUTES = (KEY, EVENT, CREATED, EXPIRES, BUILD, WRITTEN_AT, LOAD)
 STAMP_BYTES = 320  # _written_at and _load (a table name of up to 255 characters)
 MAX_READ_KEYS = 100
-CONNECT_TIMEOUT, READ_TIMEOUT = 3, 20  # seconds
+CONNECT_TIMEOUT, READ_TIMEOUT = 3, 20  # seconds, each capped by the call's deadline (DynamoDBOnlineStore._call)
+UNREACHABLE_GRACE = 5.0  # seconds an endpoint refusing connections is retried (a restarting local store)
+_ATTEMPT = threading.local()  # `timeout`: the running botocore call's read timeout (_bound_attempt)
 RETRYABLE = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
     "InternalServerError", "ServiceUnavailable", "500", "503",
@@ -75,6 +77,7 @@ class DynamoDBOnlineStore(OnlineStore):
         self._lock = threading.Lock()
         self._pointers: dict[str, tuple[Generations, float]] = {}  # view -> (pointer, read at; monotonic)
         self._pointer_locks: dict[str, threading.Lock] = {}  # view -> held while its pointer is read
+        self._pointer_failures: dict[str, tuple[str, float]] = {}  # view -> its last read's failure, when (monotonic)
         self._refreshing: set[str] = set()  # views whose pointer a background thread is reading
 
     @property
@@ -120,10 +123,12 @@ class DynamoDBOnlineStore(OnlineStore):
             client = session.client(
                 "dynamodb", region_name=self.config.region, endpoint_url=endpoint,
                 # our own loop retries (with a deadline and a message); botocore's only once
-                config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=CONNECT_TIMEOUT,
-                              read_timeout=READ_TIMEOUT, max_pool_connections=pool),
+                config=Config(retries={"max_attempts": 1, "mode": "standard"},
+                              connect_timeout=min(CONNECT_TIMEOUT, self.deadline_seconds),
+                              read_timeout=min(READ_TIMEOUT, self.deadline_seconds), max_pool_connections=pool),
                 **options,
             )
+            client.meta.events.register("before-call.dynamodb", _bound_attempt)
         except (BotoCoreError, ValueError) as exc:
             raise OnlineStoreError(f"Cannot set up a DynamoDB client for region '{self.config.region}' and endpoint "
                                    f"{self.config.endpoint_url or '(AWS)'}: {exc}") from None
@@ -403,30 +408,56 @@ class DynamoDBOnlineStore(OnlineStore):
 
     def _call(self, operation: str, deadline: float, **request):
         """One request, retried on throttling and connection errors with backoff and jitter until
-        the deadline (FEATURESTORE_ONLINE_TIMEOUT), saying so once while it retries."""
+        the deadline (FEATURESTORE_ONLINE_TIMEOUT), saying so once while it retries. The deadline
+        bounds the attempts too: each one's connect and read timeouts are capped by the time left.
+        An endpoint that refuses connections (or whose name does not resolve) is retried for
+        UNREACHABLE_GRACE seconds at most (a restart), a certificate that fails verification not at
+        all: waiting does not mend a configuration."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         wire = self._wire if operation in WIRE_OPERATIONS else None
-        attempt = 0
+        started, attempt, error = time.monotonic(), 0, None
         while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise OnlineStoreError(self._failed(operation, started, error or "the deadline passed before it was sent"))
             try:
                 if wire is not None:
-                    return wire.call(operation, request), attempt
-                return getattr(self.client, operation)(**request), attempt
+                    return wire.call(operation, request, timeout=min(READ_TIMEOUT, left)), attempt
+                _ATTEMPT.timeout = min(READ_TIMEOUT, left)
+                try:
+                    return getattr(self.client, operation)(**request), attempt
+                finally:
+                    _ATTEMPT.timeout = None
             except ClientError as exc:
                 if exc.response["Error"]["Code"] not in RETRYABLE:
                     raise
                 error = exc
             except BotoCoreError as exc:  # connection refused, reset, timed out
-                error = exc
+                error, cause = exc, _connection_fault(exc)
+                if cause == "tls":
+                    raise OnlineStoreError(
+                        f"TLS to DynamoDB at {self._endpoint_name} failed ({exc}); {operation} was not retried. Check "
+                        "the certificate bundle (AWS_CA_BUNDLE, or the profile's ca_bundle) and the endpoint's "
+                        "certificate.") from None
+                if cause == "unreachable" and time.monotonic() - started >= UNREACHABLE_GRACE:
+                    raise OnlineStoreError(self._failed(operation, started, exc)) from None
             attempt += 1
             if attempt == 1:
                 left = max(0.0, deadline - time.monotonic())
-                log.warning(f"DynamoDB at {self.config.endpoint_url or 'AWS'} failed {operation} ({error}); "
+                log.warning(f"DynamoDB at {self._endpoint_name} failed {operation} ({error}); "
                             f"retrying for up to {left:.0f} s")
-            back_off(attempt, deadline, f"DynamoDB at {self.config.endpoint_url or 'AWS'} is unreachable or failing: "
-                                         f"{operation} still failed after {self.deadline_seconds:.0f} s ({error}). "
-                                         "Is the endpoint up (`featurestore online up` for the local one)?")
+            back_off(attempt, deadline, self._failed(operation, started, error))
+
+    @property
+    def _endpoint_name(self) -> str:
+        return self.config.endpoint_url and self.client.meta.endpoint_url or "AWS"
+
+    def _failed(self, operation: str, started: float, error) -> str:
+        """The message of a call given up on: what failed, for how long, the last error."""
+        hint = " Is the endpoint up (`featurestore online up` for the local one)?" if self.config.is_local else ""
+        return (f"DynamoDB at {self._endpoint_name} is unreachable or failing: {operation} still failed after "
+                f"{time.monotonic() - started:.1f} s ({error}).{hint}")
 
     def _stored_versions(self, table_name: str, keys: list[str], deadline: float) -> dict[str, tuple[str, str]]:
         names = {"#k": KEY, "#e": EVENT, "#c": CREATED}
@@ -435,11 +466,13 @@ class DynamoDBOnlineStore(OnlineStore):
         return {key: _version(item) for (_, key), item in items.items()}
 
     # -- generations (generations.py) ---------------------------------------------------------
-    def generations(self, view: str, fresh: bool = False) -> Generations:
+    def generations(self, view: str, fresh: bool = False, deadline: float | None = None) -> Generations:
         """The view's pointer: read consistently when fresh, else at most READ_CACHE_SECONDS old.
         Past half that age it is read again in the background while readers use the cached one
         (a serving process's reads never wait for it); once expired, one reader reads it and the
-        others wait for its answer instead of each reading it too."""
+        others wait for its outcome instead of each reading it too: its pointer, or its failure
+        (the store down: each waiter fails at once instead of trying again in turn). Nobody waits
+        past `deadline` (time.monotonic(); default the store's timeout from now)."""
         cached = self._pointers.get(view)
         if not fresh and cached:
             age = time.monotonic() - cached[1]
@@ -447,15 +480,31 @@ class DynamoDBOnlineStore(OnlineStore):
                 if age >= READ_CACHE_SECONDS / 2:
                     self._refresh_pointer_soon(view)
                 return cached[0]
-        with self._pointer_lock(view):
+        asked = time.monotonic()
+        deadline = asked + self.deadline_seconds if deadline is None else deadline
+        lock = self._pointer_lock(view)
+        if not lock.acquire(timeout=max(0.0, deadline - asked)):
+            raise OnlineStoreError(f"The online pointer of {view} was still being read from DynamoDB at "
+                                   f"{self._endpoint_name} by another request at this one's deadline "
+                                   f"({deadline - asked:.1f} s).")
+        try:
             cached = self._pointers.get(view)
             if not fresh and cached and time.monotonic() - cached[1] < READ_CACHE_SECONDS:
                 return cached[0]  # read by the reader this one waited for
-            return self._read_pointer(view)
+            failed = self._pointer_failures.get(view)
+            if failed and failed[1] >= asked:  # the read this one waited for failed
+                raise OnlineStoreError(failed[0])
+            try:
+                return self._read_pointer(view, deadline)
+            except OnlineStoreError as exc:
+                self._pointer_failures[view] = (str(exc), time.monotonic())
+                raise
+        finally:
+            lock.release()
 
-    def _read_pointer(self, view: str) -> Generations:
+    def _read_pointer(self, view: str, deadline: float | None = None) -> Generations:
         read_at = time.monotonic()
-        state = self.get_state(pointer_key(view))
+        state = self.get_state(pointer_key(view), deadline)
         pointer = Generations.from_state(state) if state else Generations(live=self.config.table_name(view))
         with self._lock:
             cached = self._pointers.get(view)
@@ -564,28 +613,31 @@ class DynamoDBOnlineStore(OnlineStore):
         any mix of tables), the calls in parallel: a feature service's vector costs one round trip.
         A table found missing whose view's pointer has moved on (a generation dropped after the
         pointer was cached) is read again from the live one."""
+        return self._read_all(reads, now, with_expired, time.monotonic() + min(self.deadline_seconds, 30.0))
+
+    def _read_all(self, reads, now, with_expired, deadline: float) -> list[list[dict | None]]:
+        """read_many's work, all of it (the pointers, the reads, a read again) within `deadline`."""
         streams = [(index, read) for index, read in enumerate(reads) if read[0].stream is not None]
         if streams:  # Queries of the events tables (streaming views), beside the batch read of the others
             at = now or datetime.now(timezone.utc)
-            deadline = time.monotonic() + min(self.deadline_seconds, 30.0)
             rest = [read for read in reads if read[0].stream is None]
             inline = not rest and len(streams) == 1 and len(streams[0][1][1]) <= 1  # one Query: no thread handoff
             pending = {index: self.events.start_read(table, table.stream, keys, at, deadline, inline)
                        for index, (table, keys, _) in streams}
-            answers = iter(self.read_many(rest, now, with_expired) if rest else [])
+            answers = iter(self._read_all(rest, now, with_expired, deadline) if rest else [])
             return [pending[index]() if index in pending else next(answers) for index in range(len(reads))]
         missing: set[str] = set()
-        answers = self._read_many(reads, now, with_expired, missing)
+        answers = self._read_many(reads, now, with_expired, missing, deadline)
         moved = [table.view for table, _, _ in reads
-                 if self.generations(table.view).live in missing
-                 and self.generations(table.view, fresh=True).live not in missing]
-        return self._read_many(reads, now, with_expired, set()) if moved else answers
+                 if self.generations(table.view, deadline=deadline).live in missing
+                 and self.generations(table.view, fresh=True, deadline=deadline).live not in missing]
+        return self._read_many(reads, now, with_expired, set(), deadline) if moved else answers
 
-    def _read_many(self, reads, now, with_expired, missing: set[str]) -> list[list[dict | None]]:
+    def _read_many(self, reads, now, with_expired, missing: set[str], deadline: float) -> list[list[dict | None]]:
         specs: dict[str, tuple[str, dict]] = {}
         plans, wanted_items = [], []
         for table, keys, features in reads:
-            name = self.generations(table.view).live
+            name = self.generations(table.view, deadline=deadline).live
             names = {f"#f{i}": feature for i, feature in enumerate(features)}
             names.update({"#k": KEY, "#e": EVENT})
             if name in specs and specs[name][1] != names:
@@ -598,7 +650,6 @@ class DynamoDBOnlineStore(OnlineStore):
         distinct = list(dict.fromkeys(wanted_items))
         chunks = [distinct[i:i + MAX_READ_KEYS] for i in range(0, len(distinct), MAX_READ_KEYS)]
         found: dict[tuple[str, str], dict] = {}
-        deadline = time.monotonic() + min(self.deadline_seconds, 30.0)
 
         def fetch(chunk):
             return self._read_items(chunk, specs, deadline, missing=missing)
@@ -680,11 +731,11 @@ class DynamoDBOnlineStore(OnlineStore):
         return found
 
     # -- sync state ----------------------------------------------------------------------------
-    def get_state(self, key: str) -> dict | None:
+    def get_state(self, key: str, deadline: float | None = None) -> dict | None:
         from botocore.exceptions import ClientError
 
         try:
-            response, _ = self._call("get_item", self._deadline(), TableName=self.config.state_table,
+            response, _ = self._call("get_item", deadline or self._deadline(), TableName=self.config.state_table,
                                      Key={"view": {"S": key}}, ConsistentRead=True)
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ResourceNotFoundException":
@@ -709,6 +760,36 @@ class DynamoDBOnlineStore(OnlineStore):
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 return False  # a later watermark of the same build is stored: keep it
             raise OnlineStoreError(f"Cannot save the sync state {key}: {exc}") from None
+
+
+def _bound_attempt(context, **_) -> None:
+    """botocore's `before-call` hook: the call's read timeout from the deadline (_ATTEMPT), as
+    botocore's per-request `read_timeout` override (a botocore without it keeps the client's)."""
+    timeout = getattr(_ATTEMPT, "timeout", None)
+    if timeout is not None:
+        context["read_timeout"] = timeout
+
+
+def _connection_fault(exc: BaseException) -> str | None:
+    """"tls" for a certificate that fails verification or a CA bundle that cannot be read,
+    "unreachable" for a refused connection or a name that does not resolve, else None (transient:
+    a reset, a timeout), from the exception's chain (botocore's `error`, urllib3's, the OS's)."""
+    import ssl
+    import socket
+
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return "tls"
+        if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+            return "unreachable"
+        if isinstance(exc, FileNotFoundError) and seen:  # a CA bundle named but absent (botocore's SSLError)
+            return "tls"
+        cause = getattr(exc, "kwargs", {}).get("error") if isinstance(getattr(exc, "kwargs", None), dict) else None
+        exc = next((e for e in (cause, exc.__cause__, exc.__context__, getattr(exc, "reason", None))
+                    if isinstance(e, BaseException)), None)
+        seen += 1
+    return None
 
 
 def _account_routed(core, credentials) -> bool:

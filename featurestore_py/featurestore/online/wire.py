@@ -89,12 +89,14 @@ class WireReads:
         self._max_idle = max_idle
         self._lock = threading.Lock()
 
-    def call(self, operation: str, params: dict) -> dict:
-        """One request, its answer in botocore's shape; DynamoDB's refusals as ClientError."""
+    def call(self, operation: str, params: dict, timeout: float | None = None) -> dict:
+        """One request, its answer in botocore's shape; DynamoDB's refusals as ClientError.
+        `timeout` (seconds) caps this call's connect and read timeouts (the caller's deadline)."""
         target = OPERATIONS[operation]
         body = orjson.dumps(params, default=_json_bytes)
         headers = self._signed_headers(target, body)
-        status, answer_headers, data = self._exchange(body, headers)
+        read_timeout = self._read_timeout if timeout is None else min(self._read_timeout, timeout)
+        status, answer_headers, data = self._exchange(body, headers, read_timeout)
         expected = answer_headers.get("x-amz-crc32")
         if expected is not None and expected.isdigit() and zlib.crc32(data) & 0xFFFFFFFF != int(expected):
             from botocore.exceptions import ChecksumError
@@ -144,14 +146,15 @@ class WireReads:
         SigV4Auth(self._credentials.get_frozen_credentials(), "dynamodb", self.region).add_auth(request)
         return dict(request.headers.items())
 
-    def _connect(self) -> http.client.HTTPConnection:
+    def _connect(self, read_timeout: float) -> http.client.HTTPConnection:
         from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, SSLError
 
+        connect_timeout = min(self._connect_timeout, read_timeout)
         if self._https:
-            connection = http.client.HTTPSConnection(self._host, self._port, timeout=self._connect_timeout,
+            connection = http.client.HTTPSConnection(self._host, self._port, timeout=connect_timeout,
                                                      context=self._tls)
         else:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=self._connect_timeout)
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=connect_timeout)
         try:
             connection.connect()
         except socket.timeout as exc:
@@ -164,10 +167,9 @@ class WireReads:
             connection.close()
             raise EndpointConnectionError(endpoint_url=self.endpoint_url, error=exc) from None
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connection.sock.settimeout(self._read_timeout)
         return connection
 
-    def _exchange(self, body: bytes, headers: dict) -> tuple[int, dict[str, str], bytes]:
+    def _exchange(self, body: bytes, headers: dict, read_timeout: float) -> tuple[int, dict[str, str], bytes]:
         """Send on a kept connection, else a new one; a kept one found closed is replaced once, at once."""
         from botocore.exceptions import ConnectionClosedError, ReadTimeoutError
 
@@ -175,8 +177,9 @@ class WireReads:
             connection = None if fresh else self._take()
             reused = connection is not None
             if connection is None:
-                connection = self._connect()
+                connection = self._connect(read_timeout)
             try:
+                connection.sock.settimeout(read_timeout)  # this call's: a kept connection had another's
                 connection.request("POST", "/", body, headers)
                 response = connection.getresponse()
                 data = response.read()
