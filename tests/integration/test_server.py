@@ -684,3 +684,65 @@ def test_fuzzing_both_endpoints_with_hostile_json_finds_no_server_error(served_p
     log = process.log.read_text()
     assert "Traceback" not in log and "unexpected error" not in log, log[-3000:]
     assert seen.get(200, 0) > 10 and seen.get(404, 0) > 0 and seen.get(400, 0) > 100, seen  # it reached the reads
+
+
+def test_a_paused_store_answers_503_within_the_timeout_and_mistakes_still_404(served_project, tmp_path):
+    """The trial's outage: the store stops answering (SIGSTOP) under 50 concurrent requests, more
+    than the server's 40 read threads. Each is a 503 within FEATURESTORE_ONLINE_TIMEOUT of its
+    arrival (not one after another, 20 s and more each, as when the sockets' own timeout ruled
+    and the readers of an expired pointer took turns; nor a second timeout for those that waited
+    for a thread), and a request for an unknown feature, sent after them, is a 404 before any of
+    them is answered: it needs the registry, not a read thread."""
+    from featurestore.online.local import LocalDynamoDB
+
+    project, env = served_project
+    moto = LocalDynamoDB(tmp_path / "moto", free_port())  # its own: pausing the session's would stall other tests
+    outage_env = {**env, "FEATURESTORE_DYNAMODB_ENDPOINT": moto.start(), "FEATURESTORE_ONLINE_TIMEOUT": "5"}
+    pid = moto.record()["pid"]
+    try:
+        FeatureStore(project, env=outage_env).sync(["customer_features"])
+        known = customers(project, 1)[0]
+        body = json.dumps({"features": ["customer_features:total_orders_30d"], "entities": {"customer_id": [known]}})
+        with server(project, outage_env) as (url, _):
+            assert requests.post(url + "/get-online-features", data=body).status_code == 200
+            port = int(url.rsplit(":", 1)[1])
+            answers: list[tuple[str, int, float]] = []
+            lock = threading.Lock()
+
+            def ask(name: str, payload: str, sent: threading.Event) -> None:
+                with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
+                    data = payload.encode()
+                    connection.sendall(b"POST /get-online-features HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                                       b"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(data), data))
+                    sent.set()
+                    status = int(connection.makefile("rb").readline().split()[1])
+                with lock:
+                    answers.append((name, status, time.monotonic()))
+
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                threads = []
+                for index in range(50):
+                    sent = threading.Event()
+                    threads.append(threading.Thread(target=ask, args=(f"read{index}", body, sent)))
+                    threads[-1].start()
+                    assert sent.wait(30)
+                mistake = json.dumps({"features": ["customer_features:no_such_feature"],
+                                      "entities": {"customer_id": [known]}})
+                sent = threading.Event()
+                threads.append(threading.Thread(target=ask, args=("mistake", mistake, sent)))
+                threads[-1].start()
+                for thread in threads:
+                    thread.join(60)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            assert len(answers) == 51
+            assert answers[0][:2] == ("mistake", 404), answers[:3]
+            reads = [answer for answer in answers if answer[0] != "mistake"]
+            assert {status for _, status, _ in reads} == {503}
+            assert max(at for _, _, at in reads) - started < 5 + 5, answers  # the timeout, and a loaded machine's slack
+            assert requests.post(url + "/get-online-features", data=body).status_code == 200  # resumed: served again
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        moto.stop()

@@ -154,7 +154,7 @@ def test_entity_rows_of_the_wrong_shape_are_refused(rows, message):
 class NoStore:
     """An online store that must not be read (the request is refused before)."""
 
-    def read_many(self, reads, now=None, with_expired=False):
+    def read_many(self, reads, now=None, with_expired=False, asked_at=None):
         raise AssertionError("read before the request was checked")
 
 

@@ -102,8 +102,10 @@ class OnlineStore(ABC):
         the TTL are None, unless with_expired: then they come with `_expired` true."""
 
     def read_many(self, reads: Sequence[tuple[OnlineTable, Sequence[Mapping[str, Any]], Sequence[str]]],
-                  now=None, with_expired: bool = False) -> list[list[dict | None]]:
-        """`read` for several views at once (a store may batch them into fewer requests)."""
+                  now=None, with_expired: bool = False, asked_at: float | None = None) -> list[list[dict | None]]:
+        """`read` for several views at once (a store may batch them into fewer requests). asked_at:
+        when the read was asked for (time.monotonic(); a server's request arriving), which its
+        deadline counts from (default now)."""
         return [self.read(table, keys, features, now=now, with_expired=with_expired) for table, keys, features in reads]
 
     @abstractmethod

@@ -608,12 +608,14 @@ class DynamoDBOnlineStore(OnlineStore):
         return self.read_many([(table, keys, features)], now, with_expired)[0]
 
     def read_many(self, reads: Sequence[tuple[OnlineTable, Sequence[Mapping[str, Any]], Sequence[str]]],
-                  now: datetime | None = None, with_expired: bool = False) -> list[list[dict | None]]:
+                  now: datetime | None = None, with_expired: bool = False,
+                  asked_at: float | None = None) -> list[list[dict | None]]:
         """Several views' reads in as few BatchGetItem calls as DynamoDB allows (100 keys each,
         any mix of tables), the calls in parallel: a feature service's vector costs one round trip.
         A table found missing whose view's pointer has moved on (a generation dropped after the
         pointer was cached) is read again from the live one."""
-        return self._read_all(reads, now, with_expired, time.monotonic() + min(self.deadline_seconds, 30.0))
+        asked_at = time.monotonic() if asked_at is None else asked_at  # (a request waiting for a thread: its time counts)
+        return self._read_all(reads, now, with_expired, asked_at + min(self.deadline_seconds, 30.0))
 
     def _read_all(self, reads, now, with_expired, deadline: float) -> list[list[dict | None]]:
         """read_many's work, all of it (the pointers, the reads, a read again) within `deadline`."""

@@ -109,9 +109,9 @@ class OnlineReader:
     def read_columns(self, features: Sequence[str] | None, entities: Mapping[str, list], *,
                      feature_service: str | None = None, full_feature_names: bool = False,
                      now: datetime | None = None, keys_from_text: bool = False,
-                     refuse_unknown: bool = False) -> list[OnlineColumn]:
+                     refuse_unknown: bool = False, asked_at: float | None = None) -> list[OnlineColumn]:
         """`read` of entity rows already shaped as columns by requests.entity_columns (the server
-        shapes them once, while checking the request)."""
+        shapes them once, while checking the request). asked_at: see OnlineStore.read_many."""
         plan, tables = self.plan(features, feature_service, full_feature_names)
         requests = plan.views
         entities = entities or {key: [] for key in [*join_keys_of(requests), *plan.request_fields]}  # no rows: no answer
@@ -128,7 +128,7 @@ class OnlineReader:
             entities = {key: [key_from_text(key, text, dtypes.get(key)) for text in values]
                         for key, values in entities.items()}
         columns = read_online(self.online, tables, requests, entities, now=now, style=self.style,
-                              refuse_unknown=refuse_unknown)
+                              refuse_unknown=refuse_unknown, asked_at=asked_at)
         return self._with_on_demand(plan, columns, fields) if plan.on_demand else columns
 
     def _with_on_demand(self, plan: FeaturePlan, columns: list[OnlineColumn], fields: dict[str, list]) -> list[OnlineColumn]:
@@ -201,7 +201,8 @@ def _check_key_value(key: str, index: int, value: Any, family: str | None) -> No
 
 def read_online(online: OnlineStore, tables: Mapping[str, OnlineTable], requests: Sequence[ViewRequest],
                 entities: Mapping[str, Sequence[Any]], now: datetime | None = None,
-                style: str = "featurestore", refuse_unknown: bool = False) -> list[OnlineColumn]:
+                style: str = "featurestore", refuse_unknown: bool = False,
+                asked_at: float | None = None) -> list[OnlineColumn]:
     """The entity columns, then every requested feature, one value and status per entity row.
 
     tables: view name -> its OnlineTable; entities: join key -> one value per row (every column
@@ -215,7 +216,7 @@ def read_online(online: OnlineStore, tables: Mapping[str, OnlineTable], requests
     reads = [(tables[request.view.name], [{key: entities[key][i] for key, _ in request.keys} for i in range(rows)],
               [name for name, _ in request.features]) for request in requests]
     null_status = PRESENT if style == "feast" else NULL_VALUE
-    answers = online.read_many(reads, now=now, with_expired=True)
+    answers = online.read_many(reads, now=now, with_expired=True, asked_at=asked_at)
     for request, (table, _, _), found in zip(requests, reads, answers):
         for name, output in request.features:
             values, statuses, stamps = [], [], []

@@ -117,18 +117,18 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.metrics = metrics
 
-    async def handle(request: Request, endpoint: str, work: Callable[[Any], tuple[Any, str | None, int]]) -> Response:
+    async def handle(request: Request, endpoint: str) -> Response:
         # reached only when the FastAPI app is served by itself: FeatureServer answers these routes first
         answered = []
 
         async def keep(status: int, body: bytes) -> None:
             answered.append(Response(body, status_code=status, media_type="application/json"))
 
-        await _handle(settings, metrics, request.scope, request.receive, endpoint, work, keep)
+        await _handle(settings, metrics, request.scope, request.receive, endpoint, routes[endpoint], keep)
         return answered[0]
 
-    def read_features(body: Any):
-        response, served = server.get_online_features(body)
+    def read_features(parsed: tuple):
+        response, served = server.answer(parsed)
         if settings.served_log is not None:
             settings.served_log.record(served)
         return response, served.feature_service, served.rows
@@ -136,7 +136,7 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
     @app.post("/get-online-features", openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": REQUEST_SCHEMA}}}}, responses=RESPONSES, summary="Online feature values")
     async def get_online_features(request: Request):
-        return await handle(request, "/get-online-features", read_features)
+        return await handle(request, "/get-online-features")
 
     def push(body: Any):
         if settings.pusher is None:
@@ -144,10 +144,12 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
         result = settings.pusher(body)
         return result, None, result.get("rows", 0)
 
+    routes = {"/get-online-features": Route(read_features, server.check), "/push": Route(push)}
+
     @app.post("/push", openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": PUSH_SCHEMA}}}}, responses=RESPONSES, summary="Push rows to a feature view")
     async def push_rows(request: Request):
-        return await handle(request, "/push", push)
+        return await handle(request, "/push")
 
     @app.get("/health", summary="Liveness: the process answers")
     async def health():
@@ -189,7 +191,7 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
     async def wrong_method(request: Request, exc):
         return _error(405, f"{request.method} is not allowed on {request.url.path}; see /docs.")
 
-    return FeatureServer(app, settings, metrics, {"/get-online-features": read_features, "/push": push})
+    return FeatureServer(app, settings, metrics, routes)
 
 
 class FeatureServer:
@@ -199,14 +201,13 @@ class FeatureServer:
     everything else (probes, metrics, docs, 404s and 405s, the lifespan) goes to the FastAPI app,
     which also documents the two POST routes in its OpenAPI document."""
 
-    def __init__(self, api: FastAPI, settings: ServerSettings, metrics: Metrics,
-                 routes: dict[str, Callable[[Any], tuple[Any, str | None, int]]]):
+    def __init__(self, api: FastAPI, settings: ServerSettings, metrics: Metrics, routes: dict[str, "Route"]):
         self.api, self.settings, self.metrics, self.routes = api, settings, metrics, routes
         self.state = api.state
 
     async def __call__(self, scope, receive, send) -> None:
-        work = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if work is None:
+        route = self.routes.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if route is None:
             return await self.api(scope, receive, send)
 
         async def respond(status: int, body: bytes) -> None:
@@ -214,7 +215,7 @@ class FeatureServer:
                         "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
             await send({"type": "http.response.body", "body": body})
 
-        await _handle(self.settings, self.metrics, scope, receive, scope["path"], work, respond)
+        await _handle(self.settings, self.metrics, scope, receive, scope["path"], route, respond)
 
 
 def _authorised(settings: ServerSettings, request: Request) -> bool:
@@ -309,13 +310,24 @@ else:
 _READS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="featurestore-request")  # anyio's default: 40 threads
 
 
-async def _handle(settings: ServerSettings, metrics: Metrics, scope, receive, endpoint: str,
-                  work: Callable[[Any], tuple[Any, str | None, int]],
+@dataclass(frozen=True)
+class Route:
+    """A POST route `_handle` answers: `check` (optional) on the event loop, from the JSON body
+    to what `work` takes and the feature service named (the client's mistakes found without a
+    thread: those wait while the store is slow); `work` on a read thread, giving the payload,
+    the feature service and the entity rows served."""
+
+    work: Callable[[Any], tuple[Any, str | None, int]]
+    check: Callable[[Any], tuple[Any, str | None]] | None = None
+
+
+async def _handle(settings: ServerSettings, metrics: Metrics, scope, receive, endpoint: str, route: Route,
                   respond: Callable[[int, bytes], Awaitable[None]]) -> None:
-    """Authorise, read the JSON body, run `work` off the event loop, `respond` with the status and
-    the JSON body; then count and log the request (after answering: the client does not wait for
-    the bookkeeping; the latency counted is the handler's, up to the answer). A client's mistake
-    (RequestError) answers the status its type carries."""
+    """Authorise, read the JSON body, check it (`route.check`), run `route.work` off the event
+    loop, `respond` with the status and the JSON body; then count and log the request (after
+    answering: the client does not wait for the bookkeeping; the latency counted is the
+    handler's, up to the answer). A client's mistake (RequestError) answers the status its type
+    carries."""
     started = time.perf_counter()
     service, rows, status = None, 0, 500
     try:
@@ -324,7 +336,9 @@ async def _handle(settings: ServerSettings, metrics: Metrics, scope, receive, en
             status, answer = 401, _error_body(UNAUTHORISED)
         else:
             body = await _read_json(settings, headers, receive)
-            payload, service, rows = await asyncio.get_running_loop().run_in_executor(_READS, work, body)
+            if route.check is not None:
+                body, service = route.check(body)
+            payload, service, rows = await asyncio.get_running_loop().run_in_executor(_READS, route.work, body)
             after = payload.pop("_answer_after", None) if isinstance(payload, dict) else None
             if after is not None:  # a streaming push: answered once its events count for reads
                 await asyncio.sleep(max(0.0, after - time.time()))

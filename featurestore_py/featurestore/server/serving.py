@@ -17,6 +17,7 @@ Client mistakes raise RequestError (featurestore.errors), whose type carries the
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -87,12 +88,26 @@ class OnlineServer:
                              "(the server's --max-entities). Split the request.", status=413)
         return features, service, full, entities
 
+    def check(self, body: Any) -> tuple[tuple, str | None]:
+        """The request parsed and its features, views or service found in the registry (cached; no
+        store): what the server does on its event loop, so that a client's mistake is answered
+        even while every read thread waits for a slow store. Gives the parsed request with the
+        moment it was checked (the store's timeout counts from it, however long the request then
+        waits for a read thread) and the feature service it names (known to exist)."""
+        features, service, full, entities = self.parse(body)
+        self.reader.plan(features, service, full)  # an unknown feature, view or service: 404; not online: 400
+        return (features, service, full, entities, time.monotonic()), service
+
     # -- the answer ----------------------------------------------------------------------------
     def get_online_features(self, body: Any, now: datetime | None = None) -> tuple[dict, Served]:
-        features, service, full, entities = self.parse(body)
+        return self.answer(self.check(body)[0], now)
+
+    def answer(self, parsed: tuple, now: datetime | None = None) -> tuple[dict, Served]:
+        """The answer to a checked request (`check`): the online read, in the response's shape."""
+        features, service, full, entities, asked_at = parsed
         now = now or datetime.now(timezone.utc)  # one instant for the read and the served-vector log
         columns = self.reader.read_columns(features, entities, feature_service=service, full_feature_names=full,
-                                           now=now, refuse_unknown=True)
+                                           now=now, refuse_unknown=True, asked_at=asked_at)
         names = [column.name for column in columns]
         references = [column.reference for column in columns]
         # an item's event time written once for all of its view's features (was a tenth of a 100-row answer's CPU)
