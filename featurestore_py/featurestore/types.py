@@ -161,6 +161,22 @@ def is_whole_number(declared: str | None) -> bool:
 
 
 @lru_cache(maxsize=4096)
+def key_range(declared: str | None) -> tuple[int, int] | None:
+    """The smallest and largest integer a join key of this declared type can hold online: bigint's
+    range, or the declared type's where it is wider (ubigint, HUGEINT). A narrower declaration
+    (integer) still gets bigint's: `validate` only warns when the built column is wider than
+    declared. None for keys that are not integer-valued."""
+    if key_family(declared) != INTEGER:
+        return None
+    match = _DECLARED.match(declared or "")
+    if match and match.group(1).lower() == "hugeint":
+        return -(2 ** 127), 2 ** 127 - 1
+    if declared_arrow_type(declared, "duckdb") == pa.uint64():
+        return 0, 2 ** 64 - 1
+    return -(2 ** 63), 2 ** 63 - 1
+
+
+@lru_cache(maxsize=4096)
 def key_family(declared: str | None) -> str | None:
     """The family a join key's values must have online: INTEGER, STRING (a UUID is sent as its
     text), or None (undeclared or another type: strings and integers are both accepted)."""

@@ -104,6 +104,13 @@ def test_join_keys_are_checked_by_their_declared_type():
         read(["store_features:revenue"], {"store_id": ["7"]})
     with pytest.raises(EntityKeyError, match="string column; got the number 7"):
         read(["customer_features:orders"], {"customer_id": [7]})
+    # beyond bigint (an `integer` key is given bigint's range: validate only warns of a narrower declaration)
+    assert read(["store_features:revenue"], {"store_id": [2**63 - 1, -(2**63), 2**40]})[1].statuses == ["NOT_FOUND"] * 3
+    with pytest.raises(EntityKeyError, match=r"'store_id' row 1: 9223372036854775808 is outside .*integer: "
+                                             r"-9,223,372,036,854,775,808 to 9,223,372,036,854,775,807"):
+        read(["store_features:revenue"], {"store_id": [7, 2**63]})
+    with pytest.raises(EntityKeyError, match=r"row 0: -10000000000\.\.\. \(401 digits\) is outside"):
+        read(["store_features:revenue"], {"store_id": [-(10**400)]})
     # a key no view needs: ignored (as Feast does), or refused (the server)
     assert [c.name for c in read(["store_features:revenue"], {"store_id": [7], "extra": [1]})] == ["store_id", "revenue"]
     with pytest.raises(EntityKeyError, match="Unknown entity column"):

@@ -15,7 +15,7 @@ from featurestore.server.body import MAX_DEPTH, nesting_depth, parse_body
 
 tricky_text = st.text(alphabet=st.sampled_from('[]{}"\\ab,:é\n\t'), max_size=8) | st.text(max_size=8)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | tricky_text,
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | tricky_text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(tricky_text, inner, max_size=3), max_leaves=20)
 
 
@@ -60,6 +60,11 @@ def test_nested_100000_deep_is_refused_quickly_and_clearly():
     (b'{"entities": {"customer_id": ["\xed\xa0\x80"]}}', "not valid UTF-8: byte 31 \\(0xed\\)"),  # an encoded surrogate
     (b'{"a": "\xff"}', "not valid UTF-8: byte 7"),
     (b"[" + b"7" * 5000 + b"]", "thousands of digits"),
+    (b'{"entities": {"customer_id": [NaN]}}', "holds NaN, which is not JSON"),
+    (b'{"df": {"x": [1, Infinity]}}', "holds Infinity"),
+    (b'[-Infinity]', "holds -Infinity"),
+    (b'{"entities": {"customer_id": ["a"]}, "entities": {"customer_id": ["b"]}}', "names the key 'entities' twice"),
+    (b'{"df": {"x": [1], "y": [2], "x": [3]}}', "names the key 'x' twice"),
     (b"{features", "not JSON"),
     (b"", "not JSON"),
 ])

@@ -3,7 +3,8 @@
 import pyarrow as pa
 import pytest
 
-from featurestore.types import DECIMAL, FLOAT, INTEGER, STRING, declared_arrow_type, declared_family, matches, type_mismatch
+from featurestore.types import (DECIMAL, FLOAT, INTEGER, STRING, declared_arrow_type, declared_family, key_range, matches,
+                                type_mismatch)
 
 
 @pytest.mark.parametrize("declared, dialect, arrow", [
@@ -54,3 +55,12 @@ def test_duckdbs_timestamps_of_other_units_are_timestamps():
     from featurestore.types import TIMESTAMP, declared_family
 
     assert {declared_family(name) for name in ("timestamp_ns", "timestamp_ms", "timestamp_s", "timestamp_us")} == {TIMESTAMP}
+
+
+@pytest.mark.parametrize("declared, bounds", [
+    ("bigint", (-(2**63), 2**63 - 1)), ("INTEGER", (-(2**63), 2**63 - 1)), ("int64", (-(2**63), 2**63 - 1)),
+    ("ubigint", (0, 2**64 - 1)), ("hugeint", (-(2**127), 2**127 - 1)),
+    ("varchar", None), ("double", None), ("decimal(10,0)", None), ("uuid", None), (None, None),
+])
+def test_an_integer_keys_range_is_bigints_or_the_wider_declared_ones(declared, bounds):
+    assert key_range(declared) == bounds

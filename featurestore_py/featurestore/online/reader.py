@@ -173,9 +173,15 @@ def check_entities(requests: Sequence[ViewRequest], entities: Mapping[str, Seque
             if key not in entities:
                 raise EntityKeyError(f"Entity rows need '{key}' for feature view '{request.view.name}'; "
                                      f"got {', '.join(sorted(entities)) or 'no keys'}.")
-            family = types.key_family(request.view.columns.get(key))
+            declared = request.view.columns.get(key)
+            family, bounds = types.key_family(declared), types.key_range(declared)
             for index, value in enumerate(entities[key]):
                 _check_key_value(key, index, value, family)
+                if bounds and isinstance(value, int) and not bounds[0] <= value <= bounds[1]:
+                    digits = str(value)
+                    shown = digits if len(digits) <= 24 else f"{digits[:12]}... ({len(digits.lstrip('-')):,} digits)"
+                    raise EntityKeyError(f"Entity '{key}' row {index}: {shown} is outside the range of the join key's "
+                                         f"type ({declared}: {bounds[0]:,} to {bounds[1]:,}), so no row has it.")
     needed = join_keys_of(requests)
     extra = sorted(set(entities) - set(needed))
     if refuse_unknown and extra:

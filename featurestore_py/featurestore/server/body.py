@@ -2,7 +2,9 @@
 objects within each other (checked on the bytes before the parser runs: a body nested 100,000
 deep would otherwise exhaust the parser's recursion), and no string holding a lone UTF-16
 surrogate (`"\\ud800"` parses in Python, but no file, no online store and no response can
-encode it). Each refusal is a RequestError (400) saying what is wrong and where."""
+encode it), no `NaN` or `Infinity` (Python's parser takes them; JSON has no such value), and no
+object naming a key twice (a parser keeps the last silently: which value did the client mean?).
+Each refusal is a RequestError (400) saying what is wrong and where."""
 
 from __future__ import annotations
 
@@ -34,13 +36,27 @@ def parse_body(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
     utf8 = raw if encoding == "utf-8" else text.encode("utf-8", "surrogatepass")
     _check_depth(utf8, max_depth)
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:
         raise RequestError(f"The body is not JSON: {exc}") from None
     except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
         raise RequestError("The body holds a number of thousands of digits; no value needs that many.") from None
     if _SURROGATE_ESCAPE.search(utf8):
         _check_unicode(value)
+    return value
+
+
+def _not_json(name: str) -> Any:
+    raise RequestError(f"The body holds {name}, which is not JSON (no number is {name}); send null for a "
+                       "missing value.")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise RequestError(f"The body names the key {_short(twice)!r} twice in one object; send each key once.")
     return value
 
 
