@@ -288,11 +288,17 @@ _CREATED_IS_EVENT = (
     "load_time_column and the README's modelling guide)")
 
 
+# `::type` casts after a column, PostgreSQL's and DuckDB's: `::timestamp with time zone`, `::decimal(18, 2)`
+_CASTS = r"(?:\s*::\s*[A-Za-z_]\w*(?:\s+with(?:out)?\s+time\s+zone)?(?:\s*\([^)]*\))?)*"
+
+
 def _same_source(sql: str, event: str, created: str) -> bool:
     """Does the model's SQL select the same column as both the event and the created timestamp
-    (`ordered_at as feature_ts, ordered_at as loaded_at`)? A heuristic for a warning."""
+    (`ordered_at as feature_ts, ordered_at as loaded_at`, casts such as `ordered_at::timestamp`
+    included)? A heuristic for a warning: an alias of an expression (a call, `cast(...)`) has no
+    source column."""
     def source_of(alias: str) -> str | None:
-        match = re.search(rf"([A-Za-z_][\w.]*)\s+as\s+\"?{re.escape(alias)}\"?\b", sql, re.IGNORECASE)
+        match = re.search(rf"([A-Za-z_][\w.]*){_CASTS}\s+as\s+\"?{re.escape(alias)}\"?\b", sql, re.IGNORECASE)
         return match.group(1).split(".")[-1].lower() if match else None
 
     event_source, created_source = source_of(event), source_of(created)
