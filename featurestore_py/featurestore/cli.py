@@ -500,7 +500,7 @@ def _print_sync_result(result, as_json: bool) -> None:
         sys.stdout.flush()
         return
     console.print(f"{result.view}: {result.mode} ({result.reason}), {result.rows_read} rows read, "
-                  f"{result.written} written, {result.skipped_stale} already current, "
+                  f"{result.written} written, {result.skipped_stale} kept (stored as new or newer), "
                   f"{len(result.rejected)} set aside, {result.seconds:.2f} s ({result.path})", highlight=False)
     for rejected in result.rejected[:20]:
         err_console.print(f"  set aside: {rejected['view']} {rejected['key']} {rejected['feature']}: "
