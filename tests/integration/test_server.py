@@ -746,3 +746,35 @@ def test_a_paused_store_answers_503_within_the_timeout_and_mistakes_still_404(se
     finally:
         os.kill(pid, signal.SIGCONT)
         moto.stop()
+
+
+def test_ready_only_while_the_store_holds_every_online_views_table(served_project, tmp_path):
+    """/ready is 503 naming the views whose tables the store does not hold — before the first sync,
+    and after the store restarts empty (an emulator's restart: every key would be NOT_FOUND) —
+    and 200 once `sync` has written them again; the store down altogether is a 503 too."""
+    from featurestore.online.local import LocalDynamoDB
+
+    project, env = served_project
+    port = free_port()
+    moto = LocalDynamoDB(tmp_path / "moto", port)
+    empty_env = {**env, "FEATURESTORE_DYNAMODB_ENDPOINT": moto.start(), "FEATURESTORE_ONLINE_TIMEOUT": "5"}
+    try:
+        with server(project, empty_env) as (url, _):
+            not_ready = requests.get(url + "/ready")
+            assert not_ready.status_code == 503
+            message = not_ready.json()["error"]
+            assert "holds no table for" in message and "run `featurestore sync`" in message, message
+            assert all(view in message for view in ("customer_features", "store_features", "customer_live_features"))
+            assert "cart_events" not in message  # a streaming view: its events, not a table, are its state
+            FeatureStore(project, env=empty_env).sync()
+            assert requests.get(url + "/ready").json() == {"status": "ready"}
+            moto.stop()
+            down = requests.get(url + "/ready")
+            assert down.status_code == 503 and "Not ready" in down.json()["error"], down.text
+            assert LocalDynamoDB(tmp_path / "moto", port).start() == empty_env["FEATURESTORE_DYNAMODB_ENDPOINT"]
+            emptied = requests.get(url + "/ready")
+            assert emptied.status_code == 503 and "customer_features" in emptied.json()["error"], emptied.text
+            FeatureStore(project, env=empty_env).sync()
+            assert requests.get(url + "/ready").json() == {"status": "ready"}
+    finally:
+        moto.stop()

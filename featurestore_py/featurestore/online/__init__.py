@@ -112,6 +112,11 @@ class OnlineStore(ABC):
     def ping(self) -> None:
         """Raise unless the store answers."""
 
+    def missing_tables(self, views: Sequence[str]) -> list[str]:
+        """The views (of `views`) whose live table the store does not hold: never synced, or the
+        store lost it (an emulator restarted empty). Their reads answer NOT_FOUND for every key."""
+        return []
+
     @abstractmethod
     def get_state(self, key: str) -> dict | None:
         """A sync state (watermark, build id, rows last pushed, ...), None before the first sync."""

@@ -603,6 +603,24 @@ class DynamoDBOnlineStore(OnlineStore):
         """Raise unless the endpoint answers (the server's readiness probe)."""
         self._call("list_tables", time.monotonic() + min(self.deadline_seconds, 5.0), Limit=1)
 
+    def missing_tables(self, views: Sequence[str]) -> list[str]:
+        """One BatchGetItem of a key no item has per 100 live tables (a missing table fails the
+        read); a view found missing is checked again through its pointer read afresh (a newer
+        generation may have replaced the cached one's table)."""
+        deadline = time.monotonic() + min(self.deadline_seconds, 5.0)
+
+        def missing_of(live: dict[str, str]) -> list[str]:
+            probe, missing = {name: ("#k", {"#k": KEY}) for name in live.values()}, set()
+            names = list(probe)
+            for start in range(0, len(names), MAX_READ_KEYS):
+                self._read_items([(name, "featurestore-ready-probe") for name in names[start:start + MAX_READ_KEYS]],
+                                 probe, deadline, missing=missing)
+            return [view for view, name in live.items() if name in missing]
+
+        missing = missing_of({view: self.generations(view, deadline=deadline).live for view in views})
+        return missing_of({view: self.generations(view, fresh=True, deadline=deadline).live for view in missing}) \
+            if missing else []
+
     def read(self, table: OnlineTable, keys: Sequence[Mapping[str, Any]], features: Sequence[str],
              now: datetime | None = None, with_expired: bool = False) -> list[dict | None]:
         return self.read_many([(table, keys, features)], now, with_expired)[0]

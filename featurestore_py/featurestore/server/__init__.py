@@ -64,9 +64,10 @@ def build_app(config: ServeConfig):
         if config.served_log_fraction > 0 else None
     # a streaming push is answered once its events count: the handler awaits that, off the threads
     pusher = partial(Pusher(registry, online, landing).push_request, wait=False) if config.push else None
-    settings = ServerSettings(api_keys=api_keys(config), served_log=served_log, pusher=pusher, ready_check=online.ping,
+    server = OnlineServer(registry, online, config.max_entities, response_style(config.responses))
+    settings = ServerSettings(api_keys=api_keys(config), served_log=served_log, pusher=pusher, ready_check=server.ready,
                               body_timeout_seconds=config.read_timeout_seconds)
-    return create_app(OnlineServer(registry, online, config.max_entities, response_style(config.responses)), settings)
+    return create_app(server, settings)
 
 
 def app_from_env():

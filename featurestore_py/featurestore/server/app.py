@@ -53,7 +53,7 @@ class ServerSettings:
     max_json_depth: int = MAX_DEPTH
     served_log: Any = None  # a ServedLog, or None
     pusher: Callable[[Any], dict] | None = None  # body -> result (see push.py), or None: push disabled
-    ready_check: Callable[[], None] | None = None  # raises when the online store does not answer
+    ready_check: Callable[[], None] | None = None  # raises when the online store cannot serve (OnlineServer.ready)
 
 
 class Metrics:
@@ -155,14 +155,15 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
     async def health():
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Readiness: the online store answers", responses={"503": RESPONSES["503"]})
+    @app.get("/ready", summary="Readiness: the online store answers and holds every online view's table",
+             responses={"503": RESPONSES["503"]})
     async def ready():
         try:
             if settings.ready_check is not None:
                 await run_in_threadpool(settings.ready_check)
         except Exception as exc:  # any failure of the store means not ready
             metrics.store_errors.labels("/ready").inc()
-            return _error(503, f"The online store does not answer: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            return _error(503, f"Not ready: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         return {"status": "ready"}
 
     @app.get("/metrics", summary="Prometheus metrics")

@@ -23,11 +23,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import RequestError
-from ..online import OnlineStore
+from ..online import OnlineStore, OnlineStoreError
 from ..online.reader import OnlineReader
 from ..online_response import iso_timestamp, json_value
 from ..registry import Registry
-from ..requests import entity_columns
+from ..requests import entity_columns, online_table
 
 EPOCH = "1970-01-01T00:00:00Z"
 _FIELDS = {"features", "feature_service", "entities", "full_feature_names"}
@@ -52,6 +52,20 @@ class OnlineServer:
     def __init__(self, registry: Registry, online: OnlineStore, max_entities: int = 1000, style: str = "featurestore"):
         self.reader = OnlineReader(registry, online, style)
         self.max_entities = max_entities
+
+    def ready(self) -> None:
+        """Raise OnlineStoreError unless the online store answers and holds the table of every
+        online view it serves from a table (not a streaming view's events): a store that lost
+        them (an emulator restarted empty) or a view never synced would answer NOT_FOUND for
+        every key, so the server is not ready until `featurestore sync` has run."""
+        online = self.reader.online
+        online.ping()
+        views = [view.name for view in self.reader.registry.feature_views.values()
+                 if view.online and online_table(self.reader.registry, view).stream is None]
+        missing = online.missing_tables(views)
+        if missing:
+            raise OnlineStoreError(f"the online store holds no table for {', '.join(missing)} (never synced, or the "
+                                   "store lost it: an emulator restarted empty); run `featurestore sync`.")
 
     # -- the request ---------------------------------------------------------------------------
     def parse(self, body: Any) -> tuple[tuple[str, ...] | None, str | None, bool, dict[str, list]]:
