@@ -692,7 +692,7 @@ def test_a_paused_store_answers_503_within_the_timeout_and_mistakes_still_404(se
     arrival (not one after another, 20 s and more each, as when the sockets' own timeout ruled
     and the readers of an expired pointer took turns; nor a second timeout for those that waited
     for a thread), and a request for an unknown feature, sent after them, is a 404 before any of
-    them is answered: it needs the registry, not a read thread."""
+    them is answered: it needs the registry, not a read thread (and so does a key of the wrong type)."""
     from featurestore.online.local import LocalDynamoDB
 
     project, env = served_project
@@ -728,18 +728,22 @@ def test_a_paused_store_answers_503_within_the_timeout_and_mistakes_still_404(se
                     threads.append(threading.Thread(target=ask, args=(f"read{index}", body, sent)))
                     threads[-1].start()
                     assert sent.wait(30)
-                mistake = json.dumps({"features": ["customer_features:no_such_feature"],
-                                      "entities": {"customer_id": [known]}})
-                sent = threading.Event()
-                threads.append(threading.Thread(target=ask, args=("mistake", mistake, sent)))
-                threads[-1].start()
+                mistakes = {"unknown feature": {"features": ["customer_features:no_such_feature"],
+                                                "entities": {"customer_id": [known]}},
+                            "key of the wrong type": {"features": ["customer_features:total_orders_30d"],
+                                                      "entities": {"customer_id": [known, 42]}}}
+                for name, mistake in mistakes.items():
+                    sent = threading.Event()
+                    threads.append(threading.Thread(target=ask, args=(name, json.dumps(mistake), sent)))
+                    threads[-1].start()
                 for thread in threads:
                     thread.join(60)
             finally:
                 os.kill(pid, signal.SIGCONT)
-            assert len(answers) == 51
-            assert answers[0][:2] == ("mistake", 404), answers[:3]
-            reads = [answer for answer in answers if answer[0] != "mistake"]
+            assert len(answers) == 52
+            assert sorted(answer[:2] for answer in answers[:2]) == [("key of the wrong type", 400),
+                                                                      ("unknown feature", 404)], answers[:3]
+            reads = [answer for answer in answers if answer[0].startswith("read")]
             assert {status for _, status, _ in reads} == {503}
             assert max(at for _, _, at in reads) - started < 5 + 5, answers  # the timeout, and a loaded machine's slack
             assert requests.post(url + "/get-online-features", data=body).status_code == 200  # resumed: served again

@@ -18,16 +18,24 @@ class OnlineStoreError(FeatureStoreError):
     """The online store refused or failed a request, after retries."""
 
 
+class NotSent(OnlineStoreError):
+    """A request not sent at all: its deadline had passed first (nothing learnt of the store)."""
+
+
 class TableGone(OnlineStoreError):
     """A table named by a pointer read earlier is not there (a retired generation, dropped)."""
 
 
-def back_off(attempt: int, deadline: float, failure: str, base: float = 0.05, cap: float = 5.0) -> None:
-    """Sleep an exponentially growing, jittered delay; raise if it would pass the deadline."""
+def back_off(attempt: int, deadline: float, failure: str, base: float = 0.05, cap: float = 5.0,
+             last_try: bool = False) -> None:
+    """Sleep an exponentially growing, jittered delay; raise if it would pass the deadline (with
+    last_try: sleep until the deadline instead, for one more attempt there)."""
     delay = min(cap, base * 2 ** attempt) * random.uniform(0.5, 1.0)
     if time.monotonic() + delay > deadline:
-        raise OnlineStoreError(failure)
-    time.sleep(delay)
+        if not last_try or time.monotonic() >= deadline:
+            raise OnlineStoreError(failure)
+        delay = deadline - time.monotonic()
+    time.sleep(max(0.0, delay))
 
 
 @dataclass(frozen=True)

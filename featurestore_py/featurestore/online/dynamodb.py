@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from functools import cached_property, partial
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import OnlineStore, OnlineStoreError, OnlineTable, Rejected, TableGone, WriteReport, back_off
+from . import NotSent, OnlineStore, OnlineStoreError, OnlineTable, Rejected, TableGone, WriteReport, back_off
 from .codec import (  # noqa: F401  (re-exported: the item layout's functions)
     MAX_ITEM_BYTES, ValueRejected, check_key, decode, encode, entity_key, format_timestamp, item_size, parse_timestamp,
     stamp,
@@ -349,8 +349,8 @@ class DynamoDBOnlineStore(OnlineStore):
             if stopped.is_set() or (should_stop and should_stop()):
                 stopped.set()
                 return
-            deadline = self._deadline()  # the timeout is per group of requests, however long the whole write
-            stored = self._stored_versions(name, [item[KEY]["S"] for item in group], deadline)
+            # the timeout is per request (the read of the stored versions, each put), however long the write
+            stored = self._stored_versions(name, [item[KEY]["S"] for item in group], self._deadline())
             written = stale = requests = retries = 0
             rejected = []
             for item in group:
@@ -358,7 +358,7 @@ class DynamoDBOnlineStore(OnlineStore):
                 if current is not None and (_version(item) < current or (_version(item) == current and not force)):
                     stale += 1
                     continue
-                outcome, tried = self._put_if_newer(name, item, force, deadline)
+                outcome, tried = self._put_if_newer(name, item, force, self._deadline())
                 requests, retries = requests + 1 + tried, retries + tried
                 if outcome is True:
                     written += 1
@@ -420,7 +420,11 @@ class DynamoDBOnlineStore(OnlineStore):
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise OnlineStoreError(self._failed(operation, started, error or "the deadline passed before it was sent"))
+                if error is None:  # (a server's request that waited for a read thread past its timeout)
+                    raise NotSent(f"DynamoDB {operation} was not sent: its deadline (FEATURESTORE_ONLINE_TIMEOUT, "
+                                           f"{self.deadline_seconds:g} s) had passed before it could be.")
+                raise OnlineStoreError(self._failed(operation, started, error))
+            unreachable = False
             try:
                 if wire is not None:
                     return wire.call(operation, request, timeout=min(READ_TIMEOUT, left)), attempt
@@ -440,14 +444,16 @@ class DynamoDBOnlineStore(OnlineStore):
                         f"TLS to DynamoDB at {self._endpoint_name} failed ({exc}); {operation} was not retried. Check "
                         "the certificate bundle (AWS_CA_BUNDLE, or the profile's ca_bundle) and the endpoint's "
                         "certificate.") from None
-                if cause == "unreachable" and time.monotonic() - started >= UNREACHABLE_GRACE:
+                unreachable = cause == "unreachable"
+                if unreachable and time.monotonic() - started >= UNREACHABLE_GRACE:
                     raise OnlineStoreError(self._failed(operation, started, exc)) from None
+            # unreachable: the back-off sleeps until the grace's end at most, for one last try there
+            until = min(deadline, started + UNREACHABLE_GRACE) if unreachable else deadline
             attempt += 1
             if attempt == 1:
-                left = max(0.0, deadline - time.monotonic())
                 log.warning(f"DynamoDB at {self._endpoint_name} failed {operation} ({error}); "
-                            f"retrying for up to {left:.0f} s")
-            back_off(attempt, deadline, self._failed(operation, started, error))
+                            f"retrying for up to {max(0.0, until - time.monotonic()):.0f} s")
+            back_off(attempt, until, self._failed(operation, started, error), last_try=until < deadline)
 
     @property
     def _endpoint_name(self) -> str:
@@ -496,6 +502,8 @@ class DynamoDBOnlineStore(OnlineStore):
                 raise OnlineStoreError(failed[0])
             try:
                 return self._read_pointer(view, deadline)
+            except NotSent:
+                raise  # this reader's deadline, not the store's failure: the waiters try for themselves
             except OnlineStoreError as exc:
                 self._pointer_failures[view] = (str(exc), time.monotonic())
                 raise
@@ -792,8 +800,9 @@ def _bound_attempt(context, **_) -> None:
 
 def _connection_fault(exc: BaseException) -> str | None:
     """"tls" for a certificate that fails verification or a CA bundle that cannot be read,
-    "unreachable" for a refused connection or a name that does not resolve, else None (transient:
-    a reset, a timeout), from the exception's chain (botocore's `error`, urllib3's, the OS's)."""
+    "unreachable" for a refused connection or a name that does not exist (EAI_NONAME), else None
+    (transient: a reset, a timeout, a resolver that failed for now, EAI_AGAIN), from the
+    exception's chain (botocore's `error`, urllib3's, the OS's)."""
     import ssl
     import socket
 
@@ -801,7 +810,8 @@ def _connection_fault(exc: BaseException) -> str | None:
     while exc is not None and seen < 8:
         if isinstance(exc, ssl.SSLCertVerificationError):
             return "tls"
-        if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+        if isinstance(exc, ConnectionRefusedError) or (isinstance(exc, socket.gaierror)
+                                                       and exc.errno == socket.EAI_NONAME):
             return "unreachable"
         if isinstance(exc, FileNotFoundError) and seen:  # a CA bundle named but absent (botocore's SSLError)
             return "tls"

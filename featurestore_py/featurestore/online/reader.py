@@ -57,6 +57,17 @@ class OnlineColumn:
     event_timestamps: list[datetime | None]  # the item's event time; None without an item (and for keys)
 
 
+@dataclass(frozen=True)
+class CheckedRead:
+    """A read planned and its entity rows checked (OnlineReader.check): all that is left is the store's."""
+
+    plan: FeaturePlan
+    tables: Mapping[str, OnlineTable]
+    entities: Mapping[str, list]  # join key -> values, of the declared types
+    keys: list[str]  # the join keys of the answer, in its order
+    fields: Mapping[str, list]  # an on-demand feature's request fields -> values
+
+
 def response_style(value: str | None) -> str:
     """The checked value of FEATURESTORE_RESPONSES (empty or unset: featurestore)."""
     style = (value or "featurestore").strip().lower()
@@ -109,9 +120,18 @@ class OnlineReader:
     def read_columns(self, features: Sequence[str] | None, entities: Mapping[str, list], *,
                      feature_service: str | None = None, full_feature_names: bool = False,
                      now: datetime | None = None, keys_from_text: bool = False,
-                     refuse_unknown: bool = False, asked_at: float | None = None) -> list[OnlineColumn]:
-        """`read` of entity rows already shaped as columns by requests.entity_columns (the server
-        shapes them once, while checking the request). asked_at: see OnlineStore.read_many."""
+                     refuse_unknown: bool = False) -> list[OnlineColumn]:
+        """`read` of entity rows already shaped as columns by requests.entity_columns."""
+        return self.read_checked(self.check(features, entities, feature_service=feature_service,
+                                            full_feature_names=full_feature_names, keys_from_text=keys_from_text,
+                                            refuse_unknown=refuse_unknown), now)
+
+    def check(self, features: Sequence[str] | None, entities: Mapping[str, list], *,
+              feature_service: str | None = None, full_feature_names: bool = False,
+              keys_from_text: bool = False, refuse_unknown: bool = False) -> CheckedRead:
+        """Every rule a request must meet, without the store: the plan (an unknown feature, view or
+        service, a view not online), the request fields of on-demand features, and the entity
+        keys (present, of their declared types and ranges; unknown ones where refused)."""
         plan, tables = self.plan(features, feature_service, full_feature_names)
         requests = plan.views
         entities = entities or {key: [] for key in [*join_keys_of(requests), *plan.request_fields]}  # no rows: no answer
@@ -127,9 +147,14 @@ class OnlineReader:
             dtypes = {key: request.view.columns.get(key) for request in requests for key, _ in request.keys}
             entities = {key: [key_from_text(key, text, dtypes.get(key)) for text in values]
                         for key, values in entities.items()}
-        columns = read_online(self.online, tables, requests, entities, now=now, style=self.style,
-                              refuse_unknown=refuse_unknown, asked_at=asked_at)
-        return self._with_on_demand(plan, columns, fields) if plan.on_demand else columns
+        return CheckedRead(plan, tables, entities, answer_keys(requests, entities, refuse_unknown, self.style), fields)
+
+    def read_checked(self, checked: CheckedRead, now: datetime | None = None,
+                     asked_at: float | None = None) -> list[OnlineColumn]:
+        """The store's part of a checked read. asked_at: see OnlineStore.read_many."""
+        columns = _read_store(self.online, checked.tables, checked.plan.views, checked.entities, checked.keys, now,
+                              self.style, asked_at)
+        return self._with_on_demand(checked.plan, columns, checked.fields) if checked.plan.on_demand else columns
 
     def _with_on_demand(self, plan: FeaturePlan, columns: list[OnlineColumn], fields: dict[str, list]) -> list[OnlineColumn]:
         """The columns read, the inputs read only for on-demand features dropped, the request
@@ -207,16 +232,27 @@ def _check_key_value(key: str, index: int, value: Any, family: str | None) -> No
 
 def read_online(online: OnlineStore, tables: Mapping[str, OnlineTable], requests: Sequence[ViewRequest],
                 entities: Mapping[str, Sequence[Any]], now: datetime | None = None,
-                style: str = "featurestore", refuse_unknown: bool = False,
-                asked_at: float | None = None) -> list[OnlineColumn]:
+                style: str = "featurestore", refuse_unknown: bool = False) -> list[OnlineColumn]:
     """The entity columns, then every requested feature, one value and status per entity row.
 
     tables: view name -> its OnlineTable; entities: join key -> one value per row (every column
     the same length). Keys the views do not need are left out of the answer, as Feast does, or
     refused (refuse_unknown)."""
+    return _read_store(online, tables, requests, entities, answer_keys(requests, entities, refuse_unknown, style),
+                       now, style)
+
+
+def answer_keys(requests: Sequence[ViewRequest], entities: Mapping[str, Sequence[Any]], refuse_unknown: bool,
+                style: str) -> list[str]:
+    """The entity columns of the answer, checked (check_entities), in the style's order."""
     keys = check_entities(requests, entities, refuse_unknown)
-    if style == "feast":
-        keys = [key for key in entities if key in keys]  # Feast: the request's order
+    return [key for key in entities if key in keys] if style == "feast" else keys  # Feast: the request's order
+
+
+def _read_store(online: OnlineStore, tables: Mapping[str, OnlineTable], requests: Sequence[ViewRequest],
+                entities: Mapping[str, Sequence[Any]], keys: list[str], now: datetime | None, style: str,
+                asked_at: float | None = None) -> list[OnlineColumn]:
+    """read_online's read, of entity rows checked already (`keys`: the answer's entity columns)."""
     rows = len(entities[keys[0]]) if keys else 0
     columns = [OnlineColumn(key, None, None, list(entities[key]), [PRESENT] * rows, [None] * rows) for key in keys]
     reads = [(tables[request.view.name], [{key: entities[key][i] for key, _ in request.keys} for i in range(rows)],

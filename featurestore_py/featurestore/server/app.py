@@ -36,7 +36,7 @@ from ..errors import FeatureStoreError, RequestError
 from ..online import OnlineStoreError
 from .body import MAX_DEPTH, parse_body
 from .docs_page import CSP, docs_page
-from .serving import OnlineServer
+from .serving import Checked, OnlineServer
 
 access_log = logging.getLogger("featurestore.access")
 log = logging.getLogger("featurestore.server")
@@ -127,8 +127,12 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
         await _handle(settings, metrics, request.scope, request.receive, endpoint, routes[endpoint], keep)
         return answered[0]
 
-    def read_features(parsed: tuple):
-        response, served = server.answer(parsed)
+    def check_read(body: Any) -> tuple[Checked, str | None]:
+        checked = server.check(body)
+        return checked, checked.service
+
+    def read_features(checked: Checked):
+        response, served = server.answer(checked)
         if settings.served_log is not None:
             settings.served_log.record(served)
         return response, served.feature_service, served.rows
@@ -144,7 +148,7 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
         result = settings.pusher(body)
         return result, None, result.get("rows", 0)
 
-    routes = {"/get-online-features": Route(read_features, server.check), "/push": Route(push)}
+    routes = {"/get-online-features": Route(read_features, check_read), "/push": Route(push)}
 
     @app.post("/push", openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": PUSH_SCHEMA}}}}, responses=RESPONSES, summary="Push rows to a feature view")

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import RequestError
 from ..online import OnlineStore, OnlineStoreError
-from ..online.reader import OnlineReader
+from ..online.reader import CheckedRead, OnlineReader
 from ..online_response import iso_timestamp, json_value
 from ..registry import Registry
 from ..requests import entity_columns, online_table
@@ -43,6 +43,16 @@ class Served:
     rows: int
     results: list[dict]  # the response's results
     request_time: datetime | None = None  # the `now` of the read: the knowledge time an audit recomputes at
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A request checked (OnlineServer.check): the read left to do, and what the log needs."""
+
+    read: CheckedRead
+    service: str | None  # the feature service named (it exists)
+    rows: int
+    asked_at: float  # time.monotonic() when checked: the store's timeout counts from it
 
 
 class OnlineServer:
@@ -102,26 +112,25 @@ class OnlineServer:
                              "(the server's --max-entities). Split the request.", status=413)
         return features, service, full, entities
 
-    def check(self, body: Any) -> tuple[tuple, str | None]:
-        """The request parsed and its features, views or service found in the registry (cached; no
-        store): what the server does on its event loop, so that a client's mistake is answered
-        even while every read thread waits for a slow store. Gives the parsed request with the
-        moment it was checked (the store's timeout counts from it, however long the request then
-        waits for a read thread) and the feature service it names (known to exist)."""
+    def check(self, body: Any) -> Checked:
+        """The request parsed and checked against the registry (its features, views or service,
+        its entity keys and request fields; no store): what the server does on its event loop, so
+        that a client's mistake is answered even while every read thread waits for a slow store.
+        The store's timeout counts from this moment, however long the request then waits for a
+        read thread."""
         features, service, full, entities = self.parse(body)
-        self.reader.plan(features, service, full)  # an unknown feature, view or service: 404; not online: 400
-        return (features, service, full, entities, time.monotonic()), service
+        read = self.reader.check(features, entities, feature_service=service, full_feature_names=full,
+                                 refuse_unknown=True)  # unknown: 404; not online, a key's type or range: 400
+        return Checked(read, service, len(next(iter(entities.values()))), time.monotonic())
 
     # -- the answer ----------------------------------------------------------------------------
     def get_online_features(self, body: Any, now: datetime | None = None) -> tuple[dict, Served]:
-        return self.answer(self.check(body)[0], now)
+        return self.answer(self.check(body), now)
 
-    def answer(self, parsed: tuple, now: datetime | None = None) -> tuple[dict, Served]:
-        """The answer to a checked request (`check`): the online read, in the response's shape."""
-        features, service, full, entities, asked_at = parsed
+    def answer(self, checked: Checked, now: datetime | None = None) -> tuple[dict, Served]:
+        """The answer to a checked request: the online read, in the response's shape."""
         now = now or datetime.now(timezone.utc)  # one instant for the read and the served-vector log
-        columns = self.reader.read_columns(features, entities, feature_service=service, full_feature_names=full,
-                                           now=now, refuse_unknown=True, asked_at=asked_at)
+        columns = self.reader.read_checked(checked.read, now, asked_at=checked.asked_at)
         names = [column.name for column in columns]
         references = [column.reference for column in columns]
         # an item's event time written once for all of its view's features (was a tenth of a 100-row answer's CPU)
@@ -133,4 +142,4 @@ class OnlineServer:
                                          for moment in column.event_timestamps]}
                    for column in columns]
         response = {"metadata": {"feature_names": names}, "results": results}
-        return response, Served(service, names, references, len(next(iter(entities.values()))), results, now)
+        return response, Served(checked.service, names, references, checked.rows, results, now)
