@@ -14,7 +14,7 @@ from . import quality
 from .dbt import DbtProject
 from .entity_frame import entity_source
 from .errors import FeatureStoreError, InvalidRegistryError
-from .online import OnlineStore
+from .online import PROBE_SECONDS, OnlineStore
 from .online.config import is_loopback_host, load_online_config
 from .online.reader import RESPONSES_ENV, OnlineReader, response_style
 from .online_response import OnlineResponse
@@ -412,7 +412,7 @@ class FeatureStore:
         return write_project_catalog(
             self.registry, out_dir, dbt_docs_url, stats=lambda: self.stats(save=False, allow_empty=True),
             connect=self.connect, exports_dir=exports_dir, reference_stats=reference_stats,
-            sync_status=lambda: self.sync_status(deadline_seconds=min(self.online_config.timeout_seconds, 5.0)),
+            sync_status=lambda: self.sync_status(deadline_seconds=min(self.online_config.timeout_seconds, PROBE_SECONDS)),
             compiled_dir=self.project.manifest_path.parent / "compiled" / self.registry.project_name)
 
 

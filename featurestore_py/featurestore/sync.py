@@ -190,13 +190,17 @@ class Syncer:
         with self.connect() as warehouse:
             build_id = warehouse.build_id(view.companion_relation("__build"))
             incremental, reason = self._mode(view, state, build_id, full)
+            # synced before, its table gone (the store lost it): every row, loaded into a new table
+            lost = bool(state.get("watermark")) and bool(self.online.missing_tables([view.name]))
+            if lost:
+                incremental, reason = False, "the view's online table is missing (the store lost it since the last sync)"
             if incremental:
                 bulk_reason = self._delta_too_large(warehouse, view, before)
                 if bulk_reason:
                     incremental, reason = False, bulk_reason
             writer = _Writer(self.online, table, view, build_id, force, should_stop, on_rows, on_batch)
             # a bulk load claims before it reads (online/generations.py, rule 0)
-            writer.begin(bulk=not incremental and (warehouse.reads_in_parts
+            writer.begin(bulk=not incremental and (lost or warehouse.reads_in_parts
                                                    or self._current_count(warehouse, view) >= bulk_min_rows()))
             try:
                 parts = warehouse.read_parts(self._query(warehouse, view, incremental),

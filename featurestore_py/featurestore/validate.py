@@ -288,8 +288,10 @@ _CREATED_IS_EVENT = (
     "load_time_column and the README's modelling guide)")
 
 
-# `::type` casts after a column, PostgreSQL's and DuckDB's: `::timestamp with time zone`, `::decimal(18, 2)`
-_CASTS = r"(?:\s*::\s*[A-Za-z_]\w*(?:\s+with(?:out)?\s+time\s+zone)?(?:\s*\([^)]*\))?)*"
+# a column (not a type after `::`, not the end of a call), then `::type` casts, PostgreSQL's and DuckDB's:
+# `::timestamp(3) with time zone`, `::decimal(18, 2)`: any words and one parenthesis each, up to ` as ` (3 at most)
+_COLUMN = r"(?<![\w.:)\"'])([A-Za-z_][\w.]*)"
+_CASTS = r"(?:\s*::\s*[A-Za-z_][^,():]*?(?:\([^)]*\)[^,():]*?)?){0,3}"
 
 
 def _same_source(sql: str, event: str, created: str) -> bool:
@@ -298,7 +300,7 @@ def _same_source(sql: str, event: str, created: str) -> bool:
     included)? A heuristic for a warning: an alias of an expression (a call, `cast(...)`) has no
     source column."""
     def source_of(alias: str) -> str | None:
-        match = re.search(rf"([A-Za-z_][\w.]*){_CASTS}\s+as\s+\"?{re.escape(alias)}\"?\b", sql, re.IGNORECASE)
+        match = re.search(rf"{_COLUMN}{_CASTS}\s+as\s+\"?{re.escape(alias)}\"?\b", sql, re.IGNORECASE)
         return match.group(1).split(".")[-1].lower() if match else None
 
     event_source, created_source = source_of(event), source_of(created)

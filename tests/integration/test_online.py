@@ -192,6 +192,14 @@ def test_sync_then_incremental_sync_after_new_dbt_data(online_project, monkeypat
     assert after["customer_features"].watermark_after > first["customer_features"].watermark_after
     status = {row["view"]: row for row in store.sync_status()}
     assert status["customer_features"]["lag_seconds"] == 0.0
+    # the store loses the view's table (its sync state kept): the next sync is full, not an empty increment
+    store.online.client.delete_table(TableName=store.online.live_table_name("customer_features"))
+    store.online.client.get_waiter("table_not_exists").wait(TableName=store.online.live_table_name("customer_features"))
+    assert store.online.missing_tables(["customer_features", "store_features"]) == ["customer_features"]
+    restored = {r.view: r for r in store.sync(["customer_features"])}["customer_features"]
+    assert (restored.mode, restored.reason) == ("full", "the view's online table is missing (the store lost it since "
+                                                        "the last sync)")
+    assert restored.written == len(rows) and store.online.missing_tables(["customer_features"]) == []
 
 
 def test_training_and_serving_agree(online_project):

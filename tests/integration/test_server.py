@@ -752,32 +752,41 @@ def test_a_paused_store_answers_503_within_the_timeout_and_mistakes_still_404(se
         moto.stop()
 
 
-def test_ready_only_while_the_store_holds_every_online_views_table(served_project, tmp_path):
-    """/ready is 503 naming the views whose tables the store does not hold — before the first sync,
-    and after the store restarts empty (an emulator's restart: every key would be NOT_FOUND) —
-    and 200 once `sync` has written them again; the store down altogether is a 503 too."""
+def test_ready_only_while_the_store_holds_the_online_views_tables(served_project, tmp_path):
+    """/ready is 503 naming the views sync fills while the store holds none of their tables —
+    before the first sync, and after the store restarts empty (every key would be NOT_FOUND) —
+    without counting it as a store error; 200 once one is synced (a view added since the last
+    sync does not take the server out); a store that does not answer is a 503 and a store error."""
     from featurestore.online.local import LocalDynamoDB
 
     project, env = served_project
     port = free_port()
     moto = LocalDynamoDB(tmp_path / "moto", port)
     empty_env = {**env, "FEATURESTORE_DYNAMODB_ENDPOINT": moto.start(), "FEATURESTORE_ONLINE_TIMEOUT": "5"}
+
+    def store_errors(url: str) -> str:
+        return "\n".join(line for line in requests.get(url + "/metrics").text.splitlines()
+                         if line.startswith("featurestore_online_store_errors_total") and "/ready" in line)
+
     try:
         with server(project, empty_env) as (url, _):
             not_ready = requests.get(url + "/ready")
             assert not_ready.status_code == 503
             message = not_ready.json()["error"]
-            assert "holds no table for" in message and "run `featurestore sync`" in message, message
-            assert all(view in message for view in ("customer_features", "store_features", "customer_live_features"))
+            assert "holds no table of the online views" in message and "run `featurestore sync`" in message, message
+            assert "customer_features" in message and "store_features" in message, message
             assert "cart_events" not in message  # a streaming view: its events, not a table, are its state
-            FeatureStore(project, env=empty_env).sync()
-            assert requests.get(url + "/ready").json() == {"status": "ready"}
+            assert "customer_live_features" not in message  # push: true: its first push makes its table
+            assert store_errors(url) == ""
+            FeatureStore(project, env=empty_env).sync(["store_features"])
+            assert requests.get(url + "/ready").json() == {"status": "ready"}  # customer_features: not yet
             moto.stop()
             down = requests.get(url + "/ready")
-            assert down.status_code == 503 and "Not ready" in down.json()["error"], down.text
+            assert down.status_code == 503 and "Could not connect" in down.json()["error"], down.text
+            assert store_errors(url).endswith(" 1.0"), store_errors(url)
             assert LocalDynamoDB(tmp_path / "moto", port).start() == empty_env["FEATURESTORE_DYNAMODB_ENDPOINT"]
             emptied = requests.get(url + "/ready")
-            assert emptied.status_code == 503 and "customer_features" in emptied.json()["error"], emptied.text
+            assert emptied.status_code == 503 and "holds no table" in emptied.json()["error"], emptied.text
             FeatureStore(project, env=empty_env).sync()
             assert requests.get(url + "/ready").json() == {"status": "ready"}
     finally:

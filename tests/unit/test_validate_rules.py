@@ -414,6 +414,7 @@ def test_a_view_without_created_timestamp_is_fine():
     'select customer_id, o.ordered_at as "feature_ts", o.ordered_at as "loaded_at" from orders o',
     "select customer_id, feature_ts, feature_ts as loaded_at from orders",
     "select customer_id, ordered_at::timestamp as feature_ts, ordered_at :: timestamp with time zone as loaded_at from o",
+    "select customer_id, o.ordered_at::timestamp(3) with time zone as feature_ts, ordered_at::timestamp as loaded_at",
 ])
 def test_a_created_timestamp_copied_from_the_event_time_is_a_warning(raw_code):
     problem = the_one(found("created-is-event", [dimension(), view(raw_code=raw_code)]), severity=WARNING,
@@ -428,6 +429,9 @@ def test_a_created_timestamp_copied_from_the_event_time_is_a_warning(raw_code):
     "select customer_id, x::timestamp with time zone as feature_ts, y::timestamp with time zone as loaded_at from o",
     "select customer_id, cast(x as timestamp) as feature_ts, cast(y as timestamp) as loaded_at from orders",
     "select customer_id, x::decimal(18, 2) as feature_ts, y::decimal(18, 2) as loaded_at from orders",
+    "select customer_id, x::timestamp(3) with time zone as feature_ts, y::timestamp(3) with time zone as loaded_at",
+    "select customer_id, date_trunc('day', a)::timestamp as feature_ts, date_trunc('day', b)::timestamp as loaded_at",
+    "select customer_id, (a)::timestamp as feature_ts, (b)::timestamp as loaded_at from orders",
 ])
 def test_a_created_timestamp_from_its_own_column_passes(raw_code):
     assert found("created-is-event", [dimension(), view(raw_code=raw_code)]) == []

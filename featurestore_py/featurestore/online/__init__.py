@@ -14,6 +14,9 @@ from typing import Any, Iterable, Mapping, Sequence
 from ..errors import FeatureStoreError
 
 
+PROBE_SECONDS = 5.0  # a probe's deadline at most (readiness, a status): a prober waits no longer
+
+
 class OnlineStoreError(FeatureStoreError):
     """The online store refused or failed a request, after retries."""
 
@@ -117,13 +120,14 @@ class OnlineStore(ABC):
         return [self.read(table, keys, features, now=now, with_expired=with_expired) for table, keys, features in reads]
 
     @abstractmethod
-    def ping(self) -> None:
-        """Raise unless the store answers."""
+    def ping(self, deadline: float | None = None) -> None:
+        """Raise unless the store answers (by `deadline`, time.monotonic(); default PROBE_SECONDS from now)."""
 
-    def missing_tables(self, views: Sequence[str]) -> list[str]:
+    @abstractmethod
+    def missing_tables(self, views: Sequence[str], deadline: float | None = None) -> list[str]:
         """The views (of `views`) whose live table the store does not hold: never synced, or the
-        store lost it (an emulator restarted empty). Their reads answer NOT_FOUND for every key."""
-        return []
+        store lost it (an emulator restarted empty). Their reads answer NOT_FOUND for every key.
+        Raises when the store does not answer by `deadline` (as `ping`)."""
 
     @abstractmethod
     def get_state(self, key: str) -> dict | None:

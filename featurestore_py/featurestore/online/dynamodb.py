@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from functools import cached_property, partial
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import NotSent, OnlineStore, OnlineStoreError, OnlineTable, Rejected, TableGone, WriteReport, back_off
+from . import PROBE_SECONDS, NotSent, OnlineStore, OnlineStoreError, OnlineTable, Rejected, TableGone, WriteReport, back_off
 from .codec import (  # noqa: F401  (re-exported: the item layout's functions)
     MAX_ITEM_BYTES, ValueRejected, check_key, decode, encode, entity_key, format_timestamp, item_size, parse_timestamp,
     stamp,
@@ -144,6 +144,9 @@ class DynamoDBOnlineStore(OnlineStore):
 
     def _deadline(self) -> float:
         return time.monotonic() + self.deadline_seconds
+
+    def _probe_deadline(self) -> float:
+        return time.monotonic() + min(self.deadline_seconds, PROBE_SECONDS)
 
     # -- tables ------------------------------------------------------------------------------
     def _ensure(self, name: str, key: str, sort: str | None = None) -> None:
@@ -607,15 +610,14 @@ class DynamoDBOnlineStore(OnlineStore):
         return BulkLoad.claim(self, table, build, lease_seconds)
 
     # -- reads -------------------------------------------------------------------------------
-    def ping(self) -> None:
-        """Raise unless the endpoint answers (the server's readiness probe)."""
-        self._call("list_tables", time.monotonic() + min(self.deadline_seconds, 5.0), Limit=1)
+    def ping(self, deadline: float | None = None) -> None:
+        self._call("list_tables", deadline or self._probe_deadline(), Limit=1)
 
-    def missing_tables(self, views: Sequence[str]) -> list[str]:
+    def missing_tables(self, views: Sequence[str], deadline: float | None = None) -> list[str]:
         """One BatchGetItem of a key no item has per 100 live tables (a missing table fails the
         read); a view found missing is checked again through its pointer read afresh (a newer
         generation may have replaced the cached one's table)."""
-        deadline = time.monotonic() + min(self.deadline_seconds, 5.0)
+        deadline = deadline or self._probe_deadline()
 
         def missing_of(live: dict[str, str]) -> list[str]:
             probe, missing = {name: ("#k", {"#k": KEY}) for name in live.values()}, set()
@@ -626,8 +628,11 @@ class DynamoDBOnlineStore(OnlineStore):
             return [view for view, name in live.items() if name in missing]
 
         missing = missing_of({view: self.generations(view, deadline=deadline).live for view in views})
-        return missing_of({view: self.generations(view, fresh=True, deadline=deadline).live for view in missing}) \
-            if missing else []
+        if missing:
+            live = {view: self.generations(view, fresh=True, deadline=deadline).live for view in missing}
+            missing = missing_of(live)
+            self._known_tables.difference_update(live[view] for view in missing)  # made again when written
+        return missing
 
     def read(self, table: OnlineTable, keys: Sequence[Mapping[str, Any]], features: Sequence[str],
              now: datetime | None = None, with_expired: bool = False) -> list[dict | None]:

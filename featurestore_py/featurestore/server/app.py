@@ -36,7 +36,7 @@ from ..errors import FeatureStoreError, RequestError
 from ..online import OnlineStoreError
 from .body import MAX_DEPTH, parse_body
 from .docs_page import CSP, docs_page
-from .serving import Checked, OnlineServer
+from .serving import Checked, NotReady, OnlineServer
 
 access_log = logging.getLogger("featurestore.access")
 log = logging.getLogger("featurestore.server")
@@ -159,12 +159,14 @@ def create_app(server: OnlineServer, settings: ServerSettings) -> FastAPI:
     async def health():
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Readiness: the online store answers and holds every online view's table",
+    @app.get("/ready", summary="Readiness: the online store answers and holds the online views' tables",
              responses={"503": RESPONSES["503"]})
     async def ready():
         try:
             if settings.ready_check is not None:
                 await run_in_threadpool(settings.ready_check)
+        except NotReady as exc:  # the store answers, without the views' tables: not a store error
+            return _error(503, f"Not ready: {exc}")
         except Exception as exc:  # any failure of the store means not ready
             metrics.store_errors.labels("/ready").inc()
             return _error(503, f"Not ready: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ..errors import RequestError
-from ..online import OnlineStore, OnlineStoreError
+from ..errors import FeatureStoreError, RequestError
+from ..online import PROBE_SECONDS, OnlineStore
 from ..online.reader import CheckedRead, OnlineReader
 from ..online_response import iso_timestamp, json_value
 from ..registry import Registry
@@ -45,6 +45,10 @@ class Served:
     request_time: datetime | None = None  # the `now` of the read: the knowledge time an audit recomputes at
 
 
+class NotReady(FeatureStoreError):
+    """The online store answers but holds none of the views' tables (OnlineServer.ready)."""
+
+
 @dataclass(frozen=True)
 class Checked:
     """A request checked (OnlineServer.check): the read left to do, and what the log needs."""
@@ -64,18 +68,21 @@ class OnlineServer:
         self.max_entities = max_entities
 
     def ready(self) -> None:
-        """Raise OnlineStoreError unless the online store answers and holds the table of every
-        online view it serves from a table (not a streaming view's events): a store that lost
-        them (an emulator restarted empty) or a view never synced would answer NOT_FOUND for
-        every key, so the server is not ready until `featurestore sync` has run."""
-        online = self.reader.online
-        online.ping()
-        views = [view.name for view in self.reader.registry.feature_views.values()
-                 if view.online and online_table(self.reader.registry, view).stream is None]
-        missing = online.missing_tables(views)
-        if missing:
-            raise OnlineStoreError(f"the online store holds no table for {', '.join(missing)} (never synced, or the "
-                                   "store lost it: an emulator restarted empty); run `featurestore sync`.")
+        """Raise unless the online store answers and holds the table of at least one online view
+        that `sync` fills (not a streaming view's events, not a view with `push: true`, whose
+        table its first push makes): holding none, it has lost them all (an emulator restarted
+        empty) or was never synced, and every read would be NOT_FOUND (NotReady). One view's
+        table missing (a view added since the last sync) leaves the others served. The views
+        are tried in turn until one is found: one pointer and one BatchGetItem when it is."""
+        online, registry = self.reader.online, self.reader.registry
+        views = [view.name for view in registry.feature_views.values() if view.online and view.meta.get("push") is not True
+                 and online_table(registry, view).stream is None]
+        deadline = time.monotonic() + PROBE_SECONDS
+        if not views:
+            online.ping(deadline)
+        elif all(online.missing_tables([view], deadline) for view in views):
+            raise NotReady(f"the online store holds no table of the online views ({', '.join(views)}): it was never "
+                           "synced, or it lost them (an emulator restarted empty); run `featurestore sync`.")
 
     # -- the request ---------------------------------------------------------------------------
     def parse(self, body: Any) -> tuple[tuple[str, ...] | None, str | None, bool, dict[str, list]]:
