@@ -23,6 +23,7 @@ of the orders Feast gives, and the only stable one.)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
@@ -37,6 +38,7 @@ from .codec import MAX_KEY_BYTES, entity_key
 
 PRESENT, NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE = "PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"
 RESPONSES_ENV = "FEATURESTORE_RESPONSES"
+_DECIMAL_INTEGER = re.compile(r"[+-]?[0-9]+")
 RESPONSE_STYLES = ("featurestore", "feast")
 
 
@@ -182,10 +184,10 @@ def key_from_text(key: str, text: str, dtype: str | None) -> Any:
     """A join key typed on the command line (`-e customer_id=42`) as the value of its declared type."""
     if types.key_family(dtype) != types.INTEGER:
         return text
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise EntityKeyError(f"'{key}' is an integer join key ({dtype}); {text!r} is not an integer.") from None
+    if not _DECIMAL_INTEGER.fullmatch(text.strip()):  # int() also takes `1_000` and other scripts' digits
+        raise EntityKeyError(f"'{key}' is an integer join key ({dtype}); {text!r} is not an integer (ASCII digits, "
+                             "an optional sign).")
+    return int(text.strip())
 
 
 def check_entities(requests: Sequence[ViewRequest], entities: Mapping[str, Sequence[Any]],
