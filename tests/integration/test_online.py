@@ -299,7 +299,7 @@ def test_audit_finds_no_skew_then_reports_a_planted_one(online_project):
     assert report["keys"] == 40 and report["mismatches"] == []
     # plant skew: overwrite one item's value in DynamoDB behind the store's back
     key = sorted(rows)[0]
-    name = store.online_config.table_name("customer_features")
+    name = store.online.live_table_name("customer_features")  # (a generation, once a bulk load replaced the table)
     store.online.client.update_item(TableName=name, Key={"entity_key": {"S": f"customer_id={key[0]}"}},
                                     UpdateExpression="SET total_orders_30d = :v",
                                     ExpressionAttributeValues={":v": {"N": "999"}})
