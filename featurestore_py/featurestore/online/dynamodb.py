@@ -425,7 +425,7 @@ class DynamoDBOnlineStore(OnlineStore):
             if left <= 0:
                 if error is None:  # (a server's request that waited for a read thread past its timeout)
                     raise NotSent(f"DynamoDB {operation} was not sent: its deadline (FEATURESTORE_ONLINE_TIMEOUT, "
-                                           f"{self.deadline_seconds:g} s) had passed before it could be.")
+                                  f"{self.deadline_seconds:g} s) had passed before it could be.")
                 raise OnlineStoreError(self._failed(operation, started, error))
             unreachable = False
             try:
