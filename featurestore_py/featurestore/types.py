@@ -12,6 +12,7 @@ PostgreSQL `numeric`) is not checked.
 
 from __future__ import annotations
 
+import difflib
 import re
 from functools import lru_cache
 
@@ -140,6 +141,31 @@ def describe(kind: pa.DataType) -> str:
     if pa.types.is_timestamp(kind):
         return "timestamp with time zone" if kind.tz else "timestamp"
     return str(kind)
+
+
+# Types of the engines that this table knowingly leaves unchecked (nested, binary, JSON, ...).
+_UNCHECKED = frozenset({
+    "struct", "array", "map", "list", "union", "json", "jsonb", "blob", "bytea", "binary", "varbinary", "bytes",
+    "uuid", "interval", "time", "timetz", "bit", "bitstring", "varint", "bignum", "uhugeint", "enum", "variant",
+    "object", "geometry", "inet", "cidr", "macaddr", "xml", "money", "tsvector", "oid", "null", "void",
+})
+
+
+@lru_cache(maxsize=4096)
+def unknown_type(declared: str | None) -> str | None:
+    """Why a YAML data_type names no type of any engine we read (a typo: `bigitn`), with the
+    closest name known; None for a known type, a type this table leaves unchecked (`struct<...>`,
+    `json`, `integer[]`) or no type at all."""
+    if not declared or declared_family(declared) is not None:
+        return None
+    text = declared.strip().lower()
+    base = re.split(r"[\s(<\[]", text, maxsplit=1)[0]
+    known = {*_NAMED, "decimal", "numeric", "dec", "float"}
+    if base in _UNCHECKED or base in known or text.endswith("]"):
+        return None  # unchecked, or a known name with arguments we do not read (`varchar(max)`)
+    close = difflib.get_close_matches(base, sorted(known), n=1)
+    return (f"data_type '{declared}' is not a type featurestore knows" + (f" (did you mean '{close[0]}'?)" if close else "")
+            + ": its built column and its online values cannot be checked against it")
 
 
 # -- the families other modules ask about ----------------------------------------------------------

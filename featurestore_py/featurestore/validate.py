@@ -20,7 +20,7 @@ from .durations import parse_duration
 from .errors import RegistryError
 from .registry import FeatureView, OnDemandView, Registry
 from .streaming import is_streaming, stream_spec
-from .types import DATE, TIMESTAMP, declared_family, type_mismatch
+from .types import DATE, TIMESTAMP, declared_family, type_mismatch, unknown_type
 
 ERROR, WARNING = "error", "warning"
 
@@ -179,6 +179,10 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
                 problem(ERROR, "missing-join-key",
                         f"join key '{key}' of entity '{name}' is not among the model's columns", column=key)
 
+    for key in view.entity_columns:
+        if unknown_type(key.dtype):
+            problem(WARNING, "unknown-type", f"{unknown_type(key.dtype)}; online, this key then takes strings and "
+                    "integers alike (a key sent as the wrong one is not found instead of refused)", column=key.name)
     problems += _check_view_types(view)
     problems += _check_timestamps(view)
     problems += _check_stream(view)
@@ -187,8 +191,9 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
     if not view.description:
         problem(WARNING, "missing-description", "the feature view has no description")
     if view.ttl_text is None:
-        if not is_streaming(view):
-            problem(WARNING, "no-ttl", "the feature view has no ttl: its values never expire")
+        if not is_streaming(view) and view.meta.get("ttl", "") is not None:  # `ttl: null` says so on purpose
+            problem(WARNING, "no-ttl", "the feature view has no ttl: its values never expire (write `ttl: null` "
+                    "to say that this is meant)")
     else:
         try:
             parse_duration(view.meta.get("ttl"))
@@ -207,6 +212,8 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
             problem(ERROR, "missing-description", "the feature has no description", column=feature.name)
         if not feature.dtype:
             problem(ERROR, "missing-type", "the feature has no data_type", column=feature.name)
+        elif unknown_type(feature.dtype):
+            problem(WARNING, "unknown-type", unknown_type(feature.dtype), column=feature.name)
         problems += [
             Problem(ERROR, "naming", message, column=feature.name, **where) for message in _naming_problems(feature)
         ]

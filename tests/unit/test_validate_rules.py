@@ -199,6 +199,12 @@ def test_a_view_without_ttl_is_a_warning_not_an_error():
     assert errors(validate(registry([dimension(), view(meta=with_meta(ttl=None))]))) == []
 
 
+def test_ttl_null_says_the_values_never_expire_on_purpose():
+    meta = {**VIEW_META, "ttl": None}  # `ttl: null` in the YAML: the key is there
+    assert validate(registry([dimension(), view(meta=meta)])) == []
+    assert found("no-ttl", [dimension(), view(meta={**VIEW_META, "ttl": ""})])  # an empty ttl is no such statement
+
+
 @pytest.mark.parametrize("ttl", ["7 days", "2x", "-1d", "d"])
 def test_a_malformed_ttl_is_an_error(ttl):
     problem = the_one(found("bad-ttl", [dimension(), view(meta=with_meta(ttl=ttl))]))
@@ -241,6 +247,28 @@ def test_a_feature_needs_a_data_type():
     columns = with_columns(lifetime_value={"description": "Spent."})
     problem = the_one(found("missing-type", [dimension(), view(columns=columns)]), column="lifetime_value")
     assert problem.message == "the feature has no data_type"
+
+
+def test_a_misspelt_data_type_is_a_warning_naming_the_closest_type():
+    columns = with_columns(lifetime_value=column("dobule", "Spent."))
+    problem = the_one(found("unknown-type", [dimension(), view(columns=columns)]), severity=WARNING,
+                      column="lifetime_value")
+    assert "'dobule' is not a type featurestore knows (did you mean 'double'?)" in problem.message
+
+
+def test_a_misspelt_join_key_type_says_the_key_is_then_untyped_online():
+    columns = with_columns(customer_id=column("bigitn", "The customer."))
+    problem = the_one(found("unknown-type", [dimension(), view(columns=columns)]), severity=WARNING,
+                      column="customer_id")
+    assert "did you mean 'bigint'?" in problem.message and "strings and integers alike" in problem.message
+
+
+@pytest.mark.parametrize("data_type", ["struct<a int>", "STRUCT(a INTEGER)", "integer[]", "array<string>", "json",
+                                       "map(varchar, double)", "varchar(max)", "uuid", "blob", "uhugeint",
+                                       "double precision", "timestamp(3) with time zone", "character varying(20)"])
+def test_types_known_or_knowingly_unchecked_are_not_reported(data_type):
+    columns = with_columns(lifetime_value=column(data_type, "Spent."))
+    assert found("unknown-type", [dimension(), view(columns=columns)]) == []
 
 
 @pytest.mark.parametrize("name", ["LifetimeValue", "lifetime-value", "2nd_order", "lifetime__value", "value_"])
