@@ -161,6 +161,40 @@ def test_a_read_not_sent_is_no_failure_to_share(pausable):
     assert store.generations("things", fresh=True).live  # the store answers, and the next reader is told so
 
 
+def test_a_write_through_botocore_is_sent_once_per_attempt(pausable):
+    """botocore's own retries are off: its `max_attempts: 1` meant one retry, so each timed-out
+    write took twice the time left (a 2 s timeout failed after 4 s)."""
+    url, pid = pausable
+    store = synced_store(url, "once_", timeout=2.0)
+    with paused(pid):
+        elapsed, message = timed_failure(lambda: store.put_state("x", {"watermark": "1"}))
+    assert elapsed < 2.0 + SLACK, (elapsed, message)
+    assert float(message.split("still failed after ")[1].split(" s")[0]) < 2.5, message
+
+
+def test_a_bulk_load_into_a_paused_store_fails_within_its_timeout(pausable):
+    """The first batch that fails stops the load: the batches queued behind it are not sent each
+    in turn to time out (2,000 rows at a 2 s timeout took 40 s), and giving the lease up is tried
+    for PROBE_SECONDS at most (capped by the timeout). Readers keep the live table."""
+    url, pid = pausable
+    store = synced_store(url, "bulkpause_", timeout=2.0)
+    live = store.generations("things", fresh=True).live
+    rows = [{"thing_id": i, "size": i, "event_timestamp": T0, "created_timestamp": T0} for i in range(2000)]
+    load = store.begin_load(TABLE, "build-1")
+
+    def bulk_load():
+        with load:
+            load.write(rows)
+            load.finish()
+
+    with paused(pid):
+        elapsed, message = timed_failure(bulk_load)
+    assert elapsed < 2.0 + 2.0 + SLACK, (elapsed, message)
+    assert "batch_write_item still failed" in message, message
+    assert store.generations("things", fresh=True).live == live
+    assert store.read(TABLE, [{"thing_id": 1}], ["size"])[0]["size"] == 7
+
+
 @pytest.mark.parametrize("call", ["wire read", "botocore read", "write"])
 def test_a_refused_endpoint_is_given_up_after_the_grace(call):
     """Within the grace and a loaded machine's slack, not the grace plus a back-off's sleep past it;

@@ -75,13 +75,20 @@ class BatchWriter:
         stamp(items, None)
         batches = [items[i:i + BATCH_ITEMS] for i in range(0, len(items), BATCH_ITEMS)]
         lock = threading.Lock()
-        stopped = threading.Event()
+        stopped, failed = threading.Event(), threading.Event()
 
         def send(batch: list[dict]) -> None:
+            if failed.is_set():
+                return  # another batch failed: the load fails now, not after every batch timed out
             if stopped.is_set() or (should_stop and should_stop()):
                 stopped.set()
                 return
-            requests, retries = self._send(batch, self.store._deadline())  # the timeout is per request
+            try:
+                sent = self._send(batch, self.store._deadline())  # the timeout is per request
+            except BaseException:
+                failed.set()
+                raise
+            requests, retries = sent
             with lock:
                 report.written += len(batch)
                 report.requests += requests
@@ -253,8 +260,11 @@ class BulkLoad:
         return report
 
     def _release(self) -> None:
+        """Give the lease up, if the store answers soon (PROBE_SECONDS): its failure may be why the
+        load stopped, and the lease runs out anyway."""
         try:
             self.store.update_generations(
-                self.table.view, lambda current: current.released() if self._mine(current) else None)
+                self.table.view, lambda current: current.released() if self._mine(current) else None,
+                deadline=self.store._probe_deadline())
         except OnlineStoreError as exc:
             log.warning(f"could not give up the bulk load of {self.table.view} ({exc}); its lease runs out")

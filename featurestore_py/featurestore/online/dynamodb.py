@@ -122,8 +122,9 @@ class DynamoDBOnlineStore(OnlineStore):
         try:
             client = session.client(
                 "dynamodb", region_name=self.config.region, endpoint_url=endpoint,
-                # our own loop retries (with a deadline and a message); botocore's only once
-                config=Config(retries={"max_attempts": 1, "mode": "standard"},
+                # our own loop retries (with a deadline and a message), botocore not at all: its
+                # `max_attempts` counts retries (1 sent each timed-out request twice), `total_max_attempts` tries
+                config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
                               connect_timeout=min(CONNECT_TIMEOUT, self.deadline_seconds),
                               read_timeout=min(READ_TIMEOUT, self.deadline_seconds), max_pool_connections=pool),
                 **options,
@@ -551,21 +552,23 @@ class DynamoDBOnlineStore(OnlineStore):
         """The DynamoDB table readers of the view read now (for other DynamoDB clients and tests)."""
         return self.generations(view, fresh=True).live
 
-    def update_generations(self, view: str, change: Callable[[Generations], Generations | None]) -> Generations | None:
+    def update_generations(self, view: str, change: Callable[[Generations], Generations | None],
+                           deadline: float | None = None) -> Generations | None:
         """Apply change to the view's current pointer and store the result, conditional on the
         serial read (retried on a conflicting change). change returns None to change nothing;
-        then None is returned."""
+        then None is returned. `deadline` (time.monotonic()) bounds the whole update instead of
+        the timeout bounding each request."""
         from botocore.exceptions import ClientError
 
         self._ensure(self.config.state_table, "view")
         for attempt in range(1, 1000):
-            current = self.generations(view, fresh=True)
+            current = self.generations(view, fresh=True, deadline=deadline or self._deadline())
             updated = change(current)
             if updated is None:
                 return None
             item = {"view": {"S": pointer_key(view)}, **{k: encode(v) for k, v in updated.as_state().items()}}
             try:
-                self._call("put_item", self._deadline(), TableName=self.config.state_table, Item=item,
+                self._call("put_item", deadline or self._deadline(), TableName=self.config.state_table, Item=item,
                            ConditionExpression="attribute_not_exists(#s) OR #s = :s",
                            ExpressionAttributeNames={"#s": "serial"},
                            ExpressionAttributeValues={":s": {"N": str(current.serial)}})
