@@ -148,9 +148,16 @@ class Syncer:
             return False, "first sync from this source"
         if not view.created_timestamp:
             return False, "the view has no created_timestamp"
-        if state.get("build_id", "") != build_id:
+        if self._rebuilt(state, build_id):
             return False, "the snapshot table was rebuilt since the last sync"
         return True, "rows created after the watermark"
+
+    @staticmethod
+    def _rebuilt(state: dict, build_id: str) -> bool:
+        """Was the snapshot table rebuilt since the last sync from this source? Then it is the
+        truth for every version it holds: a fixed model keeps its rows' event and created times
+        but changes their values, so items of the same version are rewritten too (as --force)."""
+        return bool(state.get("watermark")) and state.get("build_id", "") != build_id
 
     def _current_count(self, warehouse: Warehouse, view: FeatureView) -> int:
         return warehouse.fetch_all(warehouse.render("view_probe", probe="current_count",
@@ -198,6 +205,7 @@ class Syncer:
                 bulk_reason = self._delta_too_large(warehouse, view, before)
                 if bulk_reason:
                     incremental, reason = False, bulk_reason
+            force = force or self._rebuilt(state, build_id)
             writer = _Writer(self.online, table, view, build_id, force, should_stop, on_rows, on_batch)
             # a bulk load claims before it reads (online/generations.py, rule 0)
             writer.begin(bulk=not incremental and (lost or warehouse.reads_in_parts

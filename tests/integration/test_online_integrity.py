@@ -225,6 +225,23 @@ def test_a_rebuilt_warehouse_is_synced_in_full_and_watermarks_never_go_back(copi
     assert syncer.online.get_state(key)["watermark"] == state["watermark"] == first.watermark_after
 
 
+def test_a_fixed_model_rebuilt_with_the_same_times_is_synced_value_for_value(copied_demo, dynamodb):
+    """A model fixed in place keeps its rows' event and created times and changes their values;
+    its rebuilt table is the truth, so the sync after it rewrites items of the same version too
+    (they were skipped as current: online kept the old values while offline had the new)."""
+    project, env = demo_copy(copied_demo, dynamodb, prefix="fixed_")
+    FeatureStore(project, env=env).sync(["customer_features"])
+    model = project / "models" / "features" / "customer_features.sql"
+    model.write_text(model.read_text().replace("cast(lifetime_value as", "cast(lifetime_value * 2 as"))
+    project_env(project, **env).run("build", "--quiet", "--select", "customer_features")
+    again = FeatureStore(project, env=env).sync(["customer_features"])[0]
+    assert again.mode == "full" and "rebuilt" in again.reason and again.path == "conditional"
+    assert again.written > 0
+    audit = audit_now(project, env)
+    assert audit["mismatches"] == [], audit["mismatches"][:3]
+    assert FeatureStore(project, env=env).sync(["customer_features"])[0].written == 0  # then incremental again
+
+
 def test_status_reports_what_is_pending_and_force_repairs_a_changed_item(copied_demo, dynamodb):
     project, env = demo_copy(copied_demo, dynamodb, prefix="status_")
     store = FeatureStore(project, env=env)

@@ -73,6 +73,17 @@ def test_the_mode_follows_the_state_and_the_build(state, build_id, expected):
     assert mode(state, build_id) == expected
 
 
+@pytest.mark.parametrize("state, build_id, rebuilt", [
+    (SYNCED, BUILD, False), (SYNCED, "c0ff", True), (SYNCED, "", True), ({}, "c0ff", False),
+    ({"watermark": SYNCED["watermark"]}, "", False), ({"watermark": SYNCED["watermark"]}, BUILD, True),
+])
+def test_a_rebuilt_table_rewrites_items_of_the_same_version(state, build_id, rebuilt):
+    """The sync after a rebuild writes as --force does, whether it was asked to be full or not."""
+    assert Syncer._rebuilt(state, build_id) is rebuilt
+    if rebuilt:
+        assert mode(state, build_id) == REBUILT
+
+
 @pytest.mark.parametrize("state, build_id", [(SYNCED, BUILD), ({}, BUILD), (SYNCED, "c0ff"), ({}, "")])
 def test_a_requested_full_sync_is_full_whatever_the_state(state, build_id):
     assert mode(state, build_id, full=True) == REQUESTED
