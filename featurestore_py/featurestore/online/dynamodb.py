@@ -417,7 +417,7 @@ class DynamoDBOnlineStore(OnlineStore):
         An endpoint that refuses connections (or whose name does not resolve) is retried for
         UNREACHABLE_GRACE seconds at most (a restart), a certificate that fails verification not at
         all: waiting does not mend a configuration."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError
 
         wire = self._wire if operation in WIRE_OPERATIONS else None
         started, attempt, error = time.monotonic(), 0, None
@@ -442,6 +442,9 @@ class DynamoDBOnlineStore(OnlineStore):
                     raise
                 error = exc
             except BotoCoreError as exc:  # connection refused, reset, timed out
+                if attempt == 0 and error is None and isinstance(exc, ConnectionClosedError):
+                    error = exc  # a kept connection the server closed (moto closes each): once more at once, quietly
+                    continue
                 error, cause = exc, _connection_fault(exc)
                 if cause == "tls":
                     raise OnlineStoreError(
