@@ -18,7 +18,8 @@ from contextlib import contextmanager
 import pytest
 
 from featurestore.online import OnlineStoreError, OnlineTable
-from featurestore.online.config import OnlineConfig
+from featurestore.errors import FeatureStoreError
+from featurestore.online.config import OnlineConfig, load_online_config
 from featurestore.online.dynamodb import UNREACHABLE_GRACE, DynamoDBOnlineStore
 from featurestore.online.local import LocalDynamoDB, free_port
 
@@ -193,6 +194,35 @@ def test_a_bulk_load_into_a_paused_store_fails_within_its_timeout(pausable):
     assert "batch_write_item still failed" in message, message
     assert store.generations("things", fresh=True).live == live
     assert store.read(TABLE, [{"thing_id": 1}], ["size"])[0]["size"] == 7
+
+
+def test_a_store_follows_the_projects_local_dynamodb_to_its_new_port(tmp_path, monkeypatch):
+    """A store of a project's `auto` endpoint made before `online up` finds the server once it
+    runs; after `online down` and `online up` on another port, its next request goes to the new
+    one at once (it kept the old URL until its process restarted, and failed every request)."""
+    monkeypatch.delenv("FEATURESTORE_DYNAMODB_ENDPOINT", raising=False)
+    state_dir = tmp_path / ".featurestore"
+    store = DynamoDBOnlineStore(load_online_config(tmp_path, env={"FEATURESTORE_ONLINE_TIMEOUT": "20"}))
+    with pytest.raises(FeatureStoreError, match="featurestore online up"):
+        store.read(TABLE, [{"thing_id": 1}], ["size"])
+    first = LocalDynamoDB(state_dir, free_port())
+    first.start()
+    try:
+        store.write(TABLE, [{"thing_id": 1, "size": 7, "event_timestamp": T0, "created_timestamp": T0}])
+        assert store.read(TABLE, [{"thing_id": 1}], ["size"])[0]["size"] == 7
+    finally:
+        first.stop()
+    second = LocalDynamoDB(state_dir, free_port())
+    second.start()
+    try:
+        started = time.monotonic()
+        assert store.read(TABLE, [{"thing_id": 1}], ["size"]) == [None]  # a new server: its tables are new
+        store.write(TABLE, [{"thing_id": 1, "size": 8, "event_timestamp": T0, "created_timestamp": T0}])
+        assert store.read(TABLE, [{"thing_id": 1}], ["size"])[0]["size"] == 8
+        assert time.monotonic() - started < UNREACHABLE_GRACE, "it waited for the old port instead of moving"
+        assert store.config.endpoint_url == second.url
+    finally:
+        second.stop()
 
 
 @pytest.mark.parametrize("call", ["wire read", "botocore read", "write"])

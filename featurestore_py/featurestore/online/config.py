@@ -14,7 +14,10 @@ endpoint (a loopback address) without credentials, dummy ones are used, as moto 
 port and records in `<project>/.featurestore/`, so two projects' local stores (two checkouts
 of one repository) never compete for a port; every command of the project reads the port from
 there. While `online up` runs a server for the project, a local configured URL is replaced by
-that server's URL too (`online up --port N`); a URL set in the environment always wins.
+that server's URL too (`online up --port N`); a URL set in the environment always wins. A
+running process follows the record: started before `online up`, or talking to a local
+DynamoDB that `online down` stopped and `online up` started again on another port, its next
+request finds the server the project records now (`OnlineConfig.followed`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,6 +47,18 @@ class OnlineConfig:
     table_prefix: str
     timeout_seconds: float = 60.0
     project_dir: str | None = None  # for messages
+    # (the project's state dir, the configured URL) when the URL is the one `online up` records there
+    follows: tuple[str, str] | None = None
+
+    def followed(self) -> "OnlineConfig":
+        """This config with the URL the project's local DynamoDB is recorded at now (or the
+        configured one while none runs); itself when its URL does not follow the record."""
+        if self.follows is None:
+            return self
+        from .local import recorded_url
+
+        state_dir, configured = self.follows
+        return replace(self, endpoint_url=recorded_url(Path(state_dir)) or configured)
 
     @property
     def is_local(self) -> bool:
@@ -111,10 +126,12 @@ def load_online_config(project_dir: Path, env: dict | None = None) -> OnlineConf
     from_env = "FEATURESTORE_DYNAMODB_ENDPOINT" in env
     if from_env:
         values["endpoint_url"] = env["FEATURESTORE_DYNAMODB_ENDPOINT"]
+    follows = None
     if values["endpoint_url"] == AUTO or (not from_env and is_loopback(values["endpoint_url"])):
         from .local import recorded_url
 
-        values["endpoint_url"] = recorded_url(Path(project_dir) / ".featurestore") or values["endpoint_url"]
+        follows = (str(Path(project_dir) / ".featurestore"), values["endpoint_url"])
+        values["endpoint_url"] = recorded_url(Path(follows[0])) or values["endpoint_url"]
     region = env.get("FEATURESTORE_AWS_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if region:
         values["region"] = region
@@ -132,4 +149,4 @@ def load_online_config(project_dir: Path, env: dict | None = None) -> OnlineConf
     if not isinstance(values["table_prefix"], str) or not isinstance(values["region"], str):
         raise FeatureStoreError("vars: featurestore_online: table_prefix and region must be strings.")
     return OnlineConfig(values["endpoint_url"] or None, values["region"], values["table_prefix"], timeout,
-                        str(project_dir))
+                        str(project_dir), follows)

@@ -40,7 +40,7 @@ from .codec import (  # noqa: F401  (re-exported: the item layout's functions)
     stamp,
 )
 from .codec import BUILD, LOAD, WRITTEN_AT
-from .config import OnlineConfig
+from .config import AUTO, OnlineConfig
 from .bulk import BulkLoad
 from .generations import READ_CACHE_SECONDS, Generations, pointer_key
 from .wire import OPERATIONS as WIRE_OPERATIONS, wire_reads
@@ -107,6 +107,8 @@ class DynamoDBOnlineStore(OnlineStore):
         from botocore.credentials import Credentials
         from botocore.exceptions import BotoCoreError
 
+        if self.config.endpoint_url == AUTO:  # no local DynamoDB ran at start: perhaps one does now
+            self.config = self.config.followed()
         endpoint = self.config.client_endpoint()
         try:  # a profile that does not exist, partial credentials, a credential source unreachable
             session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
@@ -419,9 +421,10 @@ class DynamoDBOnlineStore(OnlineStore):
         all: waiting does not mend a configuration."""
         from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError
 
-        wire = self._wire if operation in WIRE_OPERATIONS else None
         started, attempt, error = time.monotonic(), 0, None
         while True:
+            # per attempt: the project's local DynamoDB may have moved meanwhile (_moved)
+            endpoint, wire = self.config.endpoint_url, self._wire if operation in WIRE_OPERATIONS else None
             left = deadline - time.monotonic()
             if left <= 0:
                 if error is None:  # (a server's request that waited for a read thread past its timeout)
@@ -452,6 +455,8 @@ class DynamoDBOnlineStore(OnlineStore):
                         "the certificate bundle (AWS_CA_BUNDLE, or the profile's ca_bundle) and the endpoint's "
                         "certificate.") from None
                 unreachable = cause == "unreachable"
+                if unreachable and (self._moved() or self.config.endpoint_url != endpoint):
+                    continue  # at once, to where the project's local DynamoDB runs now
                 if unreachable and time.monotonic() - started >= UNREACHABLE_GRACE:
                     raise OnlineStoreError(self._failed(operation, started, exc)) from None
             # unreachable: the back-off sleeps until the grace's end at most, for one last try there
@@ -461,6 +466,26 @@ class DynamoDBOnlineStore(OnlineStore):
                 log.warning(f"DynamoDB at {self._endpoint_name} failed {operation} ({error}); "
                             f"retrying for up to {max(0.0, until - time.monotonic()):.0f} s")
             back_off(attempt, until, self._failed(operation, started, error), last_try=until < deadline)
+
+    def _moved(self) -> bool:
+        """Whether the project's local DynamoDB this store talked to runs on another port now
+        (`online down`, then `online up`): then the store talks to it from now on, with new
+        clients and nothing cached of the old server (its tables, pointers, failures)."""
+        if self.config.follows is None or "_clients" not in self.__dict__:  # (a client given: not ours to replace)
+            return False
+        now = self.config.followed()
+        with self._lock:
+            if now.endpoint_url in (AUTO, self.config.endpoint_url):
+                return False
+            log.warning(f"the project's local DynamoDB moved from {self.config.endpoint_url} to {now.endpoint_url}: "
+                        "talking to it from now on")
+            self.config = now
+            for name in ("_clients", "client", "_wire"):
+                self.__dict__.pop(name, None)
+            self._known_tables = set()
+            self._pointers.clear()
+            self._pointer_failures.clear()
+        return True
 
     @property
     def _endpoint_name(self) -> str:
