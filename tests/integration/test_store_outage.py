@@ -20,7 +20,8 @@ import pytest
 from featurestore.online import OnlineStoreError, OnlineTable
 from featurestore.errors import FeatureStoreError
 from featurestore.online.config import OnlineConfig, load_online_config
-from featurestore.online.dynamodb import UNREACHABLE_GRACE, DynamoDBOnlineStore
+from featurestore.online.dynamodb import DynamoDBOnlineStore
+from featurestore.online.transport import UNREACHABLE_GRACE
 from featurestore.online.local import LocalDynamoDB, free_port
 
 TABLE = OnlineTable("things", ("thing_id",), {"size": "bigint"}, None)

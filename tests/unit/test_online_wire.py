@@ -96,7 +96,7 @@ def test_binary_values_cross_as_base64_and_come_back_as_bytes():
 def test_account_based_endpoints_are_left_to_botocore(monkeypatch):
     import botocore.session
 
-    from featurestore.online.dynamodb import _account_routed
+    from featurestore.online.transport import _account_routed
 
     core = botocore.session.Session()
     assert not _account_routed(core, Credentials("a", "b"))
