@@ -9,13 +9,17 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 
 class FaultyDynamoDB:
-    def __init__(self, upstream: str, throttle_every: int = 0, drop_every: int = 0, unprocessed: bool = False):
+    def __init__(self, upstream: str, throttle_every: int = 0, drop_every: int = 0, unprocessed: bool = False,
+                 delay: float = 0.0):
+        """delay: seconds each request is held before it is forwarded (a slow store)."""
         self.upstream = urlsplit(upstream)
+        self.delay = delay
         self.throttle_every, self.drop_every, self.unprocessed = throttle_every, drop_every, unprocessed
         self.counts = {"requests": 0, "throttled": 0, "dropped": 0, "unprocessed_keys": 0}
         self.seen: list[tuple[str, int]] = []  # (operation, keys or items in a batch request; else 1)
@@ -33,6 +37,8 @@ class FaultyDynamoDB:
                     proxy.counts["requests"] += 1
                     n = proxy.counts["requests"]
                     proxy.seen.append((operation, _batch_size(operation, body)))
+                if proxy.delay:
+                    time.sleep(proxy.delay)
                 if proxy.drop_every and n % proxy.drop_every == 0:
                     proxy.counts["dropped"] += 1
                     self.close_connection = True

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import duckdb
+import pytest
 from typer.testing import CliRunner
 
 from conftest import duckdb_path, project_env
@@ -175,6 +178,41 @@ def test_throttling_unprocessed_keys_and_dropped_connections_are_retried(dynamod
         assert report.written == 300
         assert sizes(store, range(300)) == [5] * 300
         assert proxy.counts["throttled"] > 0 and proxy.counts["dropped"] > 0 and proxy.counts["unprocessed_keys"] > 0
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["conditional", "bulk"])
+def test_ctrl_c_stops_a_write_after_the_requests_in_flight(dynamodb, bulk):
+    """Ctrl-C (SIGINT: a KeyboardInterrupt in the main thread, waiting for the workers) stops the writes
+    queued behind and those in flight after their current request. The pool's exit used to wait
+    for every queued group: the whole view was written first (12-23 s in a trial)."""
+    proxy = FaultyDynamoDB(dynamodb, delay=0.05)  # a slow store: 1,600 puts take 10 s with 8 workers
+    operation = "BatchWriteItem" if bulk else "PutItem"
+
+    def sent() -> int:
+        return sum(1 for op, _ in list(proxy.seen) if op == operation)
+
+    def interrupt_once_writing():
+        while sent() < (4 if bulk else 40):
+            time.sleep(0.005)
+        at_signal.append(sent())
+        os.kill(os.getpid(), signal.SIGINT)  # a real signal: it wakes the main thread's wait
+
+    try:
+        store = store_at(proxy.url, f"ctrlc{int(bulk)}_")
+        store.write(TABLE, [row(0, 1)])  # the table made
+        rows = [row(i, 2) for i in range(1600 * (8 if bulk else 1))]
+        at_signal: list[int] = []
+        threading.Thread(target=interrupt_once_writing, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            if bulk:
+                with store.begin_load(TABLE, "build-1") as load:
+                    load.write(rows)
+            else:
+                store.write(TABLE, rows)
+        assert at_signal, "interrupted before any write was sent"
+        assert sent() <= at_signal[0] + 3 * store.workers, (at_signal, sent())  # the 8 in flight, and a margin
     finally:
         proxy.close()
 

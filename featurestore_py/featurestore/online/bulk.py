@@ -101,8 +101,12 @@ class BatchWriter:
                 send(batch)
         else:
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                for future in [pool.submit(send, batch) for batch in batches]:
-                    future.result()
+                try:
+                    for future in [pool.submit(send, batch) for batch in batches]:
+                        future.result()
+                except BaseException:  # Ctrl-C here: the pool's exit would wait for every queued batch
+                    failed.set()
+                    raise
         if stopped.is_set():
             raise OnlineStoreError(f"The bulk load of {self.table.view} stopped before every row was written.")
         return report

@@ -271,7 +271,7 @@ class DynamoDBOnlineStore(DynamoDBTransport, OnlineStore):
         stored versions, then a PutItem each for those that are newer). Raises OnlineStoreError if
         a request still fails at the deadline, TableGone if the table is not there; `should_stop`
         makes it stop submitting tasks (those in flight finish) and raise, so the caller does not
-        move its watermark."""
+        move its watermark. A failed task, or Ctrl-C, stops the others after their current put."""
         groups = [items[i:i + MAX_READ_KEYS] for i in range(0, len(items), MAX_READ_KEYS)]
         report_lock = threading.Lock()
         stopped = threading.Event()
@@ -292,6 +292,8 @@ class DynamoDBOnlineStore(DynamoDBTransport, OnlineStore):
             written = stale = requests = retries = 0
             rejected = []
             for item in group:
+                if stopped.is_set():
+                    return  # another group failed, or Ctrl-C: this one stops too, after its current put
                 current = stored.get(item[KEY]["S"])
                 if current is not None and (_version(item) < current or (_version(item) == current and not force)):
                     stale += 1
@@ -317,8 +319,12 @@ class DynamoDBOnlineStore(DynamoDBTransport, OnlineStore):
             run(groups[0])
         elif groups:
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                for future in [pool.submit(run, group) for group in groups]:
-                    future.result()
+                try:
+                    for future in [pool.submit(run, group) for group in groups]:
+                        future.result()
+                except BaseException:  # Ctrl-C here: the pool's exit would wait for every queued group
+                    stopped.set()
+                    raise
         if stopped.is_set():
             raise OnlineStoreError(f"Sync of {view} stopped before every row was written.")
 
