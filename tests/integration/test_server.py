@@ -357,7 +357,16 @@ def test_slow_clients_are_cut_off_at_the_read_timeout(served_project):
         large.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Large: " + b"a" * (17 * 1024) + b"\r\n\r\n")
         answer, _ = read_until_closed(large, outer_bound=60)
         assert answer.startswith(b"HTTP/1.1 400 "), answer
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"].startswith("The request's head"), answer
         large.close()
+        # what httptools cannot parse is answered 400 in JSON, as every other error (uvicorn's was text/plain)
+        garbled = socket.create_connection(address)
+        garbled.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        answer, _ = read_until_closed(garbled, outer_bound=60)
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head, answer
+        assert "not valid HTTP/1.1" in json.loads(body)["error"], answer
+        garbled.close()
         assert requests.get(url + "/health", headers={"X-Large": "a" * (15 * 1024)}, timeout=30).status_code == 200
 
 

@@ -97,6 +97,14 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         if self.head_bytes > MAX_HEAD_BYTES:
             raise HeadTooLarge(f"the request's head is larger than {MAX_HEAD_BYTES} bytes")
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to what httptools cannot parse, as JSON like every other error."""
+        too_large = self.head_bytes > MAX_HEAD_BYTES
+        self._refuse(400, f"The request's head (request line and headers) is larger than {MAX_HEAD_BYTES} bytes; "
+                          "the connection is closed." if too_large else
+                          "The request is not valid HTTP/1.1 (its request line, a header or the body's framing); "
+                          "the connection is closed.")
+
     def on_response_complete(self) -> None:
         super().on_response_complete()  # may start a pipelined request: the timer then finds it running
         if not self.transport.is_closing():
