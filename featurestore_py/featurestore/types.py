@@ -153,17 +153,29 @@ _UNCHECKED = frozenset({
 
 @lru_cache(maxsize=4096)
 def unknown_type(declared: str | None) -> str | None:
-    """Why a YAML data_type names no type of any engine we read (a typo: `bigitn`), with the
-    closest name known; None for a known type, a type this table leaves unchecked (`struct<...>`,
-    `json`, `integer[]`) or no type at all."""
+    """Why a YAML data_type names no type of any engine we read (a typo: `bigitn`, `intger[]`,
+    `double precison`), with the closest name known; None for a known type, a type this table
+    leaves unchecked (`struct<...>`, `json`, `varchar(max)`) or no type at all."""
     if not declared or declared_family(declared) is not None:
         return None
     text = declared.strip().lower()
+    element = text
+    while element.endswith("[]"):  # an array: its element type
+        element = element[:-2].rstrip()
+    if element != text:
+        return unknown_type(element) and _not_known(declared, element)
+    match = _DECLARED.match(text)
     base = re.split(r"[\s(<\[]", text, maxsplit=1)[0]
-    known = {*_NAMED, "decimal", "numeric", "dec", "float"}
-    if base in _UNCHECKED or base in known or text.endswith("]"):
+    if base in _UNCHECKED or (match is None and base in _KNOWN_NAMES):
         return None  # unchecked, or a known name with arguments we do not read (`varchar(max)`)
-    close = difflib.get_close_matches(base, sorted(known), n=1)
+    return _not_known(declared, match.group(1).lower() if match else base)
+
+
+_KNOWN_NAMES = frozenset({*_NAMED, "decimal", "numeric", "dec", "float"})
+
+
+def _not_known(declared: str, name: str) -> str:
+    close = difflib.get_close_matches(name, sorted(_KNOWN_NAMES), n=1)
     return (f"data_type '{declared}' is not a type featurestore knows" + (f" (did you mean '{close[0]}'?)" if close else "")
             + ": its built column and its online values cannot be checked against it")
 

@@ -256,6 +256,15 @@ def test_a_misspelt_data_type_is_a_warning_naming_the_closest_type():
     assert "'dobule' is not a type featurestore knows (did you mean 'double'?)" in problem.message
 
 
+@pytest.mark.parametrize("data_type, closest", [("intger[]", "integer"), ("double precison", "double precision"),
+                                                ("decmial(18,2)", "decimal"), ("BIGNIT", "bigint")])
+def test_a_typo_inside_an_array_or_a_two_word_type_is_found_too(data_type, closest):
+    columns = with_columns(lifetime_value=column(data_type, "Spent."))
+    problem = the_one(found("unknown-type", [dimension(), view(columns=columns)]), severity=WARNING,
+                      column="lifetime_value")
+    assert f"'{data_type}' is not a type featurestore knows (did you mean '{closest}'?)" in problem.message
+
+
 def test_a_misspelt_join_key_type_says_the_key_is_then_untyped_online():
     columns = with_columns(customer_id=column("bigitn", "The customer."))
     problem = the_one(found("unknown-type", [dimension(), view(columns=columns)]), severity=WARNING,
@@ -265,7 +274,8 @@ def test_a_misspelt_join_key_type_says_the_key_is_then_untyped_online():
 
 @pytest.mark.parametrize("data_type", ["struct<a int>", "STRUCT(a INTEGER)", "integer[]", "array<string>", "json",
                                        "map(varchar, double)", "varchar(max)", "uuid", "blob", "uhugeint",
-                                       "double precision", "timestamp(3) with time zone", "character varying(20)"])
+                                       "double precision", "timestamp(3) with time zone", "character varying(20)",
+                                       "text[]", "integer[][]", "time with time zone", "interval"])
 def test_types_known_or_knowingly_unchecked_are_not_reported(data_type):
     columns = with_columns(lifetime_value=column(data_type, "Spent."))
     assert found("unknown-type", [dimension(), view(columns=columns)]) == []

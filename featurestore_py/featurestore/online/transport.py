@@ -152,7 +152,7 @@ class DynamoDBTransport:
             # unreachable: the back-off sleeps until the grace's end at most, for one last try there
             until = min(deadline, started + UNREACHABLE_GRACE) if unreachable else deadline
             attempt += 1
-            if attempt == 1:
+            if attempt == 1 and until - time.monotonic() >= 1:  # (no time left for another: the failure says it all)
                 log.warning(f"DynamoDB at {self._endpoint_name} failed {operation} ({error}); "
                             f"retrying for up to {max(0.0, until - time.monotonic()):.0f} s")
             back_off(attempt, until, self._failed(operation, started, error), last_try=until < deadline)
@@ -184,7 +184,8 @@ class DynamoDBTransport:
 
     def _failed(self, operation: str, started: float, error) -> str:
         """The message of a call given up on: what failed, for how long, the last error."""
-        hint = " Is the endpoint up (`featurestore online up` for the local one)?" if self.config.is_local else ""
+        hint = (" Is the endpoint up and answering (`featurestore online up` starts the project's local one)?"
+                if self.config.is_local else "")
         return (f"DynamoDB at {self._endpoint_name} is unreachable or failing: {operation} still failed after "
                 f"{time.monotonic() - started:.1f} s ({error}).{hint}")
 
