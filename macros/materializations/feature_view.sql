@@ -37,7 +37,7 @@
     {%- set rejected = featurestore.rejected_relation(target_relation) -%}
     {%- set build_record = featurestore.build_relation(target_relation) -%}
     {%- set grant_config = config.get('grants') -%}
-    {%- set model_schema = get_column_schema_from_query(sql) if execute else [] -%}
+    {%- set model_schema = featurestore.query_columns(sql) if execute else [] -%}
     {%- set columns = featurestore._model_columns(spec, model_schema, model) -%}
     {%- set spec = featurestore._resolve_spec(spec, columns) -%}
     {%- do spec.update({'clock': featurestore._build_clock(spec)}) -%}
@@ -86,6 +86,26 @@
         {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " sets on_schema_change: '" ~ on_schema_change ~ "'; feature_view supports 'sync_all_columns' (the default: a changed definition or column set rebuilds the table) and 'fail' (stop and say what to run). 'ignore' and 'append_new_columns' would keep rows computed by the old definition.") }}
     {%- endif -%}
     {{ return(on_schema_change) }}
+{% endmacro %}
+
+
+{% macro query_columns(sql) %}
+    {#- The columns a query returns, one per top-level column (.name, .dtype). Dispatches. -#}
+    {{ return(adapter.dispatch('query_columns', 'featurestore')(sql)) }}
+{% endmacro %}
+
+{% macro default__query_columns(sql) %}
+    {{ return(get_column_schema_from_query(sql)) }}
+{% endmacro %}
+
+{% macro duckdb__query_columns(sql) %}
+    {#- dbt-duckdb's get_column_schema_from_query lists a struct's fields (`s.a`) instead of the
+        struct, the column the query returns: DESCRIBE gives the columns themselves. -#}
+    {%- set columns = [] -%}
+    {%- for row in run_query('describe (' ~ sql ~ '\n)') -%}
+        {%- do columns.append(api.Column(row[0], row[1])) -%}
+    {%- endfor -%}
+    {{ return(columns) }}
 {% endmacro %}
 
 
@@ -152,7 +172,7 @@
 
 {% macro _schema_changes(existing_schema, model_schema) %}
     {#- How the existing table's columns differ from the model's (+ the snapshot's three);
-        empty when they agree. Both sides are read the same way (get_column_schema_from_query),
+        empty when they agree. Both sides are read the same way (query_columns),
         so type names compare. -#}
     {%- set existing = {} -%}
     {%- for column in existing_schema -%}
@@ -189,7 +209,7 @@
     {%- endif -%}
     {%- set where = spec['where'] -%}
     {#- (the table's columns, read once: what it is, and how it differs from the model) -#}
-    {%- set existing_schema = get_column_schema_from_query('select * from ' ~ existing_relation) -%}
+    {%- set existing_schema = featurestore.query_columns('select * from ' ~ existing_relation) -%}
     {%- set existing_columns = existing_schema | map(attribute='name') | map('lower') | list -%}
     {%- if 'valid_to' not in existing_columns or 'superseded_at' not in existing_columns -%}
         {{ log("featurestore: " ~ existing_relation ~ " is not a snapshot table; building it from scratch", info=true) }}

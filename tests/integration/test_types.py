@@ -120,3 +120,41 @@ def test_the_training_set_keeps_the_entity_frames_dtypes(demo_project):
     parsed = store.get_historical_features(iso, feature_service="churn_model", timestamp_column="label_ts").to_df()
     assert str(parsed["label_ts"].dtype).startswith("datetime64") and "UTC" in str(parsed["label_ts"].dtype)
     assert (parsed["label_ts"].dt.tz_convert(None) == frame["label_ts"]).all()
+
+
+STRUCT_SQL = """{{ config(materialized='feature_view') }}
+select 'u1' as user_id, timestamp '2024-01-01 00:00:00' as event_ts, timestamp '2024-01-01 01:00:00' as loaded_at,
+       3 as clicks_7d, 'gold' as tier, {'plan': 'pro', 'seats': 3} as profile
+"""
+PROFILE_YAML = """      - name: loaded_at
+        description: When the row was loaded.
+        data_type: timestamp
+      - name: profile
+        description: The user's plan.
+        data_type: struct(plan varchar, seats integer)
+      - name: tier"""
+
+
+def test_a_struct_feature_builds_and_is_exported_as_one_column(tmp_path):
+    """dbt-duckdb lists a struct's fields (`profile.plan`) as the query's columns: the build
+    failed, saying the declared column was missing or binding `profile.plan`. The struct is one
+    column of the snapshot table, kept on a second run, and exported as it is."""
+    project = copy_project(FIXTURES / "mini_project", tmp_path / "mini")
+    (project / "models" / "user_features.sql").write_text(STRUCT_SQL)
+    schema = (project / "models" / "schema.yml").read_text().replace("      - name: tier", PROFILE_YAML, 1)
+    schema = schema.replace("event_timestamp: event_ts", "event_timestamp: event_ts\n          created_timestamp: loaded_at")
+    (project / "models" / "schema.yml").write_text(schema)
+    store = FeatureStore(project, env={"FEATURESTORE_DUCKDB_PATH": str(duckdb_path(project))})
+    store.build("--quiet")
+    view = store.registry.view("user_features")
+    with store.connect() as warehouse:
+        built = warehouse.build_id(view.companion_relation("__build"))
+        columns = [row[0] for row in warehouse.fetch_all(f"describe {view.relation_name}")]
+    assert columns[:6] == ["user_id", "event_ts", "loaded_at", "clicks_7d", "tier", "profile"], columns
+    store.build("--quiet")  # incremental: the table's columns compare equal to the model's (no rebuild)
+    with store.connect() as warehouse:
+        assert warehouse.build_id(view.companion_relation("__build")) == built
+    entities = pd.DataFrame({"user_id": ["u1"], "event_timestamp": [pd.Timestamp("2024-01-02")]})
+    frame = store.get_historical_features(entity_df=entities, features=["user_features:profile"]).to_df()
+    assert frame["profile"].tolist() == [{"plan": "pro", "seats": 3}]
+    assert [p for p in store.validate() if p.rule == "unknown-type"] == []

@@ -183,10 +183,9 @@ def view_columns(view: FeastView, repo: FeastRepo, schemas: Schemas) -> list[Col
             if declared is None:
                 raise ValueError("its type is unknown")
             if declared.startswith("struct"):
-                # dbt lists a struct's fields as columns of their own (get_column_schema_from_query),
-                # so the feature_view materialization cannot check or snapshot a struct column yet
-                raise ValueError(f"a struct ({declared}); the feature_view materialization does not take "
-                                 "struct columns yet")
+                # (the feature_view materialization takes struct columns on DuckDB, not on every engine)
+                raise ValueError(f"a struct ({declared}); struct features are not translated yet: on DuckDB, "
+                                 "add the column to the model and its YAML yourself")
         except ValueError as exc:
             note(f"feature {field.name}", f"not translated: {exc}")
             continue
