@@ -194,7 +194,7 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
         if not is_streaming(view) and view.meta.get("ttl", "") is not None:  # `ttl: null` says so on purpose
             problem(WARNING, "no-ttl", "the feature view has no ttl: its values never expire (write `ttl: null` "
                     "to say that this is meant)")
-    else:
+    elif isinstance(view.meta.get("ttl"), str):  # (another type is reported once, as bad-type)
         try:
             parse_duration(view.meta.get("ttl"))
         except ValueError as exc:

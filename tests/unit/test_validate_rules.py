@@ -211,6 +211,12 @@ def test_a_malformed_ttl_is_an_error(ttl):
     assert problem.message.startswith("ttl ") and repr(ttl) in problem.message
 
 
+@pytest.mark.parametrize("ttl", [0, 5, True])
+def test_a_ttl_that_is_not_a_string_is_one_problem(ttl):
+    problems = [p for p in validate(registry([dimension(), view(meta=with_meta(ttl=ttl))])) if p.severity == ERROR]
+    assert [p.rule for p in problems] == ["bad-type"], [str(p) for p in problems]
+
+
 @pytest.mark.parametrize("ttl", ["30s", "15m", "12h", "2d", "1w", "365d"])
 def test_well_formed_ttls_pass(ttl):
     assert found("bad-ttl", [dimension(), view(meta=with_meta(ttl=ttl))]) == []
