@@ -94,7 +94,7 @@ class DynamoDBTransport:
                               read_timeout=READ_TIMEOUT, max_idle=pool)
         if wire is None:
             log.debug("DynamoDB reads go through botocore (a proxy, account-based endpoints or no credentials)")
-        return client, wire
+        return client, wire, self.config.endpoint_url  # (the URL they talk to: _moved)
 
     def _deadline(self) -> float:
         return time.monotonic() + self.deadline_seconds
@@ -165,9 +165,12 @@ class DynamoDBTransport:
             return False
         now = self.config.followed()
         with self._lock:
-            if now.endpoint_url in (AUTO, self.config.endpoint_url):
+            clients = self.__dict__.get("_clients")
+            # (the clients' own URL, not the config's: clients made from the old one while another
+            # thread moved are replaced at their first refusal)
+            if clients is None or now.endpoint_url in (AUTO, clients[2]):
                 return False
-            log.warning(f"the project's local DynamoDB moved from {self.config.endpoint_url} to {now.endpoint_url}: "
+            log.warning(f"the project's local DynamoDB moved from {clients[2]} to {now.endpoint_url}: "
                         "talking to it from now on")
             self.config = now
             for name in ("_clients", "client", "_wire"):
