@@ -157,7 +157,7 @@ class Syncer:
         """Was the snapshot table rebuilt since the last sync from this source? Then it is the
         truth for every version it holds: a fixed model keeps its rows' event and created times
         but changes their values, so items of the same version are rewritten too (as --force)."""
-        return bool(state.get("watermark")) and state.get("build_id", "") != build_id
+        return bool(state) and state.get("build_id", "") != build_id  # (a view without created_timestamp: no watermark)
 
     def _current_count(self, warehouse: Warehouse, view: FeatureView) -> int:
         return warehouse.fetch_all(warehouse.render("view_probe", probe="current_count",
@@ -190,6 +190,7 @@ class Syncer:
         started = time.perf_counter()
         clock = datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")  # before any read
         key = self.state_key(view)
+        moves = self.online.moves
         state = self.online.get_state(key) or {}
         before = state.get("watermark") or None
         table = online_table(self.registry, view)
@@ -248,6 +249,10 @@ class Syncer:
             "rejected_last_sync": len(rejected) + writer.rejected_unlisted,
             "rejected_examples": rejected[:REJECTED_KEPT] if rows_read else state.get("rejected_examples", []),
         }
+        if self.online.moves != moves:  # its rows went to two servers: the new one's watermark would skip some
+            raise OnlineStoreError(f"{view.name}: the online store moved to another server during the sync (the "
+                                   "project's local DynamoDB, stopped and started on another port); nothing of this "
+                                   "sync is recorded there. Run the sync again: it starts from scratch there.")
         if not self.online.put_state(key, new_state):
             log.info(json.dumps({"event": "watermark_kept", "view": view.name,
                                  "reason": "another sync of this source stored a later watermark"}))
@@ -264,14 +269,15 @@ class Syncer:
                 watermark = state.get("watermark") or None
                 build_id = warehouse.build_id(view.companion_relation("__build"))
                 pending, newest, lag = None, None, None
-                if view.created_timestamp and watermark and state.get("build_id", "") == build_id:
+                rebuilt = self._rebuilt(state, build_id)
+                if view.created_timestamp and watermark and not rebuilt:
                     pending, newest = warehouse.fetch_all(warehouse.render(
                         "view_probe", probe="pending", created=view.created_timestamp, relation=view.relation_name),
                         [datetime.fromisoformat(watermark)])[0]
                     lag = (newest - datetime.fromisoformat(watermark)).total_seconds() if pending else 0.0
                 out.append({
                     "view": view.name, "watermark": watermark, "pending_rows": pending, "lag_seconds": lag,
-                    "needs_full_sync": watermark is not None and state.get("build_id", "") != build_id,
+                    "needs_full_sync": rebuilt,
                     "rows_last_pushed": state.get("rows_last_pushed"),
                     "last_sync_finished": state.get("last_sync_finished"),
                     "rejected_last_sync": state.get("rejected_last_sync", 0),

@@ -147,7 +147,10 @@ def describe(kind: pa.DataType) -> str:
 _UNCHECKED = frozenset({
     "struct", "array", "map", "list", "union", "json", "jsonb", "blob", "bytea", "binary", "varbinary", "bytes",
     "uuid", "interval", "time", "timetz", "bit", "bitstring", "varint", "bignum", "uhugeint", "enum", "variant",
-    "object", "geometry", "inet", "cidr", "macaddr", "xml", "money", "tsvector", "oid", "null", "void",
+    "object", "geometry", "geography", "inet", "cidr", "macaddr", "macaddr8", "xml", "money", "tsvector", "tsquery",
+    "oid", "null", "void", "serial", "bigserial", "smallserial", "serial4", "serial8", "citext", "int4range",
+    "int8range", "numrange", "tsrange", "tstzrange", "daterange", "point", "line", "lseg", "box", "path", "polygon",
+    "circle",
 })
 
 
@@ -166,17 +169,26 @@ def unknown_type(declared: str | None) -> str | None:
         return unknown_type(element) and _not_known(declared, element)
     match = _DECLARED.match(text)
     base = re.split(r"[\s(<\[]", text, maxsplit=1)[0]
-    if base in _UNCHECKED or (match is None and base in _KNOWN_NAMES):
-        return None  # unchecked, or a known name with arguments we do not read (`varchar(max)`)
+    if base in _UNCHECKED:
+        return None
+    if base in _KNOWN_NAMES:  # a known name with words or arguments we do not read (`varchar(max)`,
+        # `varchar collate nocase`, `integer array`), unless it is a misspelt two-word name (`double precison`)
+        name = match.group(1).lower() if match else text
+        return _not_known(declared, name) if _closest(name) else None
     return _not_known(declared, match.group(1).lower() if match else base)
 
 
 _KNOWN_NAMES = frozenset({*_NAMED, "decimal", "numeric", "dec", "float"})
 
 
+def _closest(name: str) -> str | None:
+    close = difflib.get_close_matches(name, sorted(_KNOWN_NAMES), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
 def _not_known(declared: str, name: str) -> str:
-    close = difflib.get_close_matches(name, sorted(_KNOWN_NAMES), n=1)
-    return (f"data_type '{declared}' is not a type featurestore knows" + (f" (did you mean '{close[0]}'?)" if close else "")
+    close = _closest(name)
+    return (f"data_type '{declared}' is not a type featurestore knows" + (f" (did you mean '{close}'?)" if close else "")
             + ": its built column and its online values cannot be checked against it")
 
 

@@ -281,7 +281,8 @@ def test_a_misspelt_join_key_type_says_the_key_is_then_untyped_online():
 @pytest.mark.parametrize("data_type", ["struct<a int>", "STRUCT(a INTEGER)", "integer[]", "array<string>", "json",
                                        "map(varchar, double)", "varchar(max)", "uuid", "blob", "uhugeint",
                                        "double precision", "timestamp(3) with time zone", "character varying(20)",
-                                       "text[]", "integer[][]", "time with time zone", "interval"])
+                                       "text[]", "integer[][]", "time with time zone", "interval", "serial",
+                                       "citext", "tsrange", "varchar collate nocase", "integer array", "int unsigned"])
 def test_types_known_or_knowingly_unchecked_are_not_reported(data_type):
     columns = with_columns(lifetime_value=column(data_type, "Spent."))
     assert found("unknown-type", [dimension(), view(columns=columns)]) == []

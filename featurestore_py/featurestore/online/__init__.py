@@ -75,6 +75,10 @@ class WriteReport:
 
 
 class OnlineStore(ABC):
+    # times the store moved to another server since it was made (a project's local DynamoDB that
+    # `online up` started again on another port): work begun before a move is not recorded after it
+    moves = 0
+
     @abstractmethod
     def ensure_table(self, table: OnlineTable) -> None:
         """Create the view's table if missing (and accept it if it exists)."""

@@ -15,9 +15,9 @@ port and records in `<project>/.featurestore/`, so two projects' local stores (t
 of one repository) never compete for a port; every command of the project reads the port from
 there. While `online up` runs a server for the project, a local configured URL is replaced by
 that server's URL too (`online up --port N`); a URL set in the environment always wins. A
-running process follows the record: started before `online up`, or talking to a local
-DynamoDB that `online down` stopped and `online up` started again on another port, its next
-request finds the server the project records now (`OnlineConfig.followed`).
+running process follows the record: an SDK store made before `online up` finds the server at
+its first request, and one whose server's port refuses connections after `online down` and
+`online up` on another port moves there (`OnlineConfig.followed`, transport._moved).
 """
 
 from __future__ import annotations

@@ -84,14 +84,15 @@ class DynamoDBOnlineStore(DynamoDBTransport, OnlineStore):
         self._pointer_failures.clear()
 
     # -- tables ------------------------------------------------------------------------------
-    def _ensure(self, name: str, key: str, sort: str | None = None) -> None:
-        """The table exists (made here with partition key `key`, and sort key `sort` if given)."""
+    def _ensure(self, name: str, key: str, sort: str | None = None, deadline: float | None = None) -> None:
+        """The table exists (made here with partition key `key`, and sort key `sort` if given),
+        by `deadline` (time.monotonic(); default the timeout from now)."""
         if name in self._known_tables:
             return
         from botocore.exceptions import ClientError
 
         with self._lock:
-            deadline = self._deadline()
+            deadline = deadline or self._deadline()
             try:
                 response, _ = self._call("describe_table", deadline, TableName=name)
                 if response["Table"]["TableStatus"] != "ACTIVE":  # another writer is creating it right now
@@ -441,7 +442,7 @@ class DynamoDBOnlineStore(DynamoDBTransport, OnlineStore):
         the timeout bounding each request."""
         from botocore.exceptions import ClientError
 
-        self._ensure(self.config.state_table, "view")
+        self._ensure(self.config.state_table, "view", deadline=deadline)
         for attempt in range(1, 1000):
             current = self.generations(view, fresh=True, deadline=deadline or self._deadline())
             updated = change(current)

@@ -19,22 +19,25 @@ log = logging.getLogger("featurestore")
 CONNECT_TIMEOUT, READ_TIMEOUT = 3, 20  # seconds, each capped by the call's deadline (DynamoDBTransport._call)
 UNREACHABLE_GRACE = 5.0  # seconds an endpoint refusing connections is retried (a restarting local store)
 _ATTEMPT = threading.local()  # `timeout`: the running botocore call's read timeout (_bound_attempt)
+# what botocore's standard mode retried (its retries are off: _call's loop is the one), by error code
 RETRYABLE = {
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "InternalServerError", "ServiceUnavailable", "500", "503",
+    "InternalServerError", "ServiceUnavailable", "RequestTimeout", "TransactionInProgressException",
+    "LimitExceededException", "500", "502", "503", "504",
 }
+_MOVE_LOCK = threading.Lock()  # held while a store moves to where the local DynamoDB runs now (_moved)
 
 
 class DynamoDBTransport:
     """Requests to one DynamoDB endpoint: `client` (botocore), `_wire` (the reads without
     botocore's per-call work, or None), `_call` (one request, retried until its deadline). A
-    subclass gives `config`, `deadline_seconds`, `workers` and `_lock`, and forgets what it
+    subclass gives `config`, `deadline_seconds` and `workers`, and forgets what it
     cached of a server the transport moved away from (`_forget_server`)."""
 
     config: OnlineConfig
     deadline_seconds: float
     workers: int
-    _lock: threading.Lock
+    moves: int  # (OnlineStore.moves)
 
     @cached_property
     def client(self):
@@ -60,7 +63,8 @@ class DynamoDBTransport:
 
         if self.config.endpoint_url == AUTO:  # no local DynamoDB ran at start: perhaps one does now
             self.config = self.config.followed()
-        endpoint = self.config.client_endpoint()
+        config = self.config  # (read once: another thread may move the store meanwhile)
+        endpoint, url = config.client_endpoint(), config.endpoint_url
         try:  # a profile that does not exist, partial credentials, a credential source unreachable
             session = boto3.DEFAULT_SESSION or boto3.setup_default_session() or boto3.DEFAULT_SESSION
             core = session._session  # (boto3 names no public accessor for its botocore session)
@@ -94,7 +98,7 @@ class DynamoDBTransport:
                               read_timeout=READ_TIMEOUT, max_idle=pool)
         if wire is None:
             log.debug("DynamoDB reads go through botocore (a proxy, account-based endpoints or no credentials)")
-        return client, wire, self.config.endpoint_url  # (the URL they talk to: _moved)
+        return client, wire, url  # (the URL they talk to: _moved)
 
     def _deadline(self) -> float:
         return time.monotonic() + self.deadline_seconds
@@ -164,7 +168,7 @@ class DynamoDBTransport:
         if self.config.follows is None or "_clients" not in self.__dict__:  # (a client given: not ours to replace)
             return False
         now = self.config.followed()
-        with self._lock:
+        with _MOVE_LOCK:  # (not the store's _lock: its holder may be the caller, waiting for this request)
             clients = self.__dict__.get("_clients")
             # (the clients' own URL, not the config's: clients made from the old one while another
             # thread moved are replaced at their first refusal)
@@ -175,6 +179,7 @@ class DynamoDBTransport:
             self.config = now
             for name in ("_clients", "client", "_wire"):
                 self.__dict__.pop(name, None)
+            self.moves += 1
             self._forget_server()
         return True
 
