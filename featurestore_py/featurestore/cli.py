@@ -316,7 +316,7 @@ def export(
     """
     if not out and not show_sql:
         raise FeatureStoreError("Pass --out FILE (or --show-sql to see how the export would run).")
-    _service_or_features(service, features)
+    _one_way(features, service)
     store = _store(project_dir, target, profiles_dir)
     job = store.get_historical_features(
         entities, features or None, feature_service=service, full_feature_names=full_feature_names,
@@ -527,13 +527,11 @@ def _sync_with_progress(store: FeatureStore, views, full: bool, force: bool, bui
                           on_result=on_result)
 
 
-def _service_or_features(service: str | None, features: list[str] | None) -> None:
-    """The features a command reads are named one way: the CLI's words for the SDK's rule."""
-    if service and features:
-        raise FeatureStoreError("Give --service (-s) or --features (-f), not both.")
-    if not service and not features:
-        raise FeatureStoreError("Give the features to read: --service (-s) <feature service> or --features (-f) "
-                                "<view:feature>, repeatable.")
+def _one_way(features: list[str] | None, service: str | None) -> None:
+    """The SDK's rule (features or a service, not both), before the project is read, in the CLI's words."""
+    from .requests import require_one_way
+
+    require_one_way(features, service, ("--features (-f) <view:feature>", "--service (-s) <feature service>"))
 
 
 @app.command()
@@ -560,7 +558,7 @@ def get(
         if name in row:
             raise FeatureStoreError(f"--entity names '{name}' twice.")
         row[name] = value
-    _service_or_features(service, features)
+    _one_way(features, service)
     store = _store(project_dir, target, profiles_dir)
     response = store.get_online_features(features or None, [row], feature_service=service, keys_from_text=True,
                                          refuse_unknown=True)

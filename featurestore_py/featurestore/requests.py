@@ -64,11 +64,19 @@ class FeaturePlan:
         return {name: dtype for request in self.on_demand for name, dtype in request.request}
 
 
+def require_one_way(features: Any, feature_service: Any,
+                    words: tuple[str, str] = ("features=[...]", "feature_service=...")) -> None:
+    """The features of a request are named one way: references, or a feature service (given:
+    truthy). `words`: the caller's names of the two (the SDK's arguments, the CLI's options,
+    the HTTP body's fields)."""
+    if bool(features) == bool(feature_service):
+        raise RequestError(f"Pass either {words[0]} or {words[1]}, not both and not neither.")
+
+
 def features_or_service(features, feature_service: str | None) -> tuple[Sequence[str] | None, str | None]:
     """Feast passes a feature service as `features=`; ours also takes its name as `feature_service=`."""
     if isinstance(features, FeatureService):
-        if feature_service is not None:
-            raise RequestError("Pass either features=[...] or feature_service=..., not both and not neither.")
+        require_one_way(features, feature_service is not None)
         return None, features.name
     if isinstance(features, str):
         raise RequestError(f"features must be a list of 'view:feature' references, not the string {features!r}.")
@@ -92,8 +100,7 @@ def plan_features(registry: Registry, features: Sequence[str] | None, feature_se
     """Group the requested `view:feature` references by view, with checked output names; the
     inputs the requested on-demand features' expressions use are read too, as hidden columns
     `_fs_in_<view>__<feature>`, and the request fields they use are asked for."""
-    if bool(features) == bool(feature_service):
-        raise RequestError("Pass either features=[...] or feature_service=..., not both and not neither.")
+    require_one_way(features, feature_service)
     references = list(registry.service(feature_service).feature_refs) if feature_service else list(features)
     by_view: dict[str, list[str]] = {}
     by_on_demand: dict[str, list[str]] = {}

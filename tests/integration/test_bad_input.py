@@ -90,7 +90,7 @@ CASES = [
     ("unknown-view", EXPORT + ["-e", "main.churn_labels", "-f", "nope:x"], 1, "No feature view named 'nope'"),
     ("reference-form", EXPORT + ["-e", "main.churn_labels", "-f", "revenue_28d"], 1, "not of the form 'view:feature'"),
     ("service-and-features", EXPORT + ["-e", "main.churn_labels", *SVC, *STORES], 1, "not both"),
-    ("neither-service-nor-features", EXPORT + ["-e", "main.churn_labels"], 1, "--service (-s) <feature service> or"),
+    ("neither-service-nor-features", EXPORT + ["-e", "main.churn_labels"], 1, "or --service (-s) <feature service>"),
     # export options
     ("out-a-folder", ["export", "--out", "{f}", "-e", "main.churn_labels", "--timestamp-column", "label_ts", *SVC], 1,
      "is a directory"),
@@ -131,7 +131,7 @@ CASES = [
     ("get-missing-key", ["get", *SVC, "-e", "customer_id=x"], 1, "need 'store_id'"),
     ("get-unknown-view", ["get", "-f", "nope:x", "-e", "a=b"], 1, "No feature view named 'nope'"),
     ("get-service-and-features", ["get", *SVC, "-f", "store_features:orders_7d", "-e", "store_id=a"], 1,
-     "Give --service (-s) or --features (-f), not both"),
+     "Pass either --features (-f) <view:feature> or --service (-s) <feature service>, not both"),
     ("sync-unknown-view", ["sync", "nope"], 1, "No feature view named 'nope'"),
     ("sync-bad-schedule", ["sync", "--every", "every tuesday"], 1, "neither a duration"),
     ("sync-status-unknown-view", ["sync", "status", "nope"], 1, "No feature view named 'nope'"),

@@ -27,7 +27,7 @@ from ..online import PROBE_SECONDS, OnlineStore
 from ..online.reader import CheckedRead, OnlineReader
 from ..online_response import iso_timestamp, json_value
 from ..registry import Registry
-from ..requests import entity_columns, online_table
+from ..requests import entity_columns, online_table, require_one_way
 
 EPOCH = "1970-01-01T00:00:00Z"
 _FIELDS = {"features", "feature_service", "entities", "full_feature_names"}
@@ -92,8 +92,8 @@ class OnlineServer:
         if unknown:
             raise RequestError(f"Unknown field(s) {', '.join(map(repr, unknown))}; expected {', '.join(sorted(_FIELDS))}.")
         features, service = body.get("features"), body.get("feature_service")
-        if (features is None) == (service is None):
-            raise RequestError("Pass either `features` (a list of 'view:feature') or `feature_service` (a name), not both and not neither.")
+        require_one_way(features is not None, service is not None,
+                        ("`features` (a list of 'view:feature')", "`feature_service` (a name)"))
         if features is not None:
             if not isinstance(features, list) or not features or not all(isinstance(f, str) for f in features):
                 raise RequestError("`features` must be a non-empty list of strings 'view:feature'.")
