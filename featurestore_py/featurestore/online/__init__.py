@@ -6,10 +6,12 @@ Items are plain attributes any DynamoDB client can read; see dynamodb.py for the
 from __future__ import annotations
 
 import random
+import threading
 import time
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import FeatureStoreError
 
@@ -39,6 +41,24 @@ def back_off(attempt: int, deadline: float, failure: str, base: float = 0.05, ca
             raise OnlineStoreError(failure)
         delay = deadline - time.monotonic()
     time.sleep(max(0.0, delay))
+
+
+def run_all(task: Callable[[Any], None], items: Sequence[Any], workers: int, stop: threading.Event) -> None:
+    """task(item) for every item, across a pool of `workers` threads when there is more than one.
+    A failure, or Ctrl-C in the caller, sets `stop` (the tasks check it: those queued return at
+    once, those running after their current request) before it propagates: the pool's exit
+    would otherwise wait for every queued task."""
+    if len(items) <= 1:
+        for item in items:
+            task(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            for future in [pool.submit(task, item) for item in items]:
+                future.result()
+        except BaseException:
+            stop.set()
+            raise
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Mapping
 
-from . import OnlineStoreError, OnlineTable, TableGone, WriteReport, back_off
+from . import OnlineStoreError, OnlineTable, TableGone, WriteReport, back_off, run_all
 from .generations import DEFAULT_LEASE_SECONDS, Generations
 from .codec import BUILD, LOAD, stamp
 
@@ -96,17 +96,7 @@ class BatchWriter:
             if on_batch:
                 on_batch(len(batch))
 
-        if len(batches) <= 1:
-            for batch in batches:
-                send(batch)
-        else:
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                try:
-                    for future in [pool.submit(send, batch) for batch in batches]:
-                        future.result()
-                except BaseException:  # Ctrl-C here: the pool's exit would wait for every queued batch
-                    failed.set()
-                    raise
+        run_all(send, batches, self.workers, failed)
         if stopped.is_set():
             raise OnlineStoreError(f"The bulk load of {self.table.view} stopped before every row was written.")
         return report

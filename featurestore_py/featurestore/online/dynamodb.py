@@ -34,7 +34,9 @@ from datetime import datetime, timezone
 from functools import cached_property, partial
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from . import NotSent, OnlineStore, OnlineStoreError, OnlineTable, Rejected, TableGone, WriteReport, back_off
+from . import (
+    NotSent, OnlineStore, OnlineStoreError, OnlineTable, Rejected, TableGone, WriteReport, back_off, run_all,
+)
 from .codec import (  # noqa: F401  (re-exported: the item layout's functions)
     MAX_ITEM_BYTES, ValueRejected, check_key, decode, encode, entity_key, format_timestamp, item_size, parse_timestamp,
     stamp,
@@ -316,16 +318,7 @@ class DynamoDBOnlineStore(DynamoDBTransport, OnlineStore):
             if on_batch:
                 on_batch(len(group))
 
-        if len(groups) == 1:
-            run(groups[0])
-        elif groups:
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                try:
-                    for future in [pool.submit(run, group) for group in groups]:
-                        future.result()
-                except BaseException:  # Ctrl-C here: the pool's exit would wait for every queued group
-                    stopped.set()
-                    raise
+        run_all(run, groups, self.workers, stopped)
         if stopped.is_set():
             raise OnlineStoreError(f"Sync of {view} stopped before every row was written.")
 
