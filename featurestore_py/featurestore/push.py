@@ -62,7 +62,7 @@ class Pusher:
         if to not in DESTINATIONS:
             raise RequestError(f"`to` must be one of {', '.join(DESTINATIONS)}, not {to!r}.")
         view = self.registry.view(view_name)  # NotFound: 404
-        if view.meta.get("push") is not True and not is_streaming(view):
+        if not view.takes_pushes and not is_streaming(view):
             raise RequestError(f"Feature view '{view_name}' does not accept pushes (`push: true` in its meta, {view.yaml_path}).")
         if to != "offline":
             require_online([view], "pushed online (push with to='offline')")

@@ -107,6 +107,11 @@ class FeatureView:
         return parse_duration(self.ttl_text) if self.ttl_text else None
 
     @property
+    def takes_pushes(self) -> bool:
+        """`push: true` (a YAML boolean) in its meta: rows pushed to it are landed and written online."""
+        return self.meta.get("push") is True
+
+    @property
     def entity_columns(self) -> tuple[Field, ...]:
         """The view's join-key columns, in their YAML order (Feast's `FeatureView.entity_columns`)."""
         features = {feature.name for feature in self.features}

@@ -180,9 +180,9 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
                         f"join key '{key}' of entity '{name}' is not among the model's columns", column=key)
 
     for key in view.entity_columns:
-        if unknown_type(key.dtype):
-            problem(WARNING, "unknown-type", f"{unknown_type(key.dtype)}; online, this key then takes strings and "
-                    "integers alike (a key sent as the wrong one is not found instead of refused)", column=key.name)
+        if unknown := unknown_type(key.dtype):
+            problem(WARNING, "unknown-type", f"{unknown}; online, this key then takes strings and integers alike (a "
+                    "key sent as the wrong one is not found instead of refused)", column=key.name)
     problems += _check_view_types(view)
     problems += _check_timestamps(view)
     problems += _check_stream(view)
@@ -212,8 +212,8 @@ def _check_view(registry: Registry, view: FeatureView) -> list[Problem]:
             problem(ERROR, "missing-description", "the feature has no description", column=feature.name)
         if not feature.dtype:
             problem(ERROR, "missing-type", "the feature has no data_type", column=feature.name)
-        elif unknown_type(feature.dtype):
-            problem(WARNING, "unknown-type", unknown_type(feature.dtype), column=feature.name)
+        elif unknown := unknown_type(feature.dtype):
+            problem(WARNING, "unknown-type", unknown, column=feature.name)
         problems += [
             Problem(ERROR, "naming", message, column=feature.name, **where) for message in _naming_problems(feature)
         ]

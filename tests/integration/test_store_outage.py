@@ -176,7 +176,7 @@ def test_a_write_through_botocore_is_sent_once_per_attempt(pausable):
 
 def test_a_bulk_load_into_a_paused_store_fails_within_its_timeout(pausable):
     """The first batch that fails stops the load: the batches queued behind it are not sent each
-    in turn to time out (2,000 rows at a 2 s timeout took 40 s), and giving the lease up is tried
+    in turn to time out (2,000 rows at a 2 s timeout took 32 s), and giving the lease up is tried
     for PROBE_SECONDS at most (capped by the timeout). Readers keep the live table."""
     url, pid = pausable
     store = synced_store(url, "bulkpause_", timeout=2.0)

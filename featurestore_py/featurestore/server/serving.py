@@ -75,7 +75,7 @@ class OnlineServer:
         table missing (a view added since the last sync) leaves the others served. The views
         are tried in turn until one is found: one pointer and one BatchGetItem when it is."""
         online, registry = self.reader.online, self.reader.registry
-        views = [view.name for view in registry.feature_views.values() if view.online and view.meta.get("push") is not True
+        views = [view.name for view in registry.feature_views.values() if view.online and not view.takes_pushes
                  and online_table(registry, view).stream is None]
         deadline = time.monotonic() + PROBE_SECONDS
         if not views:
