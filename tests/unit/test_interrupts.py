@@ -73,3 +73,30 @@ def test_ctrl_c_interrupts_a_running_duckdb_statement(tmp_path):
     lines = result.stdout.split("\n")
     assert lines[0] == "interrupted", result.stdout + result.stderr
     assert int(lines[1]) < 30, result.stdout  # about 1 s: the signal comes after 1 s
+
+
+def test_ctrl_c_taken_by_a_worker_thread_stops_a_pool_of_writers():
+    """online.run_all's wait wakes by itself: the kernel may give a process's SIGINT to any thread,
+    and Python raises KeyboardInterrupt in the main thread only once that thread runs. The tasks
+    here end only when stopped (or after 60 s): a wait that never woke would take that long."""
+    result = run("""
+        import signal, sys, threading, time
+        from featurestore.online import run_all
+        stop, started = threading.Event(), time.monotonic()
+        def main_thread_waiting():  # for the tasks' results (not for a worker to start)
+            frame = sys._current_frames()[threading.main_thread().ident]
+            while frame is not None and not frame.f_code.co_filename.endswith("futures/_base.py"):
+                frame = frame.f_back
+            return frame is not None
+        def task(i):
+            if i == 0:  # a worker takes the signal, as a loaded machine's kernel did, once the main thread waits
+                while not main_thread_waiting():
+                    time.sleep(0.001)
+                signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+            stop.wait(60)
+        try:
+            run_all(task, range(16), 4, stop)
+        except KeyboardInterrupt:
+            print("interrupted", stop.is_set(), time.monotonic() - started < 30)
+    """)
+    assert result.stdout.split() == ["interrupted", "True", "True"], result.stderr

@@ -9,7 +9,7 @@ import random
 import threading
 import time
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -17,6 +17,9 @@ from ..errors import FeatureStoreError
 
 
 PROBE_SECONDS = 5.0  # a probe's deadline at most (readiness, a status): a prober waits no longer
+# how often a caller waiting for a pool wakes to see a Ctrl-C: the kernel may hand the signal to a
+# worker thread, and Python raises KeyboardInterrupt in the main thread only once that thread runs
+WAKE_SECONDS = 0.2
 
 
 class OnlineStoreError(FeatureStoreError):
@@ -45,7 +48,7 @@ def back_off(attempt: int, deadline: float, failure: str, base: float = 0.05, ca
 
 def run_all(task: Callable[[Any], None], items: Sequence[Any], workers: int, stop: threading.Event) -> None:
     """task(item) for every item, across a pool of `workers` threads when there is more than one.
-    A failure, or Ctrl-C in the caller, sets `stop` (the tasks check it: those queued return at
+    The one way this package waits for a pool of writers. A failure, or Ctrl-C in the caller, sets `stop` (the tasks check it: those queued return at
     once, those running after their current request) before it propagates: the pool's exit
     would otherwise wait for every queued task."""
     if len(items) <= 1:
@@ -54,8 +57,11 @@ def run_all(task: Callable[[Any], None], items: Sequence[Any], workers: int, sto
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
         try:
-            for future in [pool.submit(task, item) for item in items]:
-                future.result()
+            pending = {pool.submit(task, item) for item in items}
+            while pending:  # a wait that wakes by itself (WAKE_SECONDS), failing at the first failure
+                done, pending = wait(pending, timeout=WAKE_SECONDS, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()
         except BaseException:
             stop.set()
             raise
@@ -92,6 +98,13 @@ class WriteReport:
     rejected: list[Rejected] = field(default_factory=list)
     requests: int = 0
     retries: int = 0
+
+    def add(self, other: "WriteReport") -> None:
+        self.written += other.written
+        self.skipped_stale += other.skipped_stale
+        self.rejected += other.rejected
+        self.requests += other.requests
+        self.retries += other.retries
 
 
 class OnlineStore(ABC):

@@ -19,7 +19,6 @@ import os
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Mapping
 
 from . import OnlineStoreError, OnlineTable, TableGone, WriteReport, back_off, run_all
@@ -226,9 +225,16 @@ class BulkLoad:
         wanted = "#l = :load OR attribute_not_exists(#b)" if pointer.pushed else "#l = :load"
         names = {"#l": LOAD, "#b": BUILD} if pointer.pushed else {"#l": LOAD}
 
+        stopped = threading.Event()  # a failed segment, or Ctrl-C: the others stop after their current page
+
+        def halted() -> bool:
+            return stopped.is_set() or (should_stop is not None and should_stop())
+
+        reports = [WriteReport() for _ in range(segments)]  # one a segment: their writes run at once
+
         def scan(segment: int) -> None:
             start = None
-            while True:
+            while not stopped.is_set():
                 request = dict(TableName=self.previous, ConsistentRead=True, Segment=segment, TotalSegments=segments,
                                FilterExpression=wanted, ExpressionAttributeNames=names,
                                ExpressionAttributeValues={":load": {"S": self.table_name}})
@@ -243,14 +249,15 @@ class BulkLoad:
                 items = response.get("Items") or []
                 if items:
                     self._check()
-                    self.store._write_items(self.table.view, self.table_name, items, report, should_stop=should_stop)
+                    self.store._write_items(self.table.view, self.table_name, items, reports[segment],
+                                            should_stop=halted)
                 start = response.get("LastEvaluatedKey")
                 if not start:
                     return
 
-        with ThreadPoolExecutor(max_workers=segments) as pool:
-            for future in [pool.submit(scan, segment) for segment in range(segments)]:
-                future.result()
+        run_all(scan, range(segments), segments, stopped)
+        for part in reports:
+            report.add(part)
         return report
 
     def _release(self) -> None:
