@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 
 class FaultyDynamoDB:
     def __init__(self, upstream: str, throttle_every: int = 0, drop_every: int = 0, unprocessed: bool = False,
-                 delay: float = 0.0):
-        """delay: seconds each request is held before it is forwarded (a slow store)."""
+                 delay: float = 0.0, hold: threading.Event | None = None):
+        """delay: seconds each request is held before it is forwarded (a slow store); hold: an
+        event each request waits for before it is forwarded (an answer the test lets through)."""
         self.upstream = urlsplit(upstream)
-        self.delay = delay
+        self.delay, self.hold = delay, hold
         self.throttle_every, self.drop_every, self.unprocessed = throttle_every, drop_every, unprocessed
         self.counts = {"requests": 0, "throttled": 0, "dropped": 0, "unprocessed_keys": 0}
         self.seen: list[tuple[str, int]] = []  # (operation, keys or items in a batch request; else 1)
@@ -39,6 +40,8 @@ class FaultyDynamoDB:
                     proxy.seen.append((operation, _batch_size(operation, body)))
                 if proxy.delay:
                     time.sleep(proxy.delay)
+                if proxy.hold is not None:
+                    proxy.hold.wait(60)
                 if proxy.drop_every and n % proxy.drop_every == 0:
                     proxy.counts["dropped"] += 1
                     self.close_connection = True

@@ -6,6 +6,7 @@ given up on early, with a message saying which."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import http.server
 import os
@@ -22,7 +23,8 @@ from featurestore.errors import FeatureStoreError
 from featurestore.online.config import OnlineConfig, load_online_config
 from featurestore.online.dynamodb import DynamoDBOnlineStore
 from featurestore.online.transport import UNREACHABLE_GRACE
-from featurestore.online.local import LocalDynamoDB, free_port
+from featurestore.online.local import RECORD, LocalDynamoDB, free_port
+from http_fault_proxy import FaultyDynamoDB
 
 TABLE = OnlineTable("things", ("thing_id",), {"size": "bigint"}, None)
 T0 = dt.datetime(2025, 1, 1)
@@ -225,6 +227,41 @@ def test_a_store_follows_the_projects_local_dynamodb_to_its_new_port(tmp_path, m
         assert store.moves == 1  # a sync begun before the move refuses to record its watermark (sync.py)
     finally:
         second.stop()
+
+
+def test_an_answer_of_the_old_server_in_flight_during_a_move_is_not_cached(tmp_path, pausable):
+    """A pointer read from the old server while another request moved the store to the new one
+    is used by its reader, but not kept for the next: it was cached for READ_CACHE_SECONDS, so
+    readers went to a table of the old server's (here a generation the new one never had)."""
+    old_url = pausable[0]
+    view = OnlineTable("moving", ("thing_id",), {"size": "bigint"}, None)
+    direct = DynamoDBOnlineStore(OnlineConfig(old_url, "us-east-1", "moving_", timeout_seconds=20.0))
+    direct.update_generations(view.view, lambda current: dataclasses.replace(current, live="moving_moving_g7"))
+    new = LocalDynamoDB(tmp_path / "new", free_port())
+    new.start()
+    answer = threading.Event()
+    proxy = FaultyDynamoDB(old_url, hold=answer)  # the old server, answering when the test lets it
+    project = tmp_path / ".featurestore"
+    project.mkdir()
+    try:
+        store = DynamoDBOnlineStore(OnlineConfig(proxy.url, "us-east-1", "moving_", timeout_seconds=20.0,
+                                                 follows=(str(project), proxy.url)))
+        read: list = []
+        reader = threading.Thread(target=lambda: read.append(store.generations(view.view, fresh=True)))
+        reader.start()
+        while not proxy.seen:  # the read is in flight
+            time.sleep(0.005)
+        (project / RECORD).write_text((tmp_path / "new" / RECORD).read_text())  # `online up` on another port
+        proxy.close()  # the old port refuses new connections; the read in flight is still answered
+        store.put_state("x", {"watermark": "1"})  # refused: the store moves to the new server
+        assert store.moves == 1 and store.config.endpoint_url == new.url
+        answer.set()  # the old server answers the read in flight now, after the move
+        reader.join()
+        assert read[0].live == "moving_moving_g7"  # the old server's answer, to the request made there
+        assert store.generations(view.view).live == "moving_moving"  # the new server's: no pointer yet
+    finally:
+        answer.set()
+        new.stop()
 
 
 @pytest.mark.parametrize("call", ["wire read", "botocore read", "write", "followed write"])

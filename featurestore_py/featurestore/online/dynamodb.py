@@ -93,6 +93,7 @@ class DynamoDBOnlineStore(DynamoDBTransport, OnlineStore):
             return
         from botocore.exceptions import ClientError
 
+        moves = self.moves
         with self._lock:
             deadline = deadline or self._deadline()
             try:
@@ -114,7 +115,8 @@ class DynamoDBOnlineStore(DynamoDBTransport, OnlineStore):
                     if create_error.response["Error"]["Code"] != "ResourceInUseException":  # created meanwhile
                         raise OnlineStoreError(f"Cannot create DynamoDB table {name}: {create_error}") from None
                 self._wait_until_active(name, deadline)
-            self._known_tables.add(name)
+            if self.moves == moves:  # (learnt of the server talked to before a move: not known of the new one)
+                self._known_tables.add(name)
 
     def _wait_until_active(self, name: str, deadline: float) -> None:
         attempt = 0
@@ -154,10 +156,11 @@ class DynamoDBOnlineStore(DynamoDBTransport, OnlineStore):
             pointer = self.update_generations(table.view, lambda current: None if current.pushed else current.marked_pushed()) \
                 or self.generations(table.view, fresh=True)
         if pointer.live not in self._known_tables:
+            moves = self.moves
             pointer = self.generations(table.view, fresh=True)
             if pointer.live == self.config.table_name(table.view):
                 self._ensure_view_table(pointer.live, table)
-            else:  # a generation: its loader made it
+            elif self.moves == moves:  # a generation: its loader made it
                 self._known_tables.add(pointer.live)
         return pointer
 
@@ -390,14 +393,20 @@ class DynamoDBOnlineStore(DynamoDBTransport, OnlineStore):
             lock.release()
 
     def _read_pointer(self, view: str, deadline: float | None = None) -> Generations:
-        read_at = time.monotonic()
+        read_at, moves = time.monotonic(), self.moves
         state = self.get_state(pointer_key(view), deadline)
         pointer = Generations.from_state(state) if state else Generations(live=self.config.table_name(view))
+        self._cache_pointer(view, pointer, read_at, moves)
+        return pointer
+
+    def _cache_pointer(self, view: str, pointer: Generations, read_at: float, moves: int) -> None:
+        """Keep a pointer read (or saved) at read_at, unless one read later is kept, or the store
+        moved to another server since (transport._moved): an answer of the old one in flight then
+        is not the new server's pointer."""
         with self._lock:
             cached = self._pointers.get(view)
-            if cached is None or cached[1] <= read_at:  # never replace a pointer read (or saved) later
+            if self.moves == moves and (cached is None or cached[1] <= read_at):
                 self._pointers[view] = (pointer, read_at)
-        return pointer
 
     def _pointer_lock(self, view: str) -> threading.Lock:
         with self._lock:
@@ -437,6 +446,7 @@ class DynamoDBOnlineStore(DynamoDBTransport, OnlineStore):
 
         self._ensure(self.config.state_table, "view", deadline=deadline)
         for attempt in range(1, 1000):
+            moves = self.moves
             current = self.generations(view, fresh=True, deadline=deadline or self._deadline())
             updated = change(current)
             if updated is None:
@@ -452,8 +462,7 @@ class DynamoDBOnlineStore(DynamoDBTransport, OnlineStore):
                     time.sleep(random.uniform(0, 0.01 * min(attempt, 20)))  # someone changed it: apply ours to theirs
                     continue
                 raise OnlineStoreError(f"Cannot save the table pointer of {view}: {exc}") from None
-            with self._lock:
-                self._pointers[view] = (updated, time.monotonic())
+            self._cache_pointer(view, updated, time.monotonic(), moves)
             return updated
         raise OnlineStoreError(f"The table pointer of {view} kept changing under 1,000 attempts to update it.")
 
