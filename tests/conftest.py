@@ -41,6 +41,9 @@ from jaffle_data import JaffleSize, write_raw_files  # noqa: E402
 for _name in [name for name in os.environ if (name.startswith("FEATURESTORE_") and name != "FEATURESTORE_DBT")
               or name == "DBT_PROFILES_DIR"]:
     del os.environ[_name]
+# dbt's usage tracking posts to a collector with a 5 s timeout: on a network that drops packets
+# rather than refusing them, every dbt process (every `dbt` command in test-compat) would wait for it.
+os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
 
 
 def copy_project(source: Path, destination: Path, package: bool = True) -> Path:

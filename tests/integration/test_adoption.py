@@ -19,6 +19,8 @@ import pytest
 
 from conftest import FIXTURES, REPO
 
+pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
+
 BIN = Path(sys.executable).parent
 
 

@@ -235,6 +235,7 @@ def test_three_stats_runs_over_a_changing_demo_give_three_points(tmp_path, built
     assert null_plot.count("<circle") == 3
 
 
+@pytest.mark.dbt_compat
 def test_dbt_docs_show_the_feature_metadata(demo_project):
     project_env(demo_project).run("docs generate", "--quiet")
     assert (demo_project / "target" / "index.html").is_file()

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import duckdb_path
 
 BIN = Path(sys.executable).parent
@@ -44,6 +46,7 @@ def test_tables_and_lines_are_whole_and_uncoloured_in_a_pipe(demo_project):
     assert "  depends_on: ['customer_features', 'store_features', 'churn_labels', 'churn_training_set']" in out.splitlines()
 
 
+@pytest.mark.dbt_compat
 def test_dbt_writes_no_colour_codes_into_a_pipe(demo_project):
     out, err = piped(demo_project, "parse")
     assert "Running with dbt=" in out + err
@@ -69,6 +72,7 @@ def test_each_sync_event_is_printed_once(demo_project, moto_server):
     assert out.startswith("store_features: incremental")
 
 
+@pytest.mark.dbt_compat
 def test_a_build_process_exits_with_its_output_whole_and_the_warehouse_closed(copied_demo):
     # the CLI skips Python's collections at exit (gc.freeze): what must still happen at exit does
     project = copied_demo()

@@ -1,6 +1,6 @@
 """dbt run as a command (FEATURESTORE_DBT=<dbt>) gives what dbt in-process gives: the same nodes
-and statuses, the same manifest for the registry. CI also runs the whole integration tier that
-way (`make test-compat`)."""
+and statuses, the same manifest for the registry. CI also runs the integration tests about what dbt
+itself does that way, on dbt-core 1.11 (`make test-compat`: the tests marked dbt_compat)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import FIXTURES, copy_project, project_env
 
 from featurestore import FeatureStore
+
+pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
 
 
 def dbt_command() -> str:

@@ -237,6 +237,7 @@ def test_two_syncs_and_an_export_run_at_once_on_duckdb(tmp_path, built_demo, mot
     assert (tmp_path / "train.parquet").is_file()
 
 
+@pytest.mark.dbt_compat
 def test_a_dbt_build_holding_the_lock_is_waited_for_or_named(copied_demo):
     """A real `dbt run` holds DuckDB's write lock: a reader with a short timeout fails naming dbt's
     PID and command line; a reader with a longer one waits and then succeeds."""

@@ -23,6 +23,8 @@ from conftest import REPO
 from featurestore import FeatureStore
 from featurestore.cli import app
 
+pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
+
 FEAST_PYTHON = REPO / ".venv-feast" / "bin" / "python"
 DRIVER = Path(__file__).resolve().parents[1] / "feast_driver.py"
 runner = CliRunner()

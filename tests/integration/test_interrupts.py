@@ -120,6 +120,7 @@ def test_export_interrupted_while_writing_leaves_no_half_file(demo_project, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train.parquet"]
 
 
+@pytest.mark.dbt_compat
 def test_build_under_a_real_sigint_says_interrupted_and_keeps_the_tables(copied_demo):
     """Ctrl-C during `featurestore build` with dbt in-process: dbtRunner hands the interrupt back
     as a failed result; the CLI still says interrupted (exit 130), and the built tables stay."""

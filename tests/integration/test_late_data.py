@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
+import pytest
 
 from conftest import duckdb_path, project_env
 from featurestore import FeatureStore
 from jaffle_data import JaffleSize, append_late_orders, late_and_corrected_orders
+
+pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
 
 VIEWS = ("customer_features", "store_features", "customer_product_features")
 

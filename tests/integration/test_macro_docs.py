@@ -2,6 +2,10 @@
 
 import json
 
+import pytest
+
+pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
+
 
 def test_every_macro_and_model_is_documented(demo_project):
     manifest = json.loads((demo_project / "target" / "manifest.json").read_text())

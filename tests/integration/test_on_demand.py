@@ -190,6 +190,7 @@ def test_featurestore_get_takes_request_fields_as_entities(online_demo):
     assert missing.exit_code == 1 and "needs the field 'ordered_at' (timestamp)" in missing.output
 
 
+@pytest.mark.dbt_compat
 def test_the_training_set_macro_computes_them_as_the_sdk_does(copied_demo):
     """A service with on-demand features as a dbt model (`featurestore.training_set`): the SDK's
     export, row for row."""

@@ -27,6 +27,7 @@ COMPARED = {
 
 
 @pytest.mark.parametrize("table", sorted(COMPARED))
+@pytest.mark.dbt_compat
 def test_demo_tables_identical_on_duckdb_and_postgres(demo_project, demo_on_postgres, table):
     with duckdb.connect(str(duckdb_path(demo_project)), read_only=True) as con:
         columns = [row[0] for row in con.execute(f"describe {table}").fetchall()]
@@ -56,6 +57,7 @@ def test_the_registry_tables_on_postgres_agree_with_the_registry(demo_project, d
     assert all(relation.endswith(f'"demo"."{name}"') for name, relation in relations.items())
 
 
+@pytest.mark.dbt_compat
 def test_snapshot_and_rolling_match_the_oracle_on_postgres(tmp_path_factory, postgres_server):
     env = {**postgres_server.env(), "FEATURESTORE_PG_SCHEMA": "props"}
     dbt = make_props_project(tmp_path_factory.mktemp("pgprops") / "project", "postgres", **env)

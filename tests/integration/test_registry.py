@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 from featurestore import FeatureStore, RegistryError
 from featurestore.cli import app
 
+pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
+
 runner = CliRunner()
 
 

@@ -17,6 +17,8 @@ import pytest
 import oracles
 from conftest import FIXTURES, REPO, DuckDBTables, copy_project, project_env
 
+pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
+
 N_CASES = 240
 SEED = 20261125
 EVENTS_DDL = """create or replace table {schema}.events (

@@ -67,6 +67,7 @@ def configure_events_view(dbt, **config):
     schema.write_text(text.replace("materialized: feature_view\n", f"materialized: feature_view{lines}\n"))
 
 
+@pytest.mark.dbt_compat
 def test_snapshot_and_rolling_match_the_oracle_on_spark(tmp_path_factory, spark_dir):
     dbt = make_props_project(tmp_path_factory.mktemp("sparkprops") / "project", "spark",
                              FEATURESTORE_SPARK_SCHEMA="props", FEATURESTORE_SPARK_DIR=str(spark_dir), **IN_PROCESS)
@@ -86,6 +87,7 @@ def test_snapshot_and_rolling_match_the_oracle_on_spark(tmp_path_factory, spark_
     assert oracles.sort_rows(got) == oracles.sort_rows(expected)
 
 
+@pytest.mark.dbt_compat
 def test_a_batch_touching_most_buckets_rebuilds_on_spark(tmp_path_factory, spark_dir):
     """Past snapshot_rebuild_share of the buckets an incremental run rebuilds (a full build: new
     build record, the same rows as the oracle, rejected rows right) and says so; a batch on few

@@ -13,6 +13,8 @@ import pytest
 from conftest import FIXTURES, REPO
 from featurestore.dbt import DbtProject
 
+pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
+
 ENGINES = ["duckdb", "postgres"]
 MIXED = """{{ config(materialized='feature_view') }}
 select customer_id as "CustomerId", ordered_at as "Ordered_At", loaded_at as "Loaded_At",

@@ -16,6 +16,8 @@ from featurestore import FeatureStore
 from featurestore.digest import content_hash
 from jaffle_data import JaffleSize
 
+pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
+
 def canonical(table: pa.Table) -> pa.Table:
     """Rows sorted by the label keys, the timestamp naive (a dbt table has no row order and
     keeps the label's type; the SDK returns UTC)."""

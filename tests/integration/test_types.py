@@ -15,6 +15,8 @@ from featurestore.errors import FeatureStoreError
 
 from conftest import FIXTURES, copy_project, duckdb_path
 
+pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
+
 runner = CliRunner()
 
 # sum() of an integer column is DuckDB's HUGEINT (not bigint); `float` is single precision (not double)

@@ -11,6 +11,8 @@ from featurestore.cli import app
 
 from conftest import FIXTURES, copy_project
 
+pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
+
 runner = CliRunner()
 SCHEMA = "models/schema.yml"
 

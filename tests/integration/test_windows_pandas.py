@@ -13,6 +13,8 @@ import pytest
 
 from conftest import copy_project, duckdb_path, project_env
 
+pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
+
 WINDOWS = {"1d": "1D", "7d": "7D", "2h": "2h"}
 MODEL = """{{{{ featurestore.rolling_window(
     source=source('win', 'win_events'), partition_by='k', timestamp_column='ts', spine=source('win', 'win_spine'),

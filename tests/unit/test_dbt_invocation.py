@@ -1,6 +1,6 @@
 """How dbt is invoked (FEATURESTORE_DBT) and what a dbt run as a command gives back: exit code and
 run_results.json. A stand-in `dbt` script plays the command here; the real dbt runs as a command
-in tests/integration/test_dbt_command.py and through the whole integration tier in CI."""
+in tests/integration/test_dbt_command.py and through the dbt_compat tests in CI (`make test-compat`)."""
 
 from __future__ import annotations
 
