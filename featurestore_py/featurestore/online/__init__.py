@@ -47,10 +47,11 @@ def back_off(attempt: int, deadline: float, failure: str, base: float = 0.05, ca
 
 
 def run_all(task: Callable[[Any], None], items: Sequence[Any], workers: int, stop: threading.Event) -> None:
-    """task(item) for every item, across a pool of `workers` threads when there is more than one.
-    The one way this package waits for a pool of writers. A failure, or Ctrl-C in the caller, sets `stop` (the tasks check it: those queued return at
-    once, those running after their current request) before it propagates: the pool's exit
-    would otherwise wait for every queued task."""
+    """task(item) for every item, across a pool of `workers` threads when there is more than one:
+    the one way this package waits for a pool of writers. A failure, or Ctrl-C in the caller,
+    sets `stop` (the tasks check it: those queued return at once, those running after their
+    current request) before it propagates: the pool's exit would otherwise wait for every
+    queued task."""
     if len(items) <= 1:
         for item in items:
             task(item)
