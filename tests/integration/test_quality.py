@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import pytest
 from typer.testing import CliRunner
 
 from conftest import FIXTURES, REPO, DuckDBTables, copy_project, project_env
@@ -30,6 +31,7 @@ def build_at(project, rows):
     return project, failures
 
 
+@pytest.mark.dbt_compat  # the package's generic tests, run by dbt build
 def test_clean_data_passes_every_check(tmp_path):
     now = datetime.now().replace(microsecond=0)
     project, failures = build(tmp_path, readings(now - 20 * DAY, 20, seed=1))
@@ -40,6 +42,7 @@ def test_clean_data_passes_every_check(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.dbt_compat  # the package's generic tests, run by dbt build
 def test_a_null_burst_fails_the_expectation_naming_the_feature(tmp_path):
     now = datetime.now()
     rows = readings(now - 20 * DAY, 15, seed=2) + readings(now - 5 * DAY, 5, seed=3, null_share=0.9)
@@ -49,6 +52,7 @@ def test_a_null_burst_fails_the_expectation_naming_the_feature(tmp_path):
     assert stats["features"]["temperature"]["null_rate"] > 0.1
 
 
+@pytest.mark.dbt_compat  # the package's generic tests, run by dbt build
 def test_a_stale_view_fails_its_freshness_test_and_stats_show_it(tmp_path):
     old = datetime(2024, 1, 1)
     project, failures = build(tmp_path, readings(old, 10, seed=4))
