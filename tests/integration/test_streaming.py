@@ -228,8 +228,9 @@ def test_a_replay_through_two_servers_audits_with_no_mismatch(tmp_path, moto_ser
     equals the training set's at its time."""
     project, env = build_stream_project(tmp_path, moto_server, "replay_")
     rng = random.Random(2323)
+    total = int(os.environ.get("TEST_REPLAY_EVENTS", "3000"))
     bursts = []  # (seed, size): each burst's events are made when it is sent, stamped around then
-    while sum(size for _, size in bursts) < int(os.environ.get("TEST_REPLAY_EVENTS", "3000")):
+    while sum(size for _, size in bursts) < total:
         bursts.append((rng.randrange(10**9), rng.choice([1, 5, 20, 50, 100, 200])))
     references = features(FeatureStore(project, env=env))
     failures: list[str] = []
