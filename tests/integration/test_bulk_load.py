@@ -157,15 +157,23 @@ def test_a_paused_loader_with_a_push_and_readers_during_the_load_and_the_switch(
     assert store.live_table_name("things") != f"{prefix}things"
 
 
-def test_a_killed_loader_leaves_readers_on_the_live_table_and_its_lease_runs_out(dynamodb):
+def test_a_killed_loaders_load_is_taken_over_at_once_on_its_machine_and_once_its_lease_runs_out_elsewhere(dynamodb):
+    """A loader killed mid-load leaves readers on the live table, and its load is taken over:
+    at once by a sync on the same machine, which can tell that the process has exited (before,
+    every sync in the lease's minute wrote conditionally); only when the lease has run out where
+    the holder cannot be judged (a loader named on another machine)."""
     from dataclasses import replace
 
     prefix = "blkilled_"
     store = store_at(dynamodb, prefix)
     store.write(TABLE, rows(range(KEYS), 5), build="old")
+
+    # killed on another machine (the stored name says so): the lease holds until it runs out
     loader = start_loader(dynamodb, prefix, 10)
     loader.kill()
     loader.wait(60)
+    store.update_generations("things", lambda current: replace(
+        current, loader=current.loader.partition("@")[0] + "@0123456789abcdef/1.1", serial=current.serial + 1))
     store.write(TABLE, rows(range(5), 30))  # written to the live table and the abandoned one
     assert sizes(store) == [30] * 5 + [5] * (KEYS - 5)
     assert store.begin_load(TABLE, "next") is None  # the lease (60 s from the last renewal) still holds
@@ -180,6 +188,50 @@ def test_a_killed_loader_leaves_readers_on_the_live_table_and_its_lease_runs_out
     assert sizes(store_at(dynamodb, prefix)) == [30] * 5 + [20] * (KEYS - 5)
     retired = [table for table, _ in store.generations("things", fresh=True).retired]
     assert abandoned in retired and f"{prefix}things" in retired
+
+    # killed on this machine: taken over at once, with most of its lease to go
+    loader = start_loader(dynamodb, prefix, 40)
+    loader.kill()
+    loader.wait(60)
+    left = store.generations("things", fresh=True)
+    assert left.load_in_progress() and left.lease_until > time.time() + 30
+    store.write(TABLE, rows(range(5), 50))
+    with store.begin_load(TABLE, "after the kill") as load:
+        assert load.table_name != left.loading
+        load.write(rows(range(KEYS), 45))
+        load.finish()
+    assert sizes(store_at(dynamodb, prefix)) == [50] * 5 + [45] * (KEYS - 5)
+    assert left.loading in [table for table, _ in store.generations("things", fresh=True).retired]
+
+
+def test_a_load_whose_release_failed_is_taken_over_by_the_next_sync_of_the_same_process(dynamodb, monkeypatch):
+    """A load given up while the store did not answer keeps its lease in the pointer: the next
+    load of the same view in the same process (`sync --every`, a server's process) takes it over
+    instead of writing conditionally for the lease's minute; a load this process still runs is
+    never taken over."""
+    from featurestore.online import OnlineStoreError
+
+    prefix = "blrelease_"
+    store = store_at(dynamodb, prefix)
+    store.write(TABLE, rows(range(KEYS), 5), build="old")
+    first = store.begin_load(TABLE, "first")
+    assert store_at(dynamodb, prefix).begin_load(TABLE, "second") is None  # this process runs it
+
+    def unanswered(*args, **kwargs):
+        raise OnlineStoreError("the store did not answer")
+
+    with monkeypatch.context() as patched, pytest.raises(RuntimeError, match="stopped mid-load"):
+        with first:
+            first.write(rows(range(KEYS // 2), 10))
+            patched.setattr(store, "update_generations", unanswered)  # the release fails
+            raise RuntimeError("stopped mid-load")
+    left = store.generations("things", fresh=True)
+    assert left.loading == first.table_name and left.load_in_progress()
+    with store_at(dynamodb, prefix).begin_load(TABLE, "second") as load:
+        assert load is not None and load.table_name != left.loading
+        load.write(rows(range(KEYS), 20))
+        load.finish()
+    assert sizes(store_at(dynamodb, prefix)) == [20] * KEYS
 
 
 def test_two_loads_at_once_the_second_writes_conditionally_and_newest_wins(dynamodb):

@@ -8,8 +8,11 @@ switched to. The protocol and why it keeps newest-wins: generations.py.
         load.finish()                              # merge, then switch readers
 
 Leaving the block by an exception (a failed write, Ctrl-C) gives the load up: readers keep the
-live table, the new one is dropped by a later sync. A killed loader's lease runs out
-(FEATURESTORE_LOAD_LEASE seconds, 60 by default); until then other syncs write conditionally.
+live table, the new one is dropped by a later sync. A loader's name carries its process
+(processes.this_process): a claim on the same machine takes over at once the load of a loader
+that has exited (killed, or its release failed on the way out), or that is this process and no
+longer runs it. Any other load's lease runs out first (FEATURESTORE_LOAD_LEASE seconds, 60 by
+default); until then other syncs write conditionally.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 import uuid
 from typing import Any, Callable, Iterable, Mapping
 
+from .. import processes
 from . import OnlineStoreError, OnlineTable, TableGone, WriteReport, back_off, run_all
 from .generations import DEFAULT_LEASE_SECONDS, Generations
 from .codec import BUILD, LOAD, stamp
@@ -123,6 +127,20 @@ class BatchWriter:
         return requests, retries
 
 
+_RUNNING: set[str] = set()  # the loads this process runs (claimed, not yet given up or switched)
+
+
+def _abandoned(loader: str | None) -> bool:
+    """Whether a load's holder no longer runs it: a process on this machine that has exited, or
+    this process, which gave the load up (or ended it) without the store hearing of it."""
+    holder = (loader or "").partition("@")[2]
+    if not holder:
+        return False  # a name without its process (made where /proc is missing, or by an earlier version)
+    if holder == processes.this_process():
+        return loader not in _RUNNING
+    return processes.has_exited(holder)
+
+
 class BulkLoad:
     """One claimed load of a view's next table generation (see the module docstring)."""
 
@@ -142,10 +160,26 @@ class BulkLoad:
         lease = lease_seconds(lease)
         store.drop_retired(table.view)
         base = store.config.table_name(table.view)
-        loader = uuid.uuid4().hex
-        pointer = store.update_generations(
-            table.view, lambda current: None if current.load_in_progress() else current.claimed(base, loader, lease))
+        holder = processes.this_process()
+        loader = f"{uuid.uuid4().hex}@{holder}" if holder else uuid.uuid4().hex
+        taken_over: list[str] = []
+
+        def claim(current: Generations) -> Generations | None:
+            taken_over[:] = []
+            if current.load_in_progress():
+                if not _abandoned(current.loader):
+                    return None
+                taken_over.append(current.loading)
+            return current.claimed(base, loader, lease)
+
+        _RUNNING.add(loader)  # before the claim: this process runs it from the moment it is stored
+        try:
+            pointer = store.update_generations(table.view, claim)
+        except BaseException:
+            _RUNNING.discard(loader)
+            raise
         if pointer is None:
+            _RUNNING.discard(loader)
             return None
         load = cls(store, table, build, pointer, loader, lease)
         try:
@@ -153,6 +187,9 @@ class BulkLoad:
         except BaseException:
             load._release()
             raise
+        if taken_over:
+            log.warning(f"the bulk load of {table.view} into {taken_over[0]} was left by a process that has exited: "
+                        "taken over before its lease ran out")
         log.info(f"bulk load of {table.view} into {load.table_name} (live: {load.previous})")
         return load
 
@@ -165,6 +202,7 @@ class BulkLoad:
         self._done.set()
         if kind is not None and not self.lost.is_set():
             self._release()
+        _RUNNING.discard(self.loader)  # released or not: a later claim in this process may take it over
 
     def _mine(self, current: Generations) -> bool:
         return current.loading == self.table_name and current.loader == self.loader
@@ -268,4 +306,7 @@ class BulkLoad:
                 self.table.view, lambda current: current.released() if self._mine(current) else None,
                 deadline=self.store._probe_deadline())
         except OnlineStoreError as exc:
-            log.warning(f"could not give up the bulk load of {self.table.view} ({exc}); its lease runs out")
+            log.warning(f"could not give up the bulk load of {self.table.view} ({exc}); the next sync on this machine "
+                        "takes it over, any other once its lease runs out")
+        finally:
+            _RUNNING.discard(self.loader)

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import FeatureStoreError
+from ..processes import command_line, start_ticks
 
 RECORD = "local_dynamodb.json"
 
@@ -41,22 +42,6 @@ def _answers(url: str) -> bool:
             return True
     except OSError as exc:  # an HTTP error status still means the server answers
         return hasattr(exc, "code")
-
-
-def _start_ticks(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _command(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
 
 
 def port_holder(port: int) -> int | None:
@@ -91,7 +76,7 @@ def describe_pid(pid: int | None) -> str:
         return "nothing"
     if pid == -1:
         return "a process this user cannot inspect"
-    return f"PID {pid} ({_command(pid) or 'command unknown'})"
+    return f"PID {pid} ({command_line(pid) or 'command unknown'})"
 
 
 class LocalDynamoDB:
@@ -159,8 +144,8 @@ class LocalDynamoDB:
                 raise FeatureStoreError(f"moto_server exited at start; port {self.port} is held by "
                                         f"{describe_pid(port_holder(self.port))}. See {self.log_file}.")
             if port_holder(self.port) == process.pid and _answers(self.url):
-                record = {"pid": process.pid, "start": _start_ticks(process.pid), "port": self.port, "url": self.url,
-                          "command": _command(process.pid)}
+                record = {"pid": process.pid, "start": start_ticks(process.pid), "port": self.port, "url": self.url,
+                          "command": command_line(process.pid)}
                 written = self.record_file.with_suffix(".tmp")
                 written.write_text(json.dumps(record))
                 os.replace(written, self.record_file)  # readers never see half a record
@@ -183,7 +168,7 @@ class LocalDynamoDB:
         if not _is_ours(record):
             self.record_file.unlink(missing_ok=True)
             pid = record.get("pid") if isinstance(record, dict) else None
-            if isinstance(pid, int) and _start_ticks(pid) is not None:
+            if isinstance(pid, int) and start_ticks(pid) is not None:
                 raise FeatureStoreError(f"{self.record_file} names {describe_pid(pid)}, which is not the local DynamoDB "
                                         "featurestore started; not stopping it (the stale record is removed).")
             return False
@@ -203,7 +188,7 @@ class LocalDynamoDB:
                 if self._process is not None and self._process.pid == pid:
                     if self._process.poll() is not None:  # our child: reaped
                         return
-                elif _start_ticks(pid) is None:
+                elif start_ticks(pid) is None:
                     return
                 time.sleep(0.1)
 
@@ -212,8 +197,8 @@ def _is_ours(record) -> bool:
     if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
         return False
     pid = record["pid"]
-    return (_start_ticks(pid) is not None and _start_ticks(pid) == record.get("start")
-            and "moto_server" in _command(pid))
+    return (start_ticks(pid) is not None and start_ticks(pid) == record.get("start")
+            and "moto_server" in command_line(pid))
 
 
 def recorded_url(state_dir: Path) -> str | None:

@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from ..errors import FeatureStoreError
 from ..interrupts import interrupt_on_sigint
+from ..processes import command_line
 from . import (STREAM_BATCH_ROWS, UserQueryError, UserQueryTimeout, Warehouse, WarehouseError, WarehouseLockedError,
                allowlist)
 
@@ -37,10 +38,7 @@ def lock_holder(message: str) -> str:
     if not match:
         return "another process"
     pid = match.group(1)
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        command = ""
+    command = command_line(int(pid))
     return f"PID {pid}" + (f" ({command})" if command else "")
 
 
