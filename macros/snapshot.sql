@@ -31,6 +31,9 @@
     {%- if not meta.get('event_timestamp') -%}
         {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " is materialized as a feature_view but has no `event_timestamp` under config.meta.featurestore") }}
     {%- endif -%}
+    {%- if meta.get('ttl') not in (none, '') -%}
+        {%- do featurestore._parse_duration(meta.get('ttl'), where ~ " ttl") -%}  {#- (validate's bad-ttl, before anything is built) -#}
+    {%- endif -%}
     {%- set entity_names = meta.get('entities') or [] -%}
     {%- if entity_names is string or (entity_names | length) == 0 -%}
         {{ exceptions.raise_compiler_error("featurestore: " ~ where ~ " needs `entities: [<entity name>, ...]` under config.meta.featurestore") }}

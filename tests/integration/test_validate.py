@@ -76,3 +76,29 @@ def test_warnings_alone_exit_zero(tmp_path):
     result = runner.invoke(app, ["validate", "-p", str(project)])
     assert result.exit_code == 0, result.output
     assert "[no-ttl]" in result.stdout and "0 error(s), 1 warning(s)" in result.stdout
+
+
+def test_build_stops_at_a_bad_ttl_before_the_view_or_the_registry_is_built(tmp_path):
+    """`featurestore build` refuses the ttl `validate` refuses, naming the model and the value,
+    and builds neither the view nor the registry tables (a trial found both built, with the
+    bad ttl written into featurestore_feature_views). The macro parses it with the duration
+    grammar tests/unit/test_durations.py proves equal to Python's."""
+    import duckdb
+
+    from conftest import duckdb_path
+
+    project = _project_with(tmp_path, "bad_ttl")
+    model = project / "models" / "user_features.sql"
+    model.write_text("{{ config(materialized='feature_view') }}\n" + model.read_text())
+    result = runner.invoke(app, ["build", "-p", str(project)],
+                           env={"FEATURESTORE_DUCKDB_PATH": str(duckdb_path(project))})
+    assert result.exit_code == 1, result.output
+    assert "model 'user_features'" in result.output and "ttl duration '7 days' is not valid" in result.output
+    assert "Traceback" not in result.output
+    built = set()
+    if duckdb_path(project).exists():
+        with duckdb.connect(str(duckdb_path(project)), read_only=True) as con:
+            built = {name for (name,) in con.execute("select table_name from information_schema.tables").fetchall()}
+    assert built and not built & {"user_features", "featurestore_feature_views", "featurestore_features"}, built
+    for node in ("user_features", "featurestore_feature_views", "featurestore_features"):
+        assert f"Compilation Error in model {node} " in result.output, node
