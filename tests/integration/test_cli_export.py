@@ -1,8 +1,11 @@
 """`featurestore export` on the demo project: file written, summary printed, bad input refused."""
 
 import json
+import os
+import stat
 
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from featurestore.cli import app
@@ -20,6 +23,23 @@ def test_export_churn_service(demo_project, tmp_path):
     assert summary["rows"] == table.num_rows > 100
     assert set(summary["match_rate"]) == {"customer_features", "store_features"}
     assert {"churned_30d", "total_orders_30d", "revenue_28d"} <= set(table.column_names)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_an_export_has_the_permissions_of_any_new_file(demo_project, tmp_path, umask):
+    """0666 less the umask, as a file the user's shell would make (a trial found 0600, the
+    temporary file's, whatever the umask: a training set others could not read); no temporary
+    file is left beside it."""
+    out = tmp_path / "shared" / "stores.parquet"
+    previous = os.umask(umask)
+    try:
+        result = runner.invoke(app, ["export", "-p", str(demo_project), "--entities", "main.churn_labels",
+                                     "--timestamp-column", "label_ts", "-f", "store_features:orders_7d", "--out", str(out)])
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~umask
+    assert [path.name for path in out.parent.iterdir()] == ["stores.parquet"]
 
 
 def test_export_features_from_a_csv_with_a_table_summary(demo_project, tmp_path):

@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -166,10 +167,15 @@ def _make_parent(target: Path) -> None:
 
 
 def _write_atomically(target: Path, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: never a half file."""
+    """Write through a temporary file in the same folder, then rename: never a half file. The
+    file gets the permissions any new file would (0666 less the umask), not mkstemp's 0600:
+    a training set is for others to read too."""
     _make_parent(target)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
+    temporary = str(target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as exc:
+        raise FeatureStoreError(f"Cannot write {target}: {exc}") from None
     try:
         write(temporary)
         os.replace(temporary, target)
