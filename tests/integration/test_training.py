@@ -149,6 +149,39 @@ def test_spine_retrieval_without_an_entity_frame(training_duckdb):
                                       start=datetime(2024, 3, 1), end=datetime(2024, 3, 2))
 
 
+def test_a_spine_export_is_the_same_file_in_every_run(tmp_path):
+    """A time spine's entity rows are numbered in one order, by key and then time, so the same
+    export gives the same file and content hash every time. With many keys, DuckDB's parallel
+    DISTINCT over the views returns them in another order from run to run (a trial's two
+    identical exports differed)."""
+    import duckdb
+
+    root = tmp_path / "project"
+    root.mkdir()
+    database = root / "featurestore.duckdb"
+
+    def load(table, columns, rows):  # many keys instead of the cases' rows: 40,000 places, two rows each
+        with duckdb.connect(str(database)) as con:
+            con.execute(f"create or replace table main.{table} ({', '.join(f'{c} {TYPES[c]}' for c in columns)})")
+            if table == "place_events":
+                con.execute("insert into main.place_events select i // 20, i % 20, "
+                            "timestamp '2024-03-01' - to_hours(i % 5 + 1) * (1 + r), "
+                            "timestamp '2024-03-01' - to_hours(i % 5 + 1) * (1 + r) + interval 1 minute, i % 97 "
+                            "from range(40000) as t(i), range(2) as s(r)")
+
+    store = build_training_project(root, oracles.generate_pit_cases(1, seed=1), load)
+    hashes = set()
+    for run in range(3):
+        job = store.get_historical_features(features=["place_features:size"], start=datetime(2024, 3, 1),
+                                            end=datetime(2024, 3, 1, 6), every="1h")
+        job.to_parquet(tmp_path / f"run{run}.parquet")
+        hashes.add(job.content_sha256)
+    assert len(hashes) == 1, hashes
+    rows = pq.read_table(tmp_path / "run0.parquet", columns=["case_id", "place_id", "event_timestamp"]).to_pylist()
+    assert len(rows) == 40000 * 7
+    assert rows == sorted(rows, key=lambda row: (row["case_id"], row["place_id"], row["event_timestamp"]))
+
+
 def test_bad_input_is_refused_with_a_clear_error(training_duckdb, tmp_path):
     store, cases = training_duckdb
     frame = entity_frame(cases).head(20)
