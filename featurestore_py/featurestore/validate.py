@@ -46,13 +46,14 @@ class Problem:
     rule: str
     message: str
     file: str
-    model: str | None = None
+    model: str | None = None  # the model, or the exposure of a feature service (kind)
     column: str | None = None
+    kind: str = "model"
 
     def __str__(self) -> str:
         where = [self.file or "?"]
         if self.model:
-            where.append(f"model '{self.model}'")
+            where.append(f"{self.kind} '{self.model}'")
         if self.column:
             where.append(f"column '{self.column}'")
         return f"{self.severity}: {', '.join(where)}: {self.message} [{self.rule}]"
@@ -65,6 +66,7 @@ class Problem:
             "file": self.file,
             "model": self.model,
             "column": self.column,
+            "kind": self.kind,
         }
 
 
@@ -430,7 +432,7 @@ def _check_yaml_duplicates(project_dir: Path, view: FeatureView) -> list[Problem
 def _check_services(registry: Registry) -> list[Problem]:
     problems = []
     for service in registry.services.values():
-        where = dict(file=service.yaml_path, model=service.name)
+        where = dict(file=service.yaml_path, model=service.name, kind="exposure")
         listed = service.meta.get("features")
         if listed is not None and not (isinstance(listed, list) and all(isinstance(r, str) for r in listed)):
             problems.append(Problem(ERROR, "bad-type", f"`features: {listed!r}` must be a list of 'view:feature' "
@@ -452,7 +454,7 @@ def _check_services(registry: Registry) -> list[Problem]:
                                                        or registry.on_demand_views[view_name]).features}:
                 problems.append(Problem(ERROR, "unknown-feature-reference",
                                         f"feature reference '{reference}': view '{view_name}' has no feature "
-                                        f"'{feature_name}'", column=feature_name, **where))
+                                        f"'{feature_name}'", **where))
             elif view_name not in service.depends_on:
                 problems.append(Problem(WARNING, "service-lineage",
                                         f"feature '{reference}' is used but '{view_name}' is not in depends_on; "

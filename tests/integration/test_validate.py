@@ -25,7 +25,7 @@ CASES = {
     "missing_owner": ("missing-owner", "user_features", None, "no owner"),
     "missing_type": ("missing-type", "user_features", "clicks_7d", "no data_type"),
     "duplicate_feature": ("duplicate-feature", "user_features", "tier", "declared 2 times"),
-    "unknown_feature_reference": ("unknown-feature-reference", "engagement_model", "purchases_30d",
+    "unknown_feature_reference": ("unknown-feature-reference", "exposure:engagement_model", None,
                                   "view 'user_features' has no feature 'purchases_30d'"),
     "bad_ttl": ("bad-ttl", "user_features", None, "'7 days' is not a duration"),
     "naming_snake_case": ("naming", "user_features", "Tier", "not snake_case"),
@@ -61,7 +61,8 @@ def test_broken_yaml_fails_with_a_precise_error(tmp_path, broken):
     assert lines, result.stdout
     line = next((l for l in lines if words in l), None)
     assert line is not None, f"no '{words}' in:\n{result.stdout}"
-    assert SCHEMA in line and f"model '{model}'" in line
+    kind, _, model = model.rpartition(":")
+    assert SCHEMA in line and f"{kind or 'model'} '{model}'" in line
     if column:
         assert f"column '{column}'" in line
     # the store refuses to load the same registry

@@ -135,7 +135,7 @@ def test_a_service_may_list_on_demand_features():
     service = exposure("svc", ["order_features"], ["order_features:big", "order_features:nope"])
     problems = [p for p in validate(registry_from_manifest(manifest([DIMS, CUSTOMERS, STORES, ORDER], [service])))
                 if p.model == "svc" and p.severity == "error"]
-    assert [(p.rule, p.column) for p in problems] == [("unknown-feature-reference", "nope")]
+    assert [(p.rule, p.kind, "nope" in p.message) for p in problems] == [("unknown-feature-reference", "exposure", True)]
 
 
 # -- the expression rules ------------------------------------------------------------------------------
