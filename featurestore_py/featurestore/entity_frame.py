@@ -151,7 +151,16 @@ def normalise_timestamp(table: pa.Table, column: str, description: str) -> pa.Ta
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             import pandas as pd
 
-            parsed = pd.to_datetime(values.to_pandas(), utc=True, format="ISO8601")
+            texts = values.to_pandas()
+            try:
+                parsed = pd.to_datetime(texts, utc=True, format="ISO8601")
+            except ValueError:  # pandas' own words advise options a caller of ours cannot pass: name the row
+                found = _first_unparsable(texts)
+                holds = f"row {found[0]} holds {found[1]!r}, which is" if found else "its values are"
+                raise EntityFrameError(
+                    f"The timestamp column '{column}' of the entity {description}: {holds} not an ISO 8601 time "
+                    "(e.g. 2024-01-31, 2024-01-31 12:00:00 or 2024-01-31T12:00:00Z)."
+                ) from None
             values = pa.chunked_array([pa.array(parsed.dt.tz_localize(None), type=pa.timestamp("us"))])
         elif pa.types.is_date(kind):
             values = pc.cast(values, pa.timestamp("us"))
@@ -169,6 +178,18 @@ def normalise_timestamp(table: pa.Table, column: str, description: str) -> pa.Ta
             f"The timestamp column '{column}' of the entity {description} has values that are not timestamps: {exc}"
         ) from None
     return table.set_column(index, pa.field(column, pa.timestamp("us")), values)
+
+
+def _first_unparsable(texts) -> tuple[int, str] | None:
+    """The first row (0-based) whose text is no ISO 8601 time; None if each parses alone."""
+    import pandas as pd
+
+    for row, text in enumerate(texts):
+        try:
+            pd.to_datetime(pd.Series([text]), utc=True, format="ISO8601")
+        except ValueError:
+            return row, text
+    return None
 
 
 def output_timestamp_type(kind: pa.DataType) -> pa.DataType:

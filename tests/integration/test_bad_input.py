@@ -75,7 +75,7 @@ CASES = [
                                                        "customer_features:total_orders_30d"], 1,
      "column 'total_orders_30d', the name of the requested feature"),
     ("entities-duplicate-columns", EXPORT + ["-e", "{f}/twice.csv", *STORES], 1, "column 'store_id' twice"),
-    ("entities-timestamp-words", EXPORT + ["-e", "{f}/words.csv", *STORES], 1, "not timestamps"),
+    ("entities-timestamp-words", EXPORT + ["-e", "{f}/words.csv", *STORES], 1, "row 0 holds 'yesterday'"),
     ("entities-key-type", EXPORT + ["-e", "{f}/int_key.csv", *STORES], 1, "Join key 'store_id'"),
     ("entities-no-timestamp", EXPORT + ["-e", "{f}/no_time.csv", *STORES], 1, "Cannot tell which column"),
     ("entities-fs-row", EXPORT + ["-e", "{f}/fs_row.csv", *STORES], 1, "_fs_row"),
@@ -237,7 +237,7 @@ def test_bad_yaml(case, tmp_path):
     assert result.exit_code == 1 and "Traceback" not in text, text
     line = next((l for l in text.splitlines() if words in l and l.startswith("error")), None)
     assert line is not None, text
-    assert YAML in line and "model '" in line and (column is None or f"column '{column}'" in line), line
+    assert YAML in line and ("model '" in line or "exposure '" in line) and (column is None or f"column '{column}'" in line), line
     # the SDK refuses the same registry, with the same words
     result, text = invoke(["list"], project)
     assert result.exit_code == 1 and words in " ".join(text.split())

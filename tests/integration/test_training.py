@@ -197,7 +197,7 @@ def test_bad_input_is_refused_with_a_clear_error(training_duckdb, tmp_path):
         store.get_historical_features(frame, ["place_features:size"], timestamp_column="when")
     with pytest.raises(EntityFrameError, match="Join key 'place_id'.*string"):
         store.get_historical_features(frame.assign(place_id=frame.place_id.astype(str)), ["place_features:size"]).to_arrow()
-    with pytest.raises(EntityFrameError, match="not timestamps"):
+    with pytest.raises(EntityFrameError, match="row 0 holds 'yesterday', which is not an ISO 8601 time"):
         store.get_historical_features(frame.assign(event_timestamp="yesterday"), ["place_features:size"])
     with pytest.raises(EntityFrameError, match="does not exist"):
         store.get_historical_features(str(tmp_path / "missing.parquet"), ["place_features:size"])
