@@ -8,6 +8,8 @@ the snapshot tables and training sets see what serving saw.
 
 from __future__ import annotations
 
+import json
+
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -182,8 +184,8 @@ class Pusher:
                                        f"it takes one value, not {'an object' if isinstance(value, Mapping) else 'a list'}.")
                 if value is not None and types.is_numeric(declared.get(name)) and (isinstance(value, bool) or (
                         types.is_whole_number(declared.get(name)) and isinstance(value, float) and not value.is_integer())):
-                    raise RequestError(f"Row {index}: '{name}' of '{view.name}' is {declared[name]}; {value!r} is not a "
-                                       "number of that type (Arrow would convert it silently).")
+                    raise RequestError(f"Row {index}: '{name}' of '{view.name}' is {declared[name]}; {_shown(value)} is "
+                                       "not a number of that type (Arrow would convert it silently).")
                 columns[name].append(value)
         arrays = []
         for name, values in columns.items():
@@ -191,9 +193,32 @@ class Pusher:
             try:
                 arrays.append(pa.array(values, type=kind) if kind is not None else pa.array(values))
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeError) as exc:
-                raise RequestError(f"Column '{name}' of '{view.name}' ({declared.get(name) or 'no declared type'}): "
-                                 f"{str(exc).splitlines()[0]}") from None
+                row = _first_refused(values, kind)
+                if row is None:
+                    raise RequestError(f"Column '{name}' of '{view.name}' ({declared.get(name) or 'no declared type'}): "
+                                       f"{str(exc).splitlines()[0]}") from None
+                raise RequestError(f"Row {row}: '{name}' of '{view.name}' is {declared.get(name) or 'of no declared type'}; "
+                                   f"{_shown(values[row])} is not a value of that type.") from None
         return pa.table(arrays, names=list(columns))
+
+
+def _first_refused(values: list, kind: pa.DataType | None) -> int | None:
+    """The first row whose value alone Arrow cannot take as `kind` (None: only together)."""
+    for row, value in enumerate(values):
+        try:
+            pa.array([value], type=kind) if kind is not None else pa.array([value])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeError):
+            return row
+    return None
+
+
+def _shown(value: Any) -> str:
+    """A pushed value as the client wrote it (JSON: true, "three"), for messages."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _refuse_push_time(view: FeatureView, rows: list[Mapping[str, Any]]) -> None:
