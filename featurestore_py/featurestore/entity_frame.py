@@ -181,15 +181,12 @@ def normalise_timestamp(table: pa.Table, column: str, description: str) -> pa.Ta
 
 
 def _first_unparsable(texts) -> tuple[int, str] | None:
-    """The first row (0-based) whose text is no ISO 8601 time; None if each parses alone."""
+    """The first row (0-based) whose text is no ISO 8601 time; None if none is (one pass)."""
     import pandas as pd
 
-    for row, text in enumerate(texts):
-        try:
-            pd.to_datetime(pd.Series([text]), utc=True, format="ISO8601")
-        except ValueError:
-            return row, text
-    return None
+    parsed = pd.to_datetime(texts, utc=True, format="ISO8601", errors="coerce")
+    bad = (parsed.isna() & texts.notna()).to_numpy().nonzero()[0]
+    return (int(bad[0]), texts.iloc[bad[0]]) if len(bad) else None
 
 
 def output_timestamp_type(kind: pa.DataType) -> pa.DataType:

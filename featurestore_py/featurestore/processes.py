@@ -12,11 +12,16 @@ import socket
 from pathlib import Path
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (state first); OSError as raised."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def start_ticks(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat); None
-    when there is no such process, or it has exited and waits to be reaped (a zombie)."""
+    when /proc shows no such process, or one that has exited and waits to be reaped (a zombie)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat(pid)
     except (OSError, IndexError):
         return None
     return None if fields[0] in ("Z", "X") else fields[19]
@@ -51,10 +56,23 @@ def this_process() -> str | None:
 
 
 def has_exited(name: str) -> bool:
-    """Whether the process `this_process()` named so has exited. Only a process named on this
-    machine is judged; any other name, or one that cannot be read, counts as running."""
+    """Whether the process `this_process()` named so has exited: only when that is known (its
+    PID is gone, a zombie, or another process's). A name from another machine, or a process
+    /proc will not show (hidepid, no file descriptor left), counts as running."""
     place, _, process = name.partition("/")
     pid, _, start = process.partition(".")
     if not place or place != machine() or not pid.isdigit() or not start:
         return False
-    return start_ticks(int(pid)) != start
+    try:
+        fields = _stat(int(pid))
+    except FileNotFoundError:  # gone, or hidden from us (hidepid): the kernel tells which
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+    except (OSError, IndexError):
+        return False
+    return fields[0] in ("Z", "X") or fields[19] != start

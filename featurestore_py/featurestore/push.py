@@ -9,7 +9,6 @@ the snapshot tables and training sets see what serving saw.
 from __future__ import annotations
 
 import json
-
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path

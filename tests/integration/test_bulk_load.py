@@ -234,6 +234,30 @@ def test_a_load_whose_release_failed_is_taken_over_by_the_next_sync_of_the_same_
     assert sizes(store_at(dynamodb, prefix)) == [20] * KEYS
 
 
+def test_a_claim_whose_answer_was_lost_and_is_retried_still_holds_the_load(dynamodb, monkeypatch):
+    """The store took the claim but its answer was lost: the retry reads the pointer with this
+    load already in it, and the load is ours (before, the retry found its own load "held" and
+    the sync wrote conditionally while nobody renewed the lease)."""
+    prefix = "blretry_"
+    store = store_at(dynamodb, prefix)
+    store.write(TABLE, rows(range(KEYS), 5), build="old")
+    real = store.update_generations
+
+    def answer_lost_then_retried(view, change, **options):
+        real(view, change, **options)  # stored; the answer never came
+        return real(view, change, **options)
+
+    monkeypatch.setattr(store, "update_generations", answer_lost_then_retried)
+    load = store.begin_load(TABLE, "retried")
+    monkeypatch.undo()
+    assert load is not None
+    with load:
+        load.write(rows(range(KEYS), 20))
+        load.finish()
+    assert sizes(store_at(dynamodb, prefix)) == [20] * KEYS
+    assert store.generations("things", fresh=True).live == load.table_name
+
+
 def test_two_loads_at_once_the_second_writes_conditionally_and_newest_wins(dynamodb):
     """An older build's load is paused mid-way; a newer build's sync finds the lease taken and
     writes conditionally; the older load resumes (its unconditional writes go over the newer

@@ -91,3 +91,33 @@ def test_a_load_is_abandoned_only_when_its_holder_no_longer_runs_it():
     assert not bulk._abandoned("0123456789abcdef0123456789abcdef")
     assert not bulk._abandoned(None)
     assert not bulk._abandoned("cafe@0123456789abcdef/1.1")
+
+
+@pytest.mark.parametrize("error", [PermissionError(13, "hidepid"), OSError(24, "Too many open files")])
+def test_a_process_proc_will_not_show_counts_as_running(monkeypatch, error):
+    """/proc may hide another user's processes (hidepid) or fail to open (no descriptor left):
+    that is no proof of an exit, so a load is never taken over on it."""
+    name = processes.this_process()
+
+    def unreadable(pid):
+        raise error
+
+    monkeypatch.setattr(processes, "_stat", unreadable)
+    assert not processes.has_exited(name)
+
+
+def test_a_process_hidden_from_proc_is_asked_of_the_kernel(monkeypatch):
+    """hidepid=2 makes another user's /proc/<pid> look missing: the kernel still knows whether
+    the PID exists (os.kill with signal 0), and only a PID it does not know has exited."""
+    child = _child()
+    running = _name_of(child.pid)
+    try:
+        def hidden(pid):
+            raise FileNotFoundError(2, "hidden")
+
+        monkeypatch.setattr(processes, "_stat", hidden)
+        assert not processes.has_exited(running)
+    finally:
+        child.kill()
+        child.wait(60)
+    assert processes.has_exited(running)

@@ -166,6 +166,8 @@ class BulkLoad:
 
         def claim(current: Generations) -> Generations | None:
             taken_over[:] = []
+            if current.loading and current.loader == loader:
+                return current  # stored already (a retry after an answer that was lost)
             if current.load_in_progress():
                 if not _abandoned(current.loader):
                     return None
@@ -188,8 +190,8 @@ class BulkLoad:
             load._release()
             raise
         if taken_over:
-            log.warning(f"the bulk load of {table.view} into {taken_over[0]} was left by a process that has exited: "
-                        "taken over before its lease ran out")
+            log.warning(f"the bulk load of {table.view} into {taken_over[0]} was left by its loader (a process that "
+                        "has exited, or this one): taken over before its lease ran out")
         log.info(f"bulk load of {table.view} into {load.table_name} (live: {load.previous})")
         return load
 
@@ -221,8 +223,9 @@ class BulkLoad:
 
     def _check(self) -> None:
         if self.lost.is_set():
-            raise OnlineStoreError(f"The bulk load of {self.table.view} lost its lease (another sync took over after "
-                                   f"{self.lease:.0f} s without a renewal); nothing was switched.")
+            raise OnlineStoreError(f"The bulk load of {self.table.view} lost its lease (another sync took it over: "
+                                   f"{self.lease:.0f} s went by without a renewal, or its loader was taken for "
+                                   "exited); nothing was switched.")
 
     def writer(self) -> BatchWriter:
         """A writer into the new table; picklable, for the engine's workers."""
@@ -306,7 +309,7 @@ class BulkLoad:
                 self.table.view, lambda current: current.released() if self._mine(current) else None,
                 deadline=self.store._probe_deadline())
         except OnlineStoreError as exc:
-            log.warning(f"could not give up the bulk load of {self.table.view} ({exc}); the next sync on this machine "
-                        "takes it over, any other once its lease runs out")
+            log.warning(f"could not give up the bulk load of {self.table.view} ({exc}); the next sync in this process "
+                        "takes it over, another once this process has exited or the lease has run out")
         finally:
             _RUNNING.discard(self.loader)

@@ -8,7 +8,8 @@ then switches readers to it. One item per view in the sync-state table, the *poi
               `<prefix><view>`; later ones `<prefix><view>.g<N>`)
     loading   the table a bulk load is filling, if any: writers write it too
     loader    who loads it, and lease_until: the loader renews the lease while it works; a load
-              whose lease ran out (a killed or stopped loader) may be taken over
+              whose lease ran out (a killed or stopped loader) may be taken over, and on the
+              loader's machine one whose loader has exited, at once (bulk.py, by its name)
     retired   tables replaced by a switch, dropped once readers that cached the pointer are done
     serial    grows with every change; every change is conditional on the serial it read
 
@@ -75,7 +76,8 @@ class Generations:
         return bool(self.loading) and self.lease_until > (time.time() if now is None else now)
 
     def claimed(self, base: str, loader: str, lease_seconds: float, pushed: bool = False) -> "Generations":
-        """A claim of the next generation by `loader`; a load left behind (lease ran out) is retired.
+        """A claim of the next generation by `loader`; a load left behind (its lease ran out, or its
+        loader exited) is retired.
         pushed: the live table may hold pushed items though no pointer said so (made before 0.3)."""
         now = time.time()
         retired = self.retired + (((self.loading, now),) if self.loading else ())
