@@ -19,18 +19,19 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-import urllib.request
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from featurestore.online import OnlineTable
 from featurestore.online.config import OnlineConfig
 from featurestore.online.dynamodb import DynamoDBOnlineStore
+from featurestore.online.local import LocalDynamoDB, free_port
 
 TABLE = OnlineTable("things", ("thing_id",), {"size": "bigint"}, None)
 LOADER = """
@@ -58,24 +59,6 @@ ARMS = ("no earlier load", "killed here", "killed elsewhere")
 def rows(keys: int, minute: int) -> list[dict]:
     event = datetime(2025, 1, 1) + timedelta(minutes=minute)
     return [{"thing_id": i, "event_timestamp": event, "created_timestamp": event, "size": minute} for i in range(keys)]
-
-
-def start_moto() -> tuple[subprocess.Popen, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
-                               "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    while True:  # until it answers (an HTTP error status is an answer)
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return server, url
-        except OSError as exc:
-            if hasattr(exc, "code"):
-                return server, url
-            if server.poll() is not None:
-                raise SystemExit("moto_server exited at start") from None
 
 
 def kill_a_loader(url: str, prefix: str, keys: int) -> None:
@@ -107,7 +90,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    server, url = start_moto()
+    server = LocalDynamoDB(Path(tempfile.mkdtemp(prefix="bench-takeover-")) / "moto", free_port())
+    url = server.start()  # moto's server, as `featurestore online up` starts it
     print(f"moto at {url}; {args.keys:,} keys; load average {os.getloadavg()[0]:.2f}", flush=True)
     times: dict[str, list[float]] = {arm: [] for arm in ARMS}
     try:
@@ -126,8 +110,7 @@ def main() -> None:
                 times[arm].append(seconds)
                 print(f"  round {round_ + 1}: {arm}: {path}, {seconds:.2f} s", flush=True)
     finally:
-        server.terminate()
-        server.wait(30)
+        server.stop()
     base = statistics.median(times[ARMS[0]])
     for arm in ARMS:
         median = statistics.median(times[arm])

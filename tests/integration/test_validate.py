@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from featurestore import FeatureStore, InvalidRegistryError
 from featurestore.cli import app
 
-from conftest import FIXTURES, copy_project
+from conftest import FIXTURES, copy_project, duckdb_path
 
 pytestmark = pytest.mark.dbt_compat  # rerun on dbt-core 1.11 by `make test-compat`
 
@@ -85,8 +85,6 @@ def test_build_stops_at_a_bad_ttl_before_the_view_or_the_registry_is_built(tmp_p
     bad ttl written into featurestore_feature_views). The macro parses it with the duration
     grammar tests/unit/test_durations.py proves equal to Python's."""
     import duckdb
-
-    from conftest import duckdb_path
 
     project = _project_with(tmp_path, "bad_ttl")
     model = project / "models" / "user_features.sql"
