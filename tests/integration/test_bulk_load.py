@@ -204,6 +204,31 @@ def test_a_killed_loaders_load_is_taken_over_at_once_on_its_machine_and_once_its
     assert left.loading in [table for table, _ in store.generations("things", fresh=True).retired]
 
 
+def test_two_loaders_racing_to_take_over_a_killed_ones_load_never_hold_it_together(dynamodb):
+    """Two loads start together after a loader was killed here: the pointer's conditional update
+    lets one take the load over; the other finds that one alive (busy) or, once it has switched,
+    claims the next generation. Every key ends with the newest switched value."""
+    prefix = "blrace_"
+    store = store_at(dynamodb, prefix)
+    store.write(TABLE, rows(range(KEYS), 5), build="old")
+    killed = start_loader(dynamodb, prefix, 10)
+    killed.kill()
+    killed.wait(60)
+    abandoned = store.generations("things", fresh=True).loading
+    racers = {minute: subprocess.Popen([sys.executable, "-c", LOADER, dynamodb, prefix, str(minute), str(KEYS), "60",
+                                        "run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for minute in (20, 30)}
+    outcomes = {minute: (racer.communicate(timeout=300), racer.returncode) for minute, racer in racers.items()}
+    assert all(code in (0, 3) for _, code in outcomes.values()), outcomes
+    switched = [minute for minute, ((out, _), code) in outcomes.items() if code == 0 and "switched" in out]
+    assert switched, outcomes
+    assert sizes(store_at(dynamodb, prefix)) == [max(switched)] * KEYS
+    pointer = store.generations("things", fresh=True)
+    # the killed loader's table is retired (and perhaps dropped already, by the second claim): never read or written
+    assert pointer.loading is None and abandoned not in pointer.targets()
+    assert abandoned in [table for table, _ in pointer.retired] or abandoned not in store.client.list_tables()["TableNames"]
+
+
 def test_a_load_whose_release_failed_is_taken_over_by_the_next_sync_of_the_same_process(dynamodb, monkeypatch):
     """A load given up while the store did not answer keeps its lease in the pointer: the next
     load of the same view in the same process (`sync --every`, a server's process) takes it over
